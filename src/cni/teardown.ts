@@ -1,0 +1,51 @@
+/** Undoing one attachment from its recorded state: shared by DEL and GC; every step tolerates "already gone". */
+import { existsSync } from 'node:fs';
+import { deleteEndpoint, getEndpoint } from '../bpf/endpoint-map';
+import { detach, destroyClsact, TC_PARENT } from '../bpf/tc';
+import { parseCidr } from '../net/ip';
+import { Rtnl } from '../net/rtnl';
+import { log } from '../util/log';
+import type { AttachmentState } from './state';
+
+/** Removes filters, the endpoint map entry and (when the pod netns is still there) the addresses afsteer added. */
+export async function teardownAttachment(pinDir: string, state: AttachmentState, netns: string | undefined): Promise<void> {
+  const host = Rtnl.host();
+  try {
+    const link = await host.linkByIndex(state.hostIfindex);
+    if (link && link.name === state.hostIfname) {
+      detach(link.index, 'ingress');
+      detach(link.index, 'egress');
+      if (state.createdClsact) {
+        const left = (await host.tcFilterCount(link.index, TC_PARENT.ingress)) + (await host.tcFilterCount(link.index, TC_PARENT.egress));
+        if (left === 0) destroyClsact(link.index);
+        else log.info('leaving clsact in place: other filters use it', { link: link.name, filters: left });
+      }
+    } else {
+      log.debug('host veth already gone', { ifindex: state.hostIfindex, name: state.hostIfname });
+    }
+  } finally {
+    host.close();
+  }
+
+  if (existsSync(pinDir)) {
+    const ep = getEndpoint(pinDir, state.hostIfindex);
+    if (ep && ep.podIfindex === state.podIfindex && ep.ipv4 === state.ipv4 && ep.ipv6 === state.ipv6) deleteEndpoint(pinDir, state.hostIfindex);
+  }
+
+  if (netns && existsSync(netns) && (state.addedAddresses.length || state.mtu.before !== state.mtu.after)) {
+    let pod: Rtnl | undefined;
+    try {
+      pod = Rtnl.inNamespace(netns);
+      const link = await pod.linkByName(state.ifname);
+      if (link) {
+        for (const a of state.addedAddresses) await pod.delAddress(link.index, parseCidr(a));
+        if (link.mtu === state.mtu.after && state.mtu.before !== state.mtu.after) await pod.setMtu(link.index, state.mtu.before);
+      }
+    } catch (err) {
+      // The netns may be going away under us; DEL must still succeed.
+      log.warn('could not clean the pod interface (netns going away?)', { netns, error: String((err as Error).message) });
+    } finally {
+      pod?.close();
+    }
+  }
+}

@@ -1,0 +1,62 @@
+/** libc calls Node has no API for: setns(2) and flock(2), through koffi. */
+import { ffi } from './koffi';
+
+const libc = ffi.load('libc.so.6');
+const setnsFn = libc.func('int setns(int fd, int nstype)');
+const flockFn = libc.func('int flock(int fd, int operation)');
+const mountFn = libc.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)');
+
+/** CLONE_NEWNET: the network namespace type for setns. */
+export const CLONE_NEWNET = 0x40000000;
+/** flock operations. */
+export const LOCK_EX = 2;
+export const LOCK_NB = 4;
+export const LOCK_UN = 8;
+const EWOULDBLOCK = 11;
+const EINTR = 4;
+
+/** Last errno set by a koffi call. */
+export function errno(): number {
+  return ffi.errno();
+}
+
+/** Moves the calling thread into the namespace open at fd; throws with errno on failure. */
+export function setns(fd: number, nstype: number): void {
+  if (setnsFn(fd, nstype) !== 0) throw errnoError('setns', errno());
+}
+
+/** Mounts a filesystem (mount(2)); throws with errno on failure. */
+export function mount(source: string, target: string, fstype: string, data: string): void {
+  if (mountFn(source, target, fstype, 0, data) !== 0) throw errnoError(`mount ${fstype} on ${target}`, errno());
+}
+
+/** Tries flock(fd, op); returns false when it would block, throws on other errors. */
+export function tryFlock(fd: number, op: number): boolean {
+  for (;;) {
+    if (flockFn(fd, op) === 0) return true;
+    const e = errno();
+    if (e === EINTR) continue;
+    if (e === EWOULDBLOCK) return false;
+    throw errnoError('flock', e);
+  }
+}
+
+/** An Error carrying an errno value and the name of the call that failed. */
+export function errnoError(call: string, e: number): NodeJS.ErrnoException {
+  const err: NodeJS.ErrnoException = new Error(`${call} failed: errno ${e} (${errnoName(e)})`);
+  err.errno = e;
+  err.syscall = call;
+  err.code = errnoName(e);
+  return err;
+}
+
+const names: Record<number, string> = {
+  1: 'EPERM', 2: 'ENOENT', 3: 'ESRCH', 4: 'EINTR', 5: 'EIO', 9: 'EBADF', 11: 'EAGAIN', 12: 'ENOMEM',
+  13: 'EACCES', 16: 'EBUSY', 17: 'EEXIST', 19: 'ENODEV', 22: 'EINVAL', 24: 'EMFILE', 28: 'ENOSPC',
+  95: 'EOPNOTSUPP', 7: 'E2BIG', 38: 'ENOSYS', 524: 'ENOTSUPP',
+};
+
+/** Symbolic name of an errno value, for messages. */
+export function errnoName(e: number): string {
+  return names[e] ?? `errno${e}`;
+}

@@ -1,0 +1,75 @@
+/** IP address and CIDR parsing (ip-cidr) and conversions between text and network-order bytes. */
+import IPCIDRModule from 'ip-cidr';
+import { isIPv4, isIPv6 } from 'node:net';
+
+const IPCIDR = ((IPCIDRModule as unknown as { default?: typeof IPCIDRModule }).default ?? IPCIDRModule) as typeof IPCIDRModule;
+
+/** An interface address with its prefix, as CNI results carry it ("10.0.0.2/24"). */
+export interface Cidr {
+  family: 4 | 6;
+  /** Address in canonical text form. */
+  address: string;
+  prefix: number;
+}
+
+/** Parses "addr/prefix"; throws a descriptive error when it is not a valid CIDR. */
+export function parseCidr(text: string): Cidr {
+  if (!IPCIDR.isValidCIDR(text)) throw new Error(`not a valid CIDR: ${JSON.stringify(text)}`);
+  const c = new IPCIDR(text);
+  const family = c.address.v4 ? 4 : 6;
+  return { family, address: canonical(c.address.addressMinusSuffix ?? text.split('/')[0]!), prefix: c.address.subnetMask };
+}
+
+/** True when text is a CIDR ip-cidr accepts. */
+export function isCidr(text: string): boolean {
+  return IPCIDR.isValidCIDR(text);
+}
+
+/** Address family of a bare address, or undefined. */
+export function familyOf(address: string): 4 | 6 | undefined {
+  return isIPv4(address) ? 4 : isIPv6(address) ? 6 : undefined;
+}
+
+/** Network-order bytes of a bare IPv4 (4 bytes) or IPv6 (16 bytes) address. */
+export function addressBytes(address: string): Buffer {
+  if (isIPv4(address)) return Buffer.from(address.split('.').map((p) => Number(p)));
+  if (!isIPv6(address)) throw new Error(`not an IP address: ${JSON.stringify(address)}`);
+  let text = address;
+  const v4tail = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+  if (v4tail) {
+    const b = addressBytes(v4tail[1]!);
+    text = text.slice(0, -v4tail[1]!.length) + `${((b[0]! << 8) | b[1]!).toString(16)}:${((b[2]! << 8) | b[3]!).toString(16)}`;
+  }
+  const [head, tail] = text.split('::') as [string, string | undefined];
+  const h = head ? head.split(':') : [];
+  const t = tail !== undefined && tail !== '' ? tail.split(':') : [];
+  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
+  const out = Buffer.alloc(16);
+  groups.forEach((g, i) => out.writeUInt16BE(parseInt(g, 16), i * 2));
+  return out;
+}
+
+/** Canonical text form of a 4- or 16-byte network-order address. */
+export function bytesToAddress(bytes: Uint8Array): string {
+  if (bytes.length === 4) return Array.from(bytes).join('.');
+  if (bytes.length !== 16) throw new Error(`address must be 4 or 16 bytes, got ${bytes.length}`);
+  const groups: number[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push((bytes[i]! << 8) | bytes[i + 1]!);
+  // RFC 5952: compress the longest run (length >= 2) of zero groups.
+  let best = -1, bestLen = 0;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) { i++; continue; }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen && j - i >= 2) { best = i; bestLen = j - i; }
+    i = j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (best < 0) return hex.join(':');
+  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
+}
+
+/** Canonical text form of an address (so "fd00:0::5" and "fd00::5" compare equal). */
+export function canonical(address: string): string {
+  return bytesToAddress(addressBytes(address));
+}

@@ -1,0 +1,52 @@
+/** Structured logging to stderr (never stdout, which carries the CNI result) and an optional file. */
+import { appendFileSync } from 'node:fs';
+
+/** Severity of a log line. */
+export type Level = 'debug' | 'info' | 'warn' | 'error';
+const rank: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+
+/** A logger that writes one JSON object per line. */
+export interface Logger {
+  debug(msg: string, fields?: Record<string, unknown>): void;
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+}
+
+interface Sink {
+  level: Level;
+  file?: string;
+  stderr: boolean;
+  base: Record<string, unknown>;
+}
+
+const sink: Sink = { level: 'info', stderr: true, base: {} };
+
+/** Configures where log lines go; called once the network config is parsed. */
+export function configureLog(opts: { level?: Level; file?: string; stderr?: boolean; base?: Record<string, unknown> }): void {
+  if (opts.level) sink.level = opts.level;
+  if (opts.file !== undefined) sink.file = opts.file;
+  if (opts.stderr !== undefined) sink.stderr = opts.stderr;
+  if (opts.base) sink.base = { ...sink.base, ...opts.base };
+}
+
+function write(level: Level, msg: string, fields?: Record<string, unknown>): void {
+  if (rank[level] < rank[sink.level]) return;
+  const line = JSON.stringify({ ts: new Date().toISOString(), level, msg, ...sink.base, ...fields }) + '\n';
+  if (sink.stderr) process.stderr.write(line);
+  if (sink.file) {
+    try {
+      appendFileSync(sink.file, line, { mode: 0o640 });
+    } catch {
+      // A broken log file must never fail the CNI operation.
+    }
+  }
+}
+
+/** The process-wide logger. */
+export const log: Logger = {
+  debug: (m, f) => write('debug', m, f),
+  info: (m, f) => write('info', m, f),
+  warn: (m, f) => write('warn', m, f),
+  error: (m, f) => write('error', m, f),
+};
