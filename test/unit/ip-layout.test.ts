@@ -1,0 +1,31 @@
+import { describe, expect, it } from 'vitest';
+import { decodeCounterKey, decodeEndpoint, encodeCounterKey, encodeEndpoint, EndpointLayout } from '../../src/bpf/maps-layout';
+import { addressBytes, bytesToAddress, canonical, parseCidr } from '../../src/net/ip';
+
+describe('ip helpers', () => {
+  it('round-trips addresses through bytes', () => {
+    for (const a of ['10.1.2.3', 'fd00::1', '::', '2001:db8:0:1:1:1:1:1', 'fe80::1:0:0:1']) expect(bytesToAddress(addressBytes(a))).toBe(a);
+    expect(canonical('FD00:0:0:0::0005')).toBe('fd00::5');
+    expect(canonical('2001:db8:0:0:1:0:0:1')).toBe('2001:db8::1:0:0:1');
+  });
+  it('parses CIDRs and rejects bad ones', () => {
+    expect(parseCidr('fd00:10::2/64')).toEqual({ family: 6, address: 'fd00:10::2', prefix: 64 });
+    expect(() => parseCidr('10.0.0.1/33')).toThrow(/not a valid CIDR/);
+  });
+});
+
+describe('map layout codecs', () => {
+  it('encodes the endpoint as the header lays it out', () => {
+    const b = encodeEndpoint({ ipv4: '10.0.0.2', ipv6: 'fd00::2', podIfindex: 7 });
+    expect(b.length).toBe(EndpointLayout.size);
+    expect([...b.subarray(0, 4)]).toEqual([10, 0, 0, 2]);
+    expect(b[4]).toBe(0xfd);
+    expect(b.readUInt32LE(20)).toBe(3);
+    expect(b.readUInt32LE(24)).toBe(7);
+    expect(decodeEndpoint(b)).toEqual({ ipv4: '10.0.0.2', ipv6: 'fd00::2', podIfindex: 7 });
+    expect(decodeEndpoint(encodeEndpoint({ ipv6: 'fd00::9', podIfindex: 1 }))).toEqual({ ipv6: 'fd00::9', podIfindex: 1 });
+  });
+  it('round-trips counter keys', () => {
+    expect(decodeCounterKey(encodeCounterKey(42, 1, 0))).toEqual({ ifindex: 42, family: 1, direction: 0 });
+  });
+});
