@@ -35,6 +35,10 @@ export async function runCni(env: NodeJS.ProcessEnv, argv: string[], write: (s: 
     write(`CNI afsteer plugin ${AFSTEER_VERSION}\nCNI protocol versions supported: ${SUPPORTED_VERSIONS.join(', ')}\n`);
     return 0;
   }
+  if (!env.CNI_COMMAND && argv[0] === 'show') {
+    // Operator command (not a CNI verb): loaded lazily like the verbs.
+    return (await import('../cli/show')).runShow(argv.slice(1), write);
+  }
   let cniVersion = CURRENT_VERSION;
   try {
     const verb = readVerb(env);
