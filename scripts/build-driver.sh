@@ -29,7 +29,9 @@ needs_build() {
 # all-up-to-date run needs no Go toolchain (as before).
 GO_READY=0
 setup_go() {
-  [[ "${GO_READY}" == "1" ]] && return 0
+  if [[ "${GO_READY}" == "1" ]]; then
+    return 0
+  fi
   if ! command -v go >/dev/null 2>&1; then
     echo "build-driver: 'go' not found on PATH (apt-get install golang-go)" >&2
     exit 1

@@ -68,8 +68,8 @@ writeFileSync(
       main: bundle,
       output: blob,
       disableExperimentalSEAWarning: true,
-      useCodeCache: true,
-      useSnapshot: false,
+      // A V8 startup snapshot holds the evaluated bundle (code cache does not apply with it).
+      useSnapshot: true,
       execArgv: ['--disable-warning=ExperimentalWarning'],
       execArgvExtension: 'none',
       assets: { 'afsteer.bpf.o': bpfObj, ...addons },

@@ -4,16 +4,18 @@ import { errnoError } from '../native/libc';
 
 let lib: ReturnType<typeof bind> | undefined;
 
-const OpenOpts = ffi.struct('afsteer_bpf_object_open_opts', {
-  sz: 'size_t',
-  object_name: 'const char *',
-  relaxed_maps: 'bool',
-  pin_root_path: 'const char *',
-});
-
 function bind() {
   const so = ffi.load('libbpf.so.1');
+  // libbpf prints diagnostics to stderr by default; afsteer reports errno itself, so keep stderr to its own JSON log lines.
+  so.func('void *libbpf_set_print(void *fn)')(null);
+  const openOpts = ffi.struct('afsteer_bpf_object_open_opts', {
+    sz: 'size_t',
+    object_name: 'const char *',
+    relaxed_maps: 'bool',
+    pin_root_path: 'const char *',
+  });
   return {
+    openOptsSize: ffi.sizeof(openOpts),
     openMem: so.func('void *bpf_object__open_mem(const void *buf, size_t sz, const afsteer_bpf_object_open_opts *opts)'),
     objLoad: so.func('int bpf_object__load(void *obj)'),
     objClose: so.func('void bpf_object__close(void *obj)'),
@@ -58,7 +60,7 @@ export function check(call: string, rc: number): number {
 export function openAndLoad(elf: Uint8Array, name: string, pinRoot: string): unknown {
   const b = libbpf();
   const obj = b.openMem(elf, elf.byteLength, {
-    sz: ffi.sizeof(OpenOpts),
+    sz: b.openOptsSize,
     object_name: name,
     relaxed_maps: false,
     pin_root_path: pinRoot,

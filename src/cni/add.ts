@@ -59,13 +59,16 @@ export function openPod(netns: string): Rtnl {
 /** Runs ADD and returns the result to print. */
 export async function cmdAdd(conf: NetConf, env: CniEnv): Promise<Record<string, unknown>> {
   const prev = requirePrevResult(conf);
+  log.debug('add: start');
   return withNodeLock(conf, async () => {
+    log.debug('add: locked');
     const undo: Undo[] = [];
     const host = Rtnl.host();
     let pod: Rtnl | undefined;
     try {
       pod = openPod(env.netns);
       const { podLink, hostLink } = await findVethPair(pod, host, env);
+      log.debug('add: found veth pair');
       const result: Result = structuredClone(prev);
       let ifIdx = containerInterfaceIndex(result, env.ifname);
       const have = familiesFor(result, ifIdx);
@@ -146,6 +149,7 @@ export async function cmdAdd(conf: NetConf, env: CniEnv): Promise<Record<string,
       const ipv4 = own.has(4) ? addrOf(4) : undefined;
       const ipv6 = own.has(6) ? addrOf(6) : undefined;
 
+      log.debug('add: pod configured');
       // 6. BPF: programs pinned once per node, filters on the host veth, endpoint registered.
       const progs = ensurePrograms(conf.pinDir);
       let createdClsact = false;
@@ -159,6 +163,7 @@ export async function cmdAdd(conf: NetConf, env: CniEnv): Promise<Record<string,
       } finally {
         closeFds(progs.fromPod, progs.toPod);
       }
+      log.debug('add: filters attached');
       putEndpoint(conf.pinDir, hostLink.index, { ...(ipv4 ? { ipv4 } : {}), ...(ipv6 ? { ipv6 } : {}), podIfindex: podLink.index });
       undo.push({ what: 'remove endpoint', run: () => deleteEndpoint(conf.pinDir, hostLink.index) });
 

@@ -1,34 +1,36 @@
 /** The afsteer network configuration (zod schema with defaults) and its parsing into CNI errors. */
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { CniCode, CniError } from './errors';
 import { isSupported, SUPPORTED_VERSIONS } from './version';
 
+const absPath = () => z.string().check(z.startsWith('/', 'must be an absolute path'));
+
 /** Delegated IPAM section: any IPAM plugin's config; only `type` is afsteer's business. */
 export const IpamSchema = z.looseObject({
-  type: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be a plugin name without path separators'),
+  type: z.string().check(z.regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be a plugin name without path separators')),
 });
 
 /** afsteer's own keys in the network config; other keys pass through untouched. */
 export const NetConfSchema = z.looseObject({
   cniVersion: z.string(),
-  name: z.string().min(1),
-  type: z.string().min(1),
-  prevResult: z.unknown().optional(),
+  name: z.string().check(z.minLength(1)),
+  type: z.string().check(z.minLength(1)),
+  prevResult: z.optional(z.unknown()),
   /** IPAM plugin to delegate to for a family the previous plugin did not assign. */
-  ipam: IpamSchema.optional(),
+  ipam: z.optional(IpamSchema),
   /** Pod interface MTU; default: host veth MTU − 40 (room for the outer header). */
-  mtu: z.number().int().min(1280).max(65535).optional(),
+  mtu: z.optional(z.number().check(z.int(), z.gte(1280), z.lte(65535))),
   /** Accept a single-stack prevResult without ipam (the pod then stays single-stack, never steered). */
-  allowSingleStack: z.boolean().default(false),
+  allowSingleStack: z._default(z.boolean(), false),
   /** bpffs directory for afsteer's pinned programs and maps. */
-  pinDir: z.string().startsWith('/').default('/sys/fs/bpf/afsteer'),
+  pinDir: z._default(absPath(), '/sys/fs/bpf/afsteer'),
   /** Directory for endpoint state files and the node lock. */
-  stateDir: z.string().startsWith('/').default('/var/lib/afsteer'),
+  stateDir: z._default(absPath(), '/var/lib/afsteer'),
   /** Optional log file (in addition to stderr). */
-  logFile: z.string().startsWith('/').optional(),
-  logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+  logFile: z.optional(absPath()),
+  logLevel: z._default(z.enum(['debug', 'info', 'warn', 'error']), 'info'),
   /** How long to wait for the node lock, ms. */
-  lockTimeoutMs: z.number().int().positive().default(60000),
+  lockTimeoutMs: z._default(z.number().check(z.int(), z.gt(0)), 60000),
 });
 
 /** A parsed and defaulted afsteer network config. */

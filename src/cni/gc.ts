@@ -1,7 +1,7 @@
 /** CNI GC: remove every afsteer attachment not in the runtime's list of valid ones; forward GC to the delegated IPAM. */
 import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { bpfObject, programPinDir } from '../bpf/programs';
 import { log } from '../util/log';
 import type { NetConf } from './config';
@@ -14,8 +14,8 @@ import { teardownAttachment } from './teardown';
 
 const AttachmentRef = z.looseObject({ containerID: z.string(), ifname: z.string() });
 const GcFields = z.looseObject({
-  'cni.dev/valid-attachments': z.array(AttachmentRef).optional(),
-  'cni.dev/attachments': z.array(AttachmentRef).optional(),
+  'cni.dev/valid-attachments': z.optional(z.array(AttachmentRef)),
+  'cni.dev/attachments': z.optional(z.array(AttachmentRef)),
 });
 
 /** Runs GC (prints nothing on success). */

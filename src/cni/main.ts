@@ -52,6 +52,7 @@ export async function runCni(env: NodeJS.ProcessEnv, argv: string[], write: (s: 
     cniVersion = conf.cniVersion;
     configureLog({ level: conf.logLevel, ...(conf.logFile ? { file: conf.logFile } : {}), base: { verb, network: conf.name } });
     const cenv = readEnv(env, verb);
+    log.debug('config parsed');
     let out: Record<string, unknown> | undefined;
     // Verbs are imported lazily so that VERSION and input errors never load netlink, koffi or libbpf.
     switch (verb) {
@@ -79,4 +80,9 @@ export async function runCni(env: NodeJS.ProcessEnv, argv: string[], write: (s: 
     write(JSON.stringify(e.toJSON(cniVersion)) + '\n');
     return 1;
   }
+}
+
+/** Initialises every verb module (no native code is loaded by doing so); used when building the startup snapshot. */
+export async function preloadVerbs(): Promise<void> {
+  await Promise.all([import('./add'), import('./del'), import('./check'), import('./gc'), import('./status'), import('../cli/show')]);
 }

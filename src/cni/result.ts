@@ -1,40 +1,40 @@
 /** CNI result schema (0.3.x, 0.4.0, 1.x) and conversion between afsteer's internal form and each version's output. */
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { isCidr, parseCidr, familyOf } from '../net/ip';
 import { resultHasIpVersion } from './version';
 
-const cidr = z.string().refine(isCidr, { message: 'must be an address with prefix, e.g. 10.1.0.5/24' });
-const ip = z.string().refine((s) => familyOf(s) !== undefined, { message: 'must be an IP address' });
+const cidr = z.string().check(z.refine(isCidr, 'must be an address with prefix, e.g. 10.1.0.5/24'));
+const ip = z.string().check(z.refine((s) => familyOf(s) !== undefined, 'must be an IP address'));
 
 /** One interface entry of a result. */
 export const InterfaceSchema = z.looseObject({
-  name: z.string().min(1),
-  mac: z.string().optional(),
-  mtu: z.number().int().optional(),
-  sandbox: z.string().optional(),
+  name: z.string().check(z.minLength(1)),
+  mac: z.optional(z.string()),
+  mtu: z.optional(z.number().check(z.int())),
+  sandbox: z.optional(z.string()),
 });
 
 /** One IP entry; version is present in 0.3.x/0.4.0 results and dropped internally. */
 export const IpSchema = z.looseObject({
-  version: z.enum(['4', '6']).optional(),
+  version: z.optional(z.enum(['4', '6'])),
   address: cidr,
-  gateway: ip.optional(),
-  interface: z.number().int().nonnegative().optional(),
+  gateway: z.optional(ip),
+  interface: z.optional(z.number().check(z.int(), z.gte(0))),
 });
 
 /** One route entry. */
 export const RouteSchema = z.looseObject({
   dst: cidr,
-  gw: ip.optional(),
+  gw: z.optional(ip),
 });
 
 /** A CNI result of any supported version. */
 export const ResultSchema = z.looseObject({
-  cniVersion: z.string().optional(),
-  interfaces: z.array(InterfaceSchema).optional(),
-  ips: z.array(IpSchema).optional(),
-  routes: z.array(RouteSchema).optional(),
-  dns: z.looseObject({}).optional(),
+  cniVersion: z.optional(z.string()),
+  interfaces: z.optional(z.array(InterfaceSchema)),
+  ips: z.optional(z.array(IpSchema)),
+  routes: z.optional(z.array(RouteSchema)),
+  dns: z.optional(z.looseObject({})),
 });
 
 /** A parsed result (internal, version-neutral form). */

@@ -1,7 +1,7 @@
 /** Per-attachment state files (what ADD did, so DEL/CHECK/GC can undo or verify exactly that). */
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { writeFileAtomic } from '../util/atomic-file';
 
 /** Everything afsteer did for one attachment (container id + ifname). */
@@ -10,20 +10,20 @@ export const AttachmentStateSchema = z.object({
   ifname: z.string(),
   netns: z.string(),
   network: z.string(),
-  hostIfindex: z.number().int(),
+  hostIfindex: z.number().check(z.int()),
   hostIfname: z.string(),
-  podIfindex: z.number().int(),
-  ipv4: z.string().optional(),
-  ipv6: z.string().optional(),
-  podNamespace: z.string().optional(),
-  podName: z.string().optional(),
+  podIfindex: z.number().check(z.int()),
+  ipv4: z.optional(z.string()),
+  ipv6: z.optional(z.string()),
+  podNamespace: z.optional(z.string()),
+  podName: z.optional(z.string()),
   createdClsact: z.boolean(),
   progDir: z.string(),
   /** Addresses afsteer added in the pod (delegated IPAM), as CIDRs. */
   addedAddresses: z.array(z.string()),
   /** True when afsteer allocated from the delegated IPAM plugin. */
   delegatedIpam: z.boolean(),
-  mtu: z.object({ before: z.number().int(), after: z.number().int() }),
+  mtu: z.object({ before: z.number().check(z.int()), after: z.number().check(z.int()) }),
   createdAt: z.string(),
 });
 

@@ -1,10 +1,19 @@
 /** libc calls Node has no API for: setns(2) and flock(2), through koffi. */
 import { ffi } from './koffi';
 
-const libc = ffi.load('libc.so.6');
-const setnsFn = libc.func('int setns(int fd, int nstype)');
-const flockFn = libc.func('int flock(int fd, int operation)');
-const mountFn = libc.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)');
+let fns: ReturnType<typeof bind> | undefined;
+function bind() {
+  const libc = ffi.load('libc.so.6');
+  return {
+    setns: libc.func('int setns(int fd, int nstype)'),
+    flock: libc.func('int flock(int fd, int operation)'),
+    mount: libc.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)'),
+  };
+}
+/** libc functions, bound on first use (never at module load, so snapshots and VERSION stay native-free). */
+function libc(): ReturnType<typeof bind> {
+  return (fns ??= bind());
+}
 
 /** CLONE_NEWNET: the network namespace type for setns. */
 export const CLONE_NEWNET = 0x40000000;
@@ -22,18 +31,18 @@ export function errno(): number {
 
 /** Moves the calling thread into the namespace open at fd; throws with errno on failure. */
 export function setns(fd: number, nstype: number): void {
-  if (setnsFn(fd, nstype) !== 0) throw errnoError('setns', errno());
+  if (libc().setns(fd, nstype) !== 0) throw errnoError('setns', errno());
 }
 
 /** Mounts a filesystem (mount(2)); throws with errno on failure. */
 export function mount(source: string, target: string, fstype: string, data: string): void {
-  if (mountFn(source, target, fstype, 0, data) !== 0) throw errnoError(`mount ${fstype} on ${target}`, errno());
+  if (libc().mount(source, target, fstype, 0, data) !== 0) throw errnoError(`mount ${fstype} on ${target}`, errno());
 }
 
 /** Tries flock(fd, op); returns false when it would block, throws on other errors. */
 export function tryFlock(fd: number, op: number): boolean {
   for (;;) {
-    if (flockFn(fd, op) === 0) return true;
+    if (libc().flock(fd, op) === 0) return true;
     const e = errno();
     if (e === EINTR) continue;
     if (e === EWOULDBLOCK) return false;

@@ -3,7 +3,7 @@ import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { LOCK_EX, LOCK_NB, LOCK_UN, tryFlock } from '../native/libc';
 
-const sleepCell = new Int32Array(new SharedArrayBuffer(4));
+let sleepCell: Int32Array | undefined;
 
 /** Runs fn while holding an exclusive flock on path; waits at most timeoutMs for the lock. */
 export async function withLock<T>(path: string, timeoutMs: number, fn: () => Promise<T>): Promise<T> {
@@ -16,7 +16,7 @@ export async function withLock<T>(path: string, timeoutMs: number, fn: () => Pro
       if (Date.now() >= deadline) {
         throw Object.assign(new Error(`timed out after ${timeoutMs} ms waiting for lock ${path}`), { code: 'ELOCKTIMEOUT' });
       }
-      Atomics.wait(sleepCell, 0, 0, wait);
+      Atomics.wait((sleepCell ??= new Int32Array(new SharedArrayBuffer(4))), 0, 0, wait);
       wait = Math.min(wait * 2, 20);
     }
     try {

@@ -32,7 +32,8 @@ export function configureLog(opts: { level?: Level; file?: string; stderr?: bool
 
 function write(level: Level, msg: string, fields?: Record<string, unknown>): void {
   if (rank[level] < rank[sink.level]) return;
-  const line = JSON.stringify({ ts: new Date().toISOString(), level, msg, ...sink.base, ...fields }) + '\n';
+  // ms: time since process start, so a slow CNI call shows where its time went.
+  const line = JSON.stringify({ ts: new Date().toISOString(), ms: Math.round(performance.now() * 10) / 10, level, msg, ...sink.base, ...fields }) + '\n';
   if (sink.stderr) process.stderr.write(line);
   if (sink.file) {
     try {
