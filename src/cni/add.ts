@@ -103,6 +103,7 @@ export async function cmdAdd(conf: NetConf, env: CniEnv): Promise<Record<string,
         });
       }
 
+      log.debug('add: sysctls set');
       // 3. Addresses and routes for the delegated family.
       const added: Cidr[] = [];
       for (const ip of newIps) {

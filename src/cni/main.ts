@@ -85,4 +85,5 @@ export async function runCni(env: NodeJS.ProcessEnv, argv: string[], write: (s: 
 /** Initialises every verb module (no native code is loaded by doing so); used when building the startup snapshot. */
 export async function preloadVerbs(): Promise<void> {
   await Promise.all([import('./add'), import('./del'), import('./check'), import('./gc'), import('./status'), import('../cli/show')]);
+  (await import('./warmup')).warmUp();
 }
