@@ -9,6 +9,7 @@ PKGS=(clang llvm libbpf-dev libbpf1 bpftool iproute2 iputils-ping util-linux eth
       nftables iperf3 tcpdump hyperfine)
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  command -v npm >/dev/null || PKGS+=(nodejs npm)
   missing=()
   for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
   if [ ${#missing[@]} -gt 0 ]; then
