@@ -6,6 +6,7 @@ import { parseCidr, type Cidr } from '../net/ip';
 import { inNetns } from '../net/netns';
 import { Rtnl, type LinkInfo } from '../net/rtnl';
 import { setNetSysctl } from '../net/sysctl';
+import { addressBytes } from '../net/ip';
 import { log } from '../util/log';
 import type { NetConf } from './config';
 import type { CniEnv } from './env';
@@ -13,7 +14,7 @@ import { CniCode, CniError, causeText } from './errors';
 import { ipamAdd, ipamDel } from './ipam';
 import { withNodeLock } from './node-lock';
 import { containerInterfaceIndex, familiesFor, formatResult, parseResult, type Result } from './result';
-import { removeState, saveState, type AttachmentState } from './state';
+import { loadState, removeState, saveState, type AttachmentState } from './state';
 import { compareVersions } from './version';
 
 /** Bytes the outer header of a steered packet takes (IPv6 40 ≥ IPv4 20). */
@@ -53,6 +54,39 @@ export function openPod(netns: string): Rtnl {
     return Rtnl.inNamespace(netns);
   } catch (err) {
     throw new CniError(CniCode.IoFailure, `cannot enter network namespace ${netns}`, causeText(err), { cause: err });
+  }
+}
+
+/** The recorded state of an attachment, or undefined when there is none or it is unreadable. */
+function loadStateQuietly(stateDir: string, containerId: string, ifname: string): AttachmentState | undefined {
+  try {
+    return loadState(stateDir, containerId, ifname);
+  } catch (err) {
+    log.warn('ignoring unreadable earlier state', { error: causeText(err) });
+    return undefined;
+  }
+}
+
+/**
+ * For a family afsteer delegated, the plugin before it (bridge) never configured the gateway:
+ * when the host veth is enslaved to a bridge, put each delegated gateway on that bridge (as the
+ * bridge plugin's isGateway does) and enable forwarding for the family. Shared by every pod on
+ * the bridge, so DEL leaves it, like the bridge plugin does.
+ */
+async function ensureBridgeGateways(host: Rtnl, hostLink: LinkInfo, ips: Result['ips']): Promise<void> {
+  if (!hostLink.master) return;
+  const bridge = await host.linkByIndex(hostLink.master);
+  if (!bridge || bridge.kind !== 'bridge') return;
+  for (const ip of ips ?? []) {
+    if (!ip.gateway) continue;
+    const { family, prefix } = parseCidr(ip.address);
+    const present = (await host.addresses(bridge.index, family)).some((a) => addressBytes(a.address).equals(addressBytes(ip.gateway!)));
+    if (!present) {
+      await host.addAddress(bridge.index, { family, address: ip.gateway, prefix }, true);
+      log.info('added delegated gateway to bridge', { bridge: bridge.name, gateway: ip.gateway });
+    }
+    if (family === 6) setNetSysctl(['ipv6', 'conf', 'all', 'forwarding'], '1');
+    else setNetSysctl(['ipv4', 'ip_forward'], '1');
   }
 }
 
@@ -112,6 +146,7 @@ export async function cmdAdd(conf: NetConf, env: CniEnv): Promise<Record<string,
         added.push(c);
         undo.push({ what: `remove address ${ip.address}`, run: () => pod?.delAddress(podLink.index, c) });
       }
+      await ensureBridgeGateways(host, hostLink, newIps);
       for (const r of delegated?.routes ?? []) {
         const dst = parseCidr(r.dst);
         if (!missing.includes(dst.family)) continue;
@@ -168,7 +203,10 @@ export async function cmdAdd(conf: NetConf, env: CniEnv): Promise<Record<string,
       putEndpoint(conf.pinDir, hostLink.index, { ...(ipv4 ? { ipv4 } : {}), ...(ipv6 ? { ipv6 } : {}), podIfindex: podLink.index });
       undo.push({ what: 'remove endpoint', run: () => deleteEndpoint(conf.pinDir, hostLink.index) });
 
-      // 7. State, written last: its presence means the attachment is complete.
+      // 7. State, written last: its presence means the attachment is complete. A repeated ADD
+      //    for the same attachment keeps what the first one changed, so DEL still undoes it.
+      const earlier = loadStateQuietly(conf.stateDir, env.containerId, env.ifname);
+      const same = earlier?.hostIfindex === hostLink.index ? earlier : undefined;
       const state: AttachmentState = {
         containerId: env.containerId,
         ifname: env.ifname,
@@ -181,11 +219,11 @@ export async function cmdAdd(conf: NetConf, env: CniEnv): Promise<Record<string,
         ...(ipv6 ? { ipv6 } : {}),
         ...(env.args.get('K8S_POD_NAMESPACE') ? { podNamespace: env.args.get('K8S_POD_NAMESPACE') } : {}),
         ...(env.args.get('K8S_POD_NAME') ? { podName: env.args.get('K8S_POD_NAME') } : {}),
-        createdClsact,
+        createdClsact: createdClsact || Boolean(same?.createdClsact),
         progDir: progs.dir,
-        addedAddresses: added.map((c) => `${c.address}/${c.prefix}`),
-        delegatedIpam: Boolean(delegated),
-        mtu: { before: podLink.mtu, after: mtu },
+        addedAddresses: [...new Set([...(same?.addedAddresses ?? []), ...added.map((c) => `${c.address}/${c.prefix}`)])],
+        delegatedIpam: Boolean(delegated) || Boolean(same?.delegatedIpam),
+        mtu: { before: same?.mtu.before ?? podLink.mtu, after: mtu },
         createdAt: new Date().toISOString(),
       };
       saveState(conf.stateDir, state);

@@ -20,6 +20,8 @@ export interface LinkInfo {
   kind?: string;
   /** MAC address, lower-case colon form. */
   mac?: string;
+  /** ifindex of the bridge (or other master) the link is enslaved to. */
+  master?: number;
   up: boolean;
 }
 
@@ -162,6 +164,7 @@ function toLinkInfo(m: LinkMsg): LinkInfo {
     mtu: m.attrs.mtu ?? 0,
     up: Boolean(m.data.flags?.up),
   };
+  if (m.attrs.master) info.master = m.attrs.master;
   const mac = m.attrs.address;
   if (mac && mac.length === 6) info.mac = Array.from(mac, (b) => b.toString(16).padStart(2, '0')).join(':');
   if (linkAttr && linkAttr.length >= 4) info.peerIndex = linkAttr.readUInt32LE(0);

@@ -50,6 +50,9 @@ describe.skipIf(!IS_ROOT)('single-stack prevResult', () => {
     expect(addr).toContain(v6ip!.address);
     expect(addr).not.toMatch(/tentative/);
     expect(await w.inNs(ns, ['ip', '-6', 'route', 'show', 'default'])).toContain(`via ${gw}`);
+    // The bridge never saw the IPv6 range: afsteer puts the delegated gateway on it, so the route works.
+    expect(sh('ip', ['-6', '-o', 'addr', 'show', 'dev', w.bridge])).toContain(gw);
+    await w.inNs(ns, ['ping', '-6', '-c', '2', '-i', '0.1', '-W', '2', gw]);
     expect(w.leases().filter((l) => l.startsWith('deleg-')).length).toBe(2);
     expect((await w.driver('check', list, ns, 'ctr-b')).code).toBe(0);
     expect((await w.driver('del', list, ns, 'ctr-b')).code).toBe(0);
