@@ -12,8 +12,13 @@
 
 /* Capacity of the local endpoint map: pods on one node. */
 #define AFSTEER_MAX_ENDPOINTS 1024
-/* Capacity of the per-CPU counter map: endpoints x families x directions. */
+/* Capacity of the per-CPU endpoint counter map: endpoints x families x directions. */
 #define AFSTEER_MAX_COUNTER_KEYS (AFSTEER_MAX_ENDPOINTS * 3 * 2)
+/* Remote pods known on this node (each has an IPv4 and an IPv6 key). */
+#define AFSTEER_MAX_REMOTE_PODS 65536
+#define AFSTEER_MAX_REMOTE_KEYS (AFSTEER_MAX_REMOTE_PODS * 2)
+/* (local pod, remote pod) pairs with a steering entry (and per-pair counters). */
+#define AFSTEER_MAX_PAIRS 262144
 
 /* Address family index used in counter keys. */
 enum afsteer_family {
@@ -28,7 +33,26 @@ enum afsteer_direction {
 	AFSTEER_DIR_TO_POD = 1,   /* host veth tc egress */
 };
 
-/* Endpoint flags. */
+/* Wire family of a steered pair (afsteer_steering.wire). */
+enum afsteer_wire {
+	AFSTEER_WIRE_NATIVE = 0, /* each packet in its own family */
+	AFSTEER_WIRE_IPV4 = 4,   /* IPv6 packets travel as IPv6-in-IPv4 (protocol 41) */
+	AFSTEER_WIRE_IPV6 = 6,   /* IPv4 packets travel as IPv4-in-IPv6 (next header 4) */
+};
+
+/* Node-wide event counters (afsteer_stats, per-CPU array index). */
+enum afsteer_stat {
+	AFSTEER_STAT_ENCAP = 0,         /* packets encapsulated */
+	AFSTEER_STAT_DECAP = 1,         /* packets decapsulated */
+	AFSTEER_STAT_DROP_SPOOF = 2,    /* pod sent protocol 4/41 toward a steered peer */
+	AFSTEER_STAT_DROP_MISMATCH = 3, /* tunnelled packet for a local pod whose addresses do not match */
+	AFSTEER_STAT_ENCAP_FAIL = 4,    /* could not encapsulate; sent natively instead */
+	AFSTEER_STAT_DECAP_FAIL = 5,    /* could not decapsulate (e.g. outer fragment); passed */
+	AFSTEER_STAT_SRC_FOREIGN = 6,   /* pod packet not from the pod's own address; not steered */
+	AFSTEER_STAT_MAX = 8,
+};
+
+/* Endpoint / remote flags. */
 #define AFSTEER_EP_F_IPV4 (1U << 0) /* ipv4 holds a valid address */
 #define AFSTEER_EP_F_IPV6 (1U << 1) /* ipv6 holds a valid address */
 
@@ -52,6 +76,47 @@ struct afsteer_counter_key {
 struct afsteer_counters {
 	__u64 packets;
 	__u64 bytes;
+};
+
+/* Key of afsteer_remotes: one remote pod address (IPv4 in addr[0..3], rest zero). */
+struct afsteer_addr_key {
+	__u8 family; /* 4 or 6 */
+	__u8 pad[3]; /* zero */
+	__u8 addr[16];
+};
+
+/* Value of afsteer_remotes: both addresses of the remote pod the key belongs to. */
+struct afsteer_remote {
+	__u8 ipv4[4];
+	__u8 ipv6[16];
+	__u32 flags; /* AFSTEER_EP_F_*: both must be set for the pod to be steerable */
+};
+
+/* Key of afsteer_steering and afsteer_pair_counters: (local pod, remote pod). */
+struct afsteer_pair_key {
+	__u32 ifindex;        /* local pod's host-side veth ifindex */
+	__u8 remote_ipv6[16]; /* the remote pod, by its IPv6 address */
+};
+
+/* Value of afsteer_steering. */
+struct afsteer_steering {
+	__u8 wire;        /* enum afsteer_wire */
+	__u8 pad[3];      /* zero */
+	__u32 generation; /* set by the writer (negotiation round); echoed in counters */
+};
+
+/* Value of afsteer_pair_counters (per CPU); [0] = IPv4 application packets, [1] = IPv6. */
+struct afsteer_pair_counters {
+	__u64 native_packets[2];
+	__u64 native_bytes[2];
+	__u64 encap_packets[2];
+	__u64 encap_bytes[2];
+	__u64 decap_packets[2];
+	__u64 decap_bytes[2];
+	__u64 drop_spoof;
+	__u64 drop_mismatch;
+	__u64 encap_fail;
+	__u64 decap_fail;
 };
 
 #endif /* AFSTEER_MAPS_H */

@@ -35,6 +35,7 @@ function bind() {
     tcAttach: so.func('int bpf_tc_attach(const void *hook, void *opts)'),
     tcDetach: so.func('int bpf_tc_detach(const void *hook, const void *opts)'),
     tcQuery: so.func('int bpf_tc_query(const void *hook, void *opts)'),
+    testRun: so.func('int bpf_prog_test_run_opts(int prog_fd, void *opts)'),
   };
 }
 

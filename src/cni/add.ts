@@ -6,6 +6,7 @@ import { parseCidr, type Cidr } from '../net/ip';
 import { inNetns } from '../net/netns';
 import { Rtnl, type LinkInfo } from '../net/rtnl';
 import { setNetSysctl } from '../net/sysctl';
+import { ensureLiberalTcpTracking } from '../net/conntrack';
 import { addressBytes } from '../net/ip';
 import { log } from '../util/log';
 import type { NetConf } from './config';
@@ -200,6 +201,7 @@ export async function cmdAdd(conf: NetConf, env: CniEnv): Promise<Record<string,
         closeFds(progs.fromPod, progs.toPod);
       }
       log.debug('add: filters attached');
+      if (ensureLiberalTcpTracking()) log.info('enabled liberal TCP conntrack (nf_conntrack_tcp_be_liberal=1) so steering switches never hit stale conntrack windows');
       putEndpoint(conf.pinDir, hostLink.index, { ...(ipv4 ? { ipv4 } : {}), ...(ipv6 ? { ipv6 } : {}), podIfindex: podLink.index });
       undo.push({ what: 'remove endpoint', run: () => deleteEndpoint(conf.pinDir, hostLink.index) });
 

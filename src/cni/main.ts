@@ -39,6 +39,9 @@ export async function runCni(env: NodeJS.ProcessEnv, argv: string[], write: (s: 
     // Operator command (not a CNI verb): loaded lazily like the verbs.
     return (await import('../cli/show')).runShow(argv.slice(1), write);
   }
+  if (!env.CNI_COMMAND && argv[0] === 'steer') {
+    return (await import('../cli/steer')).runSteer(argv.slice(1), write);
+  }
   let cniVersion = CURRENT_VERSION;
   try {
     const verb = readVerb(env);
@@ -84,6 +87,6 @@ export async function runCni(env: NodeJS.ProcessEnv, argv: string[], write: (s: 
 
 /** Initialises every verb module (no native code is loaded by doing so); used when building the startup snapshot. */
 export async function preloadVerbs(): Promise<void> {
-  await Promise.all([import('./add'), import('./del'), import('./check'), import('./gc'), import('./status'), import('../cli/show')]);
+  await Promise.all([import('./add'), import('./del'), import('./check'), import('./gc'), import('./status'), import('../cli/show'), import('../cli/steer')]);
   (await import('./warmup')).warmUp();
 }

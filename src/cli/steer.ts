@@ -1,0 +1,164 @@
+/**
+ * `afsteer steer`: the operator's view and control of pair steering.
+ *   afsteer steer show [--json]                       pairs, wire family, counters, node stats
+ *   afsteer steer remote add IPV4 IPV6 | del ADDR | list [--json]
+ *   afsteer steer set LOCAL REMOTE ipv4|ipv6|native [--generation N]
+ *   afsteer steer clear LOCAL REMOTE
+ * LOCAL is a local pod's address, its host veth name or its container id; REMOTE either address
+ * of a registered remote pod. Common flags: --pin-dir DIR (default /sys/fs/bpf/afsteer),
+ * --state-dir DIR (default /var/lib/afsteer).
+ */
+import { listEndpoints } from '../bpf/endpoint-map';
+import { Wire, type WireName } from '../bpf/maps-layout';
+import { clearSteering, listPairs, listRemotes, readStats, registerRemote, setSteering, unregisterRemote } from '../bpf/steering';
+import { listStates } from '../cni/state';
+import { canonical, familyOf } from '../net/ip';
+
+const USAGE = `usage:
+  afsteer steer show [--json]
+  afsteer steer remote add IPV4 IPV6 | remote del ADDR | remote list [--json]
+  afsteer steer set LOCAL REMOTE ipv4|ipv6|native [--generation N]
+  afsteer steer clear LOCAL REMOTE
+flags: --pin-dir DIR (default /sys/fs/bpf/afsteer)  --state-dir DIR (default /var/lib/afsteer)
+LOCAL: a local pod address, host veth name or container id; REMOTE: an address of a registered remote pod
+`;
+
+interface Opts {
+  pinDir: string;
+  stateDir: string;
+  json: boolean;
+  generation: number;
+  args: string[];
+}
+
+function parse(argv: string[]): Opts {
+  const o: Opts = { pinDir: '/sys/fs/bpf/afsteer', stateDir: '/var/lib/afsteer', json: false, generation: 0, args: [] };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const next = () => {
+      const v = argv[++i];
+      if (v === undefined) throw new UsageError(`${a} needs a value`);
+      return v;
+    };
+    if (a === '--json') o.json = true;
+    else if (a === '--pin-dir') o.pinDir = next();
+    else if (a === '--state-dir') o.stateDir = next();
+    else if (a === '--generation') o.generation = Number(next());
+    else if (a.startsWith('--')) throw new UsageError(`unknown flag ${a}`);
+    else o.args.push(a);
+  }
+  if (!Number.isInteger(o.generation) || o.generation < 0 || o.generation > 0xffffffff) throw new UsageError('--generation must be an unsigned 32-bit integer');
+  return o;
+}
+
+class UsageError extends Error {}
+
+/** Resolves LOCAL (address, host veth name or container id) to the host ifindex. */
+function resolveLocal(o: Opts, local: string): number {
+  const eps = listEndpoints(o.pinDir);
+  if (familyOf(local)) {
+    const a = canonical(local);
+    for (const [ifindex, ep] of eps) if (ep.ipv4 === a || ep.ipv6 === a) return ifindex;
+    throw new Error(`no local pod has address ${local}`);
+  }
+  const st = listStates(o.stateDir).find((s) => s.hostIfname === local || s.containerId === local);
+  if (st && eps.has(st.hostIfindex)) return st.hostIfindex;
+  throw new Error(`no local pod matches ${JSON.stringify(local)} (give its address, host veth name or container id)`);
+}
+
+function wireOf(s: string | undefined): WireName {
+  if (s && s in Wire) return s as WireName;
+  throw new UsageError(`family must be ipv4, ipv6 or native, got ${JSON.stringify(s)}`);
+}
+
+const str = (v: unknown): unknown => (typeof v === 'bigint' ? v.toString() : Array.isArray(v) ? v.map(str) : v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, str(x)])) : v);
+
+function table(head: string[], rows: string[][]): string {
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (c: string[]) => c.map((x, i) => x.padEnd(w[i]!)).join('  ').trimEnd();
+  return [line(head), ...rows.map(line)].join('\n') + '\n';
+}
+
+function show(o: Opts, write: (s: string) => void): void {
+  const eps = listEndpoints(o.pinDir);
+  const names = new Map(listStates(o.stateDir).map((s) => [s.hostIfindex, s.hostIfname]));
+  const pairs = listPairs(o.pinDir).sort((a, b) => a.ifindex - b.ifindex || a.remoteIpv6.localeCompare(b.remoteIpv6));
+  const stats = readStats(o.pinDir);
+  if (o.json) {
+    write(JSON.stringify(str({ pairs: pairs.map((p) => ({ ...p, local: eps.get(p.ifindex), hostIfname: names.get(p.ifindex) })), stats }), null, 2) + '\n');
+    return;
+  }
+  const rows = pairs.map((p) => {
+    const ep = eps.get(p.ifindex);
+    const c = p.counters;
+    return [
+      names.get(p.ifindex) ?? `#${p.ifindex}`,
+      `${ep?.ipv4 ?? '-'} ${ep?.ipv6 ?? '-'}`,
+      `${p.remoteIpv4 ?? '-'} ${p.remoteIpv6}`,
+      p.wire,
+      String(p.generation),
+      c ? `${c.nativePackets[0]}/${c.nativePackets[1]}` : '-',
+      c ? `${c.encapPackets[0]}/${c.encapPackets[1]}` : '-',
+      c ? `${c.decapPackets[0]}/${c.decapPackets[1]}` : '-',
+      c ? `${c.dropSpoof}/${c.dropMismatch}` : '-',
+    ];
+  });
+  write(table(['HOST-VETH', 'LOCAL POD', 'REMOTE POD', 'WIRE', 'GEN', 'NATIVE v4/v6', 'ENCAP v4/v6', 'DECAP v4/v6', 'DROP spoof/mismatch'], rows));
+  write(`node: encap ${stats.encap} decap ${stats.decap} drop-spoof ${stats.dropSpoof} drop-mismatch ${stats.dropMismatch} encap-fail ${stats.encapFail} decap-fail ${stats.decapFail} not-own-source ${stats.srcForeign}\n`);
+}
+
+/** Runs `afsteer steer ...`; returns the exit code. */
+export function runSteer(argv: string[], write: (s: string) => void): number {
+  try {
+    const o = parse(argv);
+    const [cmd, ...rest] = o.args;
+    switch (cmd) {
+      case 'show':
+      case undefined:
+        show(o, write);
+        return 0;
+      case 'remote': {
+        const [sub, a, b] = rest;
+        if (sub === 'add' && a && b) {
+          const [ipv4, ipv6] = familyOf(a) === 4 ? [a, b] : [b, a];
+          registerRemote(o.pinDir, { ipv4, ipv6 });
+          write(`registered remote pod ${canonical(ipv4)} ${canonical(ipv6)}\n`);
+          return 0;
+        }
+        if (sub === 'del' && a) {
+          write(unregisterRemote(o.pinDir, a) ? `unregistered remote pod ${a}\n` : `no remote pod ${a}\n`);
+          return 0;
+        }
+        if (sub === 'list') {
+          const rs = listRemotes(o.pinDir);
+          write(o.json ? JSON.stringify(rs, null, 2) + '\n' : table(['IPV4', 'IPV6'], rs.map((r) => [r.ipv4, r.ipv6])));
+          return 0;
+        }
+        throw new UsageError('remote needs: add IPV4 IPV6 | del ADDR | list');
+      }
+      case 'set': {
+        const [local, remote, fam] = rest;
+        if (!local || !remote) throw new UsageError('set needs LOCAL REMOTE FAMILY');
+        const wire = wireOf(fam);
+        setSteering(o.pinDir, resolveLocal(o, local), remote, wire, o.generation);
+        write(`steered ${local} -> ${remote}: ${wire}\n`);
+        return 0;
+      }
+      case 'clear': {
+        const [local, remote] = rest;
+        if (!local || !remote) throw new UsageError('clear needs LOCAL REMOTE');
+        write(clearSteering(o.pinDir, resolveLocal(o, local), remote) ? `cleared ${local} -> ${remote} (native)\n` : `no steering entry for ${local} -> ${remote}\n`);
+        return 0;
+      }
+      default:
+        throw new UsageError(`unknown steer command ${cmd}`);
+    }
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`afsteer steer: ${err.message}\n${USAGE}`);
+      return 2;
+    }
+    process.stderr.write(`afsteer steer: ${(err as Error).message}${(err as Error).cause ? `: ${String(((err as Error).cause as Error).message ?? (err as Error).cause)}` : ''}\n`);
+    return 1;
+  }
+}
