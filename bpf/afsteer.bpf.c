@@ -192,6 +192,57 @@ static __always_inline int encap_in_ipv4(struct __sk_buff *skb, const __u8 *src4
 	return 0;
 }
 
+/* Sentinel upper protocol: the extension-header chain was longer than we walk (or unreadable). */
+#define AFSTEER_PROTO_UNPARSED 256
+
+/*
+ * Upper-layer protocol of the IPv6 packet whose header starts at l3: follows up to
+ * AFSTEER_MAX_EXT extension headers (hop-by-hop, routing, fragment, destination options, AH),
+ * each read with bpf_skb_load_bytes (bounds-checked by the helper).
+ */
+#define AFSTEER_MAX_EXT 6
+static __always_inline __u32 ipv6_upper_proto(struct __sk_buff *skb, __u32 l3, __u8 nexthdr)
+{
+	__u32 pos = l3 + sizeof(struct ipv6hdr);
+	__u8 ext[2];
+	int i;
+
+#pragma unroll
+	for (i = 0; i < AFSTEER_MAX_EXT; i++) {
+		switch (nexthdr) {
+		case IPPROTO_HOPOPTS:
+		case IPPROTO_ROUTING:
+		case IPPROTO_DSTOPTS:
+			if (bpf_skb_load_bytes(skb, pos, ext, sizeof(ext)))
+				return AFSTEER_PROTO_UNPARSED;
+			nexthdr = ext[0];
+			pos += ((__u32)ext[1] + 1) * 8;
+			break;
+		case IPPROTO_FRAGMENT:
+			if (bpf_skb_load_bytes(skb, pos, ext, sizeof(ext)))
+				return AFSTEER_PROTO_UNPARSED;
+			nexthdr = ext[0];
+			pos += 8;
+			break;
+		case IPPROTO_AH:
+			if (bpf_skb_load_bytes(skb, pos, ext, sizeof(ext)))
+				return AFSTEER_PROTO_UNPARSED;
+			nexthdr = ext[0];
+			pos += ((__u32)ext[1] + 2) * 4;
+			break;
+		default:
+			return nexthdr;
+		}
+	}
+	return AFSTEER_PROTO_UNPARSED;
+}
+
+/* True for what could carry a tunnelled packet: IPIP, IPv6-in-IP, or a chain too long to judge. */
+static __always_inline int tunnel_proto(__u32 proto)
+{
+	return proto == IPPROTO_IPIP || proto == IPPROTO_IPV6 || proto == AFSTEER_PROTO_UNPARSED;
+}
+
 static __always_inline struct afsteer_pair_counters *pair_counters(struct afsteer_pair_key *k)
 {
 	return bpf_map_lookup_elem(&afsteer_pair_counters, k);
@@ -211,7 +262,8 @@ int afsteer_from_pod(struct __sk_buff *skb)
 	struct afsteer_pair_key pkey = { .ifindex = ifindex };
 	struct afsteer_steering *st;
 	struct afsteer_pair_counters *pc;
-	__u8 fam, proto, tos, ttl;
+	__u8 fam, tos, ttl;
+	__u32 proto;
 	int own_src;
 
 	ep = bpf_map_lookup_elem(&afsteer_endpoints, &ifindex);
@@ -248,6 +300,9 @@ int afsteer_from_pod(struct __sk_buff *skb)
 		tos = (ip6->priority << 4) | (ip6->flow_lbl[0] >> 4);
 		ttl = ip6->hop_limit;
 		own_src = (ep->flags & AFSTEER_EP_F_IPV6) && addr_eq6(ip6->saddr.in6_u.u6_addr8, ep->ipv6);
+		/* Extension headers are followed only for the anti-spoofing check below. */
+		if (proto != IPPROTO_TCP && proto != IPPROTO_UDP && proto != IPPROTO_ICMPV6)
+			proto = ipv6_upper_proto(skb, ETH_HLEN, proto);
 	} else {
 		count_endpoint(ifindex, AFSTEER_FAMILY_OTHER, AFSTEER_DIR_FROM_POD, len);
 		return TC_ACT_OK;
@@ -262,8 +317,9 @@ int afsteer_from_pod(struct __sk_buff *skb)
 	if (!st)
 		return TC_ACT_OK;
 
-	/* Anti-spoofing: a pod may not hand us ready-made tunnel packets for a steered peer. */
-	if (proto == IPPROTO_IPIP || proto == IPPROTO_IPV6) {
+	/* Anti-spoofing: a pod may not hand us ready-made tunnel packets for a steered peer
+	 * (also behind IPv6 extension headers). */
+	if (tunnel_proto(proto)) {
 		stat_inc(AFSTEER_STAT_DROP_SPOOF);
 		if (pc)
 			pc->drop_spoof += 1;
@@ -327,10 +383,24 @@ static __always_inline int decap_from_ipv6(struct __sk_buff *skb, struct afsteer
 	__be16 proto = bpf_htons(ETH_P_IP);
 	__u32 len;
 
-	if ((void *)(inner + 1) > data_end)
+	if ((void *)(outer + 1) > data_end)
 		return PASS;
-	if (outer->nexthdr != IPPROTO_IPIP || !(ep->flags & AFSTEER_EP_F_IPV6) ||
-	    !addr_eq6(outer->daddr.in6_u.u6_addr8, ep->ipv6))
+	if (!(ep->flags & AFSTEER_EP_F_IPV6) || !addr_eq6(outer->daddr.in6_u.u6_addr8, ep->ipv6))
+		return PASS;
+	if (outer->nexthdr != IPPROTO_IPIP) {
+		__u8 nh = outer->nexthdr;
+
+		if (nh == IPPROTO_TCP || nh == IPPROTO_UDP || nh == IPPROTO_ICMPV6 || nh == IPPROTO_IPV6)
+			return PASS;
+		/* afsteer never sends extension headers before the tunnelled packet: an IPv4
+		 * packet hidden behind them, addressed to this pod, is not ours to deliver. */
+		if (ipv6_upper_proto(skb, ETH_HLEN, nh) == IPPROTO_IPIP) {
+			stat_inc(AFSTEER_STAT_DROP_MISMATCH);
+			return DROP;
+		}
+		return PASS;
+	}
+	if ((void *)(inner + 1) > data_end)
 		return PASS;
 	/* Only a packet that claims this pod as its inner destination is ours to judge. */
 	if (!(ep->flags & AFSTEER_EP_F_IPV4) || inner->daddr != *(__be32 *)ep->ipv4)
@@ -382,6 +452,19 @@ static __always_inline int decap_from_ipv4(struct __sk_buff *skb, struct afsteer
 	if (outer->protocol != IPPROTO_IPV6 || !(ep->flags & AFSTEER_EP_F_IPV4) ||
 	    outer->daddr != *(__be32 *)ep->ipv4)
 		return PASS;
+	*(__be32 *)rkey.addr = outer->saddr;
+	remote = bpf_map_lookup_elem(&afsteer_remotes, &rkey);
+	if (remote)
+		copy6(pkey.remote_ipv6, remote->ipv6);
+	pc = remote ? pair_counters(&pkey) : 0;
+	/* An outer fragment cannot be stripped (and a non-first one has no inner header to
+	 * read): let it through untouched (the pod drops it). afsteer sends with DF. */
+	if (outer->frag_off & bpf_htons(IP_MF | IP_OFFSET)) {
+		stat_inc(AFSTEER_STAT_DECAP_FAIL);
+		if (pc)
+			pc->decap_fail += 1;
+		return PASS;
+	}
 	hlen = outer->ihl * 4;
 	if (hlen < sizeof(*outer) || hlen > 60)
 		return PASS;
@@ -390,24 +473,12 @@ static __always_inline int decap_from_ipv4(struct __sk_buff *skb, struct afsteer
 		return PASS;
 	if (!(ep->flags & AFSTEER_EP_F_IPV6) || !addr_eq6(inner->daddr.in6_u.u6_addr8, ep->ipv6))
 		return PASS;
-	*(__be32 *)rkey.addr = outer->saddr;
-	remote = bpf_map_lookup_elem(&afsteer_remotes, &rkey);
-	if (remote)
-		copy6(pkey.remote_ipv6, remote->ipv6);
-	pc = remote ? pair_counters(&pkey) : 0;
 	if (!remote || !(remote->flags & AFSTEER_EP_F_IPV6) || inner->version != 6 ||
 	    !addr_eq6(inner->saddr.in6_u.u6_addr8, remote->ipv6)) {
 		stat_inc(AFSTEER_STAT_DROP_MISMATCH);
 		if (pc)
 			pc->drop_mismatch += 1;
 		return DROP;
-	}
-	/* An outer fragment cannot be stripped: let it through (the pod drops it). We set DF. */
-	if (outer->frag_off & bpf_htons(IP_MF | IP_OFFSET)) {
-		stat_inc(AFSTEER_STAT_DECAP_FAIL);
-		if (pc)
-			pc->decap_fail += 1;
-		return PASS;
 	}
 	if (bpf_skb_adjust_room(skb, -(__s32)hlen, BPF_ADJ_ROOM_MAC,
 				BPF_F_ADJ_ROOM_DECAP_L3_IPV6 | BPF_F_ADJ_ROOM_FIXED_GSO) ||

@@ -784,6 +784,31 @@ describe.skipIf(!IS_ROOT)('afsteer tc programs under BPF_PROG_TEST_RUN', () => {
       });
     }
 
+    /** IPv6 destination-options header (8 bytes, PadN) announcing nh. */
+    const dstOpts = (nh: number) => Buffer.from([nh, 0, 1, 4, 0, 0, 0, 0]);
+    for (const [name, chain, proto] of [
+      ['IPv6 dst-options then nh 4 to C', [60], 4],
+      ['IPv6 single-fragment header then nh 4 to C', [44], 4],
+      ['IPv6 dst-options, dst-options then nh 41 to C', [60, 60], 41],
+    ] as const) {
+      it(`${name} (tunnel hidden behind extension headers) is dropped as drop_spoof`, () => {
+        const inner = proto === IPPROTO.ipip
+          ? ipv4({ src: FOREIGN.ipv4, dst: C.ipv4, proto: IPPROTO.udp, payload: udp(flowOf(4, FOREIGN, C), 1, 2, pattern(8)) })
+          : ipv6({ src: FOREIGN.ipv6, dst: C.ipv6, nh: IPPROTO.udp, payload: udp(flowOf(6, FOREIGN, C), 1, 2, pattern(8)) });
+        let payload = inner;
+        let nh: number = proto;
+        for (const h of [...chain].reverse()) {
+          payload = Buffer.concat([h === 44 ? fragHeader6(nh, 0, false, 0x1234) : dstOpts(nh), payload]);
+          nh = h;
+        }
+        const frame = eth(ETH_P_IPV6, ipv6({ src: A.ipv6, dst: C.ipv6, nh, payload }));
+        const m = measure(() => fromPod(frame));
+        expect(m.result.retval, 'TC_ACT_SHOT').toBe(TC_ACT_SHOT);
+        expect(m.stats).toEqual({ dropSpoof: 1n });
+        expect(m.pairs).toEqual({ C: { dropSpoof: 1n } });
+      });
+    }
+
     for (const [name, family, dst, proto] of [
       ['IPv6 nh 4 to E (registered, no steering entry)', 6, E, 4],
       ['IPv4 proto 41 to E (registered, no steering entry)', 4, E, 41],
@@ -841,6 +866,14 @@ describe.skipIf(!IS_ROOT)('afsteer tc programs under BPF_PROG_TEST_RUN', () => {
       expect(m.result.map((r) => r.retval)).toEqual([TC_ACT_SHOT, TC_ACT_SHOT]);
       expect(m.stats).toEqual({ dropMismatch: 2n });
       expect(m.pairs).toEqual({});
+    });
+
+    it('IPv4 hidden behind an IPv6 extension header, addressed to the local pod: dropped (afsteer never sends that)', () => {
+      const inner = inner4(A.ipv4, B.ipv4);
+      const frame = eth(ETH_P_IPV6, ipv6({ src: A.ipv6, dst: B.ipv6, nh: 60, payload: Buffer.concat([Buffer.from([IPPROTO.ipip, 0, 1, 4, 0, 0, 0, 0]), inner]) }));
+      const m = measure(() => toPod(frame));
+      expect(m.result.retval).toBe(TC_ACT_SHOT);
+      expect(m.stats).toEqual({ dropMismatch: 1n });
     });
 
     it('tunnel packet whose inner dst is not the local pod (or whose outer dst is not): passes untouched', () => {
