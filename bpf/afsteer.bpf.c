@@ -41,9 +41,9 @@ struct {
 } afsteer_endpoints SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, AFSTEER_MAX_COUNTER_KEYS);
-	__type(key, struct afsteer_counter_key);
+	__type(key, __u32);
 	__type(value, struct afsteer_counters);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } afsteer_counters SEC(".maps");
@@ -59,18 +59,17 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, AFSTEER_MAX_PAIRS);
+	__uint(max_entries, AFSTEER_MAX_ROUTES);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct afsteer_pair_key);
-	__type(value, struct afsteer_steering);
+	__type(key, struct afsteer_route_key);
+	__type(value, struct afsteer_route);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} afsteer_steering SEC(".maps");
+} afsteer_routes SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, AFSTEER_MAX_PAIRS);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct afsteer_pair_key);
+	__type(key, __u32);
 	__type(value, struct afsteer_pair_counters);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } afsteer_pair_counters SEC(".maps");
@@ -91,28 +90,20 @@ static __always_inline void stat_inc(__u32 which)
 		*v += 1;
 }
 
-/* Count one packet for a registered endpoint (creating its counter slot on first use). */
-static __always_inline void count_endpoint(__u32 ifindex, __u8 family, __u8 direction, __u32 len)
+/* Count one packet in the endpoint's counter cell (a per-CPU array: no hashing, no locking). */
+static __always_inline void count_endpoint(const struct afsteer_endpoint *ep, __u8 family, __u8 direction, __u32 len)
 {
-	struct afsteer_counter_key key = {
-		.ifindex = ifindex,
-		.family = family,
-		.direction = direction,
-	};
-	struct afsteer_counters *c = bpf_map_lookup_elem(&afsteer_counters, &key);
+	__u32 idx = AFSTEER_COUNTER_INDEX(ep->slot, family, direction);
+	struct afsteer_counters *c = bpf_map_lookup_elem(&afsteer_counters, &idx);
 
-	if (!c) {
-		struct afsteer_counters init = {};
-
-		/* BPF_NOEXIST: a concurrent creator on another CPU wins; both look up again. */
-		bpf_map_update_elem(&afsteer_counters, &key, &init, BPF_NOEXIST);
-		c = bpf_map_lookup_elem(&afsteer_counters, &key);
-		if (!c)
-			return;
+	if (c) {
+		c->packets += 1;
+		c->bytes += len;
 	}
-	c->packets += 1;
-	c->bytes += len;
 }
+
+/* Shared per-pair counters: atomic adds (several CPUs may carry one pair). */
+#define PAIR_ADD(pc, field, v) __sync_fetch_and_add(&(pc)->field, (v))
 
 static __always_inline int addr_eq6(const __u8 *a, const __u8 *b)
 {
@@ -137,58 +128,67 @@ static __always_inline __u16 csum_fold(__u32 csum)
 /* Wrap the IPv4 packet after the Ethernet header in an outer IPv6 header (next header 4). */
 static __always_inline int encap_in_ipv6(struct __sk_buff *skb, const __u8 *src6, const __u8 *dst6, __u8 tos, __u8 ttl)
 {
-	struct ipv6hdr h = {};
-	__be16 proto = bpf_htons(ETH_P_IPV6);
 	__u32 inner_len = skb->len - ETH_HLEN;
+	void *data, *data_end;
+	struct ethhdr *eth;
+	struct ipv6hdr *h;
 
-	if (bpf_skb_adjust_room(skb, sizeof(h), BPF_ADJ_ROOM_MAC,
+	if (bpf_skb_adjust_room(skb, sizeof(*h), BPF_ADJ_ROOM_MAC,
 				BPF_F_ADJ_ROOM_ENCAP_L3_IPV6 | BPF_F_ADJ_ROOM_FIXED_GSO))
 		return -1;
-	h.version = 6;
-	h.priority = tos >> 4;
-	h.flow_lbl[0] = (tos & 0xf) << 4;
-	h.payload_len = bpf_htons((__u16)inner_len);
-	h.nexthdr = IPPROTO_IPIP;
-	h.hop_limit = ttl;
-	copy6(h.saddr.in6_u.u6_addr8, src6);
-	copy6(h.daddr.in6_u.u6_addr8, dst6);
-	if (bpf_skb_store_bytes(skb, ETH_HLEN, &h, sizeof(h), 0))
+	data = (void *)(long)skb->data;
+	data_end = (void *)(long)skb->data_end;
+	eth = data;
+	h = (void *)(eth + 1);
+	if ((void *)(h + 1) > data_end)
 		return -1;
-	if (bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_proto), &proto, sizeof(proto), 0))
-		return -1;
+	eth->h_proto = bpf_htons(ETH_P_IPV6);
+	*(__be32 *)h = bpf_htonl((6U << 28) | ((__u32)tos << 20));
+	h->payload_len = bpf_htons((__u16)inner_len);
+	h->nexthdr = IPPROTO_IPIP;
+	h->hop_limit = ttl;
+	copy6(h->saddr.in6_u.u6_addr8, src6);
+	copy6(h->daddr.in6_u.u6_addr8, dst6);
 	return 0;
 }
 
 /* Wrap the IPv6 packet after the Ethernet header in an outer IPv4 header (protocol 41, DF). */
 static __always_inline int encap_in_ipv4(struct __sk_buff *skb, const __u8 *src4, const __u8 *dst4, __u8 tclass, __u8 hop_limit)
 {
-	struct iphdr h = {};
-	__be16 proto = bpf_htons(ETH_P_IP);
-	__u32 outer_len = skb->len - ETH_HLEN + sizeof(h);
-	__s64 sum;
+	__u32 outer_len = skb->len - ETH_HLEN + sizeof(struct iphdr);
+	void *data, *data_end;
+	struct ethhdr *eth;
+	struct iphdr *h;
+	__u32 sum;
 
 	if (outer_len > 0xffff)
 		return -1;
-	if (bpf_skb_adjust_room(skb, sizeof(h), BPF_ADJ_ROOM_MAC,
+	if (bpf_skb_adjust_room(skb, sizeof(*h), BPF_ADJ_ROOM_MAC,
 				BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 | BPF_F_ADJ_ROOM_FIXED_GSO))
 		return -1;
-	h.version = 4;
-	h.ihl = 5;
-	h.tos = tclass;
-	h.tot_len = bpf_htons((__u16)outer_len);
-	h.frag_off = bpf_htons(IP_DF);
-	h.ttl = hop_limit;
-	h.protocol = IPPROTO_IPV6;
-	h.saddr = *(const __be32 *)src4;
-	h.daddr = *(const __be32 *)dst4;
-	sum = bpf_csum_diff(0, 0, (__be32 *)&h, sizeof(h), 0);
-	if (sum < 0)
+	data = (void *)(long)skb->data;
+	data_end = (void *)(long)skb->data_end;
+	eth = data;
+	h = (void *)(eth + 1);
+	if ((void *)(h + 1) > data_end)
 		return -1;
-	h.check = csum_fold((__u32)sum);
-	if (bpf_skb_store_bytes(skb, ETH_HLEN, &h, sizeof(h), 0))
-		return -1;
-	if (bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_proto), &proto, sizeof(proto), 0))
-		return -1;
+	eth->h_proto = bpf_htons(ETH_P_IP);
+	h->version = 4;
+	h->ihl = 5;
+	h->tos = tclass;
+	h->tot_len = bpf_htons((__u16)outer_len);
+	h->id = 0;
+	h->frag_off = bpf_htons(IP_DF);
+	h->ttl = hop_limit;
+	h->protocol = IPPROTO_IPV6;
+	h->check = 0;
+	h->saddr = *(const __be32 *)src4;
+	h->daddr = *(const __be32 *)dst4;
+	/* Header checksum over the ten 16-bit words (check is zero), folded. */
+	sum = ((__u32)bpf_htons(0x4500 | tclass)) + h->tot_len + bpf_htons(IP_DF) +
+	      ((__u32)bpf_htons(((__u16)hop_limit << 8) | IPPROTO_IPV6)) +
+	      (h->saddr & 0xffff) + (h->saddr >> 16) + (h->daddr & 0xffff) + (h->daddr >> 16);
+	h->check = csum_fold(sum);
 	return 0;
 }
 
@@ -243,9 +243,11 @@ static __always_inline int tunnel_proto(__u32 proto)
 	return proto == IPPROTO_IPIP || proto == IPPROTO_IPV6 || proto == AFSTEER_PROTO_UNPARSED;
 }
 
-static __always_inline struct afsteer_pair_counters *pair_counters(struct afsteer_pair_key *k)
+static __always_inline struct afsteer_pair_counters *pair_counters(const struct afsteer_route *r)
 {
-	return bpf_map_lookup_elem(&afsteer_pair_counters, k);
+	__u32 idx = r->pair;
+
+	return bpf_map_lookup_elem(&afsteer_pair_counters, &idx);
 }
 
 SEC("tc")
@@ -257,10 +259,8 @@ int afsteer_from_pod(struct __sk_buff *skb)
 	__u32 ifindex = skb->ifindex;
 	__u32 len = skb->len;
 	struct afsteer_endpoint *ep;
-	struct afsteer_remote *remote;
-	struct afsteer_addr_key rkey = {};
-	struct afsteer_pair_key pkey = { .ifindex = ifindex };
-	struct afsteer_steering *st;
+	struct afsteer_route_key rkey = { .ifindex = ifindex };
+	struct afsteer_route *route;
 	struct afsteer_pair_counters *pc;
 	__u8 fam, tos, ttl;
 	__u32 proto;
@@ -270,7 +270,7 @@ int afsteer_from_pod(struct __sk_buff *skb)
 	if (!ep)
 		return TC_ACT_OK;
 	if ((void *)(eth + 1) > data_end) {
-		count_endpoint(ifindex, AFSTEER_FAMILY_OTHER, AFSTEER_DIR_FROM_POD, len);
+		count_endpoint(ep, AFSTEER_FAMILY_OTHER, AFSTEER_DIR_FROM_POD, len);
 		return TC_ACT_OK;
 	}
 
@@ -278,8 +278,9 @@ int afsteer_from_pod(struct __sk_buff *skb)
 		struct iphdr *ip = (void *)(eth + 1);
 
 		fam = AFSTEER_FAMILY_IPV4;
-		count_endpoint(ifindex, fam, AFSTEER_DIR_FROM_POD, len);
-		if ((void *)(ip + 1) > data_end || ip->ihl < 5)
+		count_endpoint(ep, fam, AFSTEER_DIR_FROM_POD, len);
+		/* Fast path: a pod with no steered pairs needs nothing else. */
+		if (!ep->routes || (void *)(ip + 1) > data_end || ip->ihl < 5)
 			return TC_ACT_OK;
 		rkey.family = 4;
 		*(__be32 *)rkey.addr = ip->daddr;
@@ -291,8 +292,8 @@ int afsteer_from_pod(struct __sk_buff *skb)
 		struct ipv6hdr *ip6 = (void *)(eth + 1);
 
 		fam = AFSTEER_FAMILY_IPV6;
-		count_endpoint(ifindex, fam, AFSTEER_DIR_FROM_POD, len);
-		if ((void *)(ip6 + 1) > data_end)
+		count_endpoint(ep, fam, AFSTEER_DIR_FROM_POD, len);
+		if (!ep->routes || (void *)(ip6 + 1) > data_end)
 			return TC_ACT_OK;
 		rkey.family = 6;
 		copy6(rkey.addr, ip6->daddr.in6_u.u6_addr8);
@@ -300,52 +301,47 @@ int afsteer_from_pod(struct __sk_buff *skb)
 		tos = (ip6->priority << 4) | (ip6->flow_lbl[0] >> 4);
 		ttl = ip6->hop_limit;
 		own_src = (ep->flags & AFSTEER_EP_F_IPV6) && addr_eq6(ip6->saddr.in6_u.u6_addr8, ep->ipv6);
-		/* Extension headers are followed only for the anti-spoofing check below. */
-		if (proto != IPPROTO_TCP && proto != IPPROTO_UDP && proto != IPPROTO_ICMPV6)
-			proto = ipv6_upper_proto(skb, ETH_HLEN, proto);
 	} else {
-		count_endpoint(ifindex, AFSTEER_FAMILY_OTHER, AFSTEER_DIR_FROM_POD, len);
+		count_endpoint(ep, AFSTEER_FAMILY_OTHER, AFSTEER_DIR_FROM_POD, len);
 		return TC_ACT_OK;
 	}
 
-	remote = bpf_map_lookup_elem(&afsteer_remotes, &rkey);
-	if (!remote || !(remote->flags & AFSTEER_EP_F_IPV6))
-		return TC_ACT_OK; /* unknown peer (or same node): native */
-	copy6(pkey.remote_ipv6, remote->ipv6);
-	st = bpf_map_lookup_elem(&afsteer_steering, &pkey);
-	pc = pair_counters(&pkey);
-	if (!st)
-		return TC_ACT_OK;
+	route = bpf_map_lookup_elem(&afsteer_routes, &rkey);
+	if (!route)
+		return TC_ACT_OK; /* no steering for this peer (unknown, same node, or not negotiated) */
+	pc = pair_counters(route);
 
 	/* Anti-spoofing: a pod may not hand us ready-made tunnel packets for a steered peer
 	 * (also behind IPv6 extension headers). */
+	if (fam == AFSTEER_FAMILY_IPV6 && proto != IPPROTO_TCP && proto != IPPROTO_UDP && proto != IPPROTO_ICMPV6)
+		proto = ipv6_upper_proto(skb, ETH_HLEN, proto);
 	if (tunnel_proto(proto)) {
 		stat_inc(AFSTEER_STAT_DROP_SPOOF);
 		if (pc)
-			pc->drop_spoof += 1;
+			PAIR_ADD(pc, drop_spoof, 1);
 		return TC_ACT_SHOT;
 	}
 
-	if (fam == AFSTEER_FAMILY_IPV4 && st->wire == AFSTEER_WIRE_IPV6) {
+	if (fam == AFSTEER_FAMILY_IPV4 && route->wire == AFSTEER_WIRE_IPV6) {
 		if (!own_src || !(ep->flags & AFSTEER_EP_F_IPV6)) {
 			stat_inc(AFSTEER_STAT_SRC_FOREIGN);
 			goto native;
 		}
-		if (encap_in_ipv6(skb, ep->ipv6, remote->ipv6, tos, ttl)) {
+		if (encap_in_ipv6(skb, ep->ipv6, route->remote_ipv6, tos, ttl)) {
 			stat_inc(AFSTEER_STAT_ENCAP_FAIL);
 			if (pc)
-				pc->encap_fail += 1;
+				PAIR_ADD(pc, encap_fail, 1);
 			goto native;
 		}
-	} else if (fam == AFSTEER_FAMILY_IPV6 && st->wire == AFSTEER_WIRE_IPV4) {
-		if (!own_src || !(ep->flags & AFSTEER_EP_F_IPV4) || !(remote->flags & AFSTEER_EP_F_IPV4)) {
+	} else if (fam == AFSTEER_FAMILY_IPV6 && route->wire == AFSTEER_WIRE_IPV4) {
+		if (!own_src || !(ep->flags & AFSTEER_EP_F_IPV4)) {
 			stat_inc(AFSTEER_STAT_SRC_FOREIGN);
 			goto native;
 		}
-		if (encap_in_ipv4(skb, ep->ipv4, remote->ipv4, tos, ttl)) {
+		if (encap_in_ipv4(skb, ep->ipv4, route->remote_ipv4, tos, ttl)) {
 			stat_inc(AFSTEER_STAT_ENCAP_FAIL);
 			if (pc)
-				pc->encap_fail += 1;
+				PAIR_ADD(pc, encap_fail, 1);
 			goto native;
 		}
 	} else {
@@ -353,21 +349,58 @@ int afsteer_from_pod(struct __sk_buff *skb)
 	}
 	stat_inc(AFSTEER_STAT_ENCAP);
 	if (pc) {
-		pc->encap_packets[fam] += 1;
-		pc->encap_bytes[fam] += len;
+		PAIR_ADD(pc, encap_packets[fam], 1);
+		PAIR_ADD(pc, encap_bytes[fam], len);
 	}
 	return TC_ACT_OK;
 
 native:
 	if (pc) {
-		pc->native_packets[fam] += 1;
-		pc->native_bytes[fam] += len;
+		PAIR_ADD(pc, native_packets[fam], 1);
+		PAIR_ADD(pc, native_bytes[fam], len);
 	}
 	return TC_ACT_OK;
 }
 
-/* Decapsulation result: the inner family delivered, or a verdict. */
+/* Decapsulation result. */
 enum decap_verdict { PASS = 0, DECAPPED = 1, DROP = 2 };
+
+/*
+ * The tunnel peer for (local pod, outer source address): its route when the pair is steered
+ * (with its counters), else the registered remote — a pair that was just switched back to
+ * native may still have packets in flight, and they must be delivered.
+ */
+static __always_inline const __u8 *tunnel_peer(const struct afsteer_endpoint *ep, __u32 ifindex, __u8 family,
+						 const void *outer_src, __u8 want_family,
+						 struct afsteer_pair_counters **pc)
+{
+	struct afsteer_addr_key akey = { .family = family };
+	struct afsteer_remote *remote;
+
+	*pc = 0;
+	if (ep->routes) {
+		struct afsteer_route_key rkey = { .ifindex = ifindex, .family = family };
+		struct afsteer_route *route;
+
+		if (family == 4)
+			*(__be32 *)rkey.addr = *(const __be32 *)outer_src;
+		else
+			copy6(rkey.addr, outer_src);
+		route = bpf_map_lookup_elem(&afsteer_routes, &rkey);
+		if (route) {
+			*pc = pair_counters(route);
+			return want_family == 4 ? route->remote_ipv4 : route->remote_ipv6;
+		}
+	}
+	if (family == 4)
+		*(__be32 *)akey.addr = *(const __be32 *)outer_src;
+	else
+		copy6(akey.addr, outer_src);
+	remote = bpf_map_lookup_elem(&afsteer_remotes, &akey);
+	if (!remote || !(remote->flags & (want_family == 4 ? AFSTEER_EP_F_IPV4 : AFSTEER_EP_F_IPV6)))
+		return 0;
+	return want_family == 4 ? remote->ipv4 : remote->ipv6;
+}
 
 /* Outer IPv6 (next header 4) to this pod: check and strip it. */
 static __always_inline int decap_from_ipv6(struct __sk_buff *skb, struct afsteer_endpoint *ep, __u32 ifindex)
@@ -376,11 +409,10 @@ static __always_inline int decap_from_ipv6(struct __sk_buff *skb, struct afsteer
 	void *data_end = (void *)(long)skb->data_end;
 	struct ipv6hdr *outer = data + ETH_HLEN;
 	struct iphdr *inner = (void *)(outer + 1);
-	struct afsteer_addr_key rkey = { .family = 6 };
-	struct afsteer_pair_key pkey = { .ifindex = ifindex };
-	struct afsteer_remote *remote;
 	struct afsteer_pair_counters *pc;
-	__be16 proto = bpf_htons(ETH_P_IP);
+	struct ethhdr *eth;
+	const __u8 *peer4;
+	__u8 src[16];
 	__u32 len;
 
 	if ((void *)(outer + 1) > data_end)
@@ -405,32 +437,41 @@ static __always_inline int decap_from_ipv6(struct __sk_buff *skb, struct afsteer
 	/* Only a packet that claims this pod as its inner destination is ours to judge. */
 	if (!(ep->flags & AFSTEER_EP_F_IPV4) || inner->daddr != *(__be32 *)ep->ipv4)
 		return PASS;
-	copy6(rkey.addr, outer->saddr.in6_u.u6_addr8);
-	copy6(pkey.remote_ipv6, outer->saddr.in6_u.u6_addr8);
-	remote = bpf_map_lookup_elem(&afsteer_remotes, &rkey);
-	pc = pair_counters(&pkey);
-	if (!remote || !(remote->flags & AFSTEER_EP_F_IPV4) || inner->version != 4 ||
-	    inner->saddr != *(__be32 *)remote->ipv4) {
+	copy6(src, outer->saddr.in6_u.u6_addr8);
+	peer4 = tunnel_peer(ep, ifindex, 6, src, 4, &pc);
+	/* tunnel_peer looked up maps: re-derive packet pointers before reading the packet again. */
+	data = (void *)(long)skb->data;
+	data_end = (void *)(long)skb->data_end;
+	inner = data + ETH_HLEN + sizeof(struct ipv6hdr);
+	if ((void *)(inner + 1) > data_end)
+		return PASS;
+	if (!peer4 || inner->version != 4 || inner->saddr != *(const __be32 *)peer4) {
 		stat_inc(AFSTEER_STAT_DROP_MISMATCH);
 		if (pc)
-			pc->drop_mismatch += 1;
+			PAIR_ADD(pc, drop_mismatch, 1);
 		return DROP;
 	}
 	if (bpf_skb_adjust_room(skb, -(__s32)sizeof(struct ipv6hdr), BPF_ADJ_ROOM_MAC,
-				BPF_F_ADJ_ROOM_DECAP_L3_IPV4 | BPF_F_ADJ_ROOM_FIXED_GSO) ||
-	    bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_proto), &proto, sizeof(proto), 0)) {
-		stat_inc(AFSTEER_STAT_DECAP_FAIL);
-		if (pc)
-			pc->decap_fail += 1;
-		return PASS;
-	}
+				BPF_F_ADJ_ROOM_DECAP_L3_IPV4 | BPF_F_ADJ_ROOM_FIXED_GSO))
+		goto fail;
+	data = (void *)(long)skb->data;
+	data_end = (void *)(long)skb->data_end;
+	eth = data;
+	if ((void *)(eth + 1) > data_end)
+		goto fail;
+	eth->h_proto = bpf_htons(ETH_P_IP);
 	len = skb->len;
 	stat_inc(AFSTEER_STAT_DECAP);
 	if (pc) {
-		pc->decap_packets[AFSTEER_FAMILY_IPV4] += 1;
-		pc->decap_bytes[AFSTEER_FAMILY_IPV4] += len;
+		PAIR_ADD(pc, decap_packets[AFSTEER_FAMILY_IPV4], 1);
+		PAIR_ADD(pc, decap_bytes[AFSTEER_FAMILY_IPV4], len);
 	}
 	return DECAPPED;
+fail:
+	stat_inc(AFSTEER_STAT_DECAP_FAIL);
+	if (pc)
+		PAIR_ADD(pc, decap_fail, 1);
+	return PASS;
 }
 
 /* Outer IPv4 (protocol 41) to this pod: check and strip it. */
@@ -440,11 +481,10 @@ static __always_inline int decap_from_ipv4(struct __sk_buff *skb, struct afsteer
 	void *data_end = (void *)(long)skb->data_end;
 	struct iphdr *outer = data + ETH_HLEN;
 	struct ipv6hdr *inner;
-	struct afsteer_addr_key rkey = { .family = 4 };
-	struct afsteer_pair_key pkey = { .ifindex = ifindex };
-	struct afsteer_remote *remote;
 	struct afsteer_pair_counters *pc;
-	__be16 proto = bpf_htons(ETH_P_IPV6);
+	struct ethhdr *eth;
+	const __u8 *peer6;
+	__be32 src;
 	__u32 hlen, len;
 
 	if ((void *)(outer + 1) > data_end)
@@ -452,17 +492,14 @@ static __always_inline int decap_from_ipv4(struct __sk_buff *skb, struct afsteer
 	if (outer->protocol != IPPROTO_IPV6 || !(ep->flags & AFSTEER_EP_F_IPV4) ||
 	    outer->daddr != *(__be32 *)ep->ipv4)
 		return PASS;
-	*(__be32 *)rkey.addr = outer->saddr;
-	remote = bpf_map_lookup_elem(&afsteer_remotes, &rkey);
-	if (remote)
-		copy6(pkey.remote_ipv6, remote->ipv6);
-	pc = remote ? pair_counters(&pkey) : 0;
+	src = outer->saddr;
 	/* An outer fragment cannot be stripped (and a non-first one has no inner header to
 	 * read): let it through untouched (the pod drops it). afsteer sends with DF. */
 	if (outer->frag_off & bpf_htons(IP_MF | IP_OFFSET)) {
+		peer6 = tunnel_peer(ep, ifindex, 4, &src, 6, &pc);
 		stat_inc(AFSTEER_STAT_DECAP_FAIL);
 		if (pc)
-			pc->decap_fail += 1;
+			PAIR_ADD(pc, decap_fail, 1);
 		return PASS;
 	}
 	hlen = outer->ihl * 4;
@@ -473,28 +510,39 @@ static __always_inline int decap_from_ipv4(struct __sk_buff *skb, struct afsteer
 		return PASS;
 	if (!(ep->flags & AFSTEER_EP_F_IPV6) || !addr_eq6(inner->daddr.in6_u.u6_addr8, ep->ipv6))
 		return PASS;
-	if (!remote || !(remote->flags & AFSTEER_EP_F_IPV6) || inner->version != 6 ||
-	    !addr_eq6(inner->saddr.in6_u.u6_addr8, remote->ipv6)) {
+	peer6 = tunnel_peer(ep, ifindex, 4, &src, 6, &pc);
+	data = (void *)(long)skb->data;
+	data_end = (void *)(long)skb->data_end;
+	inner = data + ETH_HLEN + hlen;
+	if ((void *)(inner + 1) > data_end)
+		return PASS;
+	if (!peer6 || inner->version != 6 || !addr_eq6(inner->saddr.in6_u.u6_addr8, peer6)) {
 		stat_inc(AFSTEER_STAT_DROP_MISMATCH);
 		if (pc)
-			pc->drop_mismatch += 1;
+			PAIR_ADD(pc, drop_mismatch, 1);
 		return DROP;
 	}
 	if (bpf_skb_adjust_room(skb, -(__s32)hlen, BPF_ADJ_ROOM_MAC,
-				BPF_F_ADJ_ROOM_DECAP_L3_IPV6 | BPF_F_ADJ_ROOM_FIXED_GSO) ||
-	    bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_proto), &proto, sizeof(proto), 0)) {
-		stat_inc(AFSTEER_STAT_DECAP_FAIL);
-		if (pc)
-			pc->decap_fail += 1;
-		return PASS;
-	}
+				BPF_F_ADJ_ROOM_DECAP_L3_IPV6 | BPF_F_ADJ_ROOM_FIXED_GSO))
+		goto fail;
+	data = (void *)(long)skb->data;
+	data_end = (void *)(long)skb->data_end;
+	eth = data;
+	if ((void *)(eth + 1) > data_end)
+		goto fail;
+	eth->h_proto = bpf_htons(ETH_P_IPV6);
 	len = skb->len;
 	stat_inc(AFSTEER_STAT_DECAP);
 	if (pc) {
-		pc->decap_packets[AFSTEER_FAMILY_IPV6] += 1;
-		pc->decap_bytes[AFSTEER_FAMILY_IPV6] += len;
+		PAIR_ADD(pc, decap_packets[AFSTEER_FAMILY_IPV6], 1);
+		PAIR_ADD(pc, decap_bytes[AFSTEER_FAMILY_IPV6], len);
 	}
 	return DECAPPED;
+fail:
+	stat_inc(AFSTEER_STAT_DECAP_FAIL);
+	if (pc)
+		PAIR_ADD(pc, decap_fail, 1);
+	return PASS;
 }
 
 /* Family of the frame now in skb, for the delivered-traffic counters. */
@@ -532,7 +580,7 @@ int afsteer_to_pod(struct __sk_buff *skb)
 		return TC_ACT_SHOT;
 	if (v == DECAPPED)
 		fam = fam == AFSTEER_FAMILY_IPV6 ? AFSTEER_FAMILY_IPV4 : AFSTEER_FAMILY_IPV6;
-	count_endpoint(ifindex, fam, AFSTEER_DIR_TO_POD, skb->len);
+	count_endpoint(ep, fam, AFSTEER_DIR_TO_POD, skb->len);
 	return TC_ACT_OK;
 }
 

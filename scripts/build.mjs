@@ -22,6 +22,8 @@ const bpfObj = join(out, 'afsteer.bpf.o');
 const cflags = ['-target', 'bpf', '-O2', '-g', '-Wall', '-Werror', '-I/usr/include/x86_64-linux-gnu', '-I' + join(root, 'bpf')];
 step('clang bpf/afsteer.bpf.c');
 execFileSync('clang', [...cflags, '-c', join(root, 'bpf/afsteer.bpf.c'), '-o', bpfObj], { stdio: 'inherit' });
+// The benchmark's baseline (an empty tc program); not shipped in the executable.
+execFileSync('clang', [...cflags, '-c', join(root, 'bpf/bench_empty.bpf.c'), '-o', join(out, 'bench_empty.bpf.o')], { stdio: 'inherit' });
 if (process.argv.includes('--bpf-only')) process.exit(0);
 
 // 2. Native addons to carry.

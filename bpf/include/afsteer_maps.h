@@ -12,13 +12,16 @@
 
 /* Capacity of the local endpoint map: pods on one node. */
 #define AFSTEER_MAX_ENDPOINTS 1024
-/* Capacity of the per-CPU endpoint counter map: endpoints x families x directions. */
+/* Per-CPU endpoint counter cells: endpoint slot x families x directions. */
 #define AFSTEER_MAX_COUNTER_KEYS (AFSTEER_MAX_ENDPOINTS * 3 * 2)
+/* Index of an endpoint counter cell. */
+#define AFSTEER_COUNTER_INDEX(slot, family, direction) ((slot) * 6 + (family) * 2 + (direction))
 /* Remote pods known on this node (each has an IPv4 and an IPv6 key). */
 #define AFSTEER_MAX_REMOTE_PODS 65536
 #define AFSTEER_MAX_REMOTE_KEYS (AFSTEER_MAX_REMOTE_PODS * 2)
-/* (local pod, remote pod) pairs with a steering entry (and per-pair counters). */
-#define AFSTEER_MAX_PAIRS 262144
+/* (local pod, remote pod) pairs with a steering entry; each has two routes (one per address). */
+#define AFSTEER_MAX_PAIRS 65536
+#define AFSTEER_MAX_ROUTES (AFSTEER_MAX_PAIRS * 2)
 
 /* Address family index used in counter keys. */
 enum afsteer_family {
@@ -62,17 +65,11 @@ struct afsteer_endpoint {
 	__u8 ipv6[16];     /* pod IPv6 address, network order */
 	__u32 flags;       /* AFSTEER_EP_F_* */
 	__u32 pod_ifindex; /* ifindex of the interface inside the pod netns */
+	__u32 slot;        /* counter slot (< AFSTEER_MAX_ENDPOINTS), unique per endpoint */
+	__u32 routes;      /* afsteer_routes entries of this endpoint; 0 skips the route lookup */
 };
 
-/* Key of afsteer_counters. */
-struct afsteer_counter_key {
-	__u32 ifindex;  /* host-side veth ifindex */
-	__u8 family;    /* enum afsteer_family */
-	__u8 direction; /* enum afsteer_direction */
-	__u16 pad;      /* zero */
-};
-
-/* Value of afsteer_counters (per CPU). */
+/* Value of afsteer_counters (per-CPU array, index AFSTEER_COUNTER_INDEX). */
 struct afsteer_counters {
 	__u64 packets;
 	__u64 bytes;
@@ -92,20 +89,27 @@ struct afsteer_remote {
 	__u32 flags; /* AFSTEER_EP_F_*: both must be set for the pod to be steerable */
 };
 
-/* Key of afsteer_steering and afsteer_pair_counters: (local pod, remote pod). */
-struct afsteer_pair_key {
-	__u32 ifindex;        /* local pod's host-side veth ifindex */
-	__u8 remote_ipv6[16]; /* the remote pod, by its IPv6 address */
+/* Key of afsteer_routes: (local pod, one address of a remote pod). A steered pair has two
+ * routes, one per remote address, with the same value. */
+struct afsteer_route_key {
+	__u32 ifindex; /* local pod's host-side veth ifindex */
+	__u8 family;   /* 4 or 6: the family of addr */
+	__u8 pad[3];   /* zero */
+	__u8 addr[16]; /* remote pod address (IPv4 in addr[0..3], rest zero) */
 };
 
-/* Value of afsteer_steering. */
-struct afsteer_steering {
-	__u8 wire;        /* enum afsteer_wire */
-	__u8 pad[3];      /* zero */
-	__u32 generation; /* set by the writer (negotiation round); echoed in counters */
+/* Value of afsteer_routes: the pair's steering and everything encapsulation needs. */
+struct afsteer_route {
+	__u8 wire;             /* enum afsteer_wire */
+	__u8 pad[3];           /* zero */
+	__u32 generation;      /* set by the writer (negotiation round) */
+	__u32 pair;            /* index in afsteer_pair_counters (< AFSTEER_MAX_PAIRS) */
+	__u8 remote_ipv4[4];   /* the remote pod's addresses */
+	__u8 remote_ipv6[16];
 };
 
-/* Value of afsteer_pair_counters (per CPU); [0] = IPv4 application packets, [1] = IPv6. */
+/* Value of afsteer_pair_counters (array, shared by CPUs, atomic adds);
+ * [0] = IPv4 application packets, [1] = IPv6. */
 struct afsteer_pair_counters {
 	__u64 native_packets[2];
 	__u64 native_bytes[2];

@@ -1,6 +1,6 @@
-/** Typed access to the pinned endpoint and per-endpoint counter maps. */
-import { CountersLayout, decodeCounterKey, decodeEndpoint, encodeCounterKey, encodeEndpoint, MAPS, type Endpoint } from './maps-layout';
-import { possibleCpus, withPinnedMap } from './pinned-map';
+/** Typed access to the pinned endpoint map and the per-endpoint counter cells. */
+import { counterIndex, CountersLayout, decodeEndpoint, encodeEndpoint, MAPS, type Endpoint } from './maps-layout';
+import { possibleCpus, withPinnedMap, type PinnedMap } from './pinned-map';
 
 /** Packet and byte totals (summed over CPUs) for one endpoint, family and direction. */
 export interface CounterRow {
@@ -11,70 +11,104 @@ export interface CounterRow {
   bytes: bigint;
 }
 
-function ifKey(ifindex: number): Buffer {
+function u32(n: number): Buffer {
   const key = Buffer.alloc(4);
-  key.writeUInt32LE(ifindex);
+  key.writeUInt32LE(n);
   return key;
 }
 
-const endpoints = <T>(pinDir: string, fn: (m: import('./pinned-map').PinnedMap) => T) =>
+const endpoints = <T>(pinDir: string, fn: (m: PinnedMap) => T) =>
   withPinnedMap(pinDir, MAPS.endpoints.name, MAPS.endpoints.keySize, MAPS.endpoints.valueSize, fn);
+const counterStride = Math.ceil(CountersLayout.size / 8) * 8;
+const counters = <T>(pinDir: string, fn: (m: PinnedMap) => T) =>
+  withPinnedMap(pinDir, MAPS.counters.name, MAPS.counters.keySize, counterStride * possibleCpus(), fn);
 
-/** Writes the endpoint for host ifindex; a full map is a clear error. */
+function allEndpoints(m: PinnedMap): Map<number, Endpoint> {
+  const out = new Map<number, Endpoint>();
+  for (const key of m.keys()) {
+    const v = m.lookup(key);
+    if (v) out.set(key.readUInt32LE(0), decodeEndpoint(v));
+  }
+  return out;
+}
+
+/** Zeroes an endpoint slot's six counter cells. */
+function zeroSlot(pinDir: string, slot: number): void {
+  counters(pinDir, (m) => {
+    for (let i = 0; i < 6; i++) m.update(u32(slot * 6 + i), Buffer.alloc(m.valueSize));
+  });
+}
+
+/**
+ * Writes the endpoint for host ifindex. A new endpoint gets the lowest free counter slot (its
+ * cells zeroed); an existing one keeps its slot and route count. A full map is a clear error.
+ * Call under the node lock (slot allocation reads then writes).
+ */
 export function putEndpoint(pinDir: string, ifindex: number, ep: Endpoint): void {
-  endpoints(pinDir, (m) => m.update(ifKey(ifindex), encodeEndpoint(ep), 0, MAPS.endpoints.maxEntries));
+  endpoints(pinDir, (m) => {
+    const all = allEndpoints(m);
+    const old = all.get(ifindex);
+    let slot = old?.slot;
+    if (slot === undefined) {
+      const used = new Set([...all.values()].map((e) => e.slot));
+      slot = 0;
+      while (used.has(slot)) slot++;
+      if (slot >= MAPS.endpoints.maxEntries) throw new Error(`endpoint map is full (${MAPS.endpoints.maxEntries} endpoints on this node)`);
+      zeroSlot(pinDir, slot);
+    }
+    m.update(u32(ifindex), encodeEndpoint({ ...ep, slot, routes: ep.routes ?? old?.routes ?? 0 }), 0, MAPS.endpoints.maxEntries);
+  });
 }
 
 /** The endpoint for host ifindex, or undefined. */
 export function getEndpoint(pinDir: string, ifindex: number): Endpoint | undefined {
   return endpoints(pinDir, (m) => {
-    const v = m.lookup(ifKey(ifindex));
+    const v = m.lookup(u32(ifindex));
     return v && decodeEndpoint(v);
   });
 }
 
-/** Removes the endpoint for host ifindex and its counters; already gone is not an error. */
+/** Removes the endpoint for host ifindex and zeroes its counters; already gone is not an error. */
 export function deleteEndpoint(pinDir: string, ifindex: number): void {
-  endpoints(pinDir, (m) => m.delete(ifKey(ifindex)));
-  const slot = Math.ceil(CountersLayout.size / 8) * 8;
-  withPinnedMap(pinDir, MAPS.counters.name, MAPS.counters.keySize, slot * possibleCpus(), (m) => {
-    for (const key of m.keys()) if (decodeCounterKey(key).ifindex === ifindex) m.delete(key);
-  });
+  const ep = getEndpoint(pinDir, ifindex);
+  endpoints(pinDir, (m) => m.delete(u32(ifindex)));
+  if (ep?.slot !== undefined) zeroSlot(pinDir, ep.slot);
 }
 
 /** Every endpoint in the map, by host ifindex. */
 export function listEndpoints(pinDir: string): Map<number, Endpoint> {
-  return endpoints(pinDir, (m) => {
-    const out = new Map<number, Endpoint>();
-    for (const key of m.keys()) {
-      const v = m.lookup(key);
-      if (v) out.set(key.readUInt32LE(0), decodeEndpoint(v));
-    }
-    return out;
-  });
+  return endpoints(pinDir, allEndpoints);
 }
 
-/** Per-CPU counters summed, for one endpoint or all. */
+/** Per-CPU counters summed, for one endpoint or all registered ones (cells that saw traffic). */
 export function readCounters(pinDir: string, ifindex?: number): CounterRow[] {
   const cpus = possibleCpus();
-  const stride = Math.ceil(CountersLayout.size / 8) * 8;
-  return withPinnedMap(pinDir, MAPS.counters.name, MAPS.counters.keySize, stride * cpus, (m) => {
+  const eps = [...listEndpoints(pinDir)].filter(([i]) => ifindex === undefined || i === ifindex);
+  return counters(pinDir, (m) => {
     const rows: CounterRow[] = [];
-    for (const key of m.keys()) {
-      const k = decodeCounterKey(key);
-      if (ifindex !== undefined && k.ifindex !== ifindex) continue;
-      const val = m.lookup(key);
-      if (!val) continue;
-      let packets = 0n, bytes = 0n;
-      for (let c = 0; c < cpus; c++) {
-        packets += val.readBigUInt64LE(c * stride + CountersLayout.fields.packets.offset);
-        bytes += val.readBigUInt64LE(c * stride + CountersLayout.fields.bytes.offset);
+    for (const [ifx, ep] of eps) {
+      for (let family = 0; family < 3; family++) {
+        for (let direction = 0; direction < 2; direction++) {
+          const val = m.lookup(u32(counterIndex(ep.slot ?? 0, family, direction)));
+          if (!val) continue;
+          let packets = 0n, bytes = 0n;
+          for (let c = 0; c < cpus; c++) {
+            packets += val.readBigUInt64LE(c * counterStride + CountersLayout.fields.packets.offset);
+            bytes += val.readBigUInt64LE(c * counterStride + CountersLayout.fields.bytes.offset);
+          }
+          if (packets) rows.push({ ifindex: ifx, family, direction, packets, bytes });
+        }
       }
-      rows.push({ ...k, packets, bytes });
     }
     return rows;
   });
 }
 
-/** Key encoder re-exported for tests that seed counters. */
-export { encodeCounterKey };
+/** Sets an endpoint's route count (the steering API keeps it equal to its number of routes). */
+export function setEndpointRoutes(pinDir: string, ifindex: number, routes: number): void {
+  endpoints(pinDir, (m) => {
+    const v = m.lookup(u32(ifindex));
+    if (!v) return;
+    m.update(u32(ifindex), encodeEndpoint({ ...decodeEndpoint(v), routes }));
+  });
+}

@@ -20,24 +20,14 @@ export interface StructLayout {
 /** struct afsteer_endpoint */
 export const EndpointLayout = {
   name: 'afsteer_endpoint',
-  size: 28,
+  size: 36,
   fields: {
     ipv4: { offset: 0, size: 4 },
     ipv6: { offset: 4, size: 16 },
     flags: { offset: 20, size: 4 },
     pod_ifindex: { offset: 24, size: 4 },
-  },
-} as const satisfies StructLayout;
-
-/** struct afsteer_counter_key */
-export const CounterKeyLayout = {
-  name: 'afsteer_counter_key',
-  size: 8,
-  fields: {
-    ifindex: { offset: 0, size: 4 },
-    family: { offset: 4, size: 1 },
-    direction: { offset: 5, size: 1 },
-    pad: { offset: 6, size: 2 },
+    slot: { offset: 28, size: 4 },
+    routes: { offset: 32, size: 4 },
   },
 } as const satisfies StructLayout;
 
@@ -73,24 +63,29 @@ export const RemoteLayout = {
   },
 } as const satisfies StructLayout;
 
-/** struct afsteer_pair_key */
-export const PairKeyLayout = {
-  name: 'afsteer_pair_key',
-  size: 20,
+/** struct afsteer_route_key */
+export const RouteKeyLayout = {
+  name: 'afsteer_route_key',
+  size: 24,
   fields: {
     ifindex: { offset: 0, size: 4 },
-    remote_ipv6: { offset: 4, size: 16 },
+    family: { offset: 4, size: 1 },
+    pad: { offset: 5, size: 3 },
+    addr: { offset: 8, size: 16 },
   },
 } as const satisfies StructLayout;
 
-/** struct afsteer_steering */
-export const SteeringLayout = {
-  name: 'afsteer_steering',
-  size: 8,
+/** struct afsteer_route */
+export const RouteLayout = {
+  name: 'afsteer_route',
+  size: 32,
   fields: {
     wire: { offset: 0, size: 1 },
     pad: { offset: 1, size: 3 },
     generation: { offset: 4, size: 4 },
+    pair: { offset: 8, size: 4 },
+    remote_ipv4: { offset: 12, size: 4 },
+    remote_ipv6: { offset: 16, size: 16 },
   },
 } as const satisfies StructLayout;
 
@@ -115,22 +110,21 @@ export const PairCountersLayout = {
 /** Every mirrored struct, for the BTF check. */
 export const ALL_LAYOUTS: readonly StructLayout[] = [
   EndpointLayout,
-  CounterKeyLayout,
   CountersLayout,
   AddrKeyLayout,
   RemoteLayout,
-  PairKeyLayout,
-  SteeringLayout,
+  RouteKeyLayout,
+  RouteLayout,
   PairCountersLayout,
 ];
 
 /** Map names and capacities (AFSTEER_MAX_* in the header). */
 export const MAPS = {
   endpoints: { name: 'afsteer_endpoints', keySize: 4, valueSize: EndpointLayout.size, maxEntries: 1024 },
-  counters: { name: 'afsteer_counters', keySize: CounterKeyLayout.size, valueSize: CountersLayout.size, maxEntries: 1024 * 3 * 2 },
+  counters: { name: 'afsteer_counters', keySize: 4, valueSize: CountersLayout.size, maxEntries: 1024 * 3 * 2 },
   remotes: { name: 'afsteer_remotes', keySize: AddrKeyLayout.size, valueSize: RemoteLayout.size, maxEntries: 65536 * 2 },
-  steering: { name: 'afsteer_steering', keySize: PairKeyLayout.size, valueSize: SteeringLayout.size, maxEntries: 262144 },
-  pairCounters: { name: 'afsteer_pair_counters', keySize: PairKeyLayout.size, valueSize: PairCountersLayout.size, maxEntries: 262144 },
+  routes: { name: 'afsteer_routes', keySize: RouteKeyLayout.size, valueSize: RouteLayout.size, maxEntries: 65536 * 2 },
+  pairCounters: { name: 'afsteer_pair_counters', keySize: 4, valueSize: PairCountersLayout.size, maxEntries: 65536 },
   stats: { name: 'afsteer_stats', keySize: 4, valueSize: 8, maxEntries: 8 },
 } as const;
 
@@ -153,6 +147,10 @@ export interface Endpoint {
   ipv4?: string;
   ipv6?: string;
   podIfindex: number;
+  /** Counter slot (assigned by putEndpoint). */
+  slot?: number;
+  /** Number of route entries (maintained by the steering API). */
+  routes?: number;
 }
 
 /** Encodes an endpoint value. */
@@ -169,6 +167,8 @@ export function encodeEndpoint(ep: Endpoint): Buffer {
   }
   b.writeUInt32LE(flags, EndpointLayout.fields.flags.offset);
   b.writeUInt32LE(ep.podIfindex, EndpointLayout.fields.pod_ifindex.offset);
+  b.writeUInt32LE(ep.slot ?? 0, EndpointLayout.fields.slot.offset);
+  b.writeUInt32LE(ep.routes ?? 0, EndpointLayout.fields.routes.offset);
   return b;
 }
 
@@ -177,25 +177,15 @@ export function decodeEndpoint(b: Buffer): Endpoint {
   if (b.length < EndpointLayout.size) throw new Error(`endpoint value is ${b.length} bytes, want ${EndpointLayout.size}`);
   const flags = b.readUInt32LE(EndpointLayout.fields.flags.offset);
   const f = EndpointLayout.fields;
-  const ep: Endpoint = { podIfindex: b.readUInt32LE(f.pod_ifindex.offset) };
+  const ep: Endpoint = { podIfindex: b.readUInt32LE(f.pod_ifindex.offset), slot: b.readUInt32LE(f.slot.offset), routes: b.readUInt32LE(f.routes.offset) };
   if (flags & EndpointFlags.ipv4) ep.ipv4 = bytesToAddress(b.subarray(f.ipv4.offset, f.ipv4.offset + 4));
   if (flags & EndpointFlags.ipv6) ep.ipv6 = bytesToAddress(b.subarray(f.ipv6.offset, f.ipv6.offset + 16));
   return ep;
 }
 
-/** Encodes a counter key. */
-export function encodeCounterKey(ifindex: number, family: number, direction: number): Buffer {
-  const b = Buffer.alloc(CounterKeyLayout.size);
-  b.writeUInt32LE(ifindex, CounterKeyLayout.fields.ifindex.offset);
-  b.writeUInt8(family, CounterKeyLayout.fields.family.offset);
-  b.writeUInt8(direction, CounterKeyLayout.fields.direction.offset);
-  return b;
-}
-
-/** Decodes a counter key. */
-export function decodeCounterKey(b: Buffer): { ifindex: number; family: number; direction: number } {
-  const f = CounterKeyLayout.fields;
-  return { ifindex: b.readUInt32LE(f.ifindex.offset), family: b.readUInt8(f.family.offset), direction: b.readUInt8(f.direction.offset) };
+/** Index of an endpoint counter cell (AFSTEER_COUNTER_INDEX). */
+export function counterIndex(slot: number, family: number, direction: number): number {
+  return slot * 6 + family * 2 + direction;
 }
 
 /** Encodes a remote-pod address key (family 4 or 6). */
@@ -228,42 +218,60 @@ export function decodeRemote(b: Buffer): RemotePod {
   return { ipv4: bytesToAddress(b.subarray(f.ipv4.offset, f.ipv4.offset + 4)), ipv6: bytesToAddress(b.subarray(f.ipv6.offset, f.ipv6.offset + 16)) };
 }
 
-/** Encodes a (local pod, remote pod) key. */
-export function encodePairKey(ifindex: number, remoteIpv6: string): Buffer {
-  const b = Buffer.alloc(PairKeyLayout.size);
-  b.writeUInt32LE(ifindex, PairKeyLayout.fields.ifindex.offset);
-  const a = addressBytes(remoteIpv6);
-  if (a.length !== 16) throw new Error(`pair key needs the remote pod's IPv6 address, got ${remoteIpv6}`);
-  a.copy(b, PairKeyLayout.fields.remote_ipv6.offset);
+/** Encodes a route key: (local pod's host ifindex, a remote pod address of either family). */
+export function encodeRouteKey(ifindex: number, remoteAddress: string): Buffer {
+  const b = Buffer.alloc(RouteKeyLayout.size);
+  const a = addressBytes(remoteAddress);
+  b.writeUInt32LE(ifindex, RouteKeyLayout.fields.ifindex.offset);
+  b.writeUInt8(a.length === 4 ? 4 : 6, RouteKeyLayout.fields.family.offset);
+  a.copy(b, RouteKeyLayout.fields.addr.offset);
   return b;
 }
 
-/** Decodes a pair key. */
-export function decodePairKey(b: Buffer): { ifindex: number; remoteIpv6: string } {
-  const f = PairKeyLayout.fields;
-  return { ifindex: b.readUInt32LE(f.ifindex.offset), remoteIpv6: bytesToAddress(b.subarray(f.remote_ipv6.offset, f.remote_ipv6.offset + 16)) };
+/** Decodes a route key. */
+export function decodeRouteKey(b: Buffer): { ifindex: number; family: 4 | 6; address: string } {
+  const f = RouteKeyLayout.fields;
+  const family = b.readUInt8(f.family.offset) === 4 ? 4 : 6;
+  const addr = b.subarray(f.addr.offset, f.addr.offset + (family === 4 ? 4 : 16));
+  return { ifindex: b.readUInt32LE(f.ifindex.offset), family, address: bytesToAddress(addr) };
 }
 
-/** A steering entry. */
-export interface Steering {
+/** A pair's steering as a route holds it. */
+export interface Route {
   wire: WireName;
   generation: number;
+  /** Index of the pair's counters. */
+  pair: number;
+  remote: RemotePod;
 }
 
-/** Encodes a steering value. */
-export function encodeSteering(s: Steering): Buffer {
-  const b = Buffer.alloc(SteeringLayout.size);
-  b.writeUInt8(Wire[s.wire], SteeringLayout.fields.wire.offset);
-  b.writeUInt32LE(s.generation >>> 0, SteeringLayout.fields.generation.offset);
+/** Encodes a route value. */
+export function encodeRoute(r: Route): Buffer {
+  const f = RouteLayout.fields;
+  const b = Buffer.alloc(RouteLayout.size);
+  b.writeUInt8(Wire[r.wire], f.wire.offset);
+  b.writeUInt32LE(r.generation >>> 0, f.generation.offset);
+  b.writeUInt32LE(r.pair, f.pair.offset);
+  addressBytes(r.remote.ipv4).copy(b, f.remote_ipv4.offset);
+  addressBytes(r.remote.ipv6).copy(b, f.remote_ipv6.offset);
   return b;
 }
 
-/** Decodes a steering value. */
-export function decodeSteering(b: Buffer): Steering {
-  const w = b.readUInt8(SteeringLayout.fields.wire.offset);
+/** Decodes a route value. */
+export function decodeRoute(b: Buffer): Route {
+  const f = RouteLayout.fields;
+  const w = b.readUInt8(f.wire.offset);
   const wire = (Object.keys(Wire) as WireName[]).find((k) => Wire[k] === w);
-  if (!wire) throw new Error(`unknown wire family ${w} in steering entry`);
-  return { wire, generation: b.readUInt32LE(SteeringLayout.fields.generation.offset) };
+  if (!wire) throw new Error(`unknown wire family ${w} in route`);
+  return {
+    wire,
+    generation: b.readUInt32LE(f.generation.offset),
+    pair: b.readUInt32LE(f.pair.offset),
+    remote: {
+      ipv4: bytesToAddress(b.subarray(f.remote_ipv4.offset, f.remote_ipv4.offset + 4)),
+      ipv6: bytesToAddress(b.subarray(f.remote_ipv6.offset, f.remote_ipv6.offset + 16)),
+    },
+  };
 }
 
 /** Per-pair counters summed over CPUs; arrays are [IPv4 application packets, IPv6]. */

@@ -2,20 +2,30 @@
  * The userspace steering API over the pinned maps: register remote pods, set or clear a pair's
  * wire family, read per-pair counters and node-wide stats. Used by the operator command now and
  * by afsteerd later. Every write is checked: unknown pods, same-node pairs and full maps are
- * clear errors, never silent corruption.
+ * clear errors, never silent corruption. Writers must be serialised (the node lock).
+ *
+ * A steered pair (local pod L, remote pod R) is two routes, (L, R's IPv4) and (L, R's IPv6),
+ * with the same value (wire family, generation, counter index, both of R's addresses); the
+ * endpoint's route count lets the data plane skip the route lookup for unsteered pods.
  */
-import { listEndpoints } from './endpoint-map';
+import { listEndpoints, setEndpointRoutes } from './endpoint-map';
 import {
-  decodePairKey, decodeRemote, decodeSteering, encodeAddrKey, encodePairKey, encodeRemote, encodeSteering, MAPS, PairCountersLayout,
+  decodeRemote, decodeRoute, decodeRouteKey, encodeAddrKey, encodeRemote, encodeRoute, encodeRouteKey, MAPS, PairCountersLayout,
   Stat, sumPairCounters, type Endpoint, type PairCounters, type RemotePod, type WireName,
 } from './maps-layout';
-import { BPF_NOEXIST, possibleCpus, withPinnedMap, type PinnedMap } from './pinned-map';
+import { possibleCpus, withPinnedMap, type PinnedMap } from './pinned-map';
 import { canonical, familyOf } from '../net/ip';
 
 const remotes = <T>(pinDir: string, fn: (m: PinnedMap) => T) => withPinnedMap(pinDir, MAPS.remotes.name, MAPS.remotes.keySize, MAPS.remotes.valueSize, fn);
-const steering = <T>(pinDir: string, fn: (m: PinnedMap) => T) => withPinnedMap(pinDir, MAPS.steering.name, MAPS.steering.keySize, MAPS.steering.valueSize, fn);
+const routes = <T>(pinDir: string, fn: (m: PinnedMap) => T) => withPinnedMap(pinDir, MAPS.routes.name, MAPS.routes.keySize, MAPS.routes.valueSize, fn);
 const pairCounters = <T>(pinDir: string, fn: (m: PinnedMap) => T) =>
-  withPinnedMap(pinDir, MAPS.pairCounters.name, MAPS.pairCounters.keySize, PairCountersLayout.size * possibleCpus(), fn);
+  withPinnedMap(pinDir, MAPS.pairCounters.name, MAPS.pairCounters.keySize, PairCountersLayout.size, fn);
+
+function u32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n);
+  return b;
+}
 
 function localEndpointOwning(pinDir: string, address: string): [number, Endpoint] | undefined {
   const a = canonical(address);
@@ -84,6 +94,20 @@ export function unregisterRemote(pinDir: string, address: string): boolean {
   return true;
 }
 
+/** Every route as (key, value). */
+function allRoutes(m: PinnedMap) {
+  return m.keys().flatMap((k) => {
+    const v = m.lookup(k);
+    return v ? [{ key: decodeRouteKey(k), route: decodeRoute(v) }] : [];
+  });
+}
+
+/** Keeps the endpoint's route count equal to its number of routes. */
+function syncRouteCount(pinDir: string, ifindex: number): void {
+  const n = routes(pinDir, (m) => allRoutes(m).filter((r) => r.key.ifindex === ifindex).length);
+  setEndpointRoutes(pinDir, ifindex, n);
+}
+
 /** Sets the wire family of (local pod at host ifindex, remote pod); creates its counters. */
 export function setSteering(pinDir: string, ifindex: number, remoteAddress: string, wire: WireName, generation = 0): void {
   const local = listEndpoints(pinDir).get(ifindex);
@@ -91,19 +115,42 @@ export function setSteering(pinDir: string, ifindex: number, remoteAddress: stri
   if (wire !== 'native' && (!local.ipv4 || !local.ipv6)) throw new Error(`local pod on #${ifindex} is not dual-stack; it can only stay native`);
   const remote = lookupRemote(pinDir, remoteAddress);
   if (!remote) throw new Error(`${remoteAddress} is not a registered remote pod (register it first)`);
-  const key = encodePairKey(ifindex, remote.ipv6);
-  // Counters first, so the data plane never sees a steered pair without them.
-  pairCounters(pinDir, (m) => m.update(key, Buffer.alloc(m.valueSize), BPF_NOEXIST, MAPS.pairCounters.maxEntries));
-  steering(pinDir, (m) => m.update(key, encodeSteering({ wire, generation }), 0, MAPS.steering.maxEntries));
+  routes(pinDir, (m) => {
+    const existing = m.lookup(encodeRouteKey(ifindex, remote.ipv6));
+    let pair: number;
+    if (existing) {
+      pair = decodeRoute(existing).pair;
+    } else {
+      // A new pair takes the lowest free counter index; its counters start at zero.
+      const used = new Set(allRoutes(m).map((r) => r.route.pair));
+      pair = 0;
+      while (used.has(pair)) pair++;
+      if (pair >= MAPS.pairCounters.maxEntries) throw new Error(`steering table is full (${MAPS.pairCounters.maxEntries} pairs on this node)`);
+      pairCounters(pinDir, (c) => c.update(u32(pair), Buffer.alloc(PairCountersLayout.size)));
+    }
+    const value = encodeRoute({ wire, generation, pair, remote });
+    m.update(encodeRouteKey(ifindex, remote.ipv6), value, 0, MAPS.routes.maxEntries);
+    try {
+      m.update(encodeRouteKey(ifindex, remote.ipv4), value, 0, MAPS.routes.maxEntries);
+    } catch (err) {
+      if (!existing) m.delete(encodeRouteKey(ifindex, remote.ipv6));
+      throw err;
+    }
+  });
+  syncRouteCount(pinDir, ifindex);
 }
 
-/** Removes a pair's steering entry (it goes native) and its counters; returns false if there was none. */
+/** Removes a pair's routes (it goes native); returns false if there were none. */
 export function clearSteering(pinDir: string, ifindex: number, remoteAddress: string): boolean {
-  const remote = familyOf(remoteAddress) === 6 ? { ipv6: canonical(remoteAddress) } : lookupRemote(pinDir, remoteAddress);
-  if (!remote) return false;
-  const key = encodePairKey(ifindex, remote.ipv6);
-  const had = steering(pinDir, (m) => m.delete(key));
-  pairCounters(pinDir, (m) => m.delete(key));
+  const had = routes(pinDir, (m) => {
+    const v = m.lookup(encodeRouteKey(ifindex, remoteAddress));
+    if (!v) return false;
+    const { remote } = decodeRoute(v);
+    m.delete(encodeRouteKey(ifindex, remote.ipv6));
+    m.delete(encodeRouteKey(ifindex, remote.ipv4));
+    return true;
+  });
+  if (had) syncRouteCount(pinDir, ifindex);
   return had;
 }
 
@@ -119,23 +166,28 @@ export interface PairRow {
 
 /** Every steered pair, with its counters. */
 export function listPairs(pinDir: string): PairRow[] {
-  const cpus = possibleCpus();
-  const counters = pairCounters(pinDir, (m) => new Map(m.keys().map((k) => [k.toString('hex'), m.lookup(k)])));
-  return steering(pinDir, (m) =>
-    m.keys().flatMap((k) => {
-      const v = m.lookup(k);
-      if (!v) return [];
-      const { ifindex, remoteIpv6 } = decodePairKey(k);
-      const c = counters.get(k.toString('hex'));
-      const remote = lookupRemote(pinDir, remoteIpv6);
-      return [{ ifindex, remoteIpv6, ...(remote ? { remoteIpv4: remote.ipv4 } : {}), ...decodeSteering(v), ...(c ? { counters: sumPairCounters(c, cpus) } : {}) }];
+  const rows = routes(pinDir, (m) => allRoutes(m).filter((r) => r.key.family === 6));
+  return pairCounters(pinDir, (c) =>
+    rows.map(({ key, route }) => {
+      const v = c.lookup(u32(route.pair));
+      return {
+        ifindex: key.ifindex,
+        remoteIpv6: route.remote.ipv6,
+        remoteIpv4: route.remote.ipv4,
+        wire: route.wire,
+        generation: route.generation,
+        ...(v ? { counters: sumPairCounters(v, 1) } : {}),
+      };
     }),
   );
 }
 
 /** Removes every pair of a local endpoint (used by DEL/GC). */
 export function clearPairsOf(pinDir: string, ifindex: number): void {
-  for (const p of listPairs(pinDir)) if (p.ifindex === ifindex) clearSteering(pinDir, ifindex, p.remoteIpv6);
+  routes(pinDir, (m) => {
+    for (const k of m.keys()) if (decodeRouteKey(k).ifindex === ifindex) m.delete(k);
+  });
+  syncRouteCount(pinDir, ifindex);
 }
 
 /** Node-wide event counters summed over CPUs. */
@@ -144,9 +196,7 @@ export function readStats(pinDir: string): Record<keyof typeof Stat, bigint> {
   return withPinnedMap(pinDir, MAPS.stats.name, 4, 8 * cpus, (m) => {
     const out = {} as Record<keyof typeof Stat, bigint>;
     for (const [name, idx] of Object.entries(Stat) as [keyof typeof Stat, number][]) {
-      const key = Buffer.alloc(4);
-      key.writeUInt32LE(idx);
-      const v = m.lookup(key);
+      const v = m.lookup(u32(idx));
       let sum = 0n;
       for (let c = 0; v && c < cpus; c++) sum += v.readBigUInt64LE(c * 8);
       out[name] = sum;

@@ -33,7 +33,7 @@ export async function teardownAttachment(pinDir: string, state: AttachmentState,
   if (existsSync(pinDir)) {
     const ep = getEndpoint(pinDir, state.hostIfindex);
     if (ep && ep.podIfindex === state.podIfindex && ep.ipv4 === state.ipv4 && ep.ipv6 === state.ipv6) {
-      if (existsSync(join(pinDir, MAPS.steering.name))) clearPairsOf(pinDir, state.hostIfindex);
+      if (existsSync(join(pinDir, MAPS.routes.name))) clearPairsOf(pinDir, state.hostIfindex);
       deleteEndpoint(pinDir, state.hostIfindex);
     }
   }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeCounterKey, decodeEndpoint, encodeCounterKey, encodeEndpoint, EndpointLayout } from '../../src/bpf/maps-layout';
+import { counterIndex, decodeEndpoint, decodeRoute, decodeRouteKey, encodeEndpoint, encodeRoute, encodeRouteKey, EndpointLayout, RouteLayout } from '../../src/bpf/maps-layout';
 import { addressBytes, bytesToAddress, canonical, parseCidr } from '../../src/net/ip';
 
 describe('ip helpers', () => {
@@ -16,16 +16,28 @@ describe('ip helpers', () => {
 
 describe('map layout codecs', () => {
   it('encodes the endpoint as the header lays it out', () => {
-    const b = encodeEndpoint({ ipv4: '10.0.0.2', ipv6: 'fd00::2', podIfindex: 7 });
+    const b = encodeEndpoint({ ipv4: '10.0.0.2', ipv6: 'fd00::2', podIfindex: 7, slot: 5, routes: 2 });
     expect(b.length).toBe(EndpointLayout.size);
     expect([...b.subarray(0, 4)]).toEqual([10, 0, 0, 2]);
     expect(b[4]).toBe(0xfd);
     expect(b.readUInt32LE(20)).toBe(3);
     expect(b.readUInt32LE(24)).toBe(7);
-    expect(decodeEndpoint(b)).toEqual({ ipv4: '10.0.0.2', ipv6: 'fd00::2', podIfindex: 7 });
-    expect(decodeEndpoint(encodeEndpoint({ ipv6: 'fd00::9', podIfindex: 1 }))).toEqual({ ipv6: 'fd00::9', podIfindex: 1 });
+    expect(b.readUInt32LE(28)).toBe(5);
+    expect(b.readUInt32LE(32)).toBe(2);
+    expect(decodeEndpoint(b)).toEqual({ ipv4: '10.0.0.2', ipv6: 'fd00::2', podIfindex: 7, slot: 5, routes: 2 });
+    expect(decodeEndpoint(encodeEndpoint({ ipv6: 'fd00::9', podIfindex: 1 }))).toEqual({ ipv6: 'fd00::9', podIfindex: 1, slot: 0, routes: 0 });
   });
-  it('round-trips counter keys', () => {
-    expect(decodeCounterKey(encodeCounterKey(42, 1, 0))).toEqual({ ifindex: 42, family: 1, direction: 0 });
+  it('indexes counter cells as AFSTEER_COUNTER_INDEX does', () => {
+    expect(counterIndex(0, 0, 0)).toBe(0);
+    expect(counterIndex(3, 1, 1)).toBe(3 * 6 + 2 + 1);
+  });
+  it('round-trips route keys and values', () => {
+    expect(decodeRouteKey(encodeRouteKey(42, '10.2.0.2'))).toEqual({ ifindex: 42, family: 4, address: '10.2.0.2' });
+    expect(decodeRouteKey(encodeRouteKey(42, 'fd00:2::2'))).toEqual({ ifindex: 42, family: 6, address: 'fd00:2::2' });
+    const r = { wire: 'ipv6' as const, generation: 9, pair: 17, remote: { ipv4: '10.2.0.2', ipv6: 'fd00:2::2' } };
+    const b = encodeRoute(r);
+    expect(b.length).toBe(RouteLayout.size);
+    expect(b[0]).toBe(6);
+    expect(decodeRoute(b)).toEqual(r);
   });
 });

@@ -70,7 +70,8 @@ export class TwoNodes {
   private readonly namespaces: string[] = [];
   private readonly children = new Set<ChildProcess>();
 
-  constructor() {
+  /** plugin: the interface plugin before afsteer (bridge, as in the tests, or ptp). */
+  constructor(readonly plugin: 'bridge' | 'ptp' = 'bridge') {
     const bin = join(this.dir, 'bin');
     mkdirSync(bin);
     symlinkSync(AFSTEER_BIN, join(bin, 'afsteer'));
@@ -91,7 +92,7 @@ export class TwoNodes {
       cniVersion: '1.0.0',
       name: `twonode-${name}`,
       plugins: [
-        { type: 'bridge', bridge: 'cni0', isGateway: true, ipMasq: false,
+        { type: this.plugin, ...(this.plugin === 'bridge' ? { bridge: 'cni0', isGateway: true } : {}), ipMasq: false,
           ipam: { type: 'host-local', ranges: [[{ subnet: node.podV4 }], [{ subnet: node.podV6 }]], routes: [{ dst: '0.0.0.0/0' }, { dst: '::/0' }], dataDir: join(this.dir, `ipam-${name}`) } },
         { type: 'afsteer', pinDir: node.pinDir, stateDir: node.stateDir },
       ],

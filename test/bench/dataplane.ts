@@ -1,0 +1,153 @@
+/**
+ * Data-plane benchmark (root): one run measures, next to baselines from the same run,
+ *  1. ns per packet under BPF_PROG_TEST_RUN: afsteer pass-through, encapsulate, decapsulate, each
+ *     next to an empty tc program. Targets: pass-through ≤ 1.5× empty; encap/decap ≤ 40 ns above.
+ *  2. pod-to-pod TCP throughput (iperf3) between two simulated nodes: no program vs program
+ *     attached but native vs steered to the other family. Targets: attached-native ≥ 97% of no
+ *     program; steered ≥ 85% of native.
+ * Prints medians and ratios; exits 1 when a target is missed.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { putEndpoint } from '../../src/bpf/endpoint-map';
+import { libbpf, openAndLoad } from '../../src/bpf/libbpf';
+import { closeFds, ensurePrograms } from '../../src/bpf/programs';
+import { registerRemote, setSteering, unregisterRemote } from '../../src/bpf/steering';
+import { progTestRun } from '../../src/bpf/test-run';
+import { ROOT } from '../integration/helpers/world';
+import { TwoNodes, nsExec } from '../integration/helpers/two-nodes';
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+const misses: string[] = [];
+const target = (ok: boolean, what: string) => {
+  console.log(`  ${ok ? 'PASS' : 'FAIL'}  ${what}`);
+  if (!ok) misses.push(what);
+};
+
+/** Ethernet + IPv4 + UDP (64-byte payload) from 10.1.0.2 to dst. */
+function udp4Frame(dst: string): Buffer {
+  const ip = Buffer.from('45000064000040004011000000000000' + '00000000', 'hex');
+  Buffer.from([10, 1, 0, 2]).copy(ip, 12);
+  Buffer.from(dst.split('.').map(Number)).copy(ip, 16);
+  const udp = Buffer.alloc(8 + 72);
+  udp.writeUInt16BE(4000, 0);
+  udp.writeUInt16BE(5000, 2);
+  udp.writeUInt16BE(udp.length, 4);
+  ip.writeUInt16BE(20 + udp.length, 2);
+  return Buffer.concat([Buffer.from('0200000000020200000000010800', 'hex'), ip, udp]);
+}
+
+function programBench(): void {
+  const pin = `/sys/fs/bpf/afsteer-bench-${randomBytes(3).toString('hex')}`;
+  const RUNS = Number(process.env.BENCH_PROG_RUNS ?? 20000);
+  const REPEAT = 1_000_000;
+  try {
+    const progs = ensurePrograms(pin);
+    const emptyObj = openAndLoad(readFileSync(join(ROOT, 'build', 'bench_empty.bpf.o')), 'afsteer_bench', pin);
+    const emptyFd = libbpf().progFd(libbpf().findProg(emptyObj, 'afsteer_bench_empty'));
+    // Local pod on ifindex 1 (the loopback device BPF_PROG_TEST_RUN uses), remote B steered over IPv6.
+    putEndpoint(pin, 1, { ipv4: '10.1.0.2', ipv6: 'fd00:1::2', podIfindex: 2 });
+    registerRemote(pin, { ipv4: '10.2.0.2', ipv6: 'fd00:2::2' });
+    registerRemote(pin, { ipv4: '10.3.0.2', ipv6: 'fd00:3::2' });
+    setSteering(pin, 1, '10.2.0.2', 'ipv6');
+    const native = udp4Frame('10.3.0.2'); // known remote, no steering entry: full lookups, no rewrite
+    const steered = udp4Frame('10.2.0.2');
+    const encapsulated = progTestRun(progs.fromPod, steered).data;
+
+    // Stateless programs: many repetitions per call, the kernel reports the average.
+    const loop = (fd: number, frame: Buffer) => median(Array.from({ length: 7 }, () => progTestRun(fd, frame, { repeat: REPEAT }).durationNs));
+    const emptyLoop = loop(emptyFd, native);
+    const passLoop = loop(progs.fromPod, native);
+    // Encap/decap rewrite the packet, so each call runs once on a fresh copy; the empty program
+    // is timed the same way so both carry the same per-call timer overhead.
+    const single = (fd: number, frame: Buffer) => median(Array.from({ length: RUNS }, () => progTestRun(fd, frame).durationNs));
+    const emptySingle = single(emptyFd, native);
+    const encap = single(progs.fromPod, steered);
+    // Decapsulate at the far end: the maps now describe B's node (local B, remote A).
+    putEndpoint(pin, 1, { ipv4: '10.2.0.2', ipv6: 'fd00:2::2', podIfindex: 2 });
+    unregisterRemote(pin, '10.2.0.2');
+    registerRemote(pin, { ipv4: '10.1.0.2', ipv6: 'fd00:1::2' });
+    const decap = single(progs.toPod, encapsulated);
+    closeFds(progs.fromPod, progs.toPod);
+    libbpf().objClose(emptyObj);
+
+    console.log(`\nBPF_PROG_TEST_RUN, ns per packet (median; loops of ${REPEAT}, single runs ×${RUNS})`);
+    console.log(`  empty tc program (loop)        ${emptyLoop.toFixed(1)}`);
+    console.log(`  afsteer pass-through (loop)    ${passLoop.toFixed(1)}   = ${(passLoop / emptyLoop).toFixed(2)}× empty`);
+    console.log(`  empty tc program (single run)  ${emptySingle.toFixed(1)}`);
+    console.log(`  afsteer encapsulate (single)   ${encap.toFixed(1)}   = empty + ${(encap - emptySingle).toFixed(1)} ns`);
+    console.log(`  afsteer decapsulate (single)   ${decap.toFixed(1)}   = empty + ${(decap - emptySingle).toFixed(1)} ns`);
+    target(passLoop <= 1.5 * emptyLoop, `pass-through ≤ 1.5× empty (${(passLoop / emptyLoop).toFixed(2)}×)`);
+    target(encap - emptySingle <= 40, `encapsulate ≤ 40 ns above empty (${(encap - emptySingle).toFixed(1)} ns)`);
+    target(decap - emptySingle <= 40, `decapsulate ≤ 40 ns above empty (${(decap - emptySingle).toFixed(1)} ns)`);
+  } finally {
+    rmSync(pin, { recursive: true, force: true });
+  }
+}
+
+async function iperf(t: TwoNodes, from: string, fromNs: string, toNs: string, to: string, seconds: number): Promise<number> {
+  const port = String(5201 + Math.floor(Math.random() * 500));
+  const server = nsExec(toNs, ['iperf3', '-s', '-1', '-B', to, '-p', port]);
+  await new Promise((r) => setTimeout(r, 300));
+  const out = JSON.parse(await nsExec(fromNs, ['iperf3', '-c', to, '-p', port, '-t', String(seconds), '-J', '-B', from])) as { end: { sum_received: { bits_per_second: number } } };
+  await server.catch(() => undefined);
+  void t;
+  return out.end.sum_received.bits_per_second / 1e9;
+}
+
+async function throughputBench(): Promise<void> {
+  const t = new TwoNodes();
+  const SECONDS = Number(process.env.BENCH_IPERF_SECONDS ?? 4);
+  const ROUNDS = Number(process.env.BENCH_IPERF_ROUNDS ?? 3);
+  try {
+    await t.up();
+    const pa = await t.addPod(t.a, 'a0');
+    const pb = await t.addPod(t.b, 'b0');
+    registerRemote(t.a.pinDir, { ipv4: pb.ipv4, ipv6: pb.ipv6 });
+    registerRemote(t.b.pinDir, { ipv4: pa.ipv4, ipv6: pa.ipv6 });
+    const run = async (mode: string, prep: () => Promise<void> | void) => {
+      await prep();
+      const xs: number[] = [];
+      for (let i = 0; i < ROUNDS; i++) xs.push(await iperf(t, pa.ipv4, pa.nsPath, pb.nsPath, pb.ipv4, SECONDS));
+      return { mode, gbps: median(xs) };
+    };
+    const steerBoth = (wire: 'native' | 'ipv6') => {
+      setSteering(t.a.pinDir, pa.hostIfindex, pb.ipv6, wire);
+      setSteering(t.b.pinDir, pb.hostIfindex, pa.ipv6, wire);
+    };
+    // Interleave so drift in the machine's speed hits every mode alike.
+    const results: Record<string, number[]> = { native: [], steered: [], none: [] };
+    for (let r = 0; r < ROUNDS; r++) {
+      results.native!.push((await run('native', () => steerBoth('native'))).gbps);
+      results.steered!.push((await run('steered', () => steerBoth('ipv6'))).gbps);
+    }
+    // No program: remove afsteer's clsact from both host veths (last, it is not restored).
+    await nsExec(t.a.nsPath, ['tc', 'qdisc', 'del', 'dev', pa.hostIfname, 'clsact']);
+    await nsExec(t.b.nsPath, ['tc', 'qdisc', 'del', 'dev', pb.hostIfname, 'clsact']);
+    for (let r = 0; r < ROUNDS; r++) results.none!.push((await run('none', () => undefined)).gbps);
+    const none = median(results.none!), native = median(results.native!), steered = median(results.steered!);
+    console.log(`\npod-to-pod TCP (iperf3, IPv4 app, ${SECONDS}s × ${ROUNDS}×${ROUNDS} rounds, median Gbit/s)`);
+    console.log(`  no program          ${none.toFixed(2)}`);
+    console.log(`  attached, native    ${native.toFixed(2)}   = ${((native / none) * 100).toFixed(1)}% of no program`);
+    console.log(`  steered over IPv6   ${steered.toFixed(2)}   = ${((steered / native) * 100).toFixed(1)}% of native`);
+    target(native >= 0.97 * none, `attached-native ≥ 97% of no program (${((native / none) * 100).toFixed(1)}%)`);
+    target(steered >= 0.85 * native, `steered ≥ 85% of native (${((steered / native) * 100).toFixed(1)}%)`);
+  } finally {
+    t.cleanup();
+  }
+}
+
+if (process.getuid?.() !== 0) {
+  console.error('dataplane bench: needs root');
+  process.exit(1);
+}
+programBench();
+await throughputBench();
+if (misses.length) {
+  console.log(`\n${misses.length} target(s) missed`);
+  process.exitCode = 1;
+}
