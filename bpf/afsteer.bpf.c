@@ -41,6 +41,14 @@ struct {
 } afsteer_endpoints SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, AFSTEER_EP_CACHE_SIZE);
+	__type(key, __u32);
+	__type(value, struct afsteer_endpoint);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} afsteer_endpoint_cache SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, AFSTEER_MAX_COUNTER_KEYS);
 	__type(key, __u32);
@@ -88,6 +96,29 @@ static __always_inline void stat_inc(__u32 which)
 
 	if (v)
 		*v += 1;
+}
+
+/* The endpoint on host interface ifindex: the direct-mapped cache first, then the hash. */
+static __always_inline struct afsteer_endpoint *lookup_endpoint(__u32 ifindex)
+{
+	__u32 idx = ifindex & (AFSTEER_EP_CACHE_SIZE - 1);
+	struct afsteer_endpoint *ep = bpf_map_lookup_elem(&afsteer_endpoint_cache, &idx);
+
+	if (ep && ep->ifindex == ifindex)
+		return ep;
+	return bpf_map_lookup_elem(&afsteer_endpoints, &ifindex);
+}
+
+static __always_inline __u64 bloom4(__be32 a)
+{
+	return 1ULL << AFSTEER_BLOOM_BIT((__u32)a);
+}
+
+static __always_inline __u64 bloom6(const __u8 *a)
+{
+	const __u32 *w = (const __u32 *)a;
+
+	return 1ULL << AFSTEER_BLOOM_BIT(w[0] ^ w[1] ^ w[2] ^ w[3]);
 }
 
 /* Count one packet in the endpoint's counter cell (a per-CPU array: no hashing, no locking). */
@@ -250,8 +281,8 @@ static __always_inline struct afsteer_pair_counters *pair_counters(const struct 
 	return bpf_map_lookup_elem(&afsteer_pair_counters, &idx);
 }
 
-SEC("tc")
-int afsteer_from_pod(struct __sk_buff *skb)
+/* The from-pod program's logic. */
+static __always_inline int from_pod(struct __sk_buff *skb)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
@@ -266,7 +297,7 @@ int afsteer_from_pod(struct __sk_buff *skb)
 	__u32 proto;
 	int own_src;
 
-	ep = bpf_map_lookup_elem(&afsteer_endpoints, &ifindex);
+	ep = lookup_endpoint(ifindex);
 	if (!ep)
 		return TC_ACT_OK;
 	if ((void *)(eth + 1) > data_end) {
@@ -279,8 +310,8 @@ int afsteer_from_pod(struct __sk_buff *skb)
 
 		fam = AFSTEER_FAMILY_IPV4;
 		count_endpoint(ep, fam, AFSTEER_DIR_FROM_POD, len);
-		/* Fast path: a pod with no steered pairs needs nothing else. */
-		if (!ep->routes || (void *)(ip + 1) > data_end || ip->ihl < 5)
+		/* Fast path: no route to this destination (bloom bit clear) needs nothing else. */
+		if ((void *)(ip + 1) > data_end || ip->ihl < 5 || !(ep->route_bloom & bloom4(ip->daddr)))
 			return TC_ACT_OK;
 		rkey.family = 4;
 		*(__be32 *)rkey.addr = ip->daddr;
@@ -293,7 +324,7 @@ int afsteer_from_pod(struct __sk_buff *skb)
 
 		fam = AFSTEER_FAMILY_IPV6;
 		count_endpoint(ep, fam, AFSTEER_DIR_FROM_POD, len);
-		if (!ep->routes || (void *)(ip6 + 1) > data_end)
+		if ((void *)(ip6 + 1) > data_end || !(ep->route_bloom & bloom6(ip6->daddr.in6_u.u6_addr8)))
 			return TC_ACT_OK;
 		rkey.family = 6;
 		copy6(rkey.addr, ip6->daddr.in6_u.u6_addr8);
@@ -378,7 +409,7 @@ static __always_inline const __u8 *tunnel_peer(const struct afsteer_endpoint *ep
 	struct afsteer_remote *remote;
 
 	*pc = 0;
-	if (ep->routes) {
+	if (ep->route_bloom & (family == 4 ? bloom4(*(const __be32 *)outer_src) : bloom6(outer_src))) {
 		struct afsteer_route_key rkey = { .ifindex = ifindex, .family = family };
 		struct afsteer_route *route;
 
@@ -561,11 +592,11 @@ static __always_inline __u8 frame_family(struct __sk_buff *skb)
 	return AFSTEER_FAMILY_OTHER;
 }
 
-SEC("tc")
-int afsteer_to_pod(struct __sk_buff *skb)
+/* The to-pod program's logic. */
+static __always_inline int to_pod(struct __sk_buff *skb)
 {
 	__u32 ifindex = skb->ifindex;
-	struct afsteer_endpoint *ep = bpf_map_lookup_elem(&afsteer_endpoints, &ifindex);
+	struct afsteer_endpoint *ep = lookup_endpoint(ifindex);
 	__u8 fam;
 	int v = PASS;
 
@@ -582,6 +613,18 @@ int afsteer_to_pod(struct __sk_buff *skb)
 		fam = fam == AFSTEER_FAMILY_IPV6 ? AFSTEER_FAMILY_IPV4 : AFSTEER_FAMILY_IPV6;
 	count_endpoint(ep, fam, AFSTEER_DIR_TO_POD, skb->len);
 	return TC_ACT_OK;
+}
+
+SEC("tc")
+int afsteer_from_pod(struct __sk_buff *skb)
+{
+	return from_pod(skb);
+}
+
+SEC("tc")
+int afsteer_to_pod(struct __sk_buff *skb)
+{
+	return to_pod(skb);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

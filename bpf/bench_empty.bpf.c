@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause)
-/* The baseline for `npm run bench`: a tc program that does nothing. */
+/* The baseline for `npm run bench`: a tc program that does nothing (not shipped). */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>

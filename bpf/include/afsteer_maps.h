@@ -12,6 +12,8 @@
 
 /* Capacity of the local endpoint map: pods on one node. */
 #define AFSTEER_MAX_ENDPOINTS 1024
+/* Direct-mapped endpoint cache (index ifindex & (size - 1)); collisions fall back to the hash. */
+#define AFSTEER_EP_CACHE_SIZE 4096
 /* Per-CPU endpoint counter cells: endpoint slot x families x directions. */
 #define AFSTEER_MAX_COUNTER_KEYS (AFSTEER_MAX_ENDPOINTS * 3 * 2)
 /* Index of an endpoint counter cell. */
@@ -59,15 +61,26 @@ enum afsteer_stat {
 #define AFSTEER_EP_F_IPV4 (1U << 0) /* ipv4 holds a valid address */
 #define AFSTEER_EP_F_IPV6 (1U << 1) /* ipv6 holds a valid address */
 
-/* Value of afsteer_endpoints, keyed by the host-side veth ifindex (__u32). */
+/*
+ * Value of afsteer_endpoints (hash keyed by the host-side veth ifindex, authoritative) and of
+ * afsteer_endpoint_cache (array indexed by ifindex & (AFSTEER_EP_CACHE_SIZE - 1); an entry is
+ * valid only when its ifindex field matches).
+ */
 struct afsteer_endpoint {
 	__u8 ipv4[4];      /* pod IPv4 address, network order */
 	__u8 ipv6[16];     /* pod IPv6 address, network order */
 	__u32 flags;       /* AFSTEER_EP_F_* */
 	__u32 pod_ifindex; /* ifindex of the interface inside the pod netns */
 	__u32 slot;        /* counter slot (< AFSTEER_MAX_ENDPOINTS), unique per endpoint */
-	__u32 routes;      /* afsteer_routes entries of this endpoint; 0 skips the route lookup */
+	__u32 ifindex;     /* the host-side veth ifindex this entry describes (cache tag) */
+	__u32 routes;      /* afsteer_routes entries of this endpoint */
+	__u64 route_bloom; /* bit AFSTEER_BLOOM_BIT(addr) set for every route's remote address */
 };
+
+/* Bloom bit of an address: fold to 32 bits (IPv4 as loaded; IPv6 as the xor of its four
+ * 32-bit words, each as loaded little-endian), multiply, keep the top 6 bits. A clear bit means
+ * "no route to that address": the data plane skips the route lookup. */
+#define AFSTEER_BLOOM_BIT(fold32) (((__u32)((fold32) * 0x9E3779B1U)) >> 26)
 
 /* Value of afsteer_counters (per-CPU array, index AFSTEER_COUNTER_INDEX). */
 struct afsteer_counters {

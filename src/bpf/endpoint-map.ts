@@ -1,5 +1,5 @@
 /** Typed access to the pinned endpoint map and the per-endpoint counter cells. */
-import { counterIndex, CountersLayout, decodeEndpoint, encodeEndpoint, MAPS, type Endpoint } from './maps-layout';
+import { counterIndex, CountersLayout, decodeEndpoint, encodeEndpoint, EP_CACHE_SIZE, MAPS, type Endpoint } from './maps-layout';
 import { possibleCpus, withPinnedMap, type PinnedMap } from './pinned-map';
 
 /** Packet and byte totals (summed over CPUs) for one endpoint, family and direction. */
@@ -19,6 +19,8 @@ function u32(n: number): Buffer {
 
 const endpoints = <T>(pinDir: string, fn: (m: PinnedMap) => T) =>
   withPinnedMap(pinDir, MAPS.endpoints.name, MAPS.endpoints.keySize, MAPS.endpoints.valueSize, fn);
+const cache = <T>(pinDir: string, fn: (m: PinnedMap) => T) =>
+  withPinnedMap(pinDir, MAPS.endpointCache.name, MAPS.endpointCache.keySize, MAPS.endpointCache.valueSize, fn);
 const counterStride = Math.ceil(CountersLayout.size / 8) * 8;
 const counters = <T>(pinDir: string, fn: (m: PinnedMap) => T) =>
   withPinnedMap(pinDir, MAPS.counters.name, MAPS.counters.keySize, counterStride * possibleCpus(), fn);
@@ -40,6 +42,26 @@ function zeroSlot(pinDir: string, slot: number): void {
 }
 
 /**
+ * Mirrors the hash entry of ifindex into the direct-mapped cache: written when the cache slot is
+ * free or already this endpoint's; on removal the slot is cleared and given to another endpoint
+ * that maps to it, if any. The data plane checks the tag, so a stale slot is never used.
+ */
+function syncCache(pinDir: string, ifindex: number, all: Map<number, Endpoint>): void {
+  const idx = ifindex & (EP_CACHE_SIZE - 1);
+  cache(pinDir, (c) => {
+    const cur = c.lookup(u32(idx));
+    const curTag = cur ? (decodeEndpoint(cur).ifindex ?? 0) : 0;
+    const mine = all.get(ifindex);
+    if (mine && (curTag === 0 || curTag === ifindex || !all.has(curTag))) {
+      c.update(u32(idx), encodeEndpoint({ ...mine, ifindex }));
+    } else if (!mine && curTag === ifindex) {
+      const heir = [...all].find(([i]) => (i & (EP_CACHE_SIZE - 1)) === idx);
+      c.update(u32(idx), heir ? encodeEndpoint({ ...heir[1], ifindex: heir[0] }) : Buffer.alloc(c.valueSize));
+    }
+  });
+}
+
+/**
  * Writes the endpoint for host ifindex. A new endpoint gets the lowest free counter slot (its
  * cells zeroed); an existing one keeps its slot and route count. A full map is a clear error.
  * Call under the node lock (slot allocation reads then writes).
@@ -56,7 +78,10 @@ export function putEndpoint(pinDir: string, ifindex: number, ep: Endpoint): void
       if (slot >= MAPS.endpoints.maxEntries) throw new Error(`endpoint map is full (${MAPS.endpoints.maxEntries} endpoints on this node)`);
       zeroSlot(pinDir, slot);
     }
-    m.update(u32(ifindex), encodeEndpoint({ ...ep, slot, routes: ep.routes ?? old?.routes ?? 0 }), 0, MAPS.endpoints.maxEntries);
+    const value: Endpoint = { ...ep, slot, ifindex, routes: ep.routes ?? old?.routes ?? 0, routeBloom: ep.routeBloom ?? old?.routeBloom ?? 0n };
+    m.update(u32(ifindex), encodeEndpoint(value), 0, MAPS.endpoints.maxEntries);
+    all.set(ifindex, value);
+    syncCache(pinDir, ifindex, all);
   });
 }
 
@@ -71,7 +96,10 @@ export function getEndpoint(pinDir: string, ifindex: number): Endpoint | undefin
 /** Removes the endpoint for host ifindex and zeroes its counters; already gone is not an error. */
 export function deleteEndpoint(pinDir: string, ifindex: number): void {
   const ep = getEndpoint(pinDir, ifindex);
-  endpoints(pinDir, (m) => m.delete(u32(ifindex)));
+  endpoints(pinDir, (m) => {
+    m.delete(u32(ifindex));
+    syncCache(pinDir, ifindex, allEndpoints(m));
+  });
   if (ep?.slot !== undefined) zeroSlot(pinDir, ep.slot);
 }
 
@@ -104,11 +132,13 @@ export function readCounters(pinDir: string, ifindex?: number): CounterRow[] {
   });
 }
 
-/** Sets an endpoint's route count (the steering API keeps it equal to its number of routes). */
-export function setEndpointRoutes(pinDir: string, ifindex: number, routes: number): void {
+/** Sets an endpoint's route count and bloom filter (the steering API keeps them in step with its routes). */
+export function setEndpointRoutes(pinDir: string, ifindex: number, routes: number, routeBloom: bigint): void {
   endpoints(pinDir, (m) => {
     const v = m.lookup(u32(ifindex));
     if (!v) return;
-    m.update(u32(ifindex), encodeEndpoint({ ...decodeEndpoint(v), routes }));
+    // Bits are only ever added before a route appears and removed after it is gone (see steering.ts).
+    m.update(u32(ifindex), encodeEndpoint({ ...decodeEndpoint(v), routes, routeBloom }));
+    syncCache(pinDir, ifindex, allEndpoints(m));
   });
 }

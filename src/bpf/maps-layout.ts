@@ -20,16 +20,21 @@ export interface StructLayout {
 /** struct afsteer_endpoint */
 export const EndpointLayout = {
   name: 'afsteer_endpoint',
-  size: 36,
+  size: 48,
   fields: {
     ipv4: { offset: 0, size: 4 },
     ipv6: { offset: 4, size: 16 },
     flags: { offset: 20, size: 4 },
     pod_ifindex: { offset: 24, size: 4 },
     slot: { offset: 28, size: 4 },
-    routes: { offset: 32, size: 4 },
+    ifindex: { offset: 32, size: 4 },
+    routes: { offset: 36, size: 4 },
+    route_bloom: { offset: 40, size: 8 },
   },
 } as const satisfies StructLayout;
+
+/** AFSTEER_EP_CACHE_SIZE */
+export const EP_CACHE_SIZE = 4096;
 
 /** struct afsteer_counters */
 export const CountersLayout = {
@@ -121,6 +126,7 @@ export const ALL_LAYOUTS: readonly StructLayout[] = [
 /** Map names and capacities (AFSTEER_MAX_* in the header). */
 export const MAPS = {
   endpoints: { name: 'afsteer_endpoints', keySize: 4, valueSize: EndpointLayout.size, maxEntries: 1024 },
+  endpointCache: { name: 'afsteer_endpoint_cache', keySize: 4, valueSize: EndpointLayout.size, maxEntries: 4096 },
   counters: { name: 'afsteer_counters', keySize: 4, valueSize: CountersLayout.size, maxEntries: 1024 * 3 * 2 },
   remotes: { name: 'afsteer_remotes', keySize: AddrKeyLayout.size, valueSize: RemoteLayout.size, maxEntries: 65536 * 2 },
   routes: { name: 'afsteer_routes', keySize: RouteKeyLayout.size, valueSize: RouteLayout.size, maxEntries: 65536 * 2 },
@@ -149,8 +155,20 @@ export interface Endpoint {
   podIfindex: number;
   /** Counter slot (assigned by putEndpoint). */
   slot?: number;
+  /** Host veth ifindex (written by putEndpoint; tags the cache entry). */
+  ifindex?: number;
   /** Number of route entries (maintained by the steering API). */
   routes?: number;
+  /** Bloom filter of the routes' remote addresses (maintained by the steering API). */
+  routeBloom?: bigint;
+}
+
+/** AFSTEER_BLOOM_BIT: the bloom bit of an address, exactly as the data plane computes it. */
+export function bloomBit(address: string): number {
+  const b = addressBytes(address);
+  let fold = 0;
+  for (let i = 0; i < b.length; i += 4) fold ^= b.readUInt32LE(i);
+  return Math.imul(fold, 0x9e3779b1) >>> 26;
 }
 
 /** Encodes an endpoint value. */
@@ -168,7 +186,9 @@ export function encodeEndpoint(ep: Endpoint): Buffer {
   b.writeUInt32LE(flags, EndpointLayout.fields.flags.offset);
   b.writeUInt32LE(ep.podIfindex, EndpointLayout.fields.pod_ifindex.offset);
   b.writeUInt32LE(ep.slot ?? 0, EndpointLayout.fields.slot.offset);
+  b.writeUInt32LE(ep.ifindex ?? 0, EndpointLayout.fields.ifindex.offset);
   b.writeUInt32LE(ep.routes ?? 0, EndpointLayout.fields.routes.offset);
+  b.writeBigUInt64LE(ep.routeBloom ?? 0n, EndpointLayout.fields.route_bloom.offset);
   return b;
 }
 
@@ -177,7 +197,13 @@ export function decodeEndpoint(b: Buffer): Endpoint {
   if (b.length < EndpointLayout.size) throw new Error(`endpoint value is ${b.length} bytes, want ${EndpointLayout.size}`);
   const flags = b.readUInt32LE(EndpointLayout.fields.flags.offset);
   const f = EndpointLayout.fields;
-  const ep: Endpoint = { podIfindex: b.readUInt32LE(f.pod_ifindex.offset), slot: b.readUInt32LE(f.slot.offset), routes: b.readUInt32LE(f.routes.offset) };
+  const ep: Endpoint = {
+    podIfindex: b.readUInt32LE(f.pod_ifindex.offset),
+    slot: b.readUInt32LE(f.slot.offset),
+    ifindex: b.readUInt32LE(f.ifindex.offset),
+    routes: b.readUInt32LE(f.routes.offset),
+    routeBloom: b.readBigUInt64LE(f.route_bloom.offset),
+  };
   if (flags & EndpointFlags.ipv4) ep.ipv4 = bytesToAddress(b.subarray(f.ipv4.offset, f.ipv4.offset + 4));
   if (flags & EndpointFlags.ipv6) ep.ipv6 = bytesToAddress(b.subarray(f.ipv6.offset, f.ipv6.offset + 16));
   return ep;

@@ -11,7 +11,7 @@
 import { listEndpoints, setEndpointRoutes } from './endpoint-map';
 import {
   decodeRemote, decodeRoute, decodeRouteKey, encodeAddrKey, encodeRemote, encodeRoute, encodeRouteKey, MAPS, PairCountersLayout,
-  Stat, sumPairCounters, type Endpoint, type PairCounters, type RemotePod, type WireName,
+  Stat, sumPairCounters, bloomBit, type Endpoint, type PairCounters, type RemotePod, type WireName,
 } from './maps-layout';
 import { possibleCpus, withPinnedMap, type PinnedMap } from './pinned-map';
 import { canonical, familyOf } from '../net/ip';
@@ -102,10 +102,16 @@ function allRoutes(m: PinnedMap) {
   });
 }
 
-/** Keeps the endpoint's route count equal to its number of routes. */
-function syncRouteCount(pinDir: string, ifindex: number): void {
-  const n = routes(pinDir, (m) => allRoutes(m).filter((r) => r.key.ifindex === ifindex).length);
-  setEndpointRoutes(pinDir, ifindex, n);
+/**
+ * Keeps the endpoint's route count and bloom filter equal to its routes (plus extra addresses
+ * about to get a route: the bit must be set before the route exists, or its first packets
+ * would skip the lookup).
+ */
+function syncRouteCount(pinDir: string, ifindex: number, extra: string[] = []): void {
+  const mine = routes(pinDir, (m) => allRoutes(m).filter((r) => r.key.ifindex === ifindex));
+  let bloom = 0n;
+  for (const a of [...mine.map((r) => r.key.address), ...extra]) bloom |= 1n << BigInt(bloomBit(a));
+  setEndpointRoutes(pinDir, ifindex, mine.length, bloom);
 }
 
 /** Sets the wire family of (local pod at host ifindex, remote pod); creates its counters. */
@@ -115,6 +121,7 @@ export function setSteering(pinDir: string, ifindex: number, remoteAddress: stri
   if (wire !== 'native' && (!local.ipv4 || !local.ipv6)) throw new Error(`local pod on #${ifindex} is not dual-stack; it can only stay native`);
   const remote = lookupRemote(pinDir, remoteAddress);
   if (!remote) throw new Error(`${remoteAddress} is not a registered remote pod (register it first)`);
+  syncRouteCount(pinDir, ifindex, [remote.ipv4, remote.ipv6]);
   routes(pinDir, (m) => {
     const existing = m.lookup(encodeRouteKey(ifindex, remote.ipv6));
     let pair: number;

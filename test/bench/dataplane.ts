@@ -4,7 +4,8 @@
  *     next to an empty tc program. Targets: pass-through ≤ 1.5× empty; encap/decap ≤ 40 ns above.
  *  2. pod-to-pod TCP throughput (iperf3) between two simulated nodes: no program vs program
  *     attached but native vs steered to the other family. Targets: attached-native ≥ 97% of no
- *     program; steered ≥ 85% of native.
+ *     program; steered ≥ 85% of native — gated on the ptp chain; the bridge chain is reported
+ *     too (the kernel bridge has no tunnel GSO offload: see README).
  * Prints medians and ratios; exits 1 when a target is missed.
  */
 import { randomBytes } from 'node:crypto';
@@ -43,45 +44,51 @@ function udp4Frame(dst: string): Buffer {
 
 function programBench(): void {
   const pin = `/sys/fs/bpf/afsteer-bench-${randomBytes(3).toString('hex')}`;
-  const RUNS = Number(process.env.BENCH_PROG_RUNS ?? 20000);
   const REPEAT = 1_000_000;
+  const SINGLE = Number(process.env.BENCH_PROG_RUNS ?? 20000);
   try {
     const progs = ensurePrograms(pin);
     const emptyObj = openAndLoad(readFileSync(join(ROOT, 'build', 'bench_empty.bpf.o')), 'afsteer_bench', pin);
     const emptyFd = libbpf().progFd(libbpf().findProg(emptyObj, 'afsteer_bench_empty'));
-    // Local pod on ifindex 1 (the loopback device BPF_PROG_TEST_RUN uses), remote B steered over IPv6.
+    // Local pod A on ifindex 1 (the device BPF_PROG_TEST_RUN uses); B steered over IPv6; C known, not steered.
     putEndpoint(pin, 1, { ipv4: '10.1.0.2', ipv6: 'fd00:1::2', podIfindex: 2 });
     registerRemote(pin, { ipv4: '10.2.0.2', ipv6: 'fd00:2::2' });
     registerRemote(pin, { ipv4: '10.3.0.2', ipv6: 'fd00:3::2' });
     setSteering(pin, 1, '10.2.0.2', 'ipv6');
-    const native = udp4Frame('10.3.0.2'); // known remote, no steering entry: full lookups, no rewrite
-    const steered = udp4Frame('10.2.0.2');
-    const encapsulated = progTestRun(progs.fromPod, steered).data;
+    const toC = udp4Frame('10.3.0.2');
+    const toB = udp4Frame('10.2.0.2');
+    const encapsulated = progTestRun(progs.fromPod, toB).data;
+    if (encapsulated.length !== toB.length + 40) throw new Error('bench setup: the steered frame was not encapsulated');
 
-    // Stateless programs: many repetitions per call, the kernel reports the average.
+    // Pass-through leaves the packet as it was: time it in the kernel's loop.
     const loop = (fd: number, frame: Buffer) => median(Array.from({ length: 7 }, () => progTestRun(fd, frame, { repeat: REPEAT }).durationNs));
-    const emptyLoop = loop(emptyFd, native);
-    const passLoop = loop(progs.fromPod, native);
-    // Encap/decap rewrite the packet, so each call runs once on a fresh copy; the empty program
-    // is timed the same way so both carry the same per-call timer overhead.
-    const single = (fd: number, frame: Buffer) => median(Array.from({ length: RUNS }, () => progTestRun(fd, frame).durationNs));
-    const emptySingle = single(emptyFd, native);
-    const encap = single(progs.fromPod, steered);
-    // Decapsulate at the far end: the maps now describe B's node (local B, remote A).
+    // Encap/decap rewrite the packet, and the kernel re-runs `repeat` on the same skb (and refuses
+    // to encapsulate an skb twice), so each call runs once on a fresh copy; the empty program is
+    // timed the same way, so both carry the same per-call timer overhead.
+    const single = (fd: number, frame: Buffer) => median(Array.from({ length: SINGLE }, () => progTestRun(fd, frame).durationNs));
+    const emptyLoop = loop(emptyFd, toC);
+    const passFrom = loop(progs.fromPod, toC);
+    const passTo = loop(progs.toPod, toC);
+    const emptySingle = single(emptyFd, toC);
+    const encap = single(progs.fromPod, toB);
+    // Decapsulate at the far end: the maps now describe B's node (local B, remote A steered).
     putEndpoint(pin, 1, { ipv4: '10.2.0.2', ipv6: 'fd00:2::2', podIfindex: 2 });
     unregisterRemote(pin, '10.2.0.2');
     registerRemote(pin, { ipv4: '10.1.0.2', ipv6: 'fd00:1::2' });
+    setSteering(pin, 1, '10.1.0.2', 'ipv6');
     const decap = single(progs.toPod, encapsulated);
     closeFds(progs.fromPod, progs.toPod);
     libbpf().objClose(emptyObj);
 
-    console.log(`\nBPF_PROG_TEST_RUN, ns per packet (median; loops of ${REPEAT}, single runs ×${RUNS})`);
-    console.log(`  empty tc program (loop)        ${emptyLoop.toFixed(1)}`);
-    console.log(`  afsteer pass-through (loop)    ${passLoop.toFixed(1)}   = ${(passLoop / emptyLoop).toFixed(2)}× empty`);
-    console.log(`  empty tc program (single run)  ${emptySingle.toFixed(1)}`);
-    console.log(`  afsteer encapsulate (single)   ${encap.toFixed(1)}   = empty + ${(encap - emptySingle).toFixed(1)} ns`);
-    console.log(`  afsteer decapsulate (single)   ${decap.toFixed(1)}   = empty + ${(decap - emptySingle).toFixed(1)} ns`);
-    target(passLoop <= 1.5 * emptyLoop, `pass-through ≤ 1.5× empty (${(passLoop / emptyLoop).toFixed(2)}×)`);
+    console.log(`\nBPF_PROG_TEST_RUN, ns per packet (medians; loops: 7 × ${REPEAT} repetitions; single runs: ${SINGLE})`);
+    console.log(`  empty tc program (loop)             ${emptyLoop.toFixed(1)}`);
+    console.log(`  from-pod pass-through (loop)        ${passFrom.toFixed(1)}   = ${(passFrom / emptyLoop).toFixed(2)}× empty  (pod has a steered pair; this peer is not steered)`);
+    console.log(`  to-pod pass-through (loop)          ${passTo.toFixed(1)}   = ${(passTo / emptyLoop).toFixed(2)}× empty`);
+    console.log(`  empty tc program (single run)       ${emptySingle.toFixed(1)}`);
+    console.log(`  encapsulate IPv4-in-IPv6 (single)   ${encap.toFixed(1)}   = empty + ${(encap - emptySingle).toFixed(1)} ns`);
+    console.log(`  decapsulate (single)                ${decap.toFixed(1)}   = empty + ${(decap - emptySingle).toFixed(1)} ns`);
+    target(passFrom <= 1.5 * emptyLoop, `from-pod pass-through ≤ 1.5× empty (${(passFrom / emptyLoop).toFixed(2)}×)`);
+    target(passTo <= 1.5 * emptyLoop, `to-pod pass-through ≤ 1.5× empty (${(passTo / emptyLoop).toFixed(2)}×)`);
     target(encap - emptySingle <= 40, `encapsulate ≤ 40 ns above empty (${(encap - emptySingle).toFixed(1)} ns)`);
     target(decap - emptySingle <= 40, `decapsulate ≤ 40 ns above empty (${(decap - emptySingle).toFixed(1)} ns)`);
   } finally {
@@ -99,8 +106,8 @@ async function iperf(t: TwoNodes, from: string, fromNs: string, toNs: string, to
   return out.end.sum_received.bits_per_second / 1e9;
 }
 
-async function throughputBench(): Promise<void> {
-  const t = new TwoNodes();
+async function throughputBench(plugin: 'ptp' | 'bridge', gated: boolean): Promise<void> {
+  const t = new TwoNodes(plugin);
   const SECONDS = Number(process.env.BENCH_IPERF_SECONDS ?? 4);
   const ROUNDS = Number(process.env.BENCH_IPERF_ROUNDS ?? 3);
   try {
@@ -130,12 +137,14 @@ async function throughputBench(): Promise<void> {
     await nsExec(t.b.nsPath, ['tc', 'qdisc', 'del', 'dev', pb.hostIfname, 'clsact']);
     for (let r = 0; r < ROUNDS; r++) results.none!.push((await run('none', () => undefined)).gbps);
     const none = median(results.none!), native = median(results.native!), steered = median(results.steered!);
-    console.log(`\npod-to-pod TCP (iperf3, IPv4 app, ${SECONDS}s × ${ROUNDS}×${ROUNDS} rounds, median Gbit/s)`);
+    console.log(`\npod-to-pod TCP over ${plugin} + host-local + afsteer (iperf3, IPv4 app, ${SECONDS}s runs, median of ${ROUNDS * ROUNDS}, Gbit/s)${gated ? '' : ' — reported, not gated (see README: bridge and tunnel GSO)'}`);
     console.log(`  no program          ${none.toFixed(2)}`);
     console.log(`  attached, native    ${native.toFixed(2)}   = ${((native / none) * 100).toFixed(1)}% of no program`);
     console.log(`  steered over IPv6   ${steered.toFixed(2)}   = ${((steered / native) * 100).toFixed(1)}% of native`);
-    target(native >= 0.97 * none, `attached-native ≥ 97% of no program (${((native / none) * 100).toFixed(1)}%)`);
-    target(steered >= 0.85 * native, `steered ≥ 85% of native (${((steered / native) * 100).toFixed(1)}%)`);
+    if (gated) {
+      target(native >= 0.97 * none, `attached-native ≥ 97% of no program (${((native / none) * 100).toFixed(1)}%)`);
+      target(steered >= 0.85 * native, `steered ≥ 85% of native (${((steered / native) * 100).toFixed(1)}%)`);
+    }
   } finally {
     t.cleanup();
   }
@@ -146,7 +155,8 @@ if (process.getuid?.() !== 0) {
   process.exit(1);
 }
 programBench();
-await throughputBench();
+await throughputBench('ptp', true);
+await throughputBench('bridge', false);
 if (misses.length) {
   console.log(`\n${misses.length} target(s) missed`);
   process.exitCode = 1;

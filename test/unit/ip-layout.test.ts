@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { counterIndex, decodeEndpoint, decodeRoute, decodeRouteKey, encodeEndpoint, encodeRoute, encodeRouteKey, EndpointLayout, RouteLayout } from '../../src/bpf/maps-layout';
+import { bloomBit, counterIndex, decodeEndpoint, decodeRoute, decodeRouteKey, encodeEndpoint, encodeRoute, encodeRouteKey, EndpointLayout, RouteLayout } from '../../src/bpf/maps-layout';
 import { addressBytes, bytesToAddress, canonical, parseCidr } from '../../src/net/ip';
 
 describe('ip helpers', () => {
@@ -16,16 +16,25 @@ describe('ip helpers', () => {
 
 describe('map layout codecs', () => {
   it('encodes the endpoint as the header lays it out', () => {
-    const b = encodeEndpoint({ ipv4: '10.0.0.2', ipv6: 'fd00::2', podIfindex: 7, slot: 5, routes: 2 });
+    const b = encodeEndpoint({ ipv4: '10.0.0.2', ipv6: 'fd00::2', podIfindex: 7, slot: 5, ifindex: 33, routes: 2, routeBloom: 5n });
     expect(b.length).toBe(EndpointLayout.size);
     expect([...b.subarray(0, 4)]).toEqual([10, 0, 0, 2]);
     expect(b[4]).toBe(0xfd);
     expect(b.readUInt32LE(20)).toBe(3);
     expect(b.readUInt32LE(24)).toBe(7);
     expect(b.readUInt32LE(28)).toBe(5);
-    expect(b.readUInt32LE(32)).toBe(2);
-    expect(decodeEndpoint(b)).toEqual({ ipv4: '10.0.0.2', ipv6: 'fd00::2', podIfindex: 7, slot: 5, routes: 2 });
-    expect(decodeEndpoint(encodeEndpoint({ ipv6: 'fd00::9', podIfindex: 1 }))).toEqual({ ipv6: 'fd00::9', podIfindex: 1, slot: 0, routes: 0 });
+    expect(b.readUInt32LE(32)).toBe(33);
+    expect(b.readUInt32LE(36)).toBe(2);
+    expect(b.readBigUInt64LE(40)).toBe(5n);
+    expect(decodeEndpoint(b)).toEqual({ ipv4: '10.0.0.2', ipv6: 'fd00::2', podIfindex: 7, slot: 5, ifindex: 33, routes: 2, routeBloom: 5n });
+    expect(decodeEndpoint(encodeEndpoint({ ipv6: 'fd00::9', podIfindex: 1 }))).toEqual({ ipv6: 'fd00::9', podIfindex: 1, slot: 0, ifindex: 0, routes: 0, routeBloom: 0n });
+  });
+  it('computes bloom bits as AFSTEER_BLOOM_BIT does (fold, multiply, top 6 bits)', () => {
+    // 10.2.0.2 loads as 0x0200020a on little-endian; (0x0200020a * 0x9E3779B1) mod 2^32 >> 26.
+    expect(bloomBit('10.2.0.2')).toBe(Number((BigInt(0x0200020a) * 0x9e3779b1n) % 2n ** 32n >> 26n));
+    const w = [0x000000fd, 0, 0, 0x02000000];
+    expect(bloomBit('fd00::2')).toBe(Number((BigInt((w[0]! ^ w[1]! ^ w[2]! ^ w[3]!) >>> 0) * 0x9e3779b1n) % 2n ** 32n >> 26n));
+    for (const a of ['10.0.0.1', 'fd00:1::2', '::']) expect(bloomBit(a)).toBeGreaterThanOrEqual(0), expect(bloomBit(a)).toBeLessThan(64);
   });
   it('indexes counter cells as AFSTEER_COUNTER_INDEX does', () => {
     expect(counterIndex(0, 0, 0)).toBe(0);
