@@ -67,6 +67,14 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, AFSTEER_MAX_ENDPOINTS * 2);
+	__type(key, struct afsteer_addr_key);
+	__type(value, struct afsteer_local_addr);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} afsteer_local_addrs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, AFSTEER_MAX_ROUTES);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct afsteer_route_key);
@@ -625,6 +633,47 @@ SEC("tc")
 int afsteer_to_pod(struct __sk_buff *skb)
 {
 	return to_pod(skb);
+}
+
+/*
+ * afsteer_bridge_out (clsact egress of the bridge the pods' veths are enslaved to): a tunnelled
+ * packet (IPv6 next header 4 / IPv4 protocol 41) addressed to a local pod is redirected straight
+ * to that pod's host veth, where afsteer_to_pod decapsulates it. Without this the bridge device —
+ * which has no tunnel GSO offload — would segment every tunnelled GSO packet in software before
+ * it reaches the veth. Everything else passes to normal bridge forwarding.
+ */
+SEC("tc")
+int afsteer_bridge_out(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct afsteer_addr_key key = {};
+	struct afsteer_local_addr *local;
+
+	if ((void *)(eth + 1) > data_end)
+		return TC_ACT_OK;
+	if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+
+		if ((void *)(ip6 + 1) > data_end || ip6->nexthdr != IPPROTO_IPIP)
+			return TC_ACT_OK;
+		key.family = 6;
+		copy6(key.addr, ip6->daddr.in6_u.u6_addr8);
+	} else if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = (void *)(eth + 1);
+
+		if ((void *)(ip + 1) > data_end || ip->protocol != IPPROTO_IPV6)
+			return TC_ACT_OK;
+		key.family = 4;
+		*(__be32 *)key.addr = ip->daddr;
+	} else {
+		return TC_ACT_OK;
+	}
+	local = bpf_map_lookup_elem(&afsteer_local_addrs, &key);
+	if (!local)
+		return TC_ACT_OK;
+	return bpf_redirect(local->ifindex, 0);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

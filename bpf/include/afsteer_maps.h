@@ -95,6 +95,12 @@ struct afsteer_addr_key {
 	__u8 addr[16];
 };
 
+/* Value of afsteer_local_addrs (keyed by struct afsteer_addr_key): the local pod owning the
+ * address, by its host-side veth ifindex. */
+struct afsteer_local_addr {
+	__u32 ifindex;
+};
+
 /* Value of afsteer_remotes: both addresses of the remote pod the key belongs to. */
 struct afsteer_remote {
 	__u8 ipv4[4];

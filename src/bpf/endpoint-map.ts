@@ -1,5 +1,5 @@
 /** Typed access to the pinned endpoint map and the per-endpoint counter cells. */
-import { counterIndex, CountersLayout, decodeEndpoint, encodeEndpoint, EP_CACHE_SIZE, MAPS, type Endpoint } from './maps-layout';
+import { counterIndex, CountersLayout, decodeEndpoint, encodeAddrKey, encodeEndpoint, EP_CACHE_SIZE, MAPS, type Endpoint } from './maps-layout';
 import { possibleCpus, withPinnedMap, type PinnedMap } from './pinned-map';
 
 /** Packet and byte totals (summed over CPUs) for one endpoint, family and direction. */
@@ -21,6 +21,24 @@ const endpoints = <T>(pinDir: string, fn: (m: PinnedMap) => T) =>
   withPinnedMap(pinDir, MAPS.endpoints.name, MAPS.endpoints.keySize, MAPS.endpoints.valueSize, fn);
 const cache = <T>(pinDir: string, fn: (m: PinnedMap) => T) =>
   withPinnedMap(pinDir, MAPS.endpointCache.name, MAPS.endpointCache.keySize, MAPS.endpointCache.valueSize, fn);
+const localAddrs = <T>(pinDir: string, fn: (m: PinnedMap) => T) =>
+  withPinnedMap(pinDir, MAPS.localAddrs.name, MAPS.localAddrs.keySize, MAPS.localAddrs.valueSize, fn);
+
+/** Points each of the endpoint's addresses at ifindex (or removes them when they point there). */
+function syncLocalAddrs(pinDir: string, ifindex: number, ep: Endpoint | undefined, remove: boolean): void {
+  localAddrs(pinDir, (m) => {
+    for (const a of [ep?.ipv4, ep?.ipv6]) {
+      if (!a) continue;
+      const key = encodeAddrKey(a);
+      if (remove) {
+        if (m.lookup(key)?.readUInt32LE(0) === ifindex) m.delete(key);
+      } else {
+        m.update(key, u32(ifindex), 0, MAPS.localAddrs.maxEntries);
+      }
+    }
+  });
+}
+
 const counterStride = Math.ceil(CountersLayout.size / 8) * 8;
 const counters = <T>(pinDir: string, fn: (m: PinnedMap) => T) =>
   withPinnedMap(pinDir, MAPS.counters.name, MAPS.counters.keySize, counterStride * possibleCpus(), fn);
@@ -83,6 +101,7 @@ export function putEndpoint(pinDir: string, ifindex: number, ep: Endpoint): void
     all.set(ifindex, value);
     syncCache(pinDir, ifindex, all);
   });
+  syncLocalAddrs(pinDir, ifindex, ep, false);
 }
 
 /** The endpoint for host ifindex, or undefined. */
@@ -101,6 +120,7 @@ export function deleteEndpoint(pinDir: string, ifindex: number): void {
     syncCache(pinDir, ifindex, allEndpoints(m));
   });
   if (ep?.slot !== undefined) zeroSlot(pinDir, ep.slot);
+  syncLocalAddrs(pinDir, ifindex, ep, true);
 }
 
 /** Every endpoint in the map, by host ifindex. */

@@ -68,6 +68,13 @@ export const RemoteLayout = {
   },
 } as const satisfies StructLayout;
 
+/** struct afsteer_local_addr */
+export const LocalAddrLayout = {
+  name: 'afsteer_local_addr',
+  size: 4,
+  fields: { ifindex: { offset: 0, size: 4 } },
+} as const satisfies StructLayout;
+
 /** struct afsteer_route_key */
 export const RouteKeyLayout = {
   name: 'afsteer_route_key',
@@ -118,6 +125,7 @@ export const ALL_LAYOUTS: readonly StructLayout[] = [
   CountersLayout,
   AddrKeyLayout,
   RemoteLayout,
+  LocalAddrLayout,
   RouteKeyLayout,
   RouteLayout,
   PairCountersLayout,
@@ -128,6 +136,7 @@ export const MAPS = {
   endpoints: { name: 'afsteer_endpoints', keySize: 4, valueSize: EndpointLayout.size, maxEntries: 1024 },
   endpointCache: { name: 'afsteer_endpoint_cache', keySize: 4, valueSize: EndpointLayout.size, maxEntries: 4096 },
   counters: { name: 'afsteer_counters', keySize: 4, valueSize: CountersLayout.size, maxEntries: 1024 * 3 * 2 },
+  localAddrs: { name: 'afsteer_local_addrs', keySize: AddrKeyLayout.size, valueSize: LocalAddrLayout.size, maxEntries: 2048 },
   remotes: { name: 'afsteer_remotes', keySize: AddrKeyLayout.size, valueSize: RemoteLayout.size, maxEntries: 65536 * 2 },
   routes: { name: 'afsteer_routes', keySize: RouteKeyLayout.size, valueSize: RouteLayout.size, maxEntries: 65536 * 2 },
   pairCounters: { name: 'afsteer_pair_counters', keySize: 4, valueSize: PairCountersLayout.size, maxEntries: 65536 },

@@ -10,12 +10,14 @@ import { check, libbpf, openAndLoad } from './libbpf';
 /** Magic number of a bpf filesystem (statfs f_type). */
 const BPF_FS_MAGIC = 0xcafe4a11;
 /** Names of the programs in bpf/afsteer.bpf.c. */
-export const PROGRAMS = { fromPod: 'afsteer_from_pod', toPod: 'afsteer_to_pod' } as const;
+export const PROGRAMS = { fromPod: 'afsteer_from_pod', toPod: 'afsteer_to_pod', bridgeOut: 'afsteer_bridge_out' } as const;
 
 /** Open file descriptors of the pinned programs; close them when done. */
 export interface ProgramFds {
   fromPod: number;
   toPod: number;
+  /** For the egress of the bridge the pods' veths are enslaved to. */
+  bridgeOut: number;
   /** Directory the programs are pinned in (content-addressed by the object's hash). */
   dir: string;
 }
@@ -61,9 +63,8 @@ export function ensurePrograms(pinDir: string): ProgramFds {
   assertBpffs(pinDir);
   const { elf, hash } = bpfObject();
   const dir = programPinDir(pinDir, hash);
-  const fromPath = join(dir, PROGRAMS.fromPod);
-  const toPath = join(dir, PROGRAMS.toPod);
-  if (!existsSync(fromPath) || !existsSync(toPath)) {
+  const paths = Object.values(PROGRAMS).map((name) => [name, join(dir, name)] as const);
+  if (paths.some(([, p]) => !existsSync(p))) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const b = libbpf();
     let obj: unknown;
@@ -73,7 +74,7 @@ export function ensurePrograms(pinDir: string): ProgramFds {
       throw new Error(`loading the afsteer BPF object failed (if the map pins under ${pinDir} are from an incompatible version, remove them)`, { cause: err });
     }
     try {
-      for (const [name, path] of [[PROGRAMS.fromPod, fromPath], [PROGRAMS.toPod, toPath]] as const) {
+      for (const [name, path] of paths) {
         if (existsSync(path)) continue;
         const prog = b.findProg(obj, name);
         if (!prog) throw new Error(`program ${name} missing from the BPF object`);
@@ -83,7 +84,14 @@ export function ensurePrograms(pinDir: string): ProgramFds {
       b.objClose(obj);
     }
   }
-  return { fromPod: openPinned(fromPath), toPod: openPinned(toPath), dir };
+  const fds: number[] = [];
+  try {
+    for (const [, p] of paths) fds.push(openPinned(p));
+  } catch (err) {
+    closeFds(...fds);
+    throw err;
+  }
+  return { fromPod: fds[0]!, toPod: fds[1]!, bridgeOut: fds[2]!, dir };
 }
 
 /** Opens a pinned BPF object (program or map) and returns its fd. */

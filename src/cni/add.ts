@@ -1,7 +1,8 @@
 /** CNI ADD: make the pod interface dual-stack, attach the tc programs, register the endpoint. */
 import { putEndpoint, deleteEndpoint } from '../bpf/endpoint-map';
 import { closeFds, ensurePrograms } from '../bpf/programs';
-import { attach, detach, destroyClsact, ensureClsact } from '../bpf/tc';
+import { attach, detach, destroyClsact, ensureClsact, query } from '../bpf/tc';
+import { objectId } from '../bpf/libbpf';
 import { parseCidr, type Cidr } from '../net/ip';
 import { inNetns } from '../net/netns';
 import { Rtnl, type LinkInfo } from '../net/rtnl';
@@ -88,6 +89,23 @@ async function ensureBridgeGateways(host: Rtnl, hostLink: LinkInfo, ips: Result[
     }
     if (family === 6) setNetSysctl(['ipv6', 'conf', 'all', 'forwarding'], '1');
     else setNetSysctl(['ipv4', 'ip_forward'], '1');
+  }
+}
+
+/**
+ * When the host veth is a bridge port, makes sure the bridge's egress carries afsteer_bridge_out,
+ * which hands tunnelled packets for local pods straight to their veth (keeping tunnel GSO packets
+ * whole: the bridge device has no tunnel GSO offload). Shared by every pod on the bridge and left
+ * in place on DEL, like the bridge itself.
+ */
+async function attachBridgeOut(host: Rtnl, hostLink: LinkInfo, progFd: number): Promise<void> {
+  if (!hostLink.master) return;
+  const bridge = await host.linkByIndex(hostLink.master);
+  if (!bridge || bridge.kind !== 'bridge') return;
+  ensureClsact(bridge.index);
+  if (query(bridge.index, 'egress') !== objectId(progFd)) {
+    attach(bridge.index, 'egress', progFd);
+    log.info('attached afsteer_bridge_out to bridge egress', { bridge: bridge.name });
   }
 }
 
@@ -197,8 +215,9 @@ export async function cmdAdd(conf: NetConf, env: CniEnv): Promise<Record<string,
         undo.push({ what: 'detach ingress', run: () => detach(hostLink.index, 'ingress') });
         attach(hostLink.index, 'egress', progs.toPod);
         undo.push({ what: 'detach egress', run: () => detach(hostLink.index, 'egress') });
+        await attachBridgeOut(host, hostLink, progs.bridgeOut);
       } finally {
-        closeFds(progs.fromPod, progs.toPod);
+        closeFds(progs.fromPod, progs.toPod, progs.bridgeOut);
       }
       log.debug('add: filters attached');
       if (ensureLiberalTcpTracking()) log.info('enabled liberal TCP conntrack (nf_conntrack_tcp_be_liberal=1) so steering switches never hit stale conntrack windows');

@@ -9,7 +9,7 @@ export async function cmdStatus(conf: NetConf): Promise<undefined> {
   try {
     await withNodeLock(conf, async () => {
       const p = ensurePrograms(conf.pinDir);
-      closeFds(p.fromPod, p.toPod);
+      closeFds(p.fromPod, p.toPod, p.bridgeOut);
     });
   } catch (err) {
     if (err instanceof CniError && err.code === CniCode.TryAgainLater) throw err;

@@ -576,7 +576,7 @@ describe.skipIf(!IS_ROOT)('afsteer tc programs under BPF_PROG_TEST_RUN', () => {
   let fds: ProgramFds | undefined;
 
   const cleanup = () => {
-    if (fds) closeFds(fds.fromPod, fds.toPod);
+    if (fds) closeFds(fds.fromPod, fds.toPod, fds.bridgeOut);
     fds = undefined;
     rmSync(pinDir, { recursive: true, force: true });
   };

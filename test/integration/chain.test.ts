@@ -51,7 +51,9 @@ describe.skipIf(!IS_ROOT)('chain through libcni', () => {
     expect(existsSync(join(w.pinDir, 'afsteer_counters'))).toBe(true);
     const progDirs = readdirSync(join(w.pinDir, 'progs'));
     expect(progDirs).toHaveLength(1);
-    expect(readdirSync(join(w.pinDir, 'progs', progDirs[0]!)).sort()).toEqual(['afsteer_from_pod', 'afsteer_to_pod']);
+    expect(readdirSync(join(w.pinDir, 'progs', progDirs[0]!)).sort()).toEqual(['afsteer_bridge_out', 'afsteer_from_pod', 'afsteer_to_pod']);
+    // The pod's veth is a bridge port: the bridge's egress carries afsteer_bridge_out.
+    expect(sh('tc', ['filter', 'show', 'dev', w.bridge, 'egress'])).toMatch(/afsteer_bridge_/);
 
     const ep = getEndpoint(w.pinDir, hostIfindex);
     expect(ep?.ipv4 && r.ips.some((i) => i.address.startsWith(ep.ipv4 + '/'))).toBe(true);

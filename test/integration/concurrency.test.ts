@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IS_ROOT, World, announceSkip, sh } from './helpers/world';
 import { listEndpoints, readCounters } from '../../src/bpf/endpoint-map';
+import { MAPS } from '../../src/bpf/maps-layout';
 
 announceSkip('50 parallel ADD/DEL');
 
@@ -35,7 +36,9 @@ describe.skipIf(!IS_ROOT)('50 parallel ADD/DEL', () => {
     expect(readCounters(w.pinDir)).toEqual([]);
     expect(w.bridgePorts()).toEqual([]);
     expect(w.leases()).toEqual([]);
-    // Only the shared maps and the one program directory stay pinned.
-    expect(readdirSync(w.pinDir).sort()).toEqual(['afsteer_counters', 'afsteer_endpoints', 'progs']);
+    // Only the shared maps and the one program directory stay pinned, and no address is left
+    // pointing at a deleted pod.
+    expect(readdirSync(w.pinDir).sort()).toEqual([...Object.values(MAPS).map((m) => m.name), 'progs'].sort());
+    expect(sh('bpftool', ['map', 'dump', 'pinned', join(w.pinDir, MAPS.localAddrs.name)]).trim()).toMatch(/^(\[\]|Found 0 elements)$/);
   });
 });
