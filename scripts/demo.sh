@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# The afsteer demo (issue #3 slice): two pods brought up through the real chain
-# (bridge + host-local, then afsteer) with cnitool, their dual-stack addresses, the tc
-# programs on their host veths and the per-family counters moving with real traffic;
-# then CHECK, DEL and proof that nothing is left. Run as root on Debian 12.
+# The afsteer demo, as root on Debian 12:
+#  part 1: two pods brought up through the real chain (bridge + host-local, then afsteer) with
+#          cnitool, their dual-stack addresses, the tc programs on their host veths and the
+#          per-family counters moving with real traffic; then CHECK, DEL, and nothing left.
+#  part 2: two simulated nodes, one pod each; a TCP stream runs while the operator command
+#          flips the pair's wire family; the middle router's per-family counters move from one
+#          family to the other and the stream never breaks (scripts/demo-steering.ts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -74,4 +77,6 @@ for p in a b; do "$CNITOOL" del afsteer-demo /run/netns/afdemo-$p; "$CNITOOL" de
 echo "state files left: $(find "$STATE" -name '*.json' | wc -l)"
 echo "endpoints left:   $(bpftool map dump pinned "$PIN/afsteer_endpoints" -j | jq length)"
 echo "bridge ports left: $(ip -o link show master $BR | wc -l)"
+say "part 2: steering between two simulated nodes"
+node scripts/run-ts.mjs scripts/demo-steering.ts
 say "demo done"
