@@ -1,6 +1,6 @@
 /** Typed access to the pinned endpoint map and the per-endpoint counter cells. */
 import { counterIndex, CountersLayout, decodeEndpoint, encodeAddrKey, encodeEndpoint, EP_CACHE_SIZE, MAPS, type Endpoint } from './maps-layout';
-import { possibleCpus, withPinnedMap, type PinnedMap } from './pinned-map';
+import { BPF_EXIST, possibleCpus, withPinnedMap, type PinnedMap } from './pinned-map';
 
 /** Packet and byte totals (summed over CPUs) for one endpoint, family and direction. */
 export interface CounterRow {
@@ -158,7 +158,8 @@ export function setEndpointRoutes(pinDir: string, ifindex: number, routes: numbe
     const v = m.lookup(u32(ifindex));
     if (!v) return;
     // Bits are only ever added before a route appears and removed after it is gone (see steering.ts).
-    m.update(u32(ifindex), encodeEndpoint({ ...decodeEndpoint(v), routes, routeBloom }));
+    // BPF_EXIST: an endpoint deleted meanwhile is not brought back.
+    if (!m.update(u32(ifindex), encodeEndpoint({ ...decodeEndpoint(v), routes, routeBloom }), BPF_EXIST)) return;
     syncCache(pinDir, ifindex, allEndpoints(m));
   });
 }

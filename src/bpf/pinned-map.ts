@@ -10,6 +10,7 @@ const EEXIST = 17;
 /** update flags */
 export const BPF_ANY = 0;
 export const BPF_NOEXIST = 1;
+export const BPF_EXIST = 2;
 
 /** An open pinned map; close() when done (or use withPinnedMap). */
 export class PinnedMap {
@@ -29,10 +30,11 @@ export class PinnedMap {
     return val;
   }
 
-  /** Writes key → value; a full map is a clear error naming the map. Returns false on EEXIST with BPF_NOEXIST. */
+  /** Writes key → value; a full map is a clear error naming the map. Returns false on EEXIST with BPF_NOEXIST and on ENOENT with BPF_EXIST. */
   update(key: Buffer, value: Buffer, flags = BPF_ANY, capacity?: number): boolean {
     const rc = libbpf().mapUpdate(this.fd, key, value, BigInt(flags));
     if (rc === -EEXIST && flags === BPF_NOEXIST) return false;
+    if (rc === -ENOENT && flags === BPF_EXIST) return false;
     if (rc === -E2BIG) throw new Error(`BPF map ${this.name} is full${capacity ? ` (${capacity} entries)` : ''}`);
     check(`update ${this.name}`, rc);
     return true;

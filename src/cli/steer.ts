@@ -13,6 +13,8 @@ import { Wire, type WireName } from '../bpf/maps-layout';
 import { clearSteering, listPairs, listRemotes, readStats, registerRemote, setSteering, unregisterRemote } from '../bpf/steering';
 import { listStates } from '../cni/state';
 import { canonical, familyOf } from '../net/ip';
+import { withLock } from '../util/lock';
+import { join } from 'node:path';
 
 const USAGE = `usage:
   afsteer steer show [--json]
@@ -107,10 +109,29 @@ function show(o: Opts, write: (s: string) => void): void {
   write(`node: encap ${stats.encap} decap ${stats.decap} drop-spoof ${stats.dropSpoof} drop-mismatch ${stats.dropMismatch} encap-fail ${stats.encapFail} decap-fail ${stats.decapFail} not-own-source ${stats.srcForeign}\n`);
 }
 
-/** Runs `afsteer steer ...`; returns the exit code. */
-export function runSteer(argv: string[], write: (s: string) => void): number {
+/** Runs `afsteer steer ...`; returns the exit code. Changes are made under the node lock (shared with the CNI plugin). */
+export async function runSteer(argv: string[], write: (s: string) => void): Promise<number> {
   try {
     const o = parse(argv);
+    const [cmd] = o.args;
+    if (cmd === 'show' || cmd === undefined || (cmd === 'remote' && o.args[1] === 'list')) return steer(o, write);
+    return await withLock(join(o.stateDir, 'afsteer.lock'), 10_000, async () => steer(o, write));
+  } catch (err) {
+    return report(err);
+  }
+}
+
+function report(err: unknown): number {
+  if (err instanceof UsageError) {
+    process.stderr.write(`afsteer steer: ${err.message}\n${USAGE}`);
+    return 2;
+  }
+  process.stderr.write(`afsteer steer: ${(err as Error).message}${(err as Error).cause ? `: ${String(((err as Error).cause as Error).message ?? (err as Error).cause)}` : ''}\n`);
+  return 1;
+}
+
+function steer(o: Opts, write: (s: string) => void): number {
+  try {
     const [cmd, ...rest] = o.args;
     switch (cmd) {
       case 'show':
@@ -154,11 +175,6 @@ export function runSteer(argv: string[], write: (s: string) => void): number {
         throw new UsageError(`unknown steer command ${cmd}`);
     }
   } catch (err) {
-    if (err instanceof UsageError) {
-      process.stderr.write(`afsteer steer: ${err.message}\n${USAGE}`);
-      return 2;
-    }
-    process.stderr.write(`afsteer steer: ${(err as Error).message}${(err as Error).cause ? `: ${String(((err as Error).cause as Error).message ?? (err as Error).cause)}` : ''}\n`);
-    return 1;
+    return report(err);
   }
 }

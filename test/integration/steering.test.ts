@@ -119,6 +119,11 @@ describe.skipIf(!IS_ROOT)('steering between two simulated nodes', () => {
       const c = await client;
       const s = await done;
       const after = await t.midCounts();
+      // afsteer's ADD made TCP tracking liberal on the nodes; nothing was judged INVALID.
+      for (const n of [t.a, t.b]) {
+        expect((await nsExec(n.nsPath, ['sysctl', '-n', 'net.netfilter.nf_conntrack_tcp_be_liberal'])).trim()).toBe('1');
+        expect(await t.invalidDrops(n), `INVALID drops on node ${n.name}`).toBe(0);
+      }
       expect(c.echoSha256).toBe(c.sha256);
       expect(s.sha256).toBe(c.sha256);
       expect(Number(c.bytes)).toBeGreaterThan(5_000_000);
@@ -165,6 +170,16 @@ describe.skipIf(!IS_ROOT)('steering between two simulated nodes', () => {
     } finally {
       for (const p of [pa, pb]) await nsExec(p.nsPath, ['ethtool', '-K', 'eth0', 'tx', 'on', 'rx', 'on']);
     }
+  });
+
+  it('the operator command lists remotes, and explains bad input with exit codes 2 (usage) and 1 (state)', async () => {
+    const remotes = JSON.parse(await t.steerCmd(t.a, ['remote', 'list', '--json'])) as { ipv4: string; ipv6: string }[];
+    expect(remotes).toEqual([{ ipv4: pb.ipv4, ipv6: pb.ipv6 }]);
+    const fail = (args: string[]) => t.steerCmd(t.a, args).then(() => ({ code: 0, stderr: '' }), (e: { code: number; stderr: string }) => ({ code: e.code, stderr: e.stderr }));
+    expect(await fail(['set', pa.ipv4, pb.ipv4, 'ipv5'])).toEqual({ code: 2, stderr: expect.stringMatching(/family must be ipv4, ipv6 or native/) });
+    expect(await fail(['frob'])).toMatchObject({ code: 2 });
+    expect(await fail(['set', '10.99.99.99', pb.ipv4, 'ipv6'])).toEqual({ code: 1, stderr: expect.stringMatching(/no local pod has address 10.99.99.99/) });
+    expect(await fail(['set', pa.ipv4, '10.77.0.1', 'ipv6'])).toEqual({ code: 1, stderr: expect.stringMatching(/not a registered remote pod/) });
   });
 
   it('same-node peers are refused and never steered', async () => {
