@@ -9,7 +9,7 @@
  * Prints medians and ratios; exits 1 when a target is missed.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { putEndpoint } from '../../src/bpf/endpoint-map';
 import { libbpf, openAndLoad } from '../../src/bpf/libbpf';
@@ -17,7 +17,7 @@ import { closeFds, ensurePrograms } from '../../src/bpf/programs';
 import { registerRemote, setSteering, unregisterRemote } from '../../src/bpf/steering';
 import { progTestRun } from '../../src/bpf/test-run';
 import { ROOT } from '../integration/helpers/world';
-import { TwoNodes, nsExec } from '../integration/helpers/two-nodes';
+import { TwoNodes, nsExec, type SimPod } from '../integration/helpers/two-nodes';
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -116,27 +116,46 @@ async function throughputBench(plugin: 'ptp' | 'bridge'): Promise<void> {
     const pb = await t.addPod(t.b, 'b0');
     registerRemote(t.a.pinDir, { ipv4: pb.ipv4, ipv6: pb.ipv6 });
     registerRemote(t.b.pinDir, { ipv4: pa.ipv4, ipv6: pa.ipv6 });
-    const run = async (mode: string, prep: () => Promise<void> | void) => {
-      await prep();
-      const xs: number[] = [];
-      for (let i = 0; i < ROUNDS; i++) xs.push(await iperf(t, pa.ipv4, pa.nsPath, pb.nsPath, pb.ipv4, SECONDS));
-      return { mode, gbps: median(xs) };
-    };
     const steerBoth = (wire: 'native' | 'ipv6') => {
       setSteering(t.a.pinDir, pa.hostIfindex, pb.ipv6, wire);
       setSteering(t.b.pinDir, pb.hostIfindex, pa.ipv6, wire);
     };
-    // Interleave so drift in the machine's speed hits every mode alike.
-    const results: Record<string, number[]> = { native: [], steered: [], none: [] };
-    for (let r = 0; r < ROUNDS; r++) {
-      results.native!.push((await run('native', () => steerBoth('native'))).gbps);
-      results.steered!.push((await run('steered', () => steerBoth('ipv6'))).gbps);
+    // "No program" removes afsteer's clsact hooks (veths, and the bridge's); attaching puts the
+    // same pinned programs back with the same handle and priority the plugin uses.
+    const hooks = (n: typeof t.a, pod: SimPod) => {
+      const progDir = join(n.pinDir, 'progs', readdirSync(join(n.pinDir, 'progs'))[0]!);
+      const list: [string, 'ingress' | 'egress', string][] = [[pod.hostIfname, 'ingress', 'afsteer_from_pod'], [pod.hostIfname, 'egress', 'afsteer_to_pod']];
+      if (plugin === 'bridge') list.push(['cni0', 'egress', 'afsteer_bridge_out']);
+      return { list, progDir };
+    };
+    const setAttached = async (on: boolean) => {
+      for (const [n, pod] of [[t.a, pa], [t.b, pb]] as const) {
+        const { list, progDir } = hooks(n, pod);
+        for (const dev of new Set(list.map((h) => h[0]))) await nsExec(n.nsPath, ['tc', 'qdisc', on ? 'replace' : 'del', 'dev', dev, 'clsact']).catch(() => undefined);
+        if (on) for (const [dev, dir, prog] of list) await nsExec(n.nsPath, ['tc', 'filter', 'replace', 'dev', dev, dir, 'prio', '175', 'handle', '0xaf', 'bpf', 'da', 'pinned', join(progDir, prog)]);
+      }
+    };
+    const modes: Record<string, () => Promise<void>> = {
+      none: () => setAttached(false),
+      native: async () => {
+        await setAttached(true);
+        steerBoth('native');
+      },
+      steered: async () => {
+        await setAttached(true);
+        steerBoth('ipv6');
+      },
+    };
+    // Interleave (and rotate the order) so drift in the machine's speed hits every mode alike.
+    const results: Record<string, number[]> = { none: [], native: [], steered: [] };
+    const names = Object.keys(modes);
+    for (let r = 0; r < ROUNDS * ROUNDS; r++) {
+      for (let k = 0; k < names.length; k++) {
+        const mode = names[(r + k) % names.length]!;
+        await modes[mode]!();
+        results[mode]!.push(await iperf(t, pa.ipv4, pa.nsPath, pb.nsPath, pb.ipv4, SECONDS));
+      }
     }
-    // No program: remove afsteer's clsact from both host veths (last, it is not restored).
-    await nsExec(t.a.nsPath, ['tc', 'qdisc', 'del', 'dev', pa.hostIfname, 'clsact']);
-    await nsExec(t.b.nsPath, ['tc', 'qdisc', 'del', 'dev', pb.hostIfname, 'clsact']);
-    if (plugin === 'bridge') for (const n of [t.a, t.b]) await nsExec(n.nsPath, ['tc', 'qdisc', 'del', 'dev', 'cni0', 'clsact']);
-    for (let r = 0; r < ROUNDS; r++) results.none!.push((await run('none', () => undefined)).gbps);
     const none = median(results.none!), native = median(results.native!), steered = median(results.steered!);
     console.log(`\npod-to-pod TCP over ${plugin} + host-local + afsteer (iperf3, IPv4 app, ${SECONDS}s runs, median of ${ROUNDS * ROUNDS}, Gbit/s)`);
     console.log(`  no program          ${none.toFixed(2)}`);
