@@ -441,6 +441,36 @@ static __always_inline const __u8 *tunnel_peer(const struct afsteer_endpoint *ep
 	return want_family == 4 ? remote->ipv4 : remote->ipv6;
 }
 
+/* Strips the outer header (hlen bytes) of a verified tunnel packet and counts the result. */
+static __always_inline int strip_outer(struct __sk_buff *skb, __u32 hlen, __u64 decap_flag, __u16 inner_proto,
+				       __u8 inner_family, struct afsteer_pair_counters *pc)
+{
+	void *data, *data_end;
+	struct ethhdr *eth;
+	__u32 len;
+
+	if (bpf_skb_adjust_room(skb, -(__s32)hlen, BPF_ADJ_ROOM_MAC, decap_flag | BPF_F_ADJ_ROOM_FIXED_GSO))
+		goto fail;
+	data = (void *)(long)skb->data;
+	data_end = (void *)(long)skb->data_end;
+	eth = data;
+	if ((void *)(eth + 1) > data_end)
+		goto fail;
+	eth->h_proto = bpf_htons(inner_proto);
+	len = skb->len;
+	stat_inc(AFSTEER_STAT_DECAP);
+	if (pc) {
+		PAIR_ADD(pc, decap_packets[inner_family & 1], 1);
+		PAIR_ADD(pc, decap_bytes[inner_family & 1], len);
+	}
+	return DECAPPED;
+fail:
+	stat_inc(AFSTEER_STAT_DECAP_FAIL);
+	if (pc)
+		PAIR_ADD(pc, decap_fail, 1);
+	return PASS;
+}
+
 /* Outer IPv6 (next header 4) to this pod: check and strip it. */
 static __always_inline int decap_from_ipv6(struct __sk_buff *skb, struct afsteer_endpoint *ep, __u32 ifindex)
 {
@@ -449,10 +479,8 @@ static __always_inline int decap_from_ipv6(struct __sk_buff *skb, struct afsteer
 	struct ipv6hdr *outer = data + ETH_HLEN;
 	struct iphdr *inner = (void *)(outer + 1);
 	struct afsteer_pair_counters *pc;
-	struct ethhdr *eth;
 	const __u8 *peer4;
 	__u8 src[16];
-	__u32 len;
 
 	if ((void *)(outer + 1) > data_end)
 		return PASS;
@@ -490,27 +518,7 @@ static __always_inline int decap_from_ipv6(struct __sk_buff *skb, struct afsteer
 			PAIR_ADD(pc, drop_mismatch, 1);
 		return DROP;
 	}
-	if (bpf_skb_adjust_room(skb, -(__s32)sizeof(struct ipv6hdr), BPF_ADJ_ROOM_MAC,
-				BPF_F_ADJ_ROOM_DECAP_L3_IPV4 | BPF_F_ADJ_ROOM_FIXED_GSO))
-		goto fail;
-	data = (void *)(long)skb->data;
-	data_end = (void *)(long)skb->data_end;
-	eth = data;
-	if ((void *)(eth + 1) > data_end)
-		goto fail;
-	eth->h_proto = bpf_htons(ETH_P_IP);
-	len = skb->len;
-	stat_inc(AFSTEER_STAT_DECAP);
-	if (pc) {
-		PAIR_ADD(pc, decap_packets[AFSTEER_FAMILY_IPV4], 1);
-		PAIR_ADD(pc, decap_bytes[AFSTEER_FAMILY_IPV4], len);
-	}
-	return DECAPPED;
-fail:
-	stat_inc(AFSTEER_STAT_DECAP_FAIL);
-	if (pc)
-		PAIR_ADD(pc, decap_fail, 1);
-	return PASS;
+	return strip_outer(skb, sizeof(struct ipv6hdr), BPF_F_ADJ_ROOM_DECAP_L3_IPV4, ETH_P_IP, AFSTEER_FAMILY_IPV4, pc);
 }
 
 /* Outer IPv4 (protocol 41) to this pod: check and strip it. */
@@ -521,10 +529,9 @@ static __always_inline int decap_from_ipv4(struct __sk_buff *skb, struct afsteer
 	struct iphdr *outer = data + ETH_HLEN;
 	struct ipv6hdr *inner;
 	struct afsteer_pair_counters *pc;
-	struct ethhdr *eth;
 	const __u8 *peer6;
 	__be32 src;
-	__u32 hlen, len;
+	__u32 hlen;
 
 	if ((void *)(outer + 1) > data_end)
 		return PASS;
@@ -561,27 +568,7 @@ static __always_inline int decap_from_ipv4(struct __sk_buff *skb, struct afsteer
 			PAIR_ADD(pc, drop_mismatch, 1);
 		return DROP;
 	}
-	if (bpf_skb_adjust_room(skb, -(__s32)hlen, BPF_ADJ_ROOM_MAC,
-				BPF_F_ADJ_ROOM_DECAP_L3_IPV6 | BPF_F_ADJ_ROOM_FIXED_GSO))
-		goto fail;
-	data = (void *)(long)skb->data;
-	data_end = (void *)(long)skb->data_end;
-	eth = data;
-	if ((void *)(eth + 1) > data_end)
-		goto fail;
-	eth->h_proto = bpf_htons(ETH_P_IPV6);
-	len = skb->len;
-	stat_inc(AFSTEER_STAT_DECAP);
-	if (pc) {
-		PAIR_ADD(pc, decap_packets[AFSTEER_FAMILY_IPV6], 1);
-		PAIR_ADD(pc, decap_bytes[AFSTEER_FAMILY_IPV6], len);
-	}
-	return DECAPPED;
-fail:
-	stat_inc(AFSTEER_STAT_DECAP_FAIL);
-	if (pc)
-		PAIR_ADD(pc, decap_fail, 1);
-	return PASS;
+	return strip_outer(skb, hlen, BPF_F_ADJ_ROOM_DECAP_L3_IPV6, ETH_P_IPV6, AFSTEER_FAMILY_IPV6, pc);
 }
 
 /* Family of the frame now in skb, for the delivered-traffic counters. */
