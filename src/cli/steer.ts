@@ -162,7 +162,7 @@ function steer(o: Opts, write: (s: string) => void): number {
         if (!local || !remote) throw new UsageError('set needs LOCAL REMOTE FAMILY');
         const wire = wireOf(fam);
         setSteering(o.pinDir, resolveLocal(o, local), remote, wire, o.generation);
-        write(`steered ${local} -> ${remote}: ${wire}\n`);
+        write(`${local} -> ${remote}: wire ${wire}\n`);
         return 0;
       }
       case 'clear': {
