@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IS_ROOT, World, announceSkip, sh } from './helpers/world';
-import { deleteEndpoint } from '../../src/bpf/endpoint-map';
+import { deleteEndpoint, getEndpoint, putEndpoint } from '../../src/bpf/endpoint-map';
+import { listPairs, registerRemote, setSteering, unregisterRemote } from '../../src/bpf/steering';
 
 announceSkip('CHECK details and repeated ADD');
 
@@ -66,5 +67,26 @@ describe.skipIf(!IS_ROOT)('CHECK details and repeated ADD', () => {
     expect(sh('tc', ['qdisc', 'show', 'dev', s.hostIfname])).not.toContain('clsact');
     expect(await w.inNs(ns, ['ip', '-o', 'link', 'show', 'dev', 'eth0'])).toMatch(/ mtu 1500 /);
     expect((await w.driver('del', list, ns, 'ctr-b')).code).toBe(0);
+  });
+
+  it('ADD over a stale endpoint entry (another pod on a reused ifindex) drops that pod\'s steering', async () => {
+    const list = w.conflist('stale');
+    const ns = w.netns('c');
+    const add = await w.driver('add', list, ns, 'ctr-c');
+    expect(add.code, add.stderr).toBe(0);
+    const s = state('ctr-c');
+    // Pretend a pod that was never DELeted owned this ifindex and had a steered pair.
+    putEndpoint(w.pinDir, s.hostIfindex, { ipv4: '10.250.0.9', ipv6: 'fd00:250::9', podIfindex: 99 });
+    registerRemote(w.pinDir, { ipv4: '10.251.0.2', ipv6: 'fd00:251::2' });
+    setSteering(w.pinDir, s.hostIfindex, '10.251.0.2', 'ipv6');
+    expect(listPairs(w.pinDir).filter((p) => p.ifindex === s.hostIfindex)).toHaveLength(1);
+    const conf = { cniVersion: '1.0.0', name: `stale-${w.id}`, ...w.afsteerConf(), prevResult: add.json };
+    const again = await w.plugin('ADD', conf, { CNI_CONTAINERID: 'ctr-c', CNI_NETNS: ns, CNI_IFNAME: 'eth0' });
+    expect(again.code, again.stdout).toBe(0);
+    expect(again.stderr).toMatch(/replacing a stale endpoint entry/);
+    expect(listPairs(w.pinDir).filter((p) => p.ifindex === s.hostIfindex)).toEqual([]);
+    expect(getEndpoint(w.pinDir, s.hostIfindex)).toMatchObject({ routes: 0, routeBloom: 0n });
+    unregisterRemote(w.pinDir, '10.251.0.2');
+    expect((await w.driver('del', list, ns, 'ctr-c')).code).toBe(0);
   });
 });
