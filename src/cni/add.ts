@@ -100,14 +100,12 @@ async function ensureBridgeGateways(host: Rtnl, hostLink: LinkInfo, ips: Result[
  * in place on DEL, like the bridge itself.
  */
 async function attachBridgeOut(host: Rtnl, hostLink: LinkInfo, progFd: number): Promise<void> {
-  if (!hostLink.master) return;
+  if (!hostLink.master || query(hostLink.master, 'egress') === objectId(progFd)) return; // usual case: already there
   const bridge = await host.linkByIndex(hostLink.master);
   if (!bridge || bridge.kind !== 'bridge') return;
   ensureClsact(bridge.index);
-  if (query(bridge.index, 'egress') !== objectId(progFd)) {
-    attach(bridge.index, 'egress', progFd);
-    log.info('attached afsteer_bridge_out to bridge egress', { bridge: bridge.name });
-  }
+  attach(bridge.index, 'egress', progFd);
+  log.info('attached afsteer_bridge_out to bridge egress', { bridge: bridge.name });
 }
 
 /** Runs ADD and returns the result to print. */

@@ -1,5 +1,9 @@
-/** Crash-safe file writes: write a temporary file, fsync, rename over the target. */
-import { closeSync, fsyncSync, openSync, renameSync, writeSync, mkdirSync, unlinkSync } from 'node:fs';
+/**
+ * Atomic file writes: write a temporary file, rename it over the target, so readers see the old
+ * or the new file, never a torn one. No fsync: afsteer's state describes kernel objects (filters,
+ * bpffs pins) that do not survive a reboot either, so durability across power loss buys nothing.
+ */
+import { closeSync, openSync, renameSync, writeSync, mkdirSync, unlinkSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 
 /** Writes data to path atomically (readers see the old or the new file, never a torn one). */
@@ -10,7 +14,6 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 
   const fd = openSync(tmp, 'w', mode);
   try {
     writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
-    fsyncSync(fd);
   } catch (err) {
     closeSync(fd);
     unlinkSync(tmp);
