@@ -1,6 +1,6 @@
 /** Typed access to the pinned endpoint map and the per-endpoint counter cells. */
 import { counterIndex, CountersLayout, decodeEndpoint, encodeAddrKey, encodeEndpoint, EP_CACHE_SIZE, MAPS, type Endpoint } from './maps-layout';
-import { BPF_EXIST, possibleCpus, withPinnedMap, type PinnedMap } from './pinned-map';
+import { BPF_EXIST, possibleCpus, withPinnedMap, type PinnedMap, u32 } from './pinned-map';
 
 /** Packet and byte totals (summed over CPUs) for one endpoint, family and direction. */
 export interface CounterRow {
@@ -11,11 +11,6 @@ export interface CounterRow {
   bytes: bigint;
 }
 
-function u32(n: number): Buffer {
-  const key = Buffer.alloc(4);
-  key.writeUInt32LE(n);
-  return key;
-}
 
 const endpoints = <T>(pinDir: string, fn: (m: PinnedMap) => T) =>
   withPinnedMap(pinDir, MAPS.endpoints.name, MAPS.endpoints.keySize, MAPS.endpoints.valueSize, fn);

@@ -78,6 +78,13 @@ export function withPinnedMap<T>(pinDir: string, name: string, keySize: number, 
   }
 }
 
+/** A little-endian __u32 key (map keys and indexes). */
+export function u32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n);
+  return b;
+}
+
 /** Number of possible CPUs (per-CPU map values hold one slot each). */
 export function possibleCpus(): number {
   return check('libbpf_num_possible_cpus', libbpf().numCpus());

@@ -13,7 +13,7 @@ import {
   decodeRemote, decodeRoute, decodeRouteKey, encodeAddrKey, encodeRemote, encodeRoute, encodeRouteKey, MAPS, PairCountersLayout,
   Stat, sumPairCounters, bloomBit, type Endpoint, type PairCounters, type RemotePod, type WireName,
 } from './maps-layout';
-import { possibleCpus, withPinnedMap, type PinnedMap } from './pinned-map';
+import { possibleCpus, withPinnedMap, type PinnedMap, u32 } from './pinned-map';
 import { canonical, familyOf } from '../net/ip';
 
 const remotes = <T>(pinDir: string, fn: (m: PinnedMap) => T) => withPinnedMap(pinDir, MAPS.remotes.name, MAPS.remotes.keySize, MAPS.remotes.valueSize, fn);
@@ -21,11 +21,6 @@ const routes = <T>(pinDir: string, fn: (m: PinnedMap) => T) => withPinnedMap(pin
 const pairCounters = <T>(pinDir: string, fn: (m: PinnedMap) => T) =>
   withPinnedMap(pinDir, MAPS.pairCounters.name, MAPS.pairCounters.keySize, PairCountersLayout.size, fn);
 
-function u32(n: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(n);
-  return b;
-}
 
 function localEndpointOwning(pinDir: string, address: string): [number, Endpoint] | undefined {
   const a = canonical(address);

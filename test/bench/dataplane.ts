@@ -31,6 +31,11 @@ const target = (ok: boolean, what: string) => {
   if (!ok) misses.push(what);
 };
 
+/** Puts a pinned program on dev's clsact hook in nsPath, with the handle and priority the plugin uses. */
+function attachPinned(nsPath: string, dev: string, dir: 'ingress' | 'egress', pin: string): Promise<string> {
+  return nsExec(nsPath, ['tc', 'filter', 'replace', 'dev', dev, dir, 'prio', '175', 'handle', '0xaf', 'bpf', 'da', 'pinned', pin]);
+}
+
 /** Ethernet + IPv4 + UDP (64-byte payload) from 10.1.0.2 to dst. */
 function udp4Frame(dst: string): Buffer {
   const ip = Buffer.from('45000064000040004011000000000000' + '00000000', 'hex');
@@ -134,7 +139,7 @@ async function throughputBench(plugin: 'ptp' | 'bridge'): Promise<void> {
       for (const [n, pod] of [[t.a, pa], [t.b, pb]] as const) {
         const { list, progDir } = hooks(n, pod);
         for (const dev of new Set(list.map((h) => h[0]))) await nsExec(n.nsPath, ['tc', 'qdisc', on ? 'replace' : 'del', 'dev', dev, 'clsact']).catch(() => undefined);
-        if (on) for (const [dev, dir, prog] of list) await nsExec(n.nsPath, ['tc', 'filter', 'replace', 'dev', dev, dir, 'prio', '175', 'handle', '0xaf', 'bpf', 'da', 'pinned', join(progDir, prog)]);
+        if (on) for (const [dev, dir, prog] of list) await attachPinned(n.nsPath, dev, dir, join(progDir, prog));
       }
     };
     const modes: Record<string, () => Promise<void>> = {
@@ -197,8 +202,8 @@ async function inSituBench(): Promise<void> {
     const toB = join(progDir(t.b), 'afsteer_to_pod');
     execFileSync('bpftool', ['prog', 'load', join(ROOT, 'build', 'bench_empty.bpf.o'), emptyPin, 'type', 'tc']);
     const put = async (fromPin: string, toPin: string) => {
-      await nsExec(t.a.nsPath, ['tc', 'filter', 'replace', 'dev', pa.hostIfname, 'ingress', 'prio', '175', 'handle', '0xaf', 'bpf', 'da', 'pinned', fromPin]);
-      await nsExec(t.b.nsPath, ['tc', 'filter', 'replace', 'dev', pb.hostIfname, 'egress', 'prio', '175', 'handle', '0xaf', 'bpf', 'da', 'pinned', toPin]);
+      await attachPinned(t.a.nsPath, pa.hostIfname, 'ingress', fromPin);
+      await attachPinned(t.b.nsPath, pb.hostIfname, 'egress', toPin);
     };
     let port = 7100;
     const measure = async (fromPin: string, toPin: string) => {
