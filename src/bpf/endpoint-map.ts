@@ -118,6 +118,11 @@ export function deleteEndpoint(pinDir: string, ifindex: number): void {
   syncLocalAddrs(pinDir, ifindex, ep, true);
 }
 
+/** Host ifindex of the local pod that owns address (from afsteer_local_addrs), or undefined. */
+export function localEndpointByAddress(pinDir: string, address: string): number | undefined {
+  return localAddrs(pinDir, (m) => m.lookup(encodeAddrKey(address))?.readUInt32LE(0));
+}
+
 /** Every endpoint in the map, by host ifindex. */
 export function listEndpoints(pinDir: string): Map<number, Endpoint> {
   return endpoints(pinDir, allEndpoints);

@@ -63,8 +63,8 @@ export function ensurePrograms(pinDir: string): ProgramFds {
   assertBpffs(pinDir);
   const { elf, hash } = bpfObject();
   const dir = programPinDir(pinDir, hash);
-  const paths = Object.values(PROGRAMS).map((name) => [name, join(dir, name)] as const);
-  if (paths.some(([, p]) => !existsSync(p))) {
+  const paths = Object.entries(PROGRAMS).map(([role, name]) => [role as keyof typeof PROGRAMS, name, join(dir, name)] as const);
+  if (paths.some(([, , p]) => !existsSync(p))) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const b = libbpf();
     let obj: unknown;
@@ -74,7 +74,7 @@ export function ensurePrograms(pinDir: string): ProgramFds {
       throw new Error(`loading the afsteer BPF object failed (if the map pins under ${pinDir} are from an incompatible version, remove them)`, { cause: err });
     }
     try {
-      for (const [name, path] of paths) {
+      for (const [, name, path] of paths) {
         if (existsSync(path)) continue;
         const prog = b.findProg(obj, name);
         if (!prog) throw new Error(`program ${name} missing from the BPF object`);
@@ -84,14 +84,14 @@ export function ensurePrograms(pinDir: string): ProgramFds {
       b.objClose(obj);
     }
   }
-  const fds: number[] = [];
+  const fds = {} as Record<keyof typeof PROGRAMS, number>;
   try {
-    for (const [, p] of paths) fds.push(openPinned(p));
+    for (const [role, , p] of paths) fds[role] = openPinned(p);
   } catch (err) {
-    closeFds(...fds);
+    closeFds(...Object.values(fds));
     throw err;
   }
-  return { fromPod: fds[0]!, toPod: fds[1]!, bridgeOut: fds[2]!, dir };
+  return { ...fds, dir };
 }
 
 /** Opens a pinned BPF object (program or map) and returns its fd. */

@@ -8,10 +8,12 @@
  * with the same value (wire family, generation, counter index, both of R's addresses); the
  * endpoint's route count lets the data plane skip the route lookup for unsteered pods.
  */
-import { listEndpoints, setEndpointRoutes } from './endpoint-map';
+import { deleteEndpoint, listEndpoints, localEndpointByAddress, setEndpointRoutes } from './endpoint-map';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import {
   decodeRemote, decodeRoute, decodeRouteKey, encodeAddrKey, encodeRemote, encodeRoute, encodeRouteKey, MAPS, PairCountersLayout,
-  Stat, sumPairCounters, bloomBit, type Endpoint, type PairCounters, type RemotePod, type WireName,
+  Stat, sumPairCounters, bloomBit, type PairCounters, type RemotePod, type WireName,
 } from './maps-layout';
 import { possibleCpus, withPinnedMap, type PinnedMap, u32 } from './pinned-map';
 import { canonical, familyOf } from '../net/ip';
@@ -22,17 +24,11 @@ const pairCounters = <T>(pinDir: string, fn: (m: PinnedMap) => T) =>
   withPinnedMap(pinDir, MAPS.pairCounters.name, MAPS.pairCounters.keySize, PairCountersLayout.size, fn);
 
 
-function localEndpointOwning(pinDir: string, address: string): [number, Endpoint] | undefined {
-  const a = canonical(address);
-  for (const [ifindex, ep] of listEndpoints(pinDir)) if (ep.ipv4 === a || ep.ipv6 === a) return [ifindex, ep];
-  return undefined;
-}
-
 /** Registers a remote pod (both addresses); refuses a pod that is local to this node. */
 export function registerRemote(pinDir: string, pod: RemotePod): void {
   if (familyOf(pod.ipv4) !== 4 || familyOf(pod.ipv6) !== 6) throw new Error(`a remote pod needs an IPv4 and an IPv6 address, got ${pod.ipv4} ${pod.ipv6}`);
   for (const a of [pod.ipv4, pod.ipv6]) {
-    if (localEndpointOwning(pinDir, a)) throw new Error(`${a} belongs to a pod on this node: same-node pairs are never steered`);
+    if (localEndpointByAddress(pinDir, a) !== undefined) throw new Error(`${a} belongs to a pod on this node: same-node pairs are never steered`);
   }
   const value = encodeRemote({ ipv4: canonical(pod.ipv4), ipv6: canonical(pod.ipv6) });
   remotes(pinDir, (m) => {
@@ -190,6 +186,13 @@ export function clearPairsOf(pinDir: string, ifindex: number): void {
     for (const k of m.keys()) if (decodeRouteKey(k).ifindex === ifindex) m.delete(k);
   });
   syncRouteCount(pinDir, ifindex);
+}
+
+/** Removes a local endpoint and every pair of it (DEL, GC, and ADD over a stale entry). */
+export function removeEndpoint(pinDir: string, ifindex: number): void {
+  // Pins made by an object older than the steering maps have no routes to clear.
+  if (existsSync(join(pinDir, MAPS.routes.name))) clearPairsOf(pinDir, ifindex);
+  deleteEndpoint(pinDir, ifindex);
 }
 
 /** Node-wide event counters summed over CPUs. */

@@ -8,7 +8,7 @@
  * of a registered remote pod. Common flags: --pin-dir DIR (default /sys/fs/bpf/afsteer),
  * --state-dir DIR (default /var/lib/afsteer).
  */
-import { listEndpoints } from '../bpf/endpoint-map';
+import { listEndpoints, localEndpointByAddress } from '../bpf/endpoint-map';
 import { Wire, type WireName } from '../bpf/maps-layout';
 import { clearSteering, listPairs, listRemotes, readStats, registerRemote, setSteering, unregisterRemote } from '../bpf/steering';
 import { listStates } from '../cni/state';
@@ -57,14 +57,13 @@ class UsageError extends Error {}
 
 /** Resolves LOCAL (address, host veth name or container id) to the host ifindex. */
 function resolveLocal(o: Opts, local: string): number {
-  const eps = listEndpoints(o.pinDir);
   if (familyOf(local)) {
-    const a = canonical(local);
-    for (const [ifindex, ep] of eps) if (ep.ipv4 === a || ep.ipv6 === a) return ifindex;
-    throw new Error(`no local pod has address ${local}`);
+    const ifindex = localEndpointByAddress(o.pinDir, local);
+    if (ifindex === undefined) throw new Error(`no local pod has address ${local}`);
+    return ifindex;
   }
   const st = listStates(o.stateDir).find((s) => s.hostIfname === local || s.containerId === local);
-  if (st && eps.has(st.hostIfindex)) return st.hostIfindex;
+  if (st && listEndpoints(o.pinDir).has(st.hostIfindex)) return st.hostIfindex;
   throw new Error(`no local pod matches ${JSON.stringify(local)} (give its address, host veth name or container id)`);
 }
 

@@ -1,6 +1,6 @@
 /** CNI ADD: make the pod interface dual-stack, attach the tc programs, register the endpoint. */
 import { putEndpoint, deleteEndpoint, getEndpoint } from '../bpf/endpoint-map';
-import { clearPairsOf } from '../bpf/steering';
+import { removeEndpoint } from '../bpf/steering';
 import { closeFds, ensurePrograms } from '../bpf/programs';
 import { attach, detach, destroyClsact, ensureClsact, query } from '../bpf/tc';
 import { objectId } from '../bpf/libbpf';
@@ -225,8 +225,7 @@ export async function cmdAdd(conf: NetConf, env: CniEnv): Promise<Record<string,
       const stale = getEndpoint(conf.pinDir, hostLink.index);
       if (stale && (stale.ipv4 !== ipv4 || stale.ipv6 !== ipv6 || stale.podIfindex !== podLink.index)) {
         log.warn('replacing a stale endpoint entry on this host interface', { host: hostLink.name, stale: `${stale.ipv4 ?? '-'} ${stale.ipv6 ?? '-'}` });
-        clearPairsOf(conf.pinDir, hostLink.index);
-        deleteEndpoint(conf.pinDir, hostLink.index);
+        removeEndpoint(conf.pinDir, hostLink.index);
       }
       putEndpoint(conf.pinDir, hostLink.index, { ...(ipv4 ? { ipv4 } : {}), ...(ipv6 ? { ipv6 } : {}), podIfindex: podLink.index });
       undo.push({ what: 'remove endpoint', run: () => deleteEndpoint(conf.pinDir, hostLink.index) });

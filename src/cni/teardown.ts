@@ -1,9 +1,7 @@
 /** Undoing one attachment from its recorded state: shared by DEL and GC; every step tolerates "already gone". */
 import { existsSync } from 'node:fs';
-import { deleteEndpoint, getEndpoint } from '../bpf/endpoint-map';
-import { clearPairsOf } from '../bpf/steering';
-import { MAPS } from '../bpf/maps-layout';
-import { join } from 'node:path';
+import { getEndpoint } from '../bpf/endpoint-map';
+import { removeEndpoint } from '../bpf/steering';
 import { detach, destroyClsact, TC_PARENT } from '../bpf/tc';
 import { parseCidr } from '../net/ip';
 import { Rtnl } from '../net/rtnl';
@@ -32,10 +30,7 @@ export async function teardownAttachment(pinDir: string, state: AttachmentState,
 
   if (existsSync(pinDir)) {
     const ep = getEndpoint(pinDir, state.hostIfindex);
-    if (ep && ep.podIfindex === state.podIfindex && ep.ipv4 === state.ipv4 && ep.ipv6 === state.ipv6) {
-      if (existsSync(join(pinDir, MAPS.routes.name))) clearPairsOf(pinDir, state.hostIfindex);
-      deleteEndpoint(pinDir, state.hostIfindex);
-    }
+    if (ep && ep.podIfindex === state.podIfindex && ep.ipv4 === state.ipv4 && ep.ipv6 === state.ipv6) removeEndpoint(pinDir, state.hostIfindex);
   }
 
   if (netns && existsSync(netns) && (state.addedAddresses.length || state.mtu.before !== state.mtu.after)) {
