@@ -19,10 +19,10 @@ const cache = <T>(pinDir: string, fn: (m: PinnedMap) => T) =>
 const localAddrs = <T>(pinDir: string, fn: (m: PinnedMap) => T) =>
   withPinnedMap(pinDir, MAPS.localAddrs.name, MAPS.localAddrs.keySize, MAPS.localAddrs.valueSize, fn);
 
-/** Points each of the endpoint's addresses at ifindex (or removes them when they point there). */
-function syncLocalAddrs(pinDir: string, ifindex: number, ep: Endpoint | undefined, remove: boolean): void {
+/** Points each address at ifindex (or removes those that point there). */
+function syncLocalAddrs(pinDir: string, ifindex: number, addrs: (string | undefined)[], remove: boolean): void {
   localAddrs(pinDir, (m) => {
-    for (const a of [ep?.ipv4, ep?.ipv6]) {
+    for (const a of addrs) {
       if (!a) continue;
       const key = encodeAddrKey(a);
       if (remove) {
@@ -80,9 +80,11 @@ function syncCache(pinDir: string, ifindex: number, all: Map<number, Endpoint>):
  * Call under the node lock (slot allocation reads then writes).
  */
 export function putEndpoint(pinDir: string, ifindex: number, ep: Endpoint): void {
+  let previous: Endpoint | undefined;
   endpoints(pinDir, (m) => {
     const all = allEndpoints(m);
     const old = all.get(ifindex);
+    previous = old;
     let slot = old?.slot;
     if (slot === undefined) {
       const used = new Set([...all.values()].map((e) => e.slot));
@@ -96,7 +98,10 @@ export function putEndpoint(pinDir: string, ifindex: number, ep: Endpoint): void
     all.set(ifindex, value);
     syncCache(pinDir, ifindex, all);
   });
-  syncLocalAddrs(pinDir, ifindex, ep, false);
+  // Addresses the endpoint no longer has stop pointing at it; the current ones do.
+  const current = [ep.ipv4, ep.ipv6];
+  syncLocalAddrs(pinDir, ifindex, [previous?.ipv4, previous?.ipv6].filter((a) => !current.includes(a)), true);
+  syncLocalAddrs(pinDir, ifindex, current, false);
 }
 
 /** The endpoint for host ifindex, or undefined. */
@@ -115,7 +120,7 @@ export function deleteEndpoint(pinDir: string, ifindex: number): void {
     syncCache(pinDir, ifindex, allEndpoints(m));
   });
   if (ep?.slot !== undefined) zeroSlot(pinDir, ep.slot);
-  syncLocalAddrs(pinDir, ifindex, ep, true);
+  syncLocalAddrs(pinDir, ifindex, [ep?.ipv4, ep?.ipv6], true);
 }
 
 /** Host ifindex of the local pod that owns address (from afsteer_local_addrs), or undefined. */

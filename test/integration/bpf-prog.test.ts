@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { deleteEndpoint, putEndpoint, readCounters } from '../../src/bpf/endpoint-map';
+import { deleteEndpoint, localEndpointByAddress, putEndpoint, readCounters } from '../../src/bpf/endpoint-map';
 import type { PairCounters, Stat, WireName } from '../../src/bpf/maps-layout';
 import { closeFds, ensurePrograms, type ProgramFds } from '../../src/bpf/programs';
 import { listPairs, readStats, registerRemote, setSteering, unregisterRemote } from '../../src/bpf/steering';
@@ -948,6 +948,25 @@ describe.skipIf(!IS_ROOT)('afsteer tc programs under BPF_PROG_TEST_RUN', () => {
       expect(m.stats).toEqual({ srcForeign: 2n });
       expect(m.pairs).toEqual({ B: { nativePackets4: 1n, nativeBytes4: BigInt(v4.length) }, C: { nativePackets6: 1n, nativeBytes6: BigInt(v6x.length) } });
     });
+  });
+
+  it('8. an endpoint re-written with other addresses no longer owns its old ones', () => {
+    try {
+      configure(A, []);
+      expect(localEndpointByAddress(pinDir, A.ipv4)).toBe(IFINDEX);
+      putEndpoint(pinDir, IFINDEX, { ipv4: U.ipv4, ipv6: A.ipv6, podIfindex: 2 });
+      expect(localEndpointByAddress(pinDir, A.ipv4)).toBeUndefined();
+      expect(localEndpointByAddress(pinDir, U.ipv4)).toBe(IFINDEX);
+      expect(localEndpointByAddress(pinDir, A.ipv6)).toBe(IFINDEX);
+      // A's old IPv4 address is a remote pod's again: it can be registered.
+      expect(() => registerRemote(pinDir, { ipv4: A.ipv4, ipv6: 'fd00:99::1' })).not.toThrow();
+      unregisterRemote(pinDir, 'fd00:99::1');
+      deleteEndpoint(pinDir, IFINDEX);
+      expect(localEndpointByAddress(pinDir, U.ipv4)).toBeUndefined();
+      expect(localEndpointByAddress(pinDir, A.ipv6)).toBeUndefined();
+    } finally {
+      configureA();
+    }
   });
 
   it('7. listPairs counters add up to what was run (A → B, A → C, then both far ends)', () => {
