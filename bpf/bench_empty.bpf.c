@@ -5,7 +5,8 @@
  *   afsteer_bench_encap_floor  the kernel's part of an encapsulation alone: the same
  *                              bpf_skb_adjust_room call and outer IPv6 header afsteer writes,
  *                              with fixed addresses and no lookups, parsing or counting;
- *   afsteer_bench_decap_floor  the same for a decapsulation (strip 40 bytes, DECAP_L3_IPV4).
+ *   afsteer_bench_decap_floor  the same for a decapsulation: strip the outer header (IPv6: 40
+ *                              bytes, DECAP_L3_IPV4; IPv4: 20 bytes, DECAP_L3_IPV6), no checks.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -17,6 +18,7 @@
 
 #ifndef BPF_F_ADJ_ROOM_DECAP_L3_IPV4
 #define BPF_F_ADJ_ROOM_DECAP_L3_IPV4 (1ULL << 7)
+#define BPF_F_ADJ_ROOM_DECAP_L3_IPV6 (1ULL << 8)
 #endif
 
 SEC("tc")
@@ -55,18 +57,23 @@ int afsteer_bench_encap_floor(struct __sk_buff *skb)
 SEC("tc")
 int afsteer_bench_decap_floor(struct __sk_buff *skb)
 {
-	void *data, *data_end;
-	struct ethhdr *eth;
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	int v6;
 
-	if (bpf_skb_adjust_room(skb, -(__s32)sizeof(struct ipv6hdr), BPF_ADJ_ROOM_MAC,
-				BPF_F_ADJ_ROOM_DECAP_L3_IPV4 | BPF_F_ADJ_ROOM_FIXED_GSO))
+	if ((void *)(eth + 1) > data_end)
+		return TC_ACT_SHOT;
+	v6 = eth->h_proto == bpf_htons(ETH_P_IPV6);
+	if (bpf_skb_adjust_room(skb, v6 ? -40 : -20, BPF_ADJ_ROOM_MAC,
+				(v6 ? BPF_F_ADJ_ROOM_DECAP_L3_IPV4 : BPF_F_ADJ_ROOM_DECAP_L3_IPV6) | BPF_F_ADJ_ROOM_FIXED_GSO))
 		return TC_ACT_SHOT;
 	data = (void *)(long)skb->data;
 	data_end = (void *)(long)skb->data_end;
 	eth = data;
 	if ((void *)(eth + 1) > data_end)
 		return TC_ACT_SHOT;
-	eth->h_proto = bpf_htons(ETH_P_IP);
+	eth->h_proto = v6 ? bpf_htons(ETH_P_IP) : bpf_htons(ETH_P_IPV6);
 	return TC_ACT_OK;
 }
 
