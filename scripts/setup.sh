@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 PKGS=(clang llvm libbpf-dev libbpf1 bpftool iproute2 iputils-ping util-linux ethtool jq
       containernetworking-plugins golang-go golang-github-appc-cni-dev
-      nftables iperf3 tcpdump hyperfine)
+      nftables iperf3 tcpdump hyperfine python3)
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   command -v npm >/dev/null || PKGS+=(nodejs npm)

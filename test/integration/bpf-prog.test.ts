@@ -721,7 +721,10 @@ describe.skipIf(!IS_ROOT)('afsteer tc programs under BPF_PROG_TEST_RUN', () => {
     }
   });
 
-  it('3. UDP GSO packet: encapsulated, or sent natively and counted as encap_fail', () => {
+  // BPF_PROG_TEST_RUN sets gso_size/gso_segs from the ctx but no GSO type, so the kernel treats the
+  // packet as a GSO type it will not resize: the fallback path. Real UDP_SEGMENT packets (GSO type
+  // UDP_L4) are encapsulated whole: steering.test.ts sends them between two nodes.
+  it('3. a GSO packet the kernel will not resize: encapsulated, or sent natively and counted as encap_fail', () => {
     const outcomes: string[] = [];
     for (const family of [4, 6] as const) {
       const dst = family === 4 ? B : C;

