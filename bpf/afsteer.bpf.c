@@ -11,6 +11,7 @@
  *                     everything else passes untouched.
  * Missing state always means "pass natively".
  */
+#include <stddef.h>
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
@@ -164,71 +165,80 @@ static __always_inline __u16 csum_fold(__u32 csum)
 	return (__u16)~csum;
 }
 
+/*
+ * The programs never write packet memory directly: a program with direct packet writes gets a
+ * verifier prologue that makes every *cloned* skb's head writable on entry (bpf_skb_pull_data) —
+ * a helper call, and a copy of the head when it is shared (TCP's clones, packet taps) — on every
+ * packet, steered or not. bpf_skb_store_bytes makes only the rewritten packets writable.
+ */
+
+/* The Ethernet type followed by an outer IPv6 header, as written after the MAC addresses. */
+struct outer6 {
+	__be16 h_proto;
+	struct ipv6hdr ip6;
+} __attribute__((packed));
+
+/* The Ethernet type followed by an outer IPv4 header. */
+struct outer4 {
+	__be16 h_proto;
+	struct iphdr ip;
+} __attribute__((packed));
+
 /* Wrap the IPv4 packet after the Ethernet header in an outer IPv6 header (next header 4). */
 static __always_inline int encap_in_ipv6(struct __sk_buff *skb, const __u8 *src6, const __u8 *dst6, __u8 tos, __u8 ttl)
 {
-	__u32 inner_len = skb->len - ETH_HLEN;
-	void *data, *data_end;
-	struct ethhdr *eth;
-	struct ipv6hdr *h;
+	struct outer6 o = {
+		.h_proto = bpf_htons(ETH_P_IPV6),
+		.ip6 = {
+			.version = 6,
+			.priority = tos >> 4,
+			.flow_lbl = { (__u8)(tos << 4), 0, 0 },
+			.payload_len = bpf_htons((__u16)(skb->len - ETH_HLEN)),
+			.nexthdr = IPPROTO_IPIP,
+			.hop_limit = ttl,
+		},
+	};
 
-	if (bpf_skb_adjust_room(skb, sizeof(*h), BPF_ADJ_ROOM_MAC,
+	copy6(o.ip6.saddr.in6_u.u6_addr8, src6);
+	copy6(o.ip6.daddr.in6_u.u6_addr8, dst6);
+	if (bpf_skb_adjust_room(skb, sizeof(struct ipv6hdr), BPF_ADJ_ROOM_MAC,
 				BPF_F_ADJ_ROOM_ENCAP_L3_IPV6 | BPF_F_ADJ_ROOM_FIXED_GSO))
 		return -1;
-	data = (void *)(long)skb->data;
-	data_end = (void *)(long)skb->data_end;
-	eth = data;
-	h = (void *)(eth + 1);
-	if ((void *)(h + 1) > data_end)
-		return -1;
-	eth->h_proto = bpf_htons(ETH_P_IPV6);
-	*(__be32 *)h = bpf_htonl((6U << 28) | ((__u32)tos << 20));
-	h->payload_len = bpf_htons((__u16)inner_len);
-	h->nexthdr = IPPROTO_IPIP;
-	h->hop_limit = ttl;
-	copy6(h->saddr.in6_u.u6_addr8, src6);
-	copy6(h->daddr.in6_u.u6_addr8, dst6);
-	return 0;
+	/* -2: the room is made but the header is not written; the packet can no longer go native. */
+	return bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_proto), &o, sizeof(o), 0) ? -2 : 0;
 }
 
 /* Wrap the IPv6 packet after the Ethernet header in an outer IPv4 header (protocol 41, DF). */
 static __always_inline int encap_in_ipv4(struct __sk_buff *skb, const __u8 *src4, const __u8 *dst4, __u8 tclass, __u8 hop_limit)
 {
 	__u32 outer_len = skb->len - ETH_HLEN + sizeof(struct iphdr);
-	void *data, *data_end;
-	struct ethhdr *eth;
-	struct iphdr *h;
+	struct outer4 o = {
+		.h_proto = bpf_htons(ETH_P_IP),
+		.ip = {
+			.version = 4,
+			.ihl = 5,
+			.tos = tclass,
+			.frag_off = bpf_htons(IP_DF),
+			.ttl = hop_limit,
+			.protocol = IPPROTO_IPV6,
+		},
+	};
 	__u32 sum;
 
 	if (outer_len > 0xffff)
 		return -1;
-	if (bpf_skb_adjust_room(skb, sizeof(*h), BPF_ADJ_ROOM_MAC,
+	o.ip.tot_len = bpf_htons((__u16)outer_len);
+	o.ip.saddr = *(const __be32 *)src4;
+	o.ip.daddr = *(const __be32 *)dst4;
+	/* Header checksum over the ten 16-bit words (check is zero), folded. */
+	sum = ((__u32)bpf_htons(0x4500 | tclass)) + o.ip.tot_len + bpf_htons(IP_DF) +
+	      ((__u32)bpf_htons(((__u16)hop_limit << 8) | IPPROTO_IPV6)) +
+	      (o.ip.saddr & 0xffff) + (o.ip.saddr >> 16) + (o.ip.daddr & 0xffff) + (o.ip.daddr >> 16);
+	o.ip.check = csum_fold(sum);
+	if (bpf_skb_adjust_room(skb, sizeof(struct iphdr), BPF_ADJ_ROOM_MAC,
 				BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 | BPF_F_ADJ_ROOM_FIXED_GSO))
 		return -1;
-	data = (void *)(long)skb->data;
-	data_end = (void *)(long)skb->data_end;
-	eth = data;
-	h = (void *)(eth + 1);
-	if ((void *)(h + 1) > data_end)
-		return -1;
-	eth->h_proto = bpf_htons(ETH_P_IP);
-	h->version = 4;
-	h->ihl = 5;
-	h->tos = tclass;
-	h->tot_len = bpf_htons((__u16)outer_len);
-	h->id = 0;
-	h->frag_off = bpf_htons(IP_DF);
-	h->ttl = hop_limit;
-	h->protocol = IPPROTO_IPV6;
-	h->check = 0;
-	h->saddr = *(const __be32 *)src4;
-	h->daddr = *(const __be32 *)dst4;
-	/* Header checksum over the ten 16-bit words (check is zero), folded. */
-	sum = ((__u32)bpf_htons(0x4500 | tclass)) + h->tot_len + bpf_htons(IP_DF) +
-	      ((__u32)bpf_htons(((__u16)hop_limit << 8) | IPPROTO_IPV6)) +
-	      (h->saddr & 0xffff) + (h->saddr >> 16) + (h->daddr & 0xffff) + (h->daddr >> 16);
-	h->check = csum_fold(sum);
-	return 0;
+	return bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_proto), &o, sizeof(o), 0) ? -2 : 0;
 }
 
 /* Sentinel upper protocol: the extension-header chain was longer than we walk (or unreadable). */
@@ -303,7 +313,7 @@ static __always_inline int from_pod(struct __sk_buff *skb)
 	struct afsteer_pair_counters *pc;
 	__u8 fam, tos, ttl;
 	__u32 proto;
-	int own_src;
+	int own_src, rc;
 
 	ep = lookup_endpoint(ifindex);
 	if (!ep)
@@ -366,10 +376,13 @@ static __always_inline int from_pod(struct __sk_buff *skb)
 			stat_inc(AFSTEER_STAT_SRC_FOREIGN);
 			goto native;
 		}
-		if (encap_in_ipv6(skb, ep->ipv6, route->remote_ipv6, tos, ttl)) {
+		rc = encap_in_ipv6(skb, ep->ipv6, route->remote_ipv6, tos, ttl);
+		if (rc) {
 			stat_inc(AFSTEER_STAT_ENCAP_FAIL);
 			if (pc)
 				PAIR_ADD(pc, encap_fail, 1);
+			if (rc == -2)
+				return TC_ACT_SHOT;
 			goto native;
 		}
 	} else if (fam == AFSTEER_FAMILY_IPV6 && route->wire == AFSTEER_WIRE_IPV4) {
@@ -377,10 +390,13 @@ static __always_inline int from_pod(struct __sk_buff *skb)
 			stat_inc(AFSTEER_STAT_SRC_FOREIGN);
 			goto native;
 		}
-		if (encap_in_ipv4(skb, ep->ipv4, route->remote_ipv4, tos, ttl)) {
+		rc = encap_in_ipv4(skb, ep->ipv4, route->remote_ipv4, tos, ttl);
+		if (rc) {
 			stat_inc(AFSTEER_STAT_ENCAP_FAIL);
 			if (pc)
 				PAIR_ADD(pc, encap_fail, 1);
+			if (rc == -2)
+				return TC_ACT_SHOT;
 			goto native;
 		}
 	} else {
@@ -445,18 +461,18 @@ static __always_inline const __u8 *tunnel_peer(const struct afsteer_endpoint *ep
 static __always_inline int strip_outer(struct __sk_buff *skb, __u32 hlen, __u64 decap_flag, __u16 inner_proto,
 				       __u8 inner_family, struct afsteer_pair_counters *pc)
 {
-	void *data, *data_end;
-	struct ethhdr *eth;
+	__be16 proto = bpf_htons(inner_proto);
 	__u32 len;
 
 	if (bpf_skb_adjust_room(skb, -(__s32)hlen, BPF_ADJ_ROOM_MAC, decap_flag | BPF_F_ADJ_ROOM_FIXED_GSO))
 		goto fail;
-	data = (void *)(long)skb->data;
-	data_end = (void *)(long)skb->data_end;
-	eth = data;
-	if ((void *)(eth + 1) > data_end)
-		goto fail;
-	eth->h_proto = bpf_htons(inner_proto);
+	/* The outer header is gone: from here on the packet is only deliverable with this type. */
+	if (bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_proto), &proto, sizeof(proto), 0)) {
+		stat_inc(AFSTEER_STAT_DECAP_FAIL);
+		if (pc)
+			PAIR_ADD(pc, decap_fail, 1);
+		return DROP;
+	}
 	len = skb->len;
 	stat_inc(AFSTEER_STAT_DECAP);
 	if (pc) {
