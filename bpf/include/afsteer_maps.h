@@ -51,8 +51,8 @@ enum afsteer_stat {
 	AFSTEER_STAT_DECAP = 1,         /* packets decapsulated */
 	AFSTEER_STAT_DROP_SPOOF = 2,    /* pod sent protocol 4/41 toward a steered peer */
 	AFSTEER_STAT_DROP_MISMATCH = 3, /* tunnelled packet for a local pod whose addresses do not match */
-	AFSTEER_STAT_ENCAP_FAIL = 4,    /* could not encapsulate; sent natively instead */
-	AFSTEER_STAT_DECAP_FAIL = 5,    /* could not decapsulate (e.g. outer fragment); passed */
+	AFSTEER_STAT_ENCAP_FAIL = 4,    /* could not encapsulate: sent natively (dropped if the header write failed) */
+	AFSTEER_STAT_DECAP_FAIL = 5,    /* could not decapsulate (e.g. outer fragment): passed (dropped if stripped but not rewritable) */
 	AFSTEER_STAT_SRC_FOREIGN = 6,   /* pod packet not from the pod's own address; not steered */
 	AFSTEER_STAT_MAX = 8,
 };

@@ -100,7 +100,9 @@ export function putEndpoint(pinDir: string, ifindex: number, ep: Endpoint): void
   });
   // Addresses the endpoint no longer has stop pointing at it; the current ones do.
   const current = [ep.ipv4, ep.ipv6];
-  syncLocalAddrs(pinDir, ifindex, [previous?.ipv4, previous?.ipv6].filter((a) => !current.includes(a)), true);
+  const currentKeys = current.filter((a) => a !== undefined).map((a) => encodeAddrKey(a));
+  const released = [previous?.ipv4, previous?.ipv6].filter((a) => a !== undefined && !currentKeys.some((k) => k.equals(encodeAddrKey(a))));
+  syncLocalAddrs(pinDir, ifindex, released, true);
   syncLocalAddrs(pinDir, ifindex, current, false);
 }
 

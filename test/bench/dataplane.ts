@@ -39,6 +39,11 @@ function attachPinned(nsPath: string, dev: string, dir: 'ingress' | 'egress', pi
   return nsExec(nsPath, ['tc', 'filter', 'replace', 'dev', dev, dir, 'prio', '175', 'handle', '0xaf', 'bpf', 'da', 'pinned', pin]);
 }
 
+/** Loads the baseline programs (bpf/bench_empty.bpf.c) and pins each under dir by its name. */
+function pinBaselines(dir: string): void {
+  execFileSync('bpftool', ['prog', 'loadall', join(ROOT, 'build', 'bench_empty.bpf.o'), dir, 'type', 'tc']);
+}
+
 /** Ethernet + IPv4 + UDP (64-byte payload) from 10.1.0.2 to dst. */
 function udp4Frame(dst: string): Buffer {
   const ip = Buffer.from('45000064000040004011000000000000' + '00000000', 'hex');
@@ -187,7 +192,7 @@ function programBench(): void {
     console.log(`  to-pod pass-through (loop)                  ${passTo.toFixed(1).padStart(6)}   = ${(passTo / emptyLoop).toFixed(2)}× empty`);
     console.log(`  from-pod, pair steered but native (loop)    ${above(steeredNative, emptyLoop)}  (the encap path's lookups and counters, no rewrite)`);
     console.log(`  empty, ${LAYERS}-layer frame (loop of ${LAYERS})          ${emptyPeel.toFixed(1).padStart(6)}`);
-    console.log(`  kernel floor: bare decapsulation (loop)     ${above(decapFloorLoop, emptyPeel)}  (bpf_skb_adjust_room only, one layer per run)`);
+    console.log(`  kernel floor: bare decapsulation (loop)     ${above(decapFloorLoop, emptyPeel)}  (bpf_skb_adjust_room + Ethernet type, one layer per run)`);
     console.log(`  decapsulate (loop, one layer per run)       ${above(decapLoop, emptyPeel)}  = floor + ${(decapLoop - decapFloorLoop).toFixed(1)} ns  (alternately IPv4-in-IPv6 and IPv6-in-IPv4)`);
     console.log(`  empty tc program (single run)               ${emptySingle.toFixed(1).padStart(6)}`);
     console.log(`  kernel floor: bare encapsulation (single)   ${above(encapFloor, emptySingle)}  (bpf_skb_adjust_room + outer header, nothing else)`);
@@ -217,9 +222,10 @@ async function throughputBench(plugin: 'ptp' | 'bridge'): Promise<void> {
   const t = new TwoNodes(plugin);
   const SECONDS = Number(process.env.BENCH_IPERF_SECONDS ?? 4);
   const ROUNDS = Number(process.env.BENCH_IPERF_ROUNDS ?? 3);
-  const emptyPin = `/sys/fs/bpf/afsteer-bench-empty-${randomBytes(3).toString('hex')}`;
+  const emptyDir = `/sys/fs/bpf/afsteer-bench-empty-${randomBytes(3).toString('hex')}`;
+  const emptyPin = join(emptyDir, 'afsteer_bench_empty');
   try {
-    execFileSync('bpftool', ['prog', 'load', join(ROOT, 'build', 'bench_empty.bpf.o'), emptyPin, 'type', 'tc']);
+    pinBaselines(emptyDir);
     await t.up();
     const pa = await t.addPod(t.a, 'a0');
     const pb = await t.addPod(t.b, 'b0');
@@ -277,7 +283,7 @@ async function throughputBench(plugin: 'ptp' | 'bridge'): Promise<void> {
     target(steered >= 0.85 * native, `${plugin}: steered ≥ 85% of native (${((steered / native) * 100).toFixed(1)}%)`);
   } finally {
     t.cleanup();
-    rmSync(emptyPin, { force: true });
+    rmSync(emptyDir, { recursive: true, force: true });
   }
 }
 
@@ -289,7 +295,8 @@ async function throughputBench(plugin: 'ptp' | 'bridge'): Promise<void> {
  */
 async function inSituBench(): Promise<void> {
   const t = new TwoNodes('bridge');
-  const emptyPin = `/sys/fs/bpf/afsteer-bench-empty-${randomBytes(3).toString('hex')}`;
+  const emptyDir = `/sys/fs/bpf/afsteer-bench-empty-${randomBytes(3).toString('hex')}`;
+  const emptyPin = join(emptyDir, 'afsteer_bench_empty');
   const stats = (id: number) => {
     const j = JSON.parse(execFileSync('bpftool', ['prog', 'show', 'id', String(id), '-j'], { encoding: 'utf8' })) as { run_time_ns?: number; run_cnt?: number };
     return { ns: j.run_time_ns ?? 0, cnt: j.run_cnt ?? 0 };
@@ -306,7 +313,7 @@ async function inSituBench(): Promise<void> {
     const progDir = (n: typeof t.a) => join(n.pinDir, 'progs', readdirSync(join(n.pinDir, 'progs'))[0]!);
     const fromA = join(progDir(t.a), 'afsteer_from_pod');
     const toB = join(progDir(t.b), 'afsteer_to_pod');
-    execFileSync('bpftool', ['prog', 'load', join(ROOT, 'build', 'bench_empty.bpf.o'), emptyPin, 'type', 'tc']);
+    pinBaselines(emptyDir);
     const put = async (fromPin: string, toPin: string) => {
       await attachPinned(t.a.nsPath, pa.hostIfname, 'ingress', fromPin);
       await attachPinned(t.b.nsPath, pb.hostIfname, 'egress', toPin);
@@ -341,7 +348,7 @@ async function inSituBench(): Promise<void> {
     console.log(`  from-pod, encapsulating            ${encap!.toFixed(1)}   = empty + ${(encap! - empty!).toFixed(1)}`);
     console.log(`  to-pod, decapsulating              ${decap!.toFixed(1)}   = empty + ${(decap! - empty!).toFixed(1)}`);
   } finally {
-    rmSync(emptyPin, { force: true });
+    rmSync(emptyDir, { recursive: true, force: true });
     execFileSync('sysctl', ['-q', '-w', `kernel.bpf_stats_enabled=${wasEnabled}`]);
     t.cleanup();
   }

@@ -963,11 +963,11 @@ describe.skipIf(!IS_ROOT)('afsteer tc programs under BPF_PROG_TEST_RUN', () => {
       expect(localEndpointByAddress(pinDir, A.ipv6)).toBe(IFINDEX);
       // A's old IPv4 address is a remote pod's again: it can be registered.
       expect(() => registerRemote(pinDir, { ipv4: A.ipv4, ipv6: 'fd00:99::1' })).not.toThrow();
-      unregisterRemote(pinDir, 'fd00:99::1');
       deleteEndpoint(pinDir, IFINDEX);
       expect(localEndpointByAddress(pinDir, U.ipv4)).toBeUndefined();
       expect(localEndpointByAddress(pinDir, A.ipv6)).toBeUndefined();
     } finally {
+      unregisterRemote(pinDir, 'fd00:99::1');
       configureA();
     }
   });

@@ -206,8 +206,8 @@ export class TwoNodes {
   }
 
   /** Starts the UDP GSO receiver (test/fixtures/udp-gso.py) in pod, like server(). */
-  udpGsoReceiver(pod: SimPod, bind: string, port: number, expect: number): Promise<{ done: Promise<Record<string, unknown>> }> {
-    return this.listen(pod, ['python3', UDP_GSO_APP, 'recv', bind, String(port), '--expect', String(expect)]);
+  udpGsoReceiver(pod: SimPod, bind: string, port: number, expect: number, size: number): Promise<{ done: Promise<Record<string, unknown>> }> {
+    return this.listen(pod, ['python3', UDP_GSO_APP, 'recv', bind, String(port), '--expect', String(expect), '--size', String(size)]);
   }
 
   /** Sends buffers × segments datagrams of size bytes from pod with UDP_SEGMENT, one GSO packet per buffer. */
