@@ -312,7 +312,7 @@ static __always_inline int from_pod(struct __sk_buff *skb)
 	struct afsteer_route *route;
 	struct afsteer_pair_counters *pc;
 	__u8 fam, tos, ttl;
-	__u32 proto;
+	__u32 proto, wire_flag;
 	int own_src, rc;
 
 	ep = lookup_endpoint(ifindex);
@@ -371,35 +371,26 @@ static __always_inline int from_pod(struct __sk_buff *skb)
 		return TC_ACT_SHOT;
 	}
 
-	if (fam == AFSTEER_FAMILY_IPV4 && route->wire == AFSTEER_WIRE_IPV6) {
-		if (!own_src || !(ep->flags & AFSTEER_EP_F_IPV6)) {
-			stat_inc(AFSTEER_STAT_SRC_FOREIGN);
-			goto native;
-		}
-		rc = encap_in_ipv6(skb, ep->ipv6, route->remote_ipv6, tos, ttl);
-		if (rc) {
-			stat_inc(AFSTEER_STAT_ENCAP_FAIL);
-			if (pc)
-				PAIR_ADD(pc, encap_fail, 1);
-			if (rc == -2)
-				return TC_ACT_SHOT;
-			goto native;
-		}
-	} else if (fam == AFSTEER_FAMILY_IPV6 && route->wire == AFSTEER_WIRE_IPV4) {
-		if (!own_src || !(ep->flags & AFSTEER_EP_F_IPV4)) {
-			stat_inc(AFSTEER_STAT_SRC_FOREIGN);
-			goto native;
-		}
-		rc = encap_in_ipv4(skb, ep->ipv4, route->remote_ipv4, tos, ttl);
-		if (rc) {
-			stat_inc(AFSTEER_STAT_ENCAP_FAIL);
-			if (pc)
-				PAIR_ADD(pc, encap_fail, 1);
-			if (rc == -2)
-				return TC_ACT_SHOT;
-			goto native;
-		}
-	} else {
+	/* Steered to the other family: wrap it (only the pod's own address, and only when the pod
+	 * has an address in the wire family). */
+	if (fam == AFSTEER_FAMILY_IPV4 && route->wire == AFSTEER_WIRE_IPV6)
+		wire_flag = AFSTEER_EP_F_IPV6;
+	else if (fam == AFSTEER_FAMILY_IPV6 && route->wire == AFSTEER_WIRE_IPV4)
+		wire_flag = AFSTEER_EP_F_IPV4;
+	else
+		goto native;
+	if (!own_src || !(ep->flags & wire_flag)) {
+		stat_inc(AFSTEER_STAT_SRC_FOREIGN);
+		goto native;
+	}
+	rc = wire_flag == AFSTEER_EP_F_IPV6 ? encap_in_ipv6(skb, ep->ipv6, route->remote_ipv6, tos, ttl)
+					    : encap_in_ipv4(skb, ep->ipv4, route->remote_ipv4, tos, ttl);
+	if (rc) {
+		stat_inc(AFSTEER_STAT_ENCAP_FAIL);
+		if (pc)
+			PAIR_ADD(pc, encap_fail, 1);
+		if (rc == -2)
+			return TC_ACT_SHOT;
 		goto native;
 	}
 	stat_inc(AFSTEER_STAT_ENCAP);
