@@ -80,11 +80,9 @@ function syncCache(pinDir: string, ifindex: number, all: Map<number, Endpoint>):
  * Call under the node lock (slot allocation reads then writes).
  */
 export function putEndpoint(pinDir: string, ifindex: number, ep: Endpoint): void {
-  let previous: Endpoint | undefined;
-  endpoints(pinDir, (m) => {
+  const previous = endpoints(pinDir, (m) => {
     const all = allEndpoints(m);
     const old = all.get(ifindex);
-    previous = old;
     let slot = old?.slot;
     if (slot === undefined) {
       const used = new Set([...all.values()].map((e) => e.slot));
@@ -97,6 +95,7 @@ export function putEndpoint(pinDir: string, ifindex: number, ep: Endpoint): void
     m.update(u32(ifindex), encodeEndpoint(value), 0, MAPS.endpoints.maxEntries);
     all.set(ifindex, value);
     syncCache(pinDir, ifindex, all);
+    return old;
   });
   // Addresses the endpoint no longer has stop pointing at it; the current ones do.
   const current = [ep.ipv4, ep.ipv6];
