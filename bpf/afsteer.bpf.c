@@ -99,6 +99,22 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } afsteer_stats SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct afsteer_remote_bloom);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} afsteer_remote_bloom SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, AFSTEER_MAX_DEMAND);
+	__type(key, struct afsteer_route_key);
+	__type(value, struct afsteer_demand);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} afsteer_demand SEC(".maps");
+
 static __always_inline void stat_inc(__u32 which)
 {
 	__u64 *v = bpf_map_lookup_elem(&afsteer_stats, &which);
@@ -128,6 +144,34 @@ static __always_inline __u64 bloom6(const __u8 *a)
 	const __u32 *w = (const __u32 *)a;
 
 	return 1ULL << AFSTEER_BLOOM_BIT(w[0] ^ w[1] ^ w[2] ^ w[3]);
+}
+
+/* True when the node-wide remote bloom filter may hold the address folded to fold. */
+static __always_inline int remote_bloom_hit(__u32 fold)
+{
+	__u32 zero = 0, bit = AFSTEER_REMOTE_BLOOM_BIT(fold);
+	struct afsteer_remote_bloom *b = bpf_map_lookup_elem(&afsteer_remote_bloom, &zero);
+
+	return b && ((b->bits[(bit >> 6) & (AFSTEER_REMOTE_BLOOM_WORDS - 1)] >> (bit & 63)) & 1);
+}
+
+/*
+ * A pod sent to an address with no route: if it is a registered remote pod, record the pair's
+ * first packet for afsteerd (once: an entry already there is left alone). The route key's tail
+ * (family, pad, addr) has the layout of struct afsteer_addr_key.
+ */
+static __always_inline void note_demand(struct afsteer_route_key *rkey, __u32 fold)
+{
+	struct afsteer_demand d;
+
+	if (!remote_bloom_hit(fold))
+		return;
+	if (!bpf_map_lookup_elem(&afsteer_remotes, &rkey->family))
+		return;
+	if (bpf_map_lookup_elem(&afsteer_demand, rkey))
+		return;
+	d.first_ns = bpf_ktime_get_ns();
+	bpf_map_update_elem(&afsteer_demand, rkey, &d, BPF_NOEXIST);
 }
 
 /* Count one packet in the endpoint's counter cell (a per-CPU array: no hashing, no locking). */
@@ -312,7 +356,7 @@ static __always_inline int from_pod(struct __sk_buff *skb)
 	struct afsteer_route *route;
 	struct afsteer_pair_counters *pc;
 	__u8 fam, tos, ttl;
-	__u32 proto, wire_flag;
+	__u32 proto, wire_flag, fold;
 	int own_src, rc;
 
 	ep = lookup_endpoint(ifindex);
@@ -328,11 +372,17 @@ static __always_inline int from_pod(struct __sk_buff *skb)
 
 		fam = AFSTEER_FAMILY_IPV4;
 		count_endpoint(ep, fam, AFSTEER_DIR_FROM_POD, len);
-		/* Fast path: no route to this destination (bloom bit clear) needs nothing else. */
-		if ((void *)(ip + 1) > data_end || ip->ihl < 5 || !(ep->route_bloom & bloom4(ip->daddr)))
+		if ((void *)(ip + 1) > data_end || ip->ihl < 5)
 			return TC_ACT_OK;
 		rkey.family = 4;
 		*(__be32 *)rkey.addr = ip->daddr;
+		fold = (__u32)ip->daddr;
+		/* Fast path: no route to this destination (bloom bit clear) needs nothing else but
+		 * the demand check (one array read unless it is a remote pod). */
+		if (!(ep->route_bloom & bloom4(ip->daddr))) {
+			note_demand(&rkey, fold);
+			return TC_ACT_OK;
+		}
 		proto = ip->protocol;
 		tos = ip->tos;
 		ttl = ip->ttl;
@@ -342,10 +392,16 @@ static __always_inline int from_pod(struct __sk_buff *skb)
 
 		fam = AFSTEER_FAMILY_IPV6;
 		count_endpoint(ep, fam, AFSTEER_DIR_FROM_POD, len);
-		if ((void *)(ip6 + 1) > data_end || !(ep->route_bloom & bloom6(ip6->daddr.in6_u.u6_addr8)))
+		if ((void *)(ip6 + 1) > data_end)
 			return TC_ACT_OK;
 		rkey.family = 6;
 		copy6(rkey.addr, ip6->daddr.in6_u.u6_addr8);
+		fold = ip6->daddr.in6_u.u6_addr32[0] ^ ip6->daddr.in6_u.u6_addr32[1] ^
+		       ip6->daddr.in6_u.u6_addr32[2] ^ ip6->daddr.in6_u.u6_addr32[3];
+		if (!(ep->route_bloom & bloom6(ip6->daddr.in6_u.u6_addr8))) {
+			note_demand(&rkey, fold);
+			return TC_ACT_OK;
+		}
 		proto = ip6->nexthdr;
 		tos = (ip6->priority << 4) | (ip6->flow_lbl[0] >> 4);
 		ttl = ip6->hop_limit;
@@ -356,8 +412,12 @@ static __always_inline int from_pod(struct __sk_buff *skb)
 	}
 
 	route = bpf_map_lookup_elem(&afsteer_routes, &rkey);
-	if (!route)
-		return TC_ACT_OK; /* no steering for this peer (unknown, same node, or not negotiated) */
+	if (!route) {
+		/* No steering for this peer (unknown, same node, or not negotiated yet): the bloom
+		 * bit was another route's. */
+		note_demand(&rkey, fold);
+		return TC_ACT_OK;
+	}
 	pc = pair_counters(route);
 
 	/* Anti-spoofing: a pod may not hand us ready-made tunnel packets for a steered peer

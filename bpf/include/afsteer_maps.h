@@ -24,6 +24,10 @@
 /* (local pod, remote pod) pairs with a steering entry; each has two routes (one per address). */
 #define AFSTEER_MAX_PAIRS 65536
 #define AFSTEER_MAX_ROUTES (AFSTEER_MAX_PAIRS * 2)
+/* First packets of unsteered (local pod, remote pod) pairs, for afsteerd to negotiate on demand. */
+#define AFSTEER_MAX_DEMAND 4096
+/* Node-wide bloom filter of registered remote pod addresses: 1024 bits. */
+#define AFSTEER_REMOTE_BLOOM_WORDS 16
 
 /* Address family index used in counter keys. */
 enum afsteer_family {
@@ -81,6 +85,25 @@ struct afsteer_endpoint {
  * 32-bit words, each as loaded little-endian), multiply, keep the top 6 bits. A clear bit means
  * "no route to that address": the data plane skips the route lookup. */
 #define AFSTEER_BLOOM_BIT(fold32) (((__u32)((fold32) * 0x9E3779B1U)) >> 26)
+
+/* Bit of an address (folded as for AFSTEER_BLOOM_BIT) in the node-wide remote bloom filter:
+ * top 10 bits of the same multiply. A clear bit means "not a registered remote pod". */
+#define AFSTEER_REMOTE_BLOOM_BIT(fold32) (((__u32)((fold32) * 0x9E3779B1U)) >> 22)
+
+/* Value of afsteer_remote_bloom (array of one): set by afsteerd / `afsteer steer remote add` for
+ * every registered remote address, only ever cleared by a full rebuild. The from-pod program
+ * checks it before looking for a remote in afsteer_remotes, so traffic to anything else pays
+ * one array read. */
+struct afsteer_remote_bloom {
+	__u64 bits[AFSTEER_REMOTE_BLOOM_WORDS];
+};
+
+/* Value of afsteer_demand (LRU hash keyed by struct afsteer_route_key): when a local pod first
+ * sent to a registered remote pod that has no route yet. afsteerd reads, negotiates the pair
+ * and deletes the entry; the LRU bounds it when no daemon runs. */
+struct afsteer_demand {
+	__u64 first_ns; /* bpf_ktime_get_ns() of the first packet */
+};
 
 /* Value of afsteer_counters (per-CPU array, index AFSTEER_COUNTER_INDEX). */
 struct afsteer_counters {

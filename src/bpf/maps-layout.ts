@@ -119,6 +119,24 @@ export const PairCountersLayout = {
   },
 } as const satisfies StructLayout;
 
+/** struct afsteer_remote_bloom (AFSTEER_REMOTE_BLOOM_WORDS = 16) */
+export const RemoteBloomLayout = {
+  name: 'afsteer_remote_bloom',
+  size: 128,
+  fields: {
+    bits: { offset: 0, size: 128 },
+  },
+} as const satisfies StructLayout;
+
+/** struct afsteer_demand */
+export const DemandLayout = {
+  name: 'afsteer_demand',
+  size: 8,
+  fields: {
+    first_ns: { offset: 0, size: 8 },
+  },
+} as const satisfies StructLayout;
+
 /** Every mirrored struct, for the BTF check. */
 export const ALL_LAYOUTS: readonly StructLayout[] = [
   EndpointLayout,
@@ -129,6 +147,8 @@ export const ALL_LAYOUTS: readonly StructLayout[] = [
   RouteKeyLayout,
   RouteLayout,
   PairCountersLayout,
+  RemoteBloomLayout,
+  DemandLayout,
 ];
 
 /** Map names and capacities (AFSTEER_MAX_* in the header). */
@@ -141,6 +161,8 @@ export const MAPS = {
   routes: { name: 'afsteer_routes', keySize: RouteKeyLayout.size, valueSize: RouteLayout.size, maxEntries: 65536 * 2 },
   pairCounters: { name: 'afsteer_pair_counters', keySize: 4, valueSize: PairCountersLayout.size, maxEntries: 65536 },
   stats: { name: 'afsteer_stats', keySize: 4, valueSize: 8, maxEntries: 8 },
+  remoteBloom: { name: 'afsteer_remote_bloom', keySize: 4, valueSize: RemoteBloomLayout.size, maxEntries: 1 },
+  demand: { name: 'afsteer_demand', keySize: RouteKeyLayout.size, valueSize: DemandLayout.size, maxEntries: 4096 },
 } as const;
 
 /** enum afsteer_wire */
@@ -178,6 +200,23 @@ export function bloomBit(address: string): number {
   let fold = 0;
   for (let i = 0; i < b.length; i += 4) fold ^= b.readUInt32LE(i);
   return Math.imul(fold, 0x9e3779b1) >>> 26;
+}
+
+/** AFSTEER_REMOTE_BLOOM_BIT: an address's bit (0..1023) in the node-wide remote bloom filter. */
+export function remoteBloomBit(address: string): number {
+  const b = addressBytes(address);
+  let fold = 0;
+  for (let i = 0; i < b.length; i += 4) fold ^= b.readUInt32LE(i);
+  return Math.imul(fold, 0x9e3779b1) >>> 22;
+}
+
+/** Sets the remote bloom bits of addresses in the filter value buf (RemoteBloomLayout). */
+export function setRemoteBloomBits(buf: Buffer, addresses: string[]): void {
+  for (const a of addresses) {
+    const bit = remoteBloomBit(a);
+    const off = (bit >> 6) * 8;
+    buf.writeBigUInt64LE(buf.readBigUInt64LE(off) | (1n << BigInt(bit & 63)), off);
+  }
 }
 
 /** Encodes an endpoint value. */

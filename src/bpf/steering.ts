@@ -13,7 +13,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   decodeRemote, decodeRoute, decodeRouteKey, encodeAddrKey, encodeRemote, encodeRoute, encodeRouteKey, MAPS, PairCountersLayout,
-  Stat, sumPairCounters, bloomBit, type PairCounters, type RemotePod, type WireName,
+  Stat, sumPairCounters, bloomBit, setRemoteBloomBits, type PairCounters, type RemotePod, type WireName,
 } from './maps-layout';
 import { possibleCpus, withPinnedMap, type PinnedMap, u32 } from './pinned-map';
 import { canonical, familyOf } from '../net/ip';
@@ -40,6 +40,8 @@ export function registerRemote(pinDir: string, pod: RemotePod): void {
         throw new Error(`${a} is already registered to remote pod ${o.ipv4}/${o.ipv6}; unregister it first`);
       }
     }
+    // The bloom bits first: the data plane looks for demand only where a bit is set.
+    addRemoteBloom(pinDir, [pod.ipv4, pod.ipv6]);
     m.update(encodeAddrKey(pod.ipv4), value, 0, MAPS.remotes.maxEntries);
     try {
       m.update(encodeAddrKey(pod.ipv6), value, 0, MAPS.remotes.maxEntries);
@@ -47,6 +49,16 @@ export function registerRemote(pinDir: string, pod: RemotePod): void {
       m.delete(encodeAddrKey(pod.ipv4));
       throw err;
     }
+  });
+}
+
+/** Sets the node-wide remote bloom bits of addresses (bits are never cleared here; a stale bit only costs a lookup). */
+export function addRemoteBloom(pinDir: string, addresses: string[]): void {
+  if (!existsSync(join(pinDir, MAPS.remoteBloom.name))) return; // pins of an object older than on-demand negotiation
+  withPinnedMap(pinDir, MAPS.remoteBloom.name, MAPS.remoteBloom.keySize, MAPS.remoteBloom.valueSize, (m) => {
+    const v = m.lookup(u32(0)) ?? Buffer.alloc(MAPS.remoteBloom.valueSize);
+    setRemoteBloomBits(v, addresses);
+    m.update(u32(0), v);
   });
 }
 
