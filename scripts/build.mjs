@@ -4,7 +4,7 @@
 // addons carried inside as assets. Usage: node scripts/build.mjs [--bpf-only]
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, copyFileSync, mkdirSync, readFileSync, writeFileSync, existsSync, statSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, writeFileSync, existsSync, statSync, rmSync, symlinkSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -88,3 +88,7 @@ chmodSync(exe, 0o755);
 step('postject');
 execFileSync(process.execPath, [join(root, 'node_modules/postject/dist/cli.js'), exe, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2'], { stdio: ['ignore', 'ignore', 'inherit'] });
 step(`dist/afsteer ready (${(statSync(exe).size / 1048576).toFixed(1)} MiB)`);
+// afsteerd is the same executable under a second name (it dispatches on argv[0]).
+rmSync(join(dist, 'afsteerd'), { force: true });
+symlinkSync('afsteer', join(dist, 'afsteerd'));
+step('dist/afsteerd -> afsteer');

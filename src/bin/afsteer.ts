@@ -1,14 +1,25 @@
-/** Executable entry of the afsteer CNI plugin (also the startup-snapshot entry of the single executable). */
+/**
+ * Executable entry of afsteer (also the startup-snapshot entry of the single executable). Called
+ * as `afsteerd` (a link to the same file) it is the per-node negotiator; otherwise the CNI plugin
+ * and its operator commands. The negotiator's modules load only then, so the plugin's start-up
+ * path does not carry them.
+ */
+import { basename } from 'node:path';
 import { startupSnapshot } from 'node:v8';
 import { preloadVerbs, runCni } from '../cni/main';
 
 function main(): void {
-  runCni(process.env, process.argv.slice(2), (s) => process.stdout.write(s)).then(
+  const name = basename(process.argv0 || process.argv[0] || '');
+  const run = name === 'afsteerd'
+    ? import('../cli/afsteerd').then((m) => m.runAfsteerd(process.argv.slice(2), (s) => process.stdout.write(s)))
+    : runCni(process.env, process.argv.slice(2), (s) => process.stdout.write(s));
+  run.then(
     (code) => {
       process.exitCode = code;
+      if (name === 'afsteerd') process.exit(code);
     },
     (err: unknown) => {
-      process.stderr.write(`afsteer: fatal: ${String(err)}\n`);
+      process.stderr.write(`${name || 'afsteer'}: fatal: ${String(err)}\n`);
       process.exitCode = 1;
     },
   );

@@ -26,6 +26,20 @@ export const STREAM_APP = join(ROOT, 'test', 'fixtures', 'stream.mjs');
 /** UDP GSO (UDP_SEGMENT) sender/receiver; Node's dgram cannot set UDP_SEGMENT. */
 export const UDP_GSO_APP = join(ROOT, 'test', 'fixtures', 'udp-gso.py');
 
+/** afsteerd: the same executable under its second name. */
+export const AFSTEERD_BIN = join(ROOT, 'dist', 'afsteerd');
+
+/** A running afsteerd in a node's namespace. */
+export interface SimDaemon {
+  node: SimNode;
+  child: ChildProcess;
+  config: string;
+  socket: string;
+  /** Its JSON log lines so far (stderr), parsed. */
+  logs: Record<string, unknown>[];
+  exited: Promise<number | null>;
+}
+
 /** One simulated node. */
 export interface SimNode {
   name: 'a' | 'b';
@@ -56,6 +70,16 @@ export interface FamilyCounts {
   ipv6: number;
 }
 
+/** Polls cond every 20 ms until it holds; throws after timeoutMs naming what was awaited. */
+export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<number> {
+  const t0 = Date.now();
+  for (;;) {
+    if (await cond()) return Date.now() - t0;
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 /** Runs argv inside the network namespace at nsPath. */
 export async function nsExec(nsPath: string, argv: string[]): Promise<string> {
   const { stdout } = await execFileP('nsenter', [`--net=${nsPath}`, ...argv], { encoding: 'utf8', maxBuffer: 16 << 20 });
@@ -71,6 +95,8 @@ export class TwoNodes {
   readonly b: SimNode;
   private readonly namespaces: string[] = [];
   private readonly children = new Set<ChildProcess>();
+  /** The cluster key every daemon of this topology shares (0600). */
+  readonly keyFile: string;
 
   /** plugin: the interface plugin before afsteer (bridge, as in the tests, or ptp). */
   constructor(readonly plugin: 'bridge' | 'ptp' = 'bridge') {
@@ -79,6 +105,85 @@ export class TwoNodes {
     symlinkSync(AFSTEER_BIN, join(bin, 'afsteer'));
     this.a = this.makeNode('a', 1);
     this.b = this.makeNode('b', 2);
+    this.keyFile = join(this.dir, 'cluster.key');
+    writeFileSync(this.keyFile, randomBytes(32), { mode: 0o600 });
+  }
+
+  /** Control addresses of a node (its uplink). */
+  nodeAddresses(node: SimNode): { ipv4: string; ipv6: string } {
+    const n = node.name === 'a' ? 1 : 2;
+    return { ipv4: `192.168.${n}.2`, ipv6: `fd0${n}::2` };
+  }
+
+  /**
+   * Starts afsteerd for node from a config file (static peer: the other node; fast timers that
+   * tests can override), inside the node's namespace; its stderr log lines are collected.
+   */
+  async startDaemon(node: SimNode, overrides: Record<string, unknown> = {}, keyFile = this.keyFile): Promise<SimDaemon> {
+    const peer = node === this.a ? this.b : this.a;
+    const socket = join(this.dir, `afsteerd-${node.name}.sock`);
+    const config = join(this.dir, `afsteerd-${node.name}.json`);
+    const cfg = {
+      nodeName: `node-${node.name}`,
+      pinDir: node.pinDir,
+      stateDir: node.stateDir,
+      controlSocket: socket,
+      addresses: this.nodeAddresses(node),
+      keyFile,
+      discovery: { static: [this.nodeAddresses(peer)] },
+      timers: { announceIntervalMs: 300, peerTimeoutMs: 3000, evalIntervalMs: 100, negotiateIntervalMs: 500, rescanMs: 1000 },
+      selection: { holdDownMs: 3000, intervals: 3 },
+      ...overrides,
+    };
+    writeFileSync(config, JSON.stringify(cfg, null, 2));
+    const child = spawn('nsenter', [`--net=${node.nsPath}`, AFSTEERD_BIN, 'run', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.children.add(child);
+    const d: SimDaemon = { node, child, config, socket, logs: [], exited: new Promise((resolve) => child.once('exit', (code) => {
+      this.children.delete(child);
+      resolve(code);
+    })) };
+    let buf = '';
+    child.stderr!.on('data', (chunk) => {
+      buf += chunk;
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        try {
+          d.logs.push(JSON.parse(line) as Record<string, unknown>);
+        } catch {
+          d.logs.push({ msg: line, raw: true });
+        }
+      }
+    });
+    await waitFor(() => d.logs.some((l) => l.msg === 'afsteerd started') || child.exitCode !== null, 10_000, 'afsteerd start');
+    if (child.exitCode !== null) throw new Error(`afsteerd exited ${child.exitCode}: ${JSON.stringify(d.logs)}`);
+    return d;
+  }
+
+  /** `afsteerd status --json` of a running daemon. */
+  async status(d: SimDaemon): Promise<any> {
+    const { stdout } = await execFileP(AFSTEERD_BIN, ['status', '--json', '--socket', d.socket], { encoding: 'utf8', timeout: 5000 });
+    return JSON.parse(stdout);
+  }
+
+  /**
+   * Impairs one family in the middle namespace: 'blackhole' drops all of it, a number drops that
+   * percentage at random (nftables numgen); null removes the impairment.
+   */
+  async impair(family: 4 | 6, how: 'blackhole' | number | null): Promise<void> {
+    const chain = `impair${family}`;
+    const proto = family === 4 ? 'ipv4' : 'ipv6';
+    await nsExec(`/run/netns/${this.mid}`, ['nft', 'add', 'table', 'inet', 'afsteer_impair']);
+    await nsExec(`/run/netns/${this.mid}`, ['nft', 'add', 'chain', 'inet', 'afsteer_impair', chain, '{ type filter hook forward priority -10; policy accept; }']);
+    await nsExec(`/run/netns/${this.mid}`, ['nft', 'flush', 'chain', 'inet', 'afsteer_impair', chain]);
+    if (how === 'blackhole') await nsExec(`/run/netns/${this.mid}`, ['nft', 'add', 'rule', 'inet', 'afsteer_impair', chain, 'meta', 'nfproto', proto, 'drop']);
+    else if (typeof how === 'number') await nsExec(`/run/netns/${this.mid}`, ['nft', 'add', 'rule', 'inet', 'afsteer_impair', chain, 'meta', 'nfproto', proto, 'numgen', 'random', 'mod', '100', '<', String(how), 'drop']);
+  }
+
+  /** Runs a one-off command in a pod's namespace (e.g. ping), returns stdout. */
+  async inPod(pod: SimPod, argv: string[]): Promise<string> {
+    return nsExec(pod.nsPath, argv);
   }
 
   private makeNode(name: 'a' | 'b', n: number): SimNode {

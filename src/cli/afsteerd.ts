@@ -1,0 +1,100 @@
+/**
+ * The `afsteerd` command (the same executable as the plugin, called by a second name):
+ *   afsteerd run --config FILE                  run the negotiator in the foreground
+ *   afsteerd status [--json] [--socket PATH]    ask a running one for peers, pairs, switches
+ */
+import { parseArgs } from 'node:util';
+import { configureLog, log } from '../util/log';
+
+const USAGE = `usage:
+  afsteerd run --config FILE
+  afsteerd status [--json] [--socket PATH]   (default socket /run/afsteer/afsteerd.sock)
+`;
+
+/** Printable text: control characters (terminal escapes) shown as \\xNN. */
+function clean(s: unknown): string {
+  // eslint-disable-next-line no-control-regex
+  return String(s).replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
+function table(rows: string[][]): string {
+  if (rows.length === 0) return '';
+  const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(w[i]!)).join('  ').trimEnd()).join('\n') + '\n';
+}
+
+/** Renders a status answer as text. */
+export function renderStatus(s: Record<string, any>): string {
+  let out = `node ${clean(s.node)}  epoch ${clean(s.epoch)}  up ${Math.round(s.uptimeMs / 1000)}s  ${clean(s.addresses?.ipv4 ?? '-')} ${clean(s.addresses?.ipv6 ?? '-')} port ${s.port}\n`;
+  out += `\nlocal pods: ${(s.endpoints ?? []).length}\n`;
+  out += table([['POD', 'IFINDEX', 'IPV4', 'IPV6', 'POLICY'], ...(s.endpoints ?? []).map((e: any) => [clean(e.cnf), String(e.ifindex), clean(e.ipv4 ?? '-'), clean(e.ipv6 ?? '-'), clean(e.policy)])]);
+  out += `\npeers: ${(s.peers ?? []).length}\n`;
+  const fam = (f: any) => (f ? `${f.state} rtt ${f.latency_ms ?? '-'}ms jit ${f.jitter_ms ?? '-'}ms loss ${f.packet_loss !== undefined ? (f.packet_loss * 100).toFixed(1) : '-'}%` : '-');
+  out += table([['PEER', 'HEARD', 'PODS', 'IPV4', 'IPV6'], ...(s.peers ?? []).map((p: any) => [clean(p.node), `${p.lastHeardMsAgo}ms ago`, String(p.endpoints), fam(p.families?.IPv4), fam(p.families?.IPv6)])]);
+  out += `\npairs: ${(s.pairs ?? []).length}\n`;
+  out += table([['LOCAL', 'REMOTE', 'PEER', 'POLICY', 'PREFERRED', 'WIRE', 'REASON'], ...(s.pairs ?? []).map((p: any) => [clean(p.local), clean(p.remote), clean(p.peer), clean(p.policy), clean(p.preferred ?? 'native'), clean(p.wire), clean(p.reason)])]);
+  out += `\nlast switches:\n`;
+  out += table([['AT', 'PAIR', 'FROM', 'TO', 'REASON'], ...(s.switches ?? []).map((e: any) => [clean(e.at), clean(e.pair), clean(e.from), clean(e.to), clean(e.reason)])]);
+  const drops = Object.entries(s.counters?.drops ?? {}).map(([k, v]) => `${clean(k)}=${v}`).join(' ');
+  out += `\ndropped datagrams: ${drops || 'none'}\n`;
+  return out;
+}
+
+/** Runs `afsteerd ARGS`; resolves with the exit code (run: when the daemon stops). */
+export async function runAfsteerd(argv: string[], write: (s: string) => void): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    write(USAGE);
+    return cmd ? 0 : 2;
+  }
+  let flags: { values: { config?: string; json?: boolean; socket?: string } };
+  try {
+    flags = parseArgs({ args: rest, options: { config: { type: 'string' }, json: { type: 'boolean' }, socket: { type: 'string' } }, strict: true, allowPositionals: false });
+  } catch (err) {
+    process.stderr.write(`afsteerd: ${(err as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  if (cmd === 'status') {
+    const { controlRequest } = await import('../negotiator/control');
+    try {
+      const s = await controlRequest(flags.values.socket ?? '/run/afsteer/afsteerd.sock', { op: 'status' }, 3000);
+      write(flags.values.json ? JSON.stringify(s, null, 2) + '\n' : renderStatus(s));
+      return s.ok === true ? 0 : 1;
+    } catch (err) {
+      process.stderr.write(`afsteerd status: ${(err as Error).message}\n`);
+      return 1;
+    }
+  }
+  if (cmd !== 'run') {
+    process.stderr.write(`afsteerd: unknown command ${JSON.stringify(clean(cmd))}\n${USAGE}`);
+    return 2;
+  }
+  if (!flags.values.config) {
+    process.stderr.write(`afsteerd run: --config FILE is required\n`);
+    return 2;
+  }
+  const { loadDaemonConfig, ConfigError } = await import('../negotiator/config');
+  let cfg;
+  try {
+    cfg = loadDaemonConfig(flags.values.config);
+  } catch (err) {
+    process.stderr.write(`afsteerd: ${err instanceof ConfigError ? err.message : String(err)}\n`);
+    return 2;
+  }
+  configureLog({ level: cfg.logLevel, base: { node: cfg.nodeName } });
+  const { loadKey } = await import('../negotiator/key');
+  let key: Buffer;
+  try {
+    key = loadKey(cfg.keyFile);
+  } catch (err) {
+    process.stderr.write(`afsteerd: ${(err as Error).message}\n`);
+    return 2;
+  }
+  const { startDaemon } = await import('../negotiator/run');
+  try {
+    return await startDaemon(cfg, key);
+  } catch (err) {
+    log.error('afsteerd failed to start', { error: (err as Error).message, ...((err as Error).cause ? { cause: String(((err as Error).cause as Error).message ?? (err as Error).cause) } : {}) });
+    return 1;
+  }
+}

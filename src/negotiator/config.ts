@@ -1,0 +1,112 @@
+/** The afsteerd configuration file: zod schema with defaults, and its loading into one clear error line. */
+import { isIPv4, isIPv6 } from 'node:net';
+import { readFileSync } from 'node:fs';
+import * as z from 'zod/mini';
+import { NODE_NAME } from './protocol/frame';
+import { PolicySchema } from './protocol/messages';
+import { DEFAULT_PROBE } from './probe/path';
+import { DEFAULT_POLICY_PARAMS } from './policy';
+
+/** Default UDP port of afsteerd (both families). */
+export const DEFAULT_PORT = 6170;
+/** Default multicast groups for discovery. */
+export const DEFAULT_MCAST = { ipv4Group: '239.255.61.70', ipv6Group: 'ff02::6170' } as const;
+
+const absPath = () => z.string().check(z.startsWith('/', 'must be an absolute path'), z.maxLength(4000));
+const v4 = () => z.string().check(z.refine((s) => isIPv4(s), 'must be an IPv4 address'));
+const v6 = () => z.string().check(z.refine((s) => isIPv6(s) && !s.includes('%'), 'must be an IPv6 address without a zone'));
+const ms = (min: number, max: number, def: number) => z._default(z.number().check(z.int('must be an integer number of ms'), z.gte(min, `must be ≥ ${min}`), z.lte(max, `must be ≤ ${max}`)), def);
+
+/** Control addresses of one node (at least one family). */
+export const NodeAddressesSchema = z.strictObject({ ipv4: z.optional(v4()), ipv6: z.optional(v6()) }).check(
+  z.refine((a) => a.ipv4 !== undefined || a.ipv6 !== undefined, 'needs ipv4, ipv6 or both'),
+);
+
+/** The daemon config. */
+export const DaemonConfigSchema = z.strictObject({
+  nodeName: z.string().check(z.regex(NODE_NAME, 'must be 1–63 characters [A-Za-z0-9._-], starting alphanumeric')),
+  pinDir: z._default(absPath(), '/sys/fs/bpf/afsteer'),
+  stateDir: z._default(absPath(), '/var/lib/afsteer'),
+  controlSocket: z._default(absPath().check(z.maxLength(107, 'must fit a unix socket path (≤ 107 bytes)')), '/run/afsteer/afsteerd.sock'),
+  /** This node's control addresses; default: the addresses on the interface of the default routes. */
+  addresses: z.optional(NodeAddressesSchema),
+  port: z._default(z.number().check(z.int(), z.gte(1, 'must be 1–65535'), z.lte(65535, 'must be 1–65535')), DEFAULT_PORT),
+  keyFile: absPath(),
+  discovery: z.prefault(
+    z.strictObject({
+      multicast: z.optional(z.union([z.literal(false), z.strictObject({
+        ipv4Group: z._default(v4(), DEFAULT_MCAST.ipv4Group),
+        ipv6Group: z._default(v6(), DEFAULT_MCAST.ipv6Group),
+        /** Interface to send and join on; default: the one holding the control address. */
+        interface: z.optional(z.string().check(z.regex(/^[A-Za-z0-9._@-]{1,15}$/, 'must be an interface name'))),
+      })])),
+      static: z._default(z.array(NodeAddressesSchema).check(z.maxLength(4096)), []),
+    }),
+    { static: [] },
+  ),
+  policy: z._default(PolicySchema, { criterion: 'lowest-latency' }),
+  timers: z.prefault(z.strictObject({
+    announceIntervalMs: ms(50, 60_000, 1000),
+    peerTimeoutMs: ms(200, 600_000, 5000),
+    pairIdleMs: ms(1000, 86_400_000, 60_000),
+    evalIntervalMs: ms(20, 10_000, 250),
+    negotiateIntervalMs: ms(50, 60_000, 1000),
+    demandPollMs: ms(5, 10_000, 50),
+    rescanMs: ms(100, 600_000, 5000),
+  }), {}),
+  probe: z.prefault(z.strictObject({
+    activeIntervalMs: ms(5, 10_000, DEFAULT_PROBE.activeIntervalMs),
+    idleIntervalMs: ms(1000, 600_000, DEFAULT_PROBE.idleIntervalMs),
+    window: z._default(z.number().check(z.int(), z.gte(10, 'must be ≥ 10'), z.lte(10_000, 'must be ≤ 10000')), DEFAULT_PROBE.window),
+    blackholeAfter: z._default(z.number().check(z.int(), z.gte(1, 'must be ≥ 1'), z.lte(100, 'must be ≤ 100')), DEFAULT_PROBE.blackholeAfter),
+    minTimeoutMs: ms(5, 10_000, DEFAULT_PROBE.minTimeoutMs),
+    /** Outcomes a path needs before a pair over it is evaluated. */
+    minSamples: z._default(z.number().check(z.int(), z.gte(1), z.lte(10_000)), 20),
+  }), {}),
+  selection: z.prefault(z.strictObject({
+    marginRatio: z._default(z.number().check(z.gte(0), z.lte(10)), DEFAULT_POLICY_PARAMS.marginRatio),
+    latencyMarginMs: z._default(z.number().check(z.gte(0), z.lte(60_000)), DEFAULT_POLICY_PARAMS.latencyMarginMs),
+    lossMargin: z._default(z.number().check(z.gte(0), z.lte(1)), DEFAULT_POLICY_PARAMS.lossMargin),
+    scoreMargin: z._default(z.number().check(z.gte(0), z.lte(1e6)), DEFAULT_POLICY_PARAMS.scoreMargin),
+    intervals: z._default(z.number().check(z.int(), z.gte(1), z.lte(1000)), DEFAULT_POLICY_PARAMS.intervals),
+    holdDownMs: ms(0, 86_400_000, DEFAULT_POLICY_PARAMS.holdDownMs),
+  }), {}),
+  logLevel: z._default(z.enum(['debug', 'info', 'warn', 'error']), 'info'),
+});
+
+/** A parsed, defaulted daemon config. */
+export type DaemonConfig = z.infer<typeof DaemonConfigSchema>;
+
+/** A config problem: one line naming the key. */
+export class ConfigError extends Error {}
+
+/** Parses config text; the error names the first bad key. */
+export function parseDaemonConfig(text: string, source = 'config'): DaemonConfig {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`${source}: not valid JSON (${(err as Error).message})`);
+  }
+  const r = DaemonConfigSchema.safeParse(raw);
+  if (!r.success) {
+    const i = r.error.issues[0]!;
+    const at = i.path.map(String);
+    if (i.code === 'unrecognized_keys') throw new ConfigError(`${source}: ${[...at, i.keys[0]].join('.')}: unknown key`);
+    const key = at.length ? at.join('.') : '(top level)';
+    const msg = i.code === 'invalid_type' ? `must be ${i.expected === 'object' ? 'an object' : `a ${i.expected}`}` : i.code === 'invalid_value' ? `must be one of ${i.values.map((v) => JSON.stringify(v)).join(', ')}` : i.message;
+    throw new ConfigError(`${source}: ${key}: ${msg}`);
+  }
+  return r.data;
+}
+
+/** Reads and parses the config file. */
+export function loadDaemonConfig(path: string): DaemonConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read config ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  return parseDaemonConfig(text, path);
+}

@@ -1,0 +1,41 @@
+/** This node's pods as afsteerd knows them: read from the plugin's state files. */
+import { listStates, type AttachmentState } from '../cni/state';
+import { canonical } from '../net/ip';
+import type { Policy } from './protocol/messages';
+import { CnfIdSchema } from './protocol/messages';
+
+/** A local pod (one attachment). */
+export interface LocalEndpoint {
+  cnf: string;
+  containerId: string;
+  ifname: string;
+  ifindex: number;
+  ipv4?: string;
+  ipv6?: string;
+  /** The pod's own policy (plugin config / CNI_ARGS), if it has one. */
+  policy?: Policy;
+}
+
+/** A pod's CNF id: K8S_POD_NAMESPACE/K8S_POD_NAME when the runtime gave them, else its container id. */
+export function cnfIdOf(s: Pick<AttachmentState, 'containerId' | 'podNamespace' | 'podName'>): string {
+  return s.podNamespace && s.podName ? `${s.podNamespace}/${s.podName}` : s.containerId;
+}
+
+/** Every local endpoint of the state dir, by CNF id (unreadable files are reported and skipped). */
+export function readLocalEndpoints(stateDir: string, onError: (file: string, err: unknown) => void): Map<string, LocalEndpoint> {
+  const out = new Map<string, LocalEndpoint>();
+  for (const s of listStates(stateDir, onError)) {
+    const cnf = cnfIdOf(s);
+    if (!CnfIdSchema.safeParse(cnf).success) {
+      onError(`${s.containerId}_${s.ifname}.json`, new Error(`CNF id ${JSON.stringify(cnf)} cannot travel in the protocol`));
+      continue;
+    }
+    const policy = (s as { policy?: Policy }).policy;
+    out.set(cnf, {
+      cnf, containerId: s.containerId, ifname: s.ifname, ifindex: s.hostIfindex,
+      ...(s.ipv4 ? { ipv4: canonical(s.ipv4) } : {}), ...(s.ipv6 ? { ipv6: canonical(s.ipv6) } : {}),
+      ...(policy ? { policy } : {}),
+    });
+  }
+  return out;
+}

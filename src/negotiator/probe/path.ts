@@ -1,0 +1,130 @@
+/**
+ * One probed path (this node → a peer node, over one family): probes in flight, a sliding window
+ * of outcomes, the metrics derived from it and blackhole detection. Pure, clock injected (ms).
+ */
+import type { FamilyMetrics } from '../protocol/messages';
+
+/** Probing parameters (from the daemon config). */
+export interface ProbeParams {
+  /** Interval toward peers with active pairs. */
+  activeIntervalMs: number;
+  /** Interval toward idle peers (≥ 1000: at most one probe per second per family). */
+  idleIntervalMs: number;
+  /** Outcomes kept for latency, jitter and loss. */
+  window: number;
+  /** Consecutive losses that make a blackhole. */
+  blackholeAfter: number;
+  /** Lower bound of the per-probe timeout. */
+  minTimeoutMs: number;
+}
+
+/** Default probing parameters: a blackhole is declared ≤ 2 × 20 + 40 + 20 ms after it starts on a fast path. */
+export const DEFAULT_PROBE: ProbeParams = { activeIntervalMs: 20, idleIntervalMs: 1000, window: 200, blackholeAfter: 3, minTimeoutMs: 40 };
+
+/** State of one path. */
+export interface PathState {
+  nextId: number;
+  nextSendAt: number;
+  /** Probe id → send time. */
+  inFlight: Map<number, number>;
+  /** Outcomes, oldest first: an RTT in ms, or null for a loss. */
+  outcomes: (number | null)[];
+  consecutiveLost: number;
+  blackhole: boolean;
+  lastReplyAt?: number;
+  sent: number;
+  received: number;
+}
+
+/** A new path, first probe due now. */
+export function newPath(now: number): PathState {
+  return { nextId: 1, nextSendAt: now, inFlight: new Map(), outcomes: [], consecutiveLost: 0, blackhole: false, sent: 0, received: 0 };
+}
+
+/** True when a probe should go out now; active selects the fast interval. */
+export function probeDue(p: PathState, now: number): boolean {
+  return now >= p.nextSendAt;
+}
+
+/** Records a probe sent now; returns its id. The next one is due one interval later. */
+export function probeSent(p: PathState, now: number, active: boolean, prm: ProbeParams): number {
+  const id = p.nextId;
+  p.nextId = (p.nextId % 0xffffffff) + 1;
+  p.inFlight.set(id, now);
+  p.sent++;
+  p.nextSendAt = now + (active ? prm.activeIntervalMs : prm.idleIntervalMs);
+  return id;
+}
+
+/** Makes the next probe due at once (a peer just became active). */
+export function probeSoon(p: PathState, now: number): void {
+  p.nextSendAt = Math.min(p.nextSendAt, now);
+}
+
+function push(p: PathState, v: number | null, prm: ProbeParams): void {
+  p.outcomes.push(v);
+  if (p.outcomes.length > prm.window) p.outcomes.splice(0, p.outcomes.length - prm.window);
+}
+
+/** A reply for probe id arrived now: returns its RTT, or undefined for an unknown or expired id. */
+export function replyReceived(p: PathState, id: number, now: number, prm: ProbeParams): number | undefined {
+  const sentAt = p.inFlight.get(id);
+  if (sentAt === undefined) return undefined;
+  p.inFlight.delete(id);
+  const rtt = Math.max(0, now - sentAt);
+  push(p, rtt, prm);
+  p.consecutiveLost = 0;
+  p.blackhole = false;
+  p.lastReplyAt = now;
+  p.received++;
+  return rtt;
+}
+
+/** Per-probe timeout: three times the median RTT plus slack, at least minTimeoutMs, at most 2 s. */
+export function probeTimeout(p: PathState, prm: ProbeParams): number {
+  const rtts = p.outcomes.filter((o): o is number => o !== null);
+  const med = rtts.length ? median(rtts) : 0;
+  return Math.min(2000, Math.max(prm.minTimeoutMs, 3 * med + 10));
+}
+
+/** Expires probes older than the timeout as losses; returns true when the path just became a blackhole. */
+export function expireProbes(p: PathState, now: number, prm: ProbeParams): boolean {
+  const timeout = probeTimeout(p, prm);
+  let became = false;
+  for (const [id, sentAt] of p.inFlight) {
+    if (now - sentAt < timeout) continue;
+    p.inFlight.delete(id);
+    push(p, null, prm);
+    p.consecutiveLost++;
+    if (!p.blackhole && p.consecutiveLost >= prm.blackholeAfter) {
+      p.blackhole = true;
+      became = true;
+    }
+  }
+  return became;
+}
+
+/** Latency (median RTT), jitter (mean absolute difference of successive RTTs) and loss over the window. */
+export function pathMetrics(p: PathState): FamilyMetrics | undefined {
+  if (p.outcomes.length === 0) return undefined;
+  const rtts = p.outcomes.filter((o): o is number => o !== null);
+  let jitter = 0;
+  for (let i = 1; i < rtts.length; i++) jitter += Math.abs(rtts[i]! - rtts[i - 1]!);
+  const lost = p.outcomes.length - rtts.length;
+  return {
+    latency_ms: round3(rtts.length ? median(rtts) : 0),
+    jitter_ms: round3(rtts.length > 1 ? jitter / (rtts.length - 1) : 0),
+    packet_loss: round3(lost / p.outcomes.length),
+    blackhole: p.blackhole,
+  };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+function round3(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}
