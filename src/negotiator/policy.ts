@@ -129,6 +129,9 @@ export function evaluate(s: SelectionState, metrics: PairMetrics, policy: Policy
       return change(s, to, now, `blackhole on ${f}`, prm);
     }
   }
+  // Without metrics for both families (a fresh path, a restarted daemon) nothing else is decided:
+  // missing data never moves a pair.
+  if (!metrics.IPv4 || !metrics.IPv6) return { ...s, streak: 0, candidate: undefined };
   const held = s.heldDown && s.heldDown.until > now ? s.heldDown.family : undefined;
   let target: Preference = winner(policy, metrics, prm);
   // A held-down family is not chosen, and native (which uses it) waits for the hold-down too.

