@@ -22,6 +22,13 @@ export const NodeAddressesSchema = z.strictObject({ ipv4: z.optional(v4()), ipv6
   z.refine((a) => a.ipv4 !== undefined || a.ipv6 !== undefined, 'needs ipv4, ipv6 or both'),
 );
 
+/** A static peer: its control addresses and, when it differs from ours, its port. */
+export const StaticPeerSchema = z.strictObject({
+  ipv4: z.optional(v4()),
+  ipv6: z.optional(v6()),
+  port: z.optional(z.number().check(z.int(), z.gte(1, 'must be 1–65535'), z.lte(65535, 'must be 1–65535'))),
+}).check(z.refine((a) => a.ipv4 !== undefined || a.ipv6 !== undefined, 'needs ipv4, ipv6 or both'));
+
 /** The daemon config. */
 export const DaemonConfigSchema = z.strictObject({
   nodeName: z.string().check(z.regex(NODE_NAME, 'must be 1–63 characters [A-Za-z0-9._-], starting alphanumeric')),
@@ -40,7 +47,7 @@ export const DaemonConfigSchema = z.strictObject({
         /** Interface to send and join on; default: the one holding the control address. */
         interface: z.optional(z.string().check(z.regex(/^[A-Za-z0-9._@-]{1,15}$/, 'must be an interface name'))),
       })])),
-      static: z._default(z.array(NodeAddressesSchema).check(z.maxLength(4096)), []),
+      static: z._default(z.array(StaticPeerSchema).check(z.maxLength(4096)), []),
     }),
     { static: [] },
   ),

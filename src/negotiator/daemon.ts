@@ -247,9 +247,9 @@ export class Daemon {
     }
     chunks.push(cur);
     this.announceGen++;
-    const targets = new Map<string, { ipv4?: string; ipv6?: string }>();
-    for (const s of this.cfg.discovery.static) targets.set(`${s.ipv4}|${s.ipv6}`, s);
-    for (const p of this.peers.values()) targets.set(`${p.addresses.ipv4}|${p.addresses.ipv6}`, p.addresses);
+    const targets = new Map<string, { ipv4?: string; ipv6?: string; port: number }>();
+    for (const s of this.cfg.discovery.static) targets.set(`${s.ipv4}|${s.ipv6}`, { ...s, port: s.port ?? this.cfg.port });
+    for (const p of this.peers.values()) targets.set(`${p.addresses.ipv4}|${p.addresses.ipv6}`, { ...p.addresses, port: p.port });
     chunks.slice(0, 1024).forEach((c, part) => {
       const payload = Buffer.from(JSON.stringify({ ...base, gen: this.announceGen, part, parts: chunks.length, endpoints: c }));
       this.transport.sendMulticast(this.frame('announce', payload));
@@ -259,16 +259,11 @@ export class Daemon {
         for (const f of FAMILIES) {
           const to = f === 4 ? t.ipv4 : t.ipv6;
           if (!to || !(f === 4 ? this.addresses.ipv4 : this.addresses.ipv6)) continue;
-          this.transport.send(f, to, this.peerPort(t), this.frame('announce', payload));
+          this.transport.send(f, to, t.port, this.frame('announce', payload));
           this.count(this.counters.tx, 'announce');
         }
       }
     });
-  }
-
-  private peerPort(addrs: { ipv4?: string; ipv6?: string }): number {
-    for (const p of this.peers.values()) if (p.addresses.ipv4 === addrs.ipv4 && p.addresses.ipv6 === addrs.ipv6) return p.port;
-    return this.cfg.port;
   }
 
   private onAnnounce(node: string, a: Announce, src: Source): void {

@@ -123,10 +123,11 @@ export class TwoNodes {
    */
   async startDaemon(node: SimNode, overrides: Record<string, unknown> = {}, keyFile = this.keyFile): Promise<SimDaemon> {
     const peer = node === this.a ? this.b : this.a;
-    const socket = join(this.dir, `afsteerd-${node.name}.sock`);
-    const config = join(this.dir, `afsteerd-${node.name}.json`);
+    const name = String(overrides.nodeName ?? `node-${node.name}`);
+    const socket = String(overrides.controlSocket ?? join(this.dir, `afsteerd-${name}.sock`));
+    const config = join(this.dir, `afsteerd-${name}.json`);
     const cfg = {
-      nodeName: `node-${node.name}`,
+      nodeName: name,
       pinDir: node.pinDir,
       stateDir: node.stateDir,
       controlSocket: socket,
@@ -220,6 +221,34 @@ export class TwoNodes {
     if (family === 4) for (const k of ['all', dev]) await nsExec(mid, ['sysctl', '-q', '-w', `net.ipv4.conf.${k}.rp_filter=0`]);
     await nsExec(mid, ['ip', fam, 'route', 'replace', 'default', 'dev', dev, 'table', String(100 + family)]);
     for (const n of ['a', 'b']) await nsExec(mid, ['ip', fam, 'rule', 'add', 'iif', `af${this.id}m${n}`, 'table', String(100 + family)]);
+  }
+
+  /** Sends raw datagrams to addr:port from inside the namespace at nsPath (test/fixtures/udp-send.mjs). */
+  async sendUdp(nsPath: string, addr: string, port: number, datagrams: Buffer[], gapUs = 0): Promise<number> {
+    const child = spawn('nsenter', [`--net=${nsPath}`, NODE_BIN, join(ROOT, 'test', 'fixtures', 'udp-send.mjs'), addr, String(port), '--gap-us', String(gapUs)], { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.children.add(child);
+    let out = '', err = '';
+    child.stdout!.on('data', (d) => (out += d));
+    child.stderr!.on('data', (d) => (err += d));
+    child.stdin!.end(datagrams.map((d) => d.toString('hex')).join('\n') + '\n');
+    const code = await new Promise<number | null>((r) => child.once('exit', r));
+    this.children.delete(child);
+    if (code !== 0) throw new Error(`udp-send exited ${code}: ${err}`);
+    return (JSON.parse(out) as { sent: number }).sent;
+  }
+
+  /** Captures up to count UDP datagrams to port on the middle's link toward node (tcpdump), for at most ms. */
+  async capture(node: SimNode, port: number, count: number, ms: number, during: () => Promise<unknown>): Promise<string> {
+    const file = join(this.dir, `cap-${randomBytes(3).toString('hex')}.pcap`);
+    const child = spawn('nsenter', [`--net=/run/netns/${this.mid}`, 'timeout', String(Math.ceil(ms / 1000)), 'tcpdump', '-U', '-n', '-i', `af${this.id}m${node.name}`, '-c', String(count), '-w', file, 'udp', 'dst', 'port', String(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
+    this.children.add(child);
+    let err = '';
+    child.stderr!.on('data', (d) => (err += d));
+    await waitFor(() => err.includes('listening'), 5000, 'tcpdump');
+    await during();
+    await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)));
+    this.children.delete(child);
+    return file;
   }
 
   /** Runs a one-off command in a pod's namespace (e.g. ping), returns stdout. */
