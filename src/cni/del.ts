@@ -2,6 +2,7 @@
 import { log } from '../util/log';
 import type { NetConf } from './config';
 import type { CniEnv } from './env';
+import { causeText } from './errors';
 import { ipamDel } from './ipam';
 import { withNodeLock } from './node-lock';
 import { loadState, removeState } from './state';
@@ -19,7 +20,7 @@ export async function cmdDel(conf: NetConf, env: CniEnv): Promise<undefined> {
     try {
       state = loadState(conf.stateDir, env.containerId, env.ifname);
     } catch (err) {
-      log.warn('ignoring unreadable state file on DEL', { error: (err as Error).message });
+      log.warn('ignoring unreadable state file on DEL', { error: causeText(err) });
     }
     if (state && env.netns && env.netns !== state.netns) log.warn('CNI_NETNS differs from the namespace recorded at ADD; only the recorded one is cleaned', { CNI_NETNS: env.netns, recorded: state.netns });
     if (state) await teardownAttachment(conf.pinDir, state, true);
