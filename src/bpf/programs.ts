@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { readAsset } from '../native/assets';
 import { ffi } from '../native/koffi';
 import { mount } from '../native/libc';
+import { BPFFS_ROOT, shouldMountBpffs } from '../cni/paths';
 import { check, libbpf, openAndLoad } from './libbpf';
 
 /** Magic number of a bpf filesystem (statfs f_type). */
@@ -29,20 +30,24 @@ export function bpfObject(): { elf: Buffer; hash: string } {
 }
 
 /** Where the node's bpf filesystem is conventionally mounted. */
-export const BPFFS_ROOT = '/sys/fs/bpf';
+export { BPFFS_ROOT };
+
+const isBpffs = (path: string): boolean => Number(statfsSync(path).type) === BPF_FS_MAGIC;
 
 /**
- * Throws unless pinDir is (or can be created) on a bpf filesystem. When pinDir lies under
- * /sys/fs/bpf and nothing is mounted there yet, mounts bpffs there first (as Cilium does).
+ * Throws unless pinDir is (or can be created) on a bpf filesystem. Mounts one only on
+ * /sys/fs/bpf itself, only when it is not a bpffs yet, and only for a pinDir under it (as
+ * Cilium does); never over an existing bpffs, which would hide every pin on the node. pinDir is
+ * normalised and free of '..' (config.ts), so "under /sys/fs/bpf" is a plain prefix test.
  */
 export function assertBpffs(pinDir: string, mountIfMissing = true): void {
   const onBpffs = (): string | undefined => {
     let probe = pinDir;
     while (!existsSync(probe) && dirname(probe) !== probe) probe = dirname(probe);
-    return Number(statfsSync(probe).type) === BPF_FS_MAGIC ? undefined : probe;
+    return isBpffs(probe) ? undefined : probe;
   };
   let bad = onBpffs();
-  if (bad && mountIfMissing && (pinDir === BPFFS_ROOT || pinDir.startsWith(BPFFS_ROOT + '/')) && existsSync(BPFFS_ROOT)) {
+  if (bad && mountIfMissing && shouldMountBpffs(pinDir, existsSync(BPFFS_ROOT) && isBpffs(BPFFS_ROOT), existsSync(BPFFS_ROOT))) {
     try {
       mount('bpf', BPFFS_ROOT, 'bpf', 'mode=0700');
     } catch (err) {
@@ -50,7 +55,7 @@ export function assertBpffs(pinDir: string, mountIfMissing = true): void {
     }
     bad = onBpffs();
   }
-  if (bad) throw new Error(`${bad} is not on a bpf filesystem (mount -t bpf bpf ${BPFFS_ROOT})`);
+  if (bad) throw new Error(`pinDir ${pinDir}: ${bad} is not on a bpf filesystem (give a directory under a mounted bpffs, e.g. ${BPFFS_ROOT}/afsteer)`);
 }
 
 /** Where the programs of the current object are pinned under pinDir. */

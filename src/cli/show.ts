@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { listEndpoints, readCounters } from '../bpf/endpoint-map';
 import { Direction, Family, MAPS } from '../bpf/maps-layout';
 import { listStates } from '../cni/state';
+import { printable } from './text';
 
 /** One row of the show output. */
 export interface ShowRow {
@@ -47,7 +48,7 @@ export function collect(pinDir: string, stateDir: string): ShowRow[] {
   return [...rows.values()].sort((a, b) => a.hostIfindex - b.hostIfindex);
 }
 
-/** Renders rows as an aligned text table. */
+/** Renders rows as an aligned text table (names with control characters escaped). */
 export function renderTable(rows: ShowRow[]): string {
   const head = ['HOST-VETH', 'POD', 'IPV4', 'IPV6', 'V4 OUT pkts', 'V4 IN pkts', 'V6 OUT pkts', 'V6 IN pkts'];
   const body = rows.map((r) => [
@@ -59,7 +60,7 @@ export function renderTable(rows: ShowRow[]): string {
     r.counters.ipv4.toPod.packets,
     r.counters.ipv6.fromPod.packets,
     r.counters.ipv6.toPod.packets,
-  ]);
+  ].map(printable));
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
   return [line(head), ...body.map(line)].join('\n') + '\n';

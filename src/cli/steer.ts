@@ -15,6 +15,7 @@ import { listStates } from '../cni/state';
 import { canonical, familyOf } from '../net/ip';
 import { withLock } from '../util/lock';
 import { join } from 'node:path';
+import { printable } from './text';
 
 const USAGE = `usage:
   afsteer steer show [--json]
@@ -68,16 +69,27 @@ function resolveLocal(o: Opts, local: string): number {
 }
 
 function wireOf(s: string | undefined): WireName {
-  if (s && s in Wire) return s as WireName;
-  throw new UsageError(`family must be ipv4, ipv6 or native, got ${JSON.stringify(s)}`);
+  // Own keys only: "constructor" or "__proto__" are not families.
+  if (s && Object.hasOwn(Wire, s)) return s as WireName;
+  throw new UsageError(`family must be ipv4, ipv6 or native, got ${JSON.stringify(printable(s ?? ''))}`);
+}
+
+/** An address argument: a plain IPv4 or IPv6 address (no zone, no prefix). */
+function addressArg(what: string, s: string): string {
+  if (familyOf(s)) return s;
+  throw new UsageError(`${what} must be an IPv4 or IPv6 address without zone or prefix, got ${JSON.stringify(printable(s))}`);
 }
 
 const str = (v: unknown): unknown => (typeof v === 'bigint' ? v.toString() : Array.isArray(v) ? v.map(str) : v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, str(x)])) : v);
 
-function table(head: string[], rows: string[][]): string {
+function alignedTable(head: string[], rows: string[][]): string {
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (c: string[]) => c.map((x, i) => x.padEnd(w[i]!)).join('  ').trimEnd();
   return [line(head), ...rows.map(line)].join('\n') + '\n';
+}
+
+function table(head: string[], rows: string[][]): string {
+  return alignedTable(head, rows.map((r) => r.map(printable)));
 }
 
 function show(o: Opts, write: (s: string) => void): void {
@@ -140,12 +152,15 @@ function steer(o: Opts, write: (s: string) => void): number {
       case 'remote': {
         const [sub, a, b] = rest;
         if (sub === 'add' && a && b) {
+          addressArg('IPV4', a);
+          addressArg('IPV6', b);
           const [ipv4, ipv6] = familyOf(a) === 4 ? [a, b] : [b, a];
           registerRemote(o.pinDir, { ipv4, ipv6 });
           write(`registered remote pod ${canonical(ipv4)} ${canonical(ipv6)}\n`);
           return 0;
         }
         if (sub === 'del' && a) {
+          addressArg('ADDR', a);
           write(unregisterRemote(o.pinDir, a) ? `unregistered remote pod ${a}\n` : `no remote pod ${a}\n`);
           return 0;
         }
@@ -160,18 +175,20 @@ function steer(o: Opts, write: (s: string) => void): number {
         const [local, remote, fam] = rest;
         if (!local || !remote) throw new UsageError('set needs LOCAL REMOTE FAMILY');
         const wire = wireOf(fam);
+        addressArg('REMOTE', remote);
         setSteering(o.pinDir, resolveLocal(o, local), remote, wire, o.generation);
-        write(`${local} -> ${remote}: wire ${wire}\n`);
+        write(`${printable(local)} -> ${remote}: wire ${wire}\n`);
         return 0;
       }
       case 'clear': {
         const [local, remote] = rest;
         if (!local || !remote) throw new UsageError('clear needs LOCAL REMOTE');
-        write(clearSteering(o.pinDir, resolveLocal(o, local), remote) ? `cleared ${local} -> ${remote} (native)\n` : `no steering entry for ${local} -> ${remote}\n`);
+        addressArg('REMOTE', remote);
+        write(clearSteering(o.pinDir, resolveLocal(o, local), remote) ? `cleared ${printable(local)} -> ${remote} (native)\n` : `no steering entry for ${printable(local)} -> ${remote}\n`);
         return 0;
       }
       default:
-        throw new UsageError(`unknown steer command ${cmd}`);
+        throw new UsageError(`unknown steer command ${JSON.stringify(printable(cmd))}`);
     }
   } catch (err) {
     return report(err);

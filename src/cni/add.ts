@@ -1,11 +1,12 @@
 /** CNI ADD: make the pod interface dual-stack, attach the tc programs, register the endpoint. */
-import { putEndpoint, deleteEndpoint, getEndpoint } from '../bpf/endpoint-map';
+import { putEndpoint, deleteEndpoint, getEndpoint, listEndpoints, localEndpointByAddress } from '../bpf/endpoint-map';
+import { MAPS } from '../bpf/maps-layout';
 import { removeEndpoint } from '../bpf/steering';
-import { closeFds, ensurePrograms } from '../bpf/programs';
+import { assertBpffs, closeFds, ensurePrograms } from '../bpf/programs';
 import { attach, detach, destroyClsact, ensureClsact, query } from '../bpf/tc';
 import { objectId } from '../bpf/libbpf';
 import { parseCidr, type Cidr } from '../net/ip';
-import { inNetns } from '../net/netns';
+import { inNetns, type NetnsHandle } from '../net/netns';
 import { Rtnl, type LinkInfo } from '../net/rtnl';
 import { setNetSysctl } from '../net/sysctl';
 import { ensureLiberalTcpTracking } from '../net/conntrack';
@@ -16,7 +17,11 @@ import type { CniEnv } from './env';
 import { CniCode, CniError, causeText } from './errors';
 import { ipamAdd, ipamDel } from './ipam';
 import { withNodeLock } from './node-lock';
-import { containerInterfaceIndex, familiesFor, formatResult, parseResult, type Result } from './result';
+import { containerInterfaceIndex, familiesFor, formatResult, parseResult, podIps, type Result } from './result';
+import { ownedElsewhere, unprovenAddresses } from './claims';
+import { openPodNetns } from './pod-netns';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { loadState, removeState, saveState, type AttachmentState } from './state';
 import { compareVersions } from './version';
 
@@ -51,13 +56,46 @@ export async function findVethPair(pod: Rtnl, host: Rtnl, env: CniEnv): Promise<
   return { podLink, hostLink };
 }
 
-/** Opens a netlink socket inside the pod netns, mapping a missing netns to a clear error. */
-export function openPod(netns: string): Rtnl {
+/** Opens a netlink socket inside the pod netns held open at ns, mapping a failure to a clear error. */
+export function openPod(ns: NetnsHandle, shown: string): Rtnl {
   try {
-    return Rtnl.inNamespace(netns);
+    return Rtnl.inNamespace(ns.path);
   } catch (err) {
-    throw new CniError(CniCode.IoFailure, `cannot enter network namespace ${netns}`, causeText(err), { cause: err });
+    throw new CniError(CniCode.IoFailure, `cannot enter network namespace ${shown}`, causeText(err), { cause: err });
   }
+}
+
+/** The bpffs check of pinDir, as a config error (code 7) before any side effect. */
+export function requireBpffs(pinDir: string): void {
+  try {
+    assertBpffs(pinDir);
+  } catch (err) {
+    throw new CniError(CniCode.InvalidConfig, `pinDir is unusable: ${(err as Error).message}`, causeText((err as Error).cause), { cause: err });
+  }
+}
+
+/** Refuses (code 7) addresses another live endpoint on this node owns; nothing is registered yet on a node without pins. */
+function refuseForeignAddresses(pinDir: string, addresses: string[], hostIfindex: number): void {
+  if (!addresses.length || !existsSync(join(pinDir, MAPS.localAddrs.name))) return;
+  const taken = ownedElsewhere(addresses, (a) => localEndpointByAddress(pinDir, a), hostIfindex, new Set(listEndpoints(pinDir).keys()));
+  if (taken.length) {
+    throw new CniError(CniCode.InvalidConfig, `prevResult claims ${taken.map((t) => `${t.address} (registered to host ifindex ${t.ifindex})`).join(', ')}: another pod on this node owns it`);
+  }
+}
+
+/**
+ * Proves the prevResult's claims for the pod before anything is changed: every address it
+ * gives the pod interface is configured on it in the pod's namespace, and none belongs to
+ * another endpoint. Anything else is code 7.
+ */
+async function proveClaims(pinDir: string, pod: Rtnl, podLink: LinkInfo, hostLink: LinkInfo, claimed: Result['ips'], env: CniEnv): Promise<void> {
+  const cidrs = (claimed ?? []).map((i) => parseCidr(i.address));
+  const present = await pod.addresses(podLink.index);
+  const missing = unprovenAddresses(cidrs, present);
+  if (missing.length) {
+    throw new CniError(CniCode.InvalidConfig, `prevResult gives ${env.ifname} ${missing.map((c) => `${c.address}/${c.prefix}`).join(', ')}, but ${env.ifname} in ${env.netns} does not have it`);
+  }
+  refuseForeignAddresses(pinDir, cidrs.map((c) => c.address), hostLink.index);
 }
 
 /** The recorded state of an attachment, or undefined when there is none or it is unreadable. */
@@ -111,20 +149,33 @@ async function attachBridgeOut(host: Rtnl, hostLink: LinkInfo, progFd: number): 
 /** Runs ADD and returns the result to print. */
 export async function cmdAdd(conf: NetConf, env: CniEnv): Promise<Record<string, unknown>> {
   const prev = requirePrevResult(conf);
+  // The pod's namespace, proven and held open before anything else (code 4 for a file, FIFO, the host's).
+  const ns = openPodNetns(env.netns);
+  try {
+    return await addLocked(conf, env, prev, ns);
+  } finally {
+    ns.close();
+  }
+}
+
+function addLocked(conf: NetConf, env: CniEnv, prev: Result, ns: NetnsHandle): Promise<Record<string, unknown>> {
   log.debug('add: start');
   return withNodeLock(conf, async () => {
     log.debug('add: locked');
+    requireBpffs(conf.pinDir);
     const undo: Undo[] = [];
     const host = Rtnl.host();
     let pod: Rtnl | undefined;
     try {
-      pod = openPod(env.netns);
+      pod = openPod(ns, env.netns);
       const { podLink, hostLink } = await findVethPair(pod, host, env);
       log.debug('add: found veth pair');
       const result: Result = structuredClone(prev);
       let ifIdx = containerInterfaceIndex(result, env.ifname);
       const have = familiesFor(result, ifIdx);
-      if (have.size === 0) throw new CniError(CniCode.InvalidConfig, `prevResult assigns no address to ${env.ifname}`);
+      if (have.size === 0) throw new CniError(CniCode.InvalidConfig, `prevResult assigns no address to ${env.ifname} (addresses on host-side interfaces are not the pod's)`);
+      await proveClaims(conf.pinDir, pod, podLink, hostLink, podIps(result, ifIdx), env);
+      log.debug('add: claims proven');
       const missing = ([4, 6] as const).filter((f) => !have.has(f));
 
       // 1. The missing family, from the delegated IPAM plugin.
@@ -148,7 +199,7 @@ export async function cmdAdd(conf: NetConf, env: CniEnv): Promise<Record<string,
       // 2. IPv6 on, no DAD delay, in the pod.
       const v6 = have.has(6) || newIps.some((i) => parseCidr(i.address).family === 6);
       if (v6) {
-        inNetns(env.netns, () => {
+        inNetns(ns.path, () => {
           setNetSysctl(['ipv6', 'conf', 'all', 'disable_ipv6'], '0');
           setNetSysctl(['ipv6', 'conf', env.ifname, 'disable_ipv6'], '0');
           setNetSysctl(['ipv6', 'conf', env.ifname, 'accept_dad'], '0');
@@ -199,7 +250,7 @@ export async function cmdAdd(conf: NetConf, env: CniEnv): Promise<Record<string,
         if (ifc) ifc.mtu = mtu;
       }
       const own = familiesFor(result, ifIdx);
-      const addrOf = (f: 4 | 6) => (result.ips ?? []).map((i) => ({ i, c: parseCidr(i.address) })).find(({ i, c }) => c.family === f && (i.interface === undefined || i.interface === ifIdx))?.c.address;
+      const addrOf = (f: 4 | 6) => podIps(result, ifIdx).map((i) => parseCidr(i.address)).find((c) => c.family === f)?.address;
       const ipv4 = own.has(4) ? addrOf(4) : undefined;
       const ipv6 = own.has(6) ? addrOf(6) : undefined;
 
@@ -227,6 +278,7 @@ export async function cmdAdd(conf: NetConf, env: CniEnv): Promise<Record<string,
         log.warn('replacing a stale endpoint entry on this host interface', { host: hostLink.name, stale: `${stale.ipv4 ?? '-'} ${stale.ipv6 ?? '-'}` });
         removeEndpoint(conf.pinDir, hostLink.index);
       }
+      refuseForeignAddresses(conf.pinDir, [ipv4, ipv6].filter((a) => a !== undefined), hostLink.index);
       putEndpoint(conf.pinDir, hostLink.index, { ...(ipv4 ? { ipv4 } : {}), ...(ipv6 ? { ipv6 } : {}), podIfindex: podLink.index });
       undo.push({ what: 'remove endpoint', run: () => deleteEndpoint(conf.pinDir, hostLink.index) });
 
@@ -238,6 +290,7 @@ export async function cmdAdd(conf: NetConf, env: CniEnv): Promise<Record<string,
         containerId: env.containerId,
         ifname: env.ifname,
         netns: env.netns,
+        netnsId: { dev: ns.dev, ino: ns.ino },
         network: conf.name,
         hostIfindex: hostLink.index,
         hostIfname: hostLink.name,

@@ -1,6 +1,6 @@
 /** CNI CHECK: verify that what ADD made is still in place, failing with a message naming what is missing. */
 import { join } from 'node:path';
-import { getEndpoint } from '../bpf/endpoint-map';
+import { getEndpoint, localEndpointByAddress } from '../bpf/endpoint-map';
 import { objectId } from '../bpf/libbpf';
 import { closeFds, openPinned, PROGRAMS } from '../bpf/programs';
 import { query } from '../bpf/tc';
@@ -10,6 +10,8 @@ import { openPod, requirePrevResult } from './add';
 import type { NetConf } from './config';
 import type { CniEnv } from './env';
 import { CniCode, CniError } from './errors';
+import { sameNetns } from '../net/netns';
+import { openPodNetns } from './pod-netns';
 import { containerInterfaceIndex } from './result';
 import { loadState } from './state';
 
@@ -20,8 +22,19 @@ function fail(msg: string): never {
 /** Runs CHECK (prints nothing on success). */
 export async function cmdCheck(conf: NetConf, env: CniEnv): Promise<undefined> {
   const prev = requirePrevResult(conf);
+  const ns = openPodNetns(env.netns);
+  try {
+    await checkIn(conf, env, prev, ns);
+  } finally {
+    ns.close();
+  }
+  return undefined;
+}
+
+async function checkIn(conf: NetConf, env: CniEnv, prev: ReturnType<typeof requirePrevResult>, ns: ReturnType<typeof openPodNetns>): Promise<void> {
   const state = loadState(conf.stateDir, env.containerId, env.ifname);
   if (!state) fail(`no attachment recorded for container ${env.containerId} interface ${env.ifname} in ${conf.stateDir}`);
+  if (state.netnsId && !sameNetns(state.netnsId, ns)) fail(`CNI_NETNS ${env.netns} is not the network namespace recorded at ADD (${state.netns})`);
 
   const host = Rtnl.host();
   let pod: Rtnl | undefined;
@@ -45,8 +58,12 @@ export async function cmdCheck(conf: NetConf, env: CniEnv): Promise<undefined> {
     if (ep.ipv4 !== state.ipv4 || ep.ipv6 !== state.ipv6 || ep.podIfindex !== state.podIfindex) {
       fail(`endpoint map entry for ${hostLink.name} holds ${ep.ipv4 ?? '-'} ${ep.ipv6 ?? '-'}, expected ${state.ipv4 ?? '-'} ${state.ipv6 ?? '-'}`);
     }
+    for (const a of [state.ipv4, state.ipv6]) {
+      const owner = a === undefined ? undefined : localEndpointByAddress(conf.pinDir, a);
+      if (a !== undefined && owner !== state.hostIfindex) fail(`address ${a} is registered to ${owner === undefined ? 'no endpoint' : `host ifindex ${owner}`}, not to ${hostLink.name}`);
+    }
 
-    pod = openPod(env.netns);
+    pod = openPod(ns, env.netns);
     const podLink = await pod.linkByName(env.ifname);
     if (!podLink) fail(`interface ${env.ifname} is missing in ${env.netns}`);
     if (podLink.mtu !== state.mtu.after) fail(`${env.ifname} has mtu ${podLink.mtu}, expected ${state.mtu.after}`);
@@ -63,5 +80,4 @@ export async function cmdCheck(conf: NetConf, env: CniEnv): Promise<undefined> {
     pod?.close();
     host.close();
   }
-  return undefined;
 }

@@ -1,9 +1,18 @@
 /** The afsteer network configuration (zod schema with defaults) and its parsing into CNI errors. */
 import * as z from 'zod/mini';
 import { CniCode, CniError } from './errors';
+import { logFileProblem, normalizePath, pathProblem } from './paths';
 import { isSupported, SUPPORTED_VERSIONS } from './version';
 
-const absPath = () => z.string().check(z.startsWith('/', 'must be an absolute path'));
+/** A path key: absolute, no NUL/control characters, no '.'/'..' components (see paths.ts); normalised. */
+const absPath = () =>
+  z.string().check(
+    z.superRefine((v, ctx) => {
+      const p = pathProblem(v);
+      if (p) ctx.addIssue({ code: 'custom', message: p, input: v });
+    }),
+    z.overwrite((v) => (pathProblem(v) ? v : normalizePath(v))),
+  );
 
 /** Delegated IPAM section: any IPAM plugin's config; only `type` is afsteer's business. */
 export const IpamSchema = z.looseObject({
@@ -36,6 +45,36 @@ export const NetConfSchema = z.looseObject({
 /** A parsed and defaulted afsteer network config. */
 export type NetConf = z.infer<typeof NetConfSchema>;
 
+/** What each key of afsteer's own must be, for error messages that name the key and the allowed values. */
+export const KEY_RULES: ReadonlyMap<string, string> = new Map([
+  ['cniVersion', 'a string'],
+  ['name', 'a non-empty string'],
+  ['type', 'a non-empty string'],
+  ['ipam', 'an object whose "type" names an IPAM plugin (letters, digits, ".", "_", "-")'],
+  ['mtu', 'an integer between 1280 and 65535'],
+  ['allowSingleStack', 'true or false'],
+  ['pinDir', 'an absolute path'],
+  ['stateDir', 'an absolute path'],
+  ['logFile', 'an absolute path'],
+  ['logLevel', 'one of "debug", "info", "warn", "error"'],
+  ['lockTimeoutMs', 'a positive integer (milliseconds)'],
+]);
+
+/** One readable line per zod issue: "mtu must be an integer between 1280 and 65535 (got 3.5)". */
+export function describeIssues(issues: readonly z.core.$ZodIssue[], raw: unknown): string {
+  return issues
+    .map((i) => {
+      const key = i.path.map(String).join('.') || '(config)';
+      if (i.code === 'custom') return `${key} ${i.message}`;
+      const rule = typeof i.path[0] === 'string' ? KEY_RULES.get(i.path[0]) : undefined;
+      let got: unknown = raw;
+      for (const p of i.path) got = got !== null && typeof got === 'object' && Object.hasOwn(got, p as PropertyKey) ? (got as Record<PropertyKey, unknown>)[p as PropertyKey] : undefined;
+      const shown = got === undefined ? 'nothing' : (JSON.stringify(got) ?? String(got)).slice(0, 60);
+      return rule && i.path.length === 1 ? `${key} must be ${rule} (got ${shown})` : `${key}: ${i.message} (got ${shown})`;
+    })
+    .join('; ');
+}
+
 /** Parses stdin bytes into a NetConf; bad JSON is code 6, bad fields code 7, bad version code 1. */
 export function parseNetConf(stdin: string): NetConf {
   let raw: unknown;
@@ -52,6 +91,8 @@ export function parseNetConf(stdin: string): NetConf {
     throw new CniError(CniCode.IncompatibleVersion, `incompatible CNI version ${v}: afsteer supports ${SUPPORTED_VERSIONS.join(', ')}`);
   }
   const r = NetConfSchema.safeParse(raw);
-  if (!r.success) throw new CniError(CniCode.InvalidConfig, `invalid afsteer network configuration: ${z.prettifyError(r.error).replace(/\n/g, '; ')}`);
+  if (!r.success) throw new CniError(CniCode.InvalidConfig, `invalid afsteer network configuration: ${describeIssues(r.error.issues, raw)}`);
+  const logProblem = r.data.logFile === undefined ? undefined : logFileProblem(r.data.logFile, r.data.stateDir);
+  if (logProblem) throw new CniError(CniCode.InvalidConfig, `invalid afsteer network configuration: logFile ${logProblem}`);
   return r.data;
 }

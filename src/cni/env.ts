@@ -12,9 +12,17 @@ export interface CniEnv {
   ifname: string;
   args: Map<string, string>;
   path: string[];
+  /**
+   * DEL only: why the container id or interface name is one ADD would refuse. Nothing of
+   * afsteer's can exist for it, so DEL succeeds without touching anything.
+   */
+  neverAdded?: string;
 }
 
-const REQUIRED: Record<Verb, (keyof NodeJS.ProcessEnv)[]> = {
+/** Longest container id accepted: its state file name (id, "_", ifname, ".json", and the temporary name around it) must fit NAME_MAX (255). */
+export const MAX_CONTAINER_ID = 200;
+
+const REQUIRED: Readonly<Record<Verb, (keyof NodeJS.ProcessEnv)[]>> = {
   ADD: ['CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME', 'CNI_PATH'],
   CHECK: ['CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME', 'CNI_PATH'],
   DEL: ['CNI_CONTAINERID', 'CNI_IFNAME', 'CNI_PATH'],
@@ -27,7 +35,8 @@ const REQUIRED: Record<Verb, (keyof NodeJS.ProcessEnv)[]> = {
 export function readVerb(env: NodeJS.ProcessEnv): Verb {
   const c = env.CNI_COMMAND;
   if (!c) throw new CniError(CniCode.InvalidEnv, 'CNI_COMMAND is not set (expected ADD, DEL, CHECK, GC, STATUS or VERSION)');
-  if (!(c in REQUIRED)) throw new CniError(CniCode.InvalidEnv, `unknown CNI_COMMAND ${JSON.stringify(c)}`);
+  // Own properties only: "constructor", "__proto__", "toString" are not verbs.
+  if (!Object.hasOwn(REQUIRED, c)) throw new CniError(CniCode.InvalidEnv, `unknown CNI_COMMAND ${JSON.stringify(c)}`);
   return c as Verb;
 }
 
@@ -36,13 +45,9 @@ export function readEnv(env: NodeJS.ProcessEnv, verb: Verb): CniEnv {
   const missing = REQUIRED[verb].filter((k) => !env[k]);
   if (missing.length) throw new CniError(CniCode.InvalidEnv, `required environment variables missing for ${verb}: ${missing.join(', ')}`);
   const containerId = env.CNI_CONTAINERID ?? '';
-  if (containerId && !/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(containerId)) {
-    throw new CniError(CniCode.InvalidEnv, `invalid CNI_CONTAINERID ${JSON.stringify(containerId)}: must be alphanumeric with _ . -`);
-  }
   const ifname = env.CNI_IFNAME ?? '';
-  if (ifname && (ifname.length > 15 || ifname === '.' || ifname === '..' || /[/:\s]/.test(ifname))) {
-    throw new CniError(CniCode.InvalidEnv, `invalid CNI_IFNAME ${JSON.stringify(ifname)}: at most 15 characters, no '/', ':' or whitespace`);
-  }
+  const problem = idProblem(containerId, ifname);
+  if (problem && verb !== 'DEL') throw new CniError(CniCode.InvalidEnv, problem);
   return {
     command: verb,
     containerId,
@@ -50,7 +55,20 @@ export function readEnv(env: NodeJS.ProcessEnv, verb: Verb): CniEnv {
     ifname,
     args: parseCniArgs(env.CNI_ARGS ?? ''),
     path: (env.CNI_PATH ?? '').split(':').filter(Boolean),
+    ...(problem ? { neverAdded: problem } : {}),
   };
+}
+
+/** Why a container id or interface name is unacceptable (they name state files), or undefined (pure). */
+export function idProblem(containerId: string, ifname: string): string | undefined {
+  const show = (s: string) => JSON.stringify(s.length > 40 ? `${s.slice(0, 40)}…` : s);
+  if (containerId && (containerId.length > MAX_CONTAINER_ID || !/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(containerId))) {
+    return `invalid CNI_CONTAINERID ${show(containerId)} (${containerId.length} characters): at most ${MAX_CONTAINER_ID} characters, alphanumeric with _ . - and starting alphanumeric`;
+  }
+  if (ifname && (ifname.length > 15 || ifname === '.' || ifname === '..' || /[/:\s\x00-\x1f\x7f]/.test(ifname))) {
+    return `invalid CNI_IFNAME ${show(ifname)}: at most 15 characters, no '/', ':', whitespace or control characters`;
+  }
+  return undefined;
 }
 
 /** Parses CNI_ARGS ("K=V;K2=V2") into a map; malformed pairs are code 4. */

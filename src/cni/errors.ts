@@ -1,3 +1,5 @@
+import { UnsafePathError } from '../util/safe-fs';
+
 /** CNI error codes (SPEC "Error" section) and the error type every verb throws. */
 
 /** Well-known CNI error codes used by afsteer. */
@@ -50,6 +52,8 @@ export function causeText(err: unknown): string | undefined {
 /** Converts any thrown value into a CniError, keeping it as the cause. */
 export function toCniError(err: unknown): CniError {
   if (err instanceof CniError) return err;
+  // A configured path (stateDir, logFile, what afsteer keeps in them) that is not what it must be.
+  if (err instanceof UnsafePathError) return new CniError(CniCode.InvalidConfig, `unusable path: ${err.message}`, undefined, { cause: err });
   const msg = err instanceof Error ? err.message : String(err);
   return new CniError(CniCode.Internal, `afsteer internal error: ${msg}`, undefined, { cause: err });
 }

@@ -18,23 +18,36 @@ const GcFields = z.looseObject({
   'cni.dev/attachments': z.optional(z.array(AttachmentRef)),
 });
 
+/**
+ * The attachments of network that GC removes (pure): those not in the runtime's valid list. A
+ * missing list means "nothing known", not "nothing valid": none; an explicit empty list: all.
+ */
+export function staleAttachments<T extends { network: string; containerId: string; ifname: string }>(
+  states: T[],
+  network: string,
+  valid: readonly { containerID: string; ifname: string }[] | undefined,
+): T[] {
+  if (!valid) return [];
+  const keep = new Set(valid.map((a) => `${a.containerID}/${a.ifname}`));
+  return states.filter((s) => s.network === network && !keep.has(`${s.containerId}/${s.ifname}`));
+}
+
 /** Runs GC (prints nothing on success). */
 export async function cmdGc(conf: NetConf, env: CniEnv): Promise<undefined> {
   const parsed = GcFields.safeParse(conf);
   if (!parsed.success) throw new CniError(CniCode.InvalidConfig, `invalid GC attachment list: ${z.prettifyError(parsed.error)}`);
-  const valid = parsed.data['cni.dev/valid-attachments'] ?? parsed.data['cni.dev/attachments'] ?? [];
-  const keep = new Set(valid.map((a) => `${a.containerID}/${a.ifname}`));
+  const valid = parsed.data['cni.dev/valid-attachments'] ?? parsed.data['cni.dev/attachments'];
+  if (!valid) log.warn('GC without cni.dev/valid-attachments (or cni.dev/attachments): no attachment is known to be stale, none removed');
   await withNodeLock(conf, async () => {
     const states = listStates(conf.stateDir, (f, err) => log.warn('skipping unreadable state file', { file: f, error: causeText(err) }));
-    for (const s of states) {
-      if (s.network !== conf.name || keep.has(`${s.containerId}/${s.ifname}`)) continue;
+    for (const s of staleAttachments(states, conf.name, valid)) {
       log.info('collecting stale attachment', { container: s.containerId, ifname: s.ifname });
-      await teardownAttachment(conf.pinDir, s, undefined);
+      await teardownAttachment(conf.pinDir, s, false);
       removeState(conf.stateDir, s.containerId, s.ifname);
     }
     pruneStalePrograms(conf);
   });
-  if (conf.ipam) forwardGc(conf, env);
+  if (conf.ipam && valid) forwardGc(conf, env);
   return undefined;
 }
 

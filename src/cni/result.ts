@@ -63,14 +63,18 @@ export function formatResult(result: Result, cniVersion: string): Record<string,
   return out;
 }
 
-/** Families (4, 6) that a result assigns to the interface at index ifIndex (or with no interface set). */
+/**
+ * The ips a result gives the container interface at index ifIndex: those naming it, and those
+ * naming no interface at all. An ip naming another interface (the host veth, the bridge) is not
+ * the pod's, also when the result lists no container interface.
+ */
+export function podIps(result: Result, ifIndex: number | undefined): ResultIp[] {
+  return (result.ips ?? []).filter((i) => i.interface === undefined || (ifIndex !== undefined && i.interface === ifIndex));
+}
+
+/** Families (4, 6) that a result assigns to the interface at index ifIndex (see podIps). */
 export function familiesFor(result: Result, ifIndex: number | undefined): Set<4 | 6> {
-  const fams = new Set<4 | 6>();
-  for (const i of result.ips ?? []) {
-    if (i.interface !== undefined && ifIndex !== undefined && i.interface !== ifIndex) continue;
-    fams.add(parseCidr(i.address).family);
-  }
-  return fams;
+  return new Set(podIps(result, ifIndex).map((i) => parseCidr(i.address).family));
 }
 
 /** Index in result.interfaces of the container interface ifname in sandbox, or undefined. */

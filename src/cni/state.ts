@@ -1,14 +1,17 @@
 /** Per-attachment state files (what ADD did, so DEL/CHECK/GC can undo or verify exactly that). */
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { lstatSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import * as z from 'zod/mini';
 import { writeFileAtomic } from '../util/atomic-file';
+import { ensureTrustedDir, fileKind, readOwnFile, UnsafePathError } from '../util/safe-fs';
 
 /** Everything afsteer did for one attachment (container id + ifname). */
 export const AttachmentStateSchema = z.object({
   containerId: z.string(),
   ifname: z.string(),
   netns: z.string(),
+  /** Identity (st_dev, st_ino) of the pod's network namespace at ADD: DEL touches the pod side only in that namespace. */
+  netnsId: z.optional(z.object({ dev: z.number(), ino: z.number() })),
   network: z.string(),
   hostIfindex: z.number().check(z.int()),
   hostIfname: z.string(),
@@ -34,6 +37,19 @@ function dir(stateDir: string): string {
   return join(stateDir, 'attachments');
 }
 
+/** The attachments directory when it exists and is a real directory; throws when something else is there. */
+function existingDir(stateDir: string): string | undefined {
+  const d = dir(stateDir);
+  try {
+    const st = lstatSync(d);
+    if (!st.isDirectory()) throw new UnsafePathError(d, `is ${fileKind(st)}, not a directory`);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  return d;
+}
+
 /** File name of an attachment's state (container ids and ifnames are validated, so this is path-safe). */
 export function statePath(stateDir: string, containerId: string, ifname: string): string {
   return join(dir(stateDir), `${containerId}_${ifname}.json`);
@@ -41,15 +57,17 @@ export function statePath(stateDir: string, containerId: string, ifname: string)
 
 /** Writes an attachment's state atomically. */
 export function saveState(stateDir: string, s: AttachmentState): void {
+  ensureTrustedDir(dir(stateDir));
   writeFileAtomic(statePath(stateDir, s.containerId, s.ifname), JSON.stringify(s, null, 2) + '\n');
 }
 
 /** Reads an attachment's state, or undefined when there is none; a corrupt file is an error. */
 export function loadState(stateDir: string, containerId: string, ifname: string): AttachmentState | undefined {
+  if (!existingDir(stateDir)) return undefined;
   const p = statePath(stateDir, containerId, ifname);
   let text: string;
   try {
-    text = readFileSync(p, 'utf8');
+    text = readOwnFile(p);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw new Error(`cannot read state file ${p}`, { cause: err });
@@ -69,8 +87,10 @@ export function removeState(stateDir: string, containerId: string, ifname: strin
 /** Every recorded attachment (corrupt files are reported through onError and skipped). */
 export function listStates(stateDir: string, onError: (file: string, err: unknown) => void = () => {}): AttachmentState[] {
   let files: string[];
+  const d = existingDir(stateDir);
+  if (!d) return [];
   try {
-    files = readdirSync(dir(stateDir)).filter((f) => f.endsWith('.json') && !f.startsWith('.'));
+    files = readdirSync(d).filter((f) => f.endsWith('.json') && !f.startsWith('.'));
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw err;
@@ -78,7 +98,7 @@ export function listStates(stateDir: string, onError: (file: string, err: unknow
   const out: AttachmentState[] = [];
   for (const f of files) {
     try {
-      out.push(AttachmentStateSchema.parse(JSON.parse(readFileSync(join(dir(stateDir), f), 'utf8'))));
+      out.push(AttachmentStateSchema.parse(JSON.parse(readOwnFile(join(d, f)))));
     } catch (err) {
       onError(f, err);
     }

@@ -6,10 +6,15 @@ import { detach, destroyClsact, TC_PARENT } from '../bpf/tc';
 import { parseCidr } from '../net/ip';
 import { Rtnl } from '../net/rtnl';
 import { log } from '../util/log';
+import { openRecordedNetns } from './pod-netns';
 import type { AttachmentState } from './state';
 
-/** Removes filters, the endpoint map entry and (when the pod netns is still there) the addresses afsteer added. */
-export async function teardownAttachment(pinDir: string, state: AttachmentState, netns: string | undefined): Promise<void> {
+/**
+ * Removes filters, the endpoint map entry and, with podSide, the addresses afsteer added and
+ * the MTU it set — only in the namespace recorded at ADD, and only while it is still that
+ * namespace (never wherever CNI_NETNS points now).
+ */
+export async function teardownAttachment(pinDir: string, state: AttachmentState, podSide: boolean): Promise<void> {
   const host = Rtnl.host();
   try {
     const link = await host.linkByIndex(state.hostIfindex);
@@ -33,10 +38,16 @@ export async function teardownAttachment(pinDir: string, state: AttachmentState,
     if (ep && ep.podIfindex === state.podIfindex && ep.ipv4 === state.ipv4 && ep.ipv6 === state.ipv6) removeEndpoint(pinDir, state.hostIfindex);
   }
 
-  if (netns && existsSync(netns) && (state.addedAddresses.length || state.mtu.before !== state.mtu.after)) {
+  if (podSide && (state.addedAddresses.length || state.mtu.before !== state.mtu.after)) {
+    const { ns, why } = openRecordedNetns(state.netns, state.netnsId);
+    if (!ns) {
+      log.info('leaving the pod side alone', { reason: why });
+      return;
+    }
+    const netns = state.netns;
     let pod: Rtnl | undefined;
     try {
-      pod = Rtnl.inNamespace(netns);
+      pod = Rtnl.inNamespace(ns.path);
       const link = await pod.linkByName(state.ifname);
       if (link) {
         for (const a of state.addedAddresses) await pod.delAddress(link.index, parseCidr(a));
@@ -47,6 +58,7 @@ export async function teardownAttachment(pinDir: string, state: AttachmentState,
       log.warn('could not clean the pod interface (netns going away?)', { netns, error: String((err as Error).message) });
     } finally {
       pod?.close();
+      ns.close();
     }
   }
 }

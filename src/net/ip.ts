@@ -1,8 +1,5 @@
-/** IP address and CIDR parsing (ip-cidr) and conversions between text and network-order bytes. */
-import IPCIDRModule from 'ip-cidr';
+/** IP address and CIDR parsing (strict: no zones, no leading zeros) and conversions between text and network-order bytes. */
 import { isIPv4, isIPv6 } from 'node:net';
-
-const IPCIDR = ((IPCIDRModule as unknown as { default?: typeof IPCIDRModule }).default ?? IPCIDRModule) as typeof IPCIDRModule;
 
 /** An interface address with its prefix, as CNI results carry it ("10.0.0.2/24"). */
 export interface Cidr {
@@ -12,28 +9,38 @@ export interface Cidr {
   prefix: number;
 }
 
-/** Parses "addr/prefix"; throws a descriptive error when it is not a valid CIDR. */
+/** Why text is not "address/prefix" (decimal prefix without leading zeros, in range; no zone), or undefined. */
+export function cidrProblem(text: string): string | undefined {
+  const m = /^([^/]+)\/(0|[1-9][0-9]{0,2})$/.exec(text);
+  if (!m) return 'must be ADDRESS/PREFIX with a decimal prefix without leading zeros';
+  const family = familyOf(m[1]!);
+  if (!family) return `${JSON.stringify(m[1])} is not an IP address (zones such as %eth0 are not accepted)`;
+  if (Number(m[2]) > (family === 4 ? 32 : 128)) return `prefix /${m[2]} is too long for IPv${family}`;
+  return undefined;
+}
+
+/** Parses "addr/prefix"; throws a descriptive error when it is not a valid CIDR (see cidrProblem). */
 export function parseCidr(text: string): Cidr {
-  if (!IPCIDR.isValidCIDR(text)) throw new Error(`not a valid CIDR: ${JSON.stringify(text)}`);
-  const c = new IPCIDR(text);
-  const family = c.address.v4 ? 4 : 6;
-  return { family, address: canonical(c.address.addressMinusSuffix ?? text.split('/')[0]!), prefix: c.address.subnetMask };
+  const problem = cidrProblem(text);
+  if (problem) throw new Error(`not a valid CIDR: ${JSON.stringify(text)}: ${problem}`);
+  const [address, prefix] = text.split('/') as [string, string];
+  return { family: familyOf(address)!, address: canonical(address), prefix: Number(prefix) };
 }
 
-/** True when text is a CIDR ip-cidr accepts. */
+/** True when text is a valid CIDR (see cidrProblem). */
 export function isCidr(text: string): boolean {
-  return IPCIDR.isValidCIDR(text);
+  return cidrProblem(text) === undefined;
 }
 
-/** Address family of a bare address, or undefined. */
+/** Address family of a bare address, or undefined; a zone-scoped address ("fe80::1%eth0") is not an address here. */
 export function familyOf(address: string): 4 | 6 | undefined {
-  return isIPv4(address) ? 4 : isIPv6(address) ? 6 : undefined;
+  return isIPv4(address) ? 4 : isIPv6(address) && !address.includes('%') ? 6 : undefined;
 }
 
 /** Network-order bytes of a bare IPv4 (4 bytes) or IPv6 (16 bytes) address. */
 export function addressBytes(address: string): Buffer {
   if (isIPv4(address)) return Buffer.from(address.split('.').map((p) => Number(p)));
-  if (!isIPv6(address)) throw new Error(`not an IP address: ${JSON.stringify(address)}`);
+  if (familyOf(address) !== 6) throw new Error(`not an IP address: ${JSON.stringify(address)}`);
   let text = address;
   const v4tail = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
   if (v4tail) {

@@ -1,14 +1,19 @@
 /** An exclusive advisory lock on a file (flock), with a timeout, serialising ADD/DEL/GC on one node. */
-import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { LOCK_EX, LOCK_NB, LOCK_UN, tryFlock } from '../native/libc';
+import { ensureTrustedDir, LOCK_FLAGS, openOwnFile } from './safe-fs';
 
 let sleepCell: Int32Array | undefined;
 
-/** Runs fn while holding an exclusive flock on path; waits at most timeoutMs for the lock. */
+/**
+ * Runs fn while holding an exclusive flock on path; waits at most timeoutMs for the lock. The
+ * directory must be trusted and the lock a regular file (never a link, FIFO or someone else's
+ * file): an UnsafePathError otherwise, before anything is locked.
+ */
 export async function withLock<T>(path: string, timeoutMs: number, fn: () => Promise<T>): Promise<T> {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const fd = openSync(path, 'a', 0o600);
+  ensureTrustedDir(dirname(path));
+  const fd = openOwnFile(path, LOCK_FLAGS);
   try {
     const deadline = Date.now() + timeoutMs;
     let wait = 1;

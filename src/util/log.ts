@@ -1,5 +1,7 @@
 /** Structured logging to stderr (never stdout, which carries the CNI result) and an optional file. */
-import { appendFileSync } from 'node:fs';
+import { writeSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { APPEND_FLAGS, ensureTrustedDir, openOwnFile } from './safe-fs';
 
 /** Severity of a log line. */
 export type Level = 'debug' | 'info' | 'warn' | 'error';
@@ -15,17 +17,25 @@ export interface Logger {
 
 interface Sink {
   level: Level;
-  file?: string;
+  /** Open log file (a regular file afsteer owns, see safe-fs). */
+  fd?: number;
   stderr: boolean;
   base: Record<string, unknown>;
 }
 
 const sink: Sink = { level: 'info', stderr: true, base: {} };
 
-/** Configures where log lines go; called once the network config is parsed. */
+/**
+ * Configures where log lines go; called once the network config is parsed. A file is opened
+ * here, without following a link or blocking (O_NOFOLLOW | O_NONBLOCK), in a trusted directory,
+ * and must be a regular file owned by root: otherwise an UnsafePathError, before anything else.
+ */
 export function configureLog(opts: { level?: Level; file?: string; stderr?: boolean; base?: Record<string, unknown> }): void {
   if (opts.level) sink.level = opts.level;
-  if (opts.file !== undefined) sink.file = opts.file;
+  if (opts.file !== undefined) {
+    ensureTrustedDir(dirname(opts.file), 0o750);
+    sink.fd = openOwnFile(opts.file, APPEND_FLAGS, 0o640);
+  }
   if (opts.stderr !== undefined) sink.stderr = opts.stderr;
   if (opts.base) sink.base = { ...sink.base, ...opts.base };
 }
@@ -35,9 +45,9 @@ function write(level: Level, msg: string, fields?: Record<string, unknown>): voi
   // ms: time since process start, so a slow CNI call shows where its time went.
   const line = JSON.stringify({ ts: new Date().toISOString(), ms: Math.round(performance.now() * 10) / 10, level, msg, ...sink.base, ...fields }) + '\n';
   if (sink.stderr) process.stderr.write(line);
-  if (sink.file) {
+  if (sink.fd !== undefined) {
     try {
-      appendFileSync(sink.file, line, { mode: 0o640 });
+      writeSync(sink.fd, line);
     } catch {
       // A broken log file must never fail the CNI operation.
     }

@@ -16,7 +16,7 @@ describe.skipIf(!IS_ROOT)('CHECK details and repeated ADD', () => {
   const state = (id: string) => JSON.parse(readFileSync(join(w.stateDir, 'attachments', `${id}_eth0.json`), 'utf8')) as { hostIfname: string; hostIfindex: number; createdClsact: boolean; mtu: { before: number; after: number } };
 
   it('CHECK fails naming the MTU, then the map entry, then an address', async () => {
-    const logFile = join(w.dir, 'afsteer.log');
+    const logFile = join(w.stateDir, 'afsteer.log'); // logFile must be under /var/log or the stateDir
     const list = w.conflist('chk', { afsteer: { logFile } });
     const ns = w.netns('a');
     const add = await w.driver('add', list, ns, 'ctr-a');
