@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import * as z from 'zod/mini';
 import { NODE_NAME } from './protocol/frame';
 import { PolicySchema } from './protocol/messages';
-import { DEFAULT_PROBE } from './probe/path';
+import { DEFAULT_MIN_SAMPLES, DEFAULT_PROBE } from './probe/path';
 import { DEFAULT_POLICY_PARAMS } from './policy';
 
 /** Default UDP port of afsteerd (both families). */
@@ -68,7 +68,7 @@ export const DaemonConfigSchema = z.strictObject({
     blackholeAfter: z._default(z.number().check(z.int(), z.gte(1, 'must be ≥ 1'), z.lte(100, 'must be ≤ 100')), DEFAULT_PROBE.blackholeAfter),
     minTimeoutMs: ms(5, 10_000, DEFAULT_PROBE.minTimeoutMs),
     /** Outcomes a path needs before a pair over it is evaluated. */
-    minSamples: z._default(z.number().check(z.int(), z.gte(1), z.lte(10_000)), 20),
+    minSamples: z._default(z.number().check(z.int(), z.gte(1), z.lte(10_000)), DEFAULT_MIN_SAMPLES),
   }), {}),
   selection: z.prefault(z.strictObject({
     marginRatio: z._default(z.number().check(z.gte(0), z.lte(10)), DEFAULT_POLICY_PARAMS.marginRatio),

@@ -81,6 +81,7 @@ function worst(a: FamilyMetrics | undefined, b: FamilyMetrics | undefined): Fami
     jitter_ms: Math.max(a.jitter_ms, b.jitter_ms),
     packet_loss: Math.max(a.packet_loss, b.packet_loss),
     blackhole: a.blackhole || b.blackhole,
+    samples: Math.min(a.samples, b.samples),
   };
 }
 

@@ -61,6 +61,24 @@ export function initialSelection(current: Preference = null): SelectionState {
 const other = (f: FamilyName): FamilyName => (f === 'IPv4' ? 'IPv6' : 'IPv4');
 const alive = (m: FamilyMetrics | undefined): m is FamilyMetrics => m !== undefined && !m.blackhole;
 
+/** How many standard errors a challenger's figures are held against it (and for the incumbent). */
+export const CONFIDENCE_Z = 3;
+
+/**
+ * A family's figures taken pessimistically (for a challenger) or optimistically (for the family
+ * it must beat): loss moved by CONFIDENCE_Z standard errors of a proportion over `samples`
+ * outcomes, latency by CONFIDENCE_Z standard errors of a median (≈ 1.25 σ/√n, σ from the
+ * jitter). With few samples the bounds are wide, so noise alone never makes a winner.
+ */
+export function bounded(m: FamilyMetrics, side: 'pessimistic' | 'optimistic'): FamilyMetrics {
+  const n = Math.max(1, m.samples);
+  const p = m.packet_loss;
+  const seLoss = Math.sqrt(Math.max(p * (1 - p), 0.5 / n) / n);
+  const seLat = (1.25 * m.jitter_ms) / Math.sqrt(n);
+  const k = side === 'pessimistic' ? CONFIDENCE_Z : -CONFIDENCE_Z;
+  return { ...m, packet_loss: Math.min(1, Math.max(0, p + k * seLoss)), latency_ms: Math.max(0, m.latency_ms + k * seLat) };
+}
+
 /** The criterion's value of a family's metrics (lower is better). */
 export function score(policy: Policy, m: FamilyMetrics): number {
   switch (policy.criterion) {
@@ -75,23 +93,26 @@ export function score(policy: Policy, m: FamilyMetrics): number {
   }
 }
 
-/** The family that beats the other by the margin, or null when neither does (or one has no metrics). */
+/**
+ * The family that beats the other by the margin, or null when neither does (or one has no
+ * metrics). The challenger is scored on its pessimistic bound, the other on its optimistic one.
+ */
 export function winner(policy: Policy, metrics: PairMetrics, prm: PolicyParams): FamilyName | null {
   const a = metrics.IPv4, b = metrics.IPv6;
   if (!alive(a) || !alive(b)) return alive(a) ? 'IPv4' : alive(b) ? 'IPv6' : null;
-  const sa = score(policy, a), sb = score(policy, b);
-  const beats = (x: number, y: number): boolean => {
-    const d = y - x;
+  const beats = (x: FamilyMetrics, y: FamilyMetrics): boolean => {
+    const sx = score(policy, bounded(x, 'pessimistic')), sy = score(policy, bounded(y, 'optimistic'));
+    const d = sy - sx;
     switch (policy.criterion) {
       case 'lowest-latency':
-        return d >= Math.max(prm.latencyMarginMs, prm.marginRatio * y);
+        return d >= Math.max(prm.latencyMarginMs, prm.marginRatio * score(policy, y));
       case 'lowest-loss':
         return d >= prm.lossMargin;
       case 'weighted':
-        return d >= Math.max(prm.scoreMargin, prm.marginRatio * y);
+        return d >= Math.max(prm.scoreMargin, prm.marginRatio * score(policy, y));
     }
   };
-  return beats(sa, sb) ? 'IPv4' : beats(sb, sa) ? 'IPv6' : null;
+  return beats(a, b) ? 'IPv4' : beats(b, a) ? 'IPv6' : null;
 }
 
 /** Families whose wire a preference uses (native uses both). */

@@ -21,6 +21,9 @@ export interface ProbeParams {
 /** Default probing parameters: a blackhole is declared ≤ 2 × 20 + 40 + 20 ms after it starts on a fast path. */
 export const DEFAULT_PROBE: ProbeParams = { activeIntervalMs: 20, idleIntervalMs: 1000, window: 200, blackholeAfter: 3, minTimeoutMs: 40 };
 
+/** Outcomes a path needs before a pair over it is judged on anything but a blackhole. */
+export const DEFAULT_MIN_SAMPLES = 50;
+
 /** State of one path. */
 export interface PathState {
   nextId: number;
@@ -52,7 +55,9 @@ export function probeSent(p: PathState, now: number, active: boolean, prm: Probe
   p.nextId = (p.nextId % 0xffffffff) + 1;
   p.inFlight.set(id, now);
   p.sent++;
-  p.nextSendAt = now + (active ? prm.activeIntervalMs : prm.idleIntervalMs);
+  const interval = active ? prm.activeIntervalMs : prm.idleIntervalMs;
+  // Keep the cadence when the caller's tick was a little late; restart it after a long gap.
+  p.nextSendAt = (now - p.nextSendAt < interval ? p.nextSendAt : now) + interval;
   return id;
 }
 
@@ -116,6 +121,7 @@ export function pathMetrics(p: PathState): FamilyMetrics | undefined {
     jitter_ms: round3(rtts.length > 1 ? jitter / (rtts.length - 1) : 0),
     packet_loss: round3(lost / p.outcomes.length),
     blackhole: p.blackhole,
+    samples: p.outcomes.length,
   };
 }
 

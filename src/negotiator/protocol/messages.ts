@@ -46,6 +46,8 @@ export const FamilyMetricsSchema = z.strictObject({
   jitter_ms: z.number().check(z.gte(0), z.lte(60000)),
   packet_loss: z.number().check(z.gte(0), z.lte(1)),
   blackhole: z.boolean(),
+  /** Probe outcomes the figures come from (their confidence). */
+  samples: z.number().check(z.int(), z.gte(0), z.lte(1_000_000)),
 });
 /** Metrics of one family. */
 export type FamilyMetrics = z.infer<typeof FamilyMetricsSchema>;
