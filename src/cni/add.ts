@@ -23,6 +23,8 @@ import { openPodNetns } from './pod-netns';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadState, removeState, saveState, type AttachmentState } from './state';
+import { notifyDaemon } from './notify';
+import { parsePolicyArg, type Policy } from './policy-arg';
 import { compareVersions } from './version';
 
 /** Bytes the outer header of a steered packet takes (IPv6 40 ≥ IPv4 20). */
@@ -149,16 +151,30 @@ async function attachBridgeOut(host: Rtnl, hostLink: LinkInfo, progFd: number): 
 /** Runs ADD and returns the result to print. */
 export async function cmdAdd(conf: NetConf, env: CniEnv): Promise<Record<string, unknown>> {
   const prev = requirePrevResult(conf);
+  const policy = podPolicy(conf, env);
   // The pod's namespace, proven and held open before anything else (code 4 for a file, FIFO, the host's).
   const ns = openPodNetns(env.netns);
+  let out: Record<string, unknown>;
   try {
-    return await addLocked(conf, env, prev, ns);
+    out = await addLocked(conf, env, prev, ns, policy);
   } finally {
     ns.close();
   }
+  // After the node lock is released; bounded to a few milliseconds, never fails the ADD.
+  await notifyDaemon(conf.daemonSocket, 'add', env.containerId, env.ifname);
+  return out;
 }
 
-function addLocked(conf: NetConf, env: CniEnv, prev: Result, ns: NetnsHandle): Promise<Record<string, unknown>> {
+/** The pod's policy: CNI_ARGS AFSTEER_POLICY, else the config's `policy`, else none (afsteerd's default). */
+function podPolicy(conf: NetConf, env: CniEnv): Policy | undefined {
+  const arg = env.args.get('AFSTEER_POLICY');
+  if (arg === undefined) return conf.policy;
+  const p = parsePolicyArg(arg);
+  if (typeof p === 'string') throw new CniError(CniCode.InvalidEnv, `invalid CNI_ARGS: ${p}`);
+  return p;
+}
+
+function addLocked(conf: NetConf, env: CniEnv, prev: Result, ns: NetnsHandle, policy: Policy | undefined): Promise<Record<string, unknown>> {
   log.debug('add: start');
   return withNodeLock(conf, async () => {
     log.debug('add: locked');
@@ -299,6 +315,7 @@ function addLocked(conf: NetConf, env: CniEnv, prev: Result, ns: NetnsHandle): P
         ...(ipv6 ? { ipv6 } : {}),
         ...(env.args.get('K8S_POD_NAMESPACE') ? { podNamespace: env.args.get('K8S_POD_NAMESPACE') } : {}),
         ...(env.args.get('K8S_POD_NAME') ? { podName: env.args.get('K8S_POD_NAME') } : {}),
+        ...(policy ? { policy } : {}),
         createdClsact: createdClsact || Boolean(same?.createdClsact),
         progDir: progs.dir,
         addedAddresses: [...new Set([...(same?.addedAddresses ?? []), ...added.map((c) => `${c.address}/${c.prefix}`)])],

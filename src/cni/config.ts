@@ -3,6 +3,7 @@ import * as z from 'zod/mini';
 import { CniCode, CniError } from './errors';
 import { logFileProblem, normalizePath, pathProblem } from './paths';
 import { isSupported, SUPPORTED_VERSIONS } from './version';
+import { PolicySchema } from './policy-arg';
 
 /** A path key: absolute, no NUL/control characters, no '.'/'..' components (see paths.ts); normalised. */
 const absPath = () =>
@@ -40,6 +41,10 @@ export const NetConfSchema = z.looseObject({
   logLevel: z._default(z.enum(['debug', 'info', 'warn', 'error']), 'info'),
   /** How long to wait for the node lock, ms. */
   lockTimeoutMs: z._default(z.number().check(z.int(), z.gt(0)), 60000),
+  /** afsteerd's control socket, told of each ADD/DEL (best effort). */
+  daemonSocket: z._default(absPath(), '/run/afsteer/afsteerd.sock'),
+  /** The pods' negotiation policy (CNI_ARGS AFSTEER_POLICY overrides it); default: afsteerd's. */
+  policy: z.optional(PolicySchema),
 });
 
 /** A parsed and defaulted afsteer network config. */
@@ -58,6 +63,8 @@ export const KEY_RULES: ReadonlyMap<string, string> = new Map([
   ['logFile', 'an absolute path'],
   ['logLevel', 'one of "debug", "info", "warn", "error"'],
   ['lockTimeoutMs', 'a positive integer (milliseconds)'],
+  ['daemonSocket', 'an absolute path'],
+  ['policy', 'an object {"criterion": "lowest-latency" | "lowest-loss" | "weighted", "weights"?: {"latency", "jitter", "loss"}}'],
 ]);
 
 /** One readable line per zod issue: "mtu must be an integer between 1280 and 65535 (got 3.5)". */

@@ -6,6 +6,7 @@ import { causeText } from './errors';
 import { ipamDel } from './ipam';
 import { withNodeLock } from './node-lock';
 import { loadState, removeState } from './state';
+import { notifyDaemon } from './notify';
 import { teardownAttachment } from './teardown';
 
 /** Runs DEL (prints nothing on success). The pod side is cleaned in the namespace recorded at ADD, not in CNI_NETNS. */
@@ -30,5 +31,6 @@ export async function cmdDel(conf: NetConf, env: CniEnv): Promise<undefined> {
     removeState(conf.stateDir, env.containerId, env.ifname);
     log.info('detached', { container: env.containerId, ifname: env.ifname, hadState: Boolean(state) });
   });
+  await notifyDaemon(conf.daemonSocket, 'del', env.containerId, env.ifname);
   return undefined;
 }

@@ -2,6 +2,7 @@
 import { lstatSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import * as z from 'zod/mini';
+import { PolicySchema } from './policy-arg';
 import { writeFileAtomic } from '../util/atomic-file';
 import { ensureTrustedDir, fileKind, readOwnFile, UnsafePathError } from '../util/safe-fs';
 
@@ -20,6 +21,8 @@ export const AttachmentStateSchema = z.object({
   ipv6: z.optional(z.string()),
   podNamespace: z.optional(z.string()),
   podName: z.optional(z.string()),
+  /** The pod's negotiation policy, when the config or CNI_ARGS gave one (afsteerd reads it). */
+  policy: z.optional(PolicySchema),
   createdClsact: z.boolean(),
   progDir: z.string(),
   /** Addresses afsteer added in the pod (delegated IPAM), as CIDRs. */

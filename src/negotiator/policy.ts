@@ -94,7 +94,8 @@ export function score(policy: Policy, m: FamilyMetrics): number {
 }
 
 /**
- * The family that beats the other by the margin, or null when neither does (or one has no
+ * The family that beats the other by the margin, or null when neither does. A family without
+ * metrics or in a blackhole loses to one that is alive (evaluate() only asks when both have
  * metrics). The challenger is scored on its pessimistic bound, the other on its optimistic one.
  */
 export function winner(policy: Policy, metrics: PairMetrics, prm: PolicyParams): FamilyName | null {

@@ -49,4 +49,43 @@ describe.skipIf(!IS_ROOT)('afsteerd policies between two simulated nodes', () =>
     await waitFor(() => wireOf(pa) === 'native' && wireOf(pb) === 'native', 15_000, 'back to native');
     await bg;
   }, 40_000);
+
+  it('the plugin tells afsteerd of ADD at once (no rescan needed), with the pod\'s policy from CNI_ARGS', async () => {
+    // The daemons rescan state files every 60 s here: only the notification can be this fast.
+    da.child.kill('SIGTERM');
+    await da.exited;
+    da = await t.startDaemon(t.a, { timers: { announceIntervalMs: 300, peerTimeoutMs: 3000, evalIntervalMs: 100, negotiateIntervalMs: 500, rescanMs: 60_000 } });
+    const t0 = Date.now();
+    await t.addPod(t.a, 'ax', 'IgnoreUnknown=1;K8S_POD_NAMESPACE=ns1;K8S_POD_NAME=cnf-x;AFSTEER_POLICY=weighted:2,0,3');
+    const s = await t.status(da);
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(s.endpoints.find((e: any) => e.cnf === 'ns1/cnf-x')).toMatchObject({ policy: 'weighted' });
+  }, 20_000);
+
+  it('pods with different policies between the same two nodes end up on different families (+20 ms on IPv4, 20% loss on IPv6)', async () => {
+    const specs: [string, string | undefined, 'ipv4' | 'ipv6'][] = [
+      ['l', undefined, 'ipv6'], // daemon default: lowest-latency
+      ['s', 'IgnoreUnknown=1;AFSTEER_POLICY=lowest-loss', 'ipv4'],
+      ['w', 'IgnoreUnknown=1;AFSTEER_POLICY=weighted:1,0,0', 'ipv6'],
+      ['v', 'IgnoreUnknown=1;AFSTEER_POLICY=weighted:0,0,1', 'ipv4'],
+    ];
+    const pairs: [SimPod, SimPod, 'ipv4' | 'ipv6'][] = [];
+    for (const [n, args, want] of specs) pairs.push([await t.addPod(t.a, `a${n}`, args), await t.addPod(t.b, `b${n}`, args), want]);
+    await t.delay(4, 10);
+    await t.impair(6, 20);
+    try {
+      const bg = pairs.map(([a, b]) => talk(a, b.ipv4, 15_000));
+      await waitFor(() => pairs.every(([a, b, want]) => wireOf(a) === want && wireOf(b) === want), 15_000, 'each pair on its policy\'s family');
+      const s = await t.status(da);
+      const byLocal = Object.fromEntries((s.pairs as any[]).map((p) => [p.local, p]));
+      expect(byLocal['ctr-al']).toMatchObject({ policy: 'lowest-latency', wire: 'ipv6' });
+      expect(byLocal['ctr-as']).toMatchObject({ policy: 'lowest-loss', wire: 'ipv4' });
+      expect(byLocal['ctr-aw']).toMatchObject({ policy: 'weighted', wire: 'ipv6' });
+      expect(byLocal['ctr-av']).toMatchObject({ policy: 'weighted', wire: 'ipv4' });
+      await Promise.all(bg);
+    } finally {
+      await t.delay(4, null);
+      await t.impair(6, null);
+    }
+  }, 60_000);
 });

@@ -76,7 +76,10 @@ export function decodeFrame(key: Buffer, b: Buffer): Frame | RejectReason {
   if (!type) return 'type';
   const nodeLen = b[20]!;
   if (nodeLen < 1 || HEADER_LEN + nodeLen > macAt) return 'node';
-  const node = b.toString('ascii', HEADER_LEN, HEADER_LEN + nodeLen);
+  // Judged on the raw bytes: Node's 'ascii' decoding drops the high bit, so 0xC1 would read as 'A'.
+  const raw = b.subarray(HEADER_LEN, HEADER_LEN + nodeLen);
+  if (raw.some((c) => c > 0x7e)) return 'node';
+  const node = raw.toString('latin1');
   if (!NODE_NAME.test(node)) return 'node';
   return { type, epoch: b.readBigUInt64BE(4), seq: b.readBigUInt64BE(12), node, payload: b.subarray(HEADER_LEN + nodeLen, macAt) };
 }

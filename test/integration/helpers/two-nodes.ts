@@ -271,7 +271,7 @@ export class TwoNodes {
       plugins: [
         { type: this.plugin, ...(this.plugin === 'bridge' ? { bridge: 'cni0', isGateway: true } : {}), ipMasq: false,
           ipam: { type: 'host-local', ranges: [[{ subnet: node.podV4 }], [{ subnet: node.podV6 }]], routes: [{ dst: '0.0.0.0/0' }, { dst: '::/0' }], dataDir: join(this.dir, `ipam-${name}`) } },
-        { type: 'afsteer', pinDir: node.pinDir, stateDir: node.stateDir },
+        { type: 'afsteer', pinDir: node.pinDir, stateDir: node.stateDir, daemonSocket: join(this.dir, `afsteerd-node-${name}.sock`) },
       ],
     }));
     return node;
@@ -326,13 +326,13 @@ export class TwoNodes {
   }
 
   /** Brings a pod up on node through libcni; returns its addresses and host veth. */
-  async addPod(node: SimNode, name: string): Promise<SimPod> {
+  async addPod(node: SimNode, name: string, args?: string): Promise<SimPod> {
     const ns = `af${this.id}p${name}`;
     sh('ip', ['netns', 'add', ns]);
     this.namespaces.unshift(ns);
     this.ip(ns, 'link', 'set', 'lo', 'up');
     const id = `ctr-${name}`;
-    const res = await this.driver(node, 'add', `/run/netns/${ns}`, id);
+    const res = await this.driver(node, 'add', `/run/netns/${ns}`, id, args);
     const result = JSON.parse(res) as { ips: { address: string }[] };
     const st = JSON.parse(readFileSync(join(node.stateDir, 'attachments', `${id}_eth0.json`), 'utf8')) as { hostIfname: string; hostIfindex: number };
     const addr = (f: 4 | 6) => result.ips.map((i) => i.address.split('/')[0]!).find((a) => (f === 6) === a.includes(':'))!;
@@ -340,8 +340,8 @@ export class TwoNodes {
   }
 
   /** Runs the libcni driver inside node's namespace. */
-  async driver(node: SimNode, verb: 'add' | 'check' | 'del', podNs: string, id: string): Promise<string> {
-    const { stdout } = await execFileP('nsenter', [`--net=${node.nsPath}`, DRIVER_BIN, verb, '--conflist', node.conflist, '--netns', podNs, '--container-id', id, '--cache-dir', join(this.dir, 'cache')], {
+  async driver(node: SimNode, verb: 'add' | 'check' | 'del', podNs: string, id: string, args?: string): Promise<string> {
+    const { stdout } = await execFileP('nsenter', [`--net=${node.nsPath}`, DRIVER_BIN, verb, '--conflist', node.conflist, '--netns', podNs, '--container-id', id, '--cache-dir', join(this.dir, 'cache'), ...(args ? ['--args', args] : [])], {
       encoding: 'utf8',
       env: { PATH: process.env.PATH, CNI_PATH: `${join(this.dir, 'bin')}:${REFERENCE_PLUGINS}` },
     });
