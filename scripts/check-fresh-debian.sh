@@ -10,7 +10,9 @@
 #      same root: the demo on a machine that has nothing, the tests after it (the "either order"
 #      case the other way round is what CI and developers' machines do every day).
 #      `FRESH_ORDER=test-demo` runs them the other way round; `FRESH_SEPARATE=1` runs each in
-#      its own fresh copy of the base.
+#      its own fresh copy of the base; `FRESH_INTERRUPT=SECONDS` first starts the first command
+#      and interrupts it (SIGINT to its process group, as Ctrl-C) after that many seconds, then
+#      runs both as usual in the same root: the set-up must recover from the half-done run.
 # Prints pass/fail, the test summary line and the wall time of each command; logs are kept in
 # /var/tmp/afsteer-fresh-debian-logs/. Unmounts and removes the chroot on any exit.
 # As root; needs the Debian mirror and the npm registry, and several minutes. Not part of .ci/run.
@@ -134,6 +136,26 @@ say "commit ${COMMIT:0:12}; running ${CMDS[*]} as root in a fresh Debian 12 chro
 failed=0
 n=0
 ROOTFS=
+if [ -n "${FRESH_INTERRUPT:-}" ]; then
+  ROOTFS=$(new_root 0)
+  log=$LOGS/${CMDS[0]%.sh}-interrupted.log
+  say "starting bash scripts/${CMDS[0]} and interrupting it after ${FRESH_INTERRUPT} s"
+  set -m
+  in_chroot "${CMDS[0]}" "$ROOTFS" "$log" &
+  pid=$!
+  set +m
+  for ((i = 0; i < FRESH_INTERRUPT; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+  kill -INT -- "-$pid" 2>/dev/null || true
+  rc=0; wait "$pid" || rc=$?
+  # Let whatever the interrupt left running in the chroot end (apt, npm), then make sure.
+  for ((i = 0; i < 30; i++)); do
+    left=$(for p in $(ls /proc | grep -E '^[0-9]+$'); do [ "$(readlink /proc/$p/root 2>/dev/null)" = "$ROOTFS" ] && echo "$p"; done)
+    [ -z "$left" ] && break
+    sleep 1
+  done
+  [ -z "$left" ] || kill -9 $left 2>/dev/null || true
+  say "interrupted (exit $rc) at: $(grep -E '^(setup|build|test|demo):|^== ' "$log" | tail -1)"
+fi
 for cmd in "${CMDS[@]}"; do
   n=$((n + 1))
   if [ -z "$ROOTFS" ] || [ "${FRESH_SEPARATE:-0}" = 1 ]; then ROOTFS=$(new_root "$n"); fi
