@@ -28,6 +28,7 @@ logged() {
   fi
 }
 elapsed() { echo "$((SECONDS - $1)) s"; }
+trap 'say "interrupted: run it again, it continues from what is complete"; exit 130' INT TERM
 
 PKGS=(clang llvm libbpf-dev libbpf1 bpftool iproute2 iputils-ping util-linux ethtool jq
       containernetworking-plugins golang-go golang-github-appc-cni-dev
