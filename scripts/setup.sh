@@ -62,7 +62,7 @@ if command -v dpkg-query >/dev/null; then
     export DEBIAN_FRONTEND=noninteractive
     logged "dpkg --configure -a" dpkg --configure -a      # finishes an interrupted earlier install
     logged "apt-get update" apt-get update
-    logged "apt-get install" apt-get install -y --no-install-recommends "${missing[@]}"
+    logged "apt-get install" apt-get install -y -f --no-install-recommends "${missing[@]}"
     say "[1/4] Debian packages installed ($(elapsed $t))"
   else
     say "[1/4] Debian packages: all present"
