@@ -4,11 +4,11 @@
 #      under /var/cache/afsteer-fresh-debian; `FRESH_REBUILD=1` makes it anew),
 #   2. a clone of this repository's HEAD commit in it (/root/afsteer),
 #   3. inside a chroot with what a real machine has — proc, sysfs, bpffs on /sys/fs/bpf, dev,
-#      dev/pts, dev/shm, a tmpfs on /run, the root bind-mounted onto itself (rslave, so that
-#      `ip netns` mounts work), the host's CA certificates (npm's cafile points at the bundle),
+#      dev/pts, dev/shm, a tmpfs on /run, the root bind-mounted onto itself (so that the
+#      `mount --make-rslave /` of `ip netns`/`ip -n` works), the host's CA certificates (npm's
+#      cafile points at the bundle),
 #      a clean environment — run `bash scripts/demo.sh`, then `bash scripts/test.sh` in the
-#      same root: the demo on a machine that has nothing, the tests after it (the "either order"
-#      case the other way round is what CI and developers' machines do every day).
+#      same root: the demo on a machine that has nothing, then the tests on one it set up.
 #      `FRESH_ORDER=test-demo` runs them the other way round; `FRESH_SEPARATE=1` runs each in
 #      its own fresh copy of the base; `FRESH_INTERRUPT=SECONDS` first starts the first command
 #      and interrupts it (SIGINT to its process group, as Ctrl-C) after that many seconds, then

@@ -51,7 +51,10 @@ fi
 # --- 1. Debian packages ---------------------------------------------------------------------
 installed() { [ "$(dpkg-query -W -f='${db:Status-Abbrev}' "$1" 2>/dev/null)" = "ii " ]; }
 if command -v dpkg-query >/dev/null; then
-  command -v npm >/dev/null || PKGS+=(nodejs npm)   # only to fetch the pinned Node (step 2)
+  # Debian's npm, only to fetch the pinned Node (step 2): when there is no npm, or when an
+  # interrupted earlier run left Debian's npm half-installed.
+  npm_status=$(dpkg-query -W -f='${db:Status-Abbrev}' npm 2>/dev/null || true)
+  if ! command -v npm >/dev/null || [[ "$npm_status" == i* && "$npm_status" != "ii " ]]; then PKGS+=(nodejs npm); fi
   missing=()
   for p in "${PKGS[@]}"; do installed "$p" || missing+=("$p"); done
   if [ ${#missing[@]} -gt 0 ]; then
