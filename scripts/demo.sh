@@ -9,7 +9,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-bash scripts/setup.sh
+[ "$(id -u)" = 0 ] || { echo "demo: needs root (network namespaces, BPF, tc): run sudo bash scripts/demo.sh" >&2; exit 1; }
+AFSTEER_ENTRY=demo.sh bash scripts/setup.sh
+source scripts/node-env.sh
+require_pinned_node demo
 
 DEMO=$(mktemp -d /tmp/afsteer-demo.XXXXXX)
 NETDIR=$DEMO/net.d
