@@ -74,8 +74,9 @@ describe.skipIf(!IS_ROOT)('afsteerd policies between two simulated nodes', () =>
     await t.delay(4, 10);
     await t.impair(6, 20);
     try {
-      const bg = pairs.map(([a, b]) => talk(a, b.ipv4, 15_000));
-      await waitFor(() => pairs.every(([a, b, want]) => wireOf(a) === want && wireOf(b) === want), 15_000, 'each pair on its policy\'s family');
+      const bg = pairs.map(([a, b]) => talk(a, b.ipv4, 12_000));
+      const took = await waitFor(() => pairs.every(([a, b, want]) => wireOf(a) === want && wireOf(b) === want), 12_000, 'each pair on its policy\'s family');
+      console.log(`four policies settled on their families in ${took} ms`);
       const s = await t.status(da);
       const byLocal = Object.fromEntries((s.pairs as any[]).map((p) => [p.local, p]));
       expect(byLocal['ctr-al']).toMatchObject({ policy: 'lowest-latency', wire: 'ipv6' });
@@ -88,4 +89,28 @@ describe.skipIf(!IS_ROOT)('afsteerd policies between two simulated nodes', () =>
       await t.impair(6, null);
     }
   }, 60_000);
+
+  it('equal impairment on both families (1% loss, 10 ± 10 ms each way) for 2 minutes: no switch', async () => {
+    for (const d of [da, db]) expect((await t.status(d)).pairs.every((p: any) => p.wire === 'native' || p.wire === 'ipv4' || p.wire === 'ipv6')).toBe(true);
+    // Start from native everywhere: wait out the previous test's hold-downs.
+    await waitFor(() => listPairs(t.a.pinDir).every((p) => p.wire === 'native'), 30_000, 'native before the run');
+    const before = [(await t.status(da)).switches.length, (await t.status(db)).switches.length];
+    await t.delay(4, 10, 10);
+    await t.delay(6, 10, 10);
+    await t.impair(4, 1);
+    await t.impair(6, 1);
+    try {
+      await Promise.all([talk(pa, pb.ipv4, 120_000), talk(pa, pb.ipv6, 120_000)]);
+      const [sa, sb] = [await t.status(da), await t.status(db)];
+      console.log(`2 min equal impairment: IPv4 ${JSON.stringify(sa.peers[0].families.IPv4)} IPv6 ${JSON.stringify(sa.peers[0].families.IPv6)}`);
+      expect(sa.peers[0].families.IPv4.latency_ms).toBeGreaterThan(10);
+      expect(sa.switches.slice(before[0])).toEqual([]);
+      expect(sb.switches.slice(before[1])).toEqual([]);
+    } finally {
+      await t.delay(4, null);
+      await t.delay(6, null);
+      await t.impair(4, null);
+      await t.impair(6, null);
+    }
+  }, 200_000);
 });

@@ -92,6 +92,25 @@ export function probeTimeout(p: PathState, prm: ProbeParams): number {
   return Math.min(2000, Math.max(prm.minTimeoutMs, 3 * med + 10));
 }
 
+/** Chance, per probe, that random loss alone is taken for a blackhole (sets the adaptive threshold). */
+export const FALSE_BLACKHOLE_ODDS = 1e-4;
+
+/**
+ * Consecutive losses that make a blackhole on this path: blackholeAfter on a clean path; more on
+ * a lossy one, so that random loss at the window's rate (before the current run of losses) makes
+ * that many in a row with odds below FALSE_BLACKHOLE_ODDS. Capped at 4 × blackholeAfter.
+ */
+export function blackholeThreshold(p: PathState, prm: ProbeParams): number {
+  const n = p.outcomes.length - p.consecutiveLost;
+  if (n < 20) return prm.blackholeAfter;
+  let lost = 0;
+  for (let i = 0; i < n; i++) if (p.outcomes[i] === null) lost++;
+  if (lost === 0) return prm.blackholeAfter;
+  const rate = Math.min(0.9, lost / n);
+  const need = Math.ceil(Math.log(FALSE_BLACKHOLE_ODDS) / Math.log(rate));
+  return Math.min(4 * prm.blackholeAfter, Math.max(prm.blackholeAfter, need));
+}
+
 /** Expires probes older than the timeout as losses; returns true when the path just became a blackhole. */
 export function expireProbes(p: PathState, now: number, prm: ProbeParams): boolean {
   const timeout = probeTimeout(p, prm);
@@ -101,7 +120,7 @@ export function expireProbes(p: PathState, now: number, prm: ProbeParams): boole
     p.inFlight.delete(id);
     push(p, null, prm);
     p.consecutiveLost++;
-    if (!p.blackhole && p.consecutiveLost >= prm.blackholeAfter) {
+    if (!p.blackhole && p.consecutiveLost >= blackholeThreshold(p, prm)) {
       p.blackhole = true;
       became = true;
     }
