@@ -6,6 +6,9 @@
 #  part 2: two simulated nodes, one pod each; a TCP stream runs while the operator command
 #          flips the pair's wire family; the middle router's per-family counters move from one
 #          family to the other and the stream never breaks (scripts/demo-steering.ts).
+#  part 3: the same two nodes with afsteerd running: discovery, a pair negotiated on its first
+#          packet, the stream's family blackholed, both nodes switch by themselves within
+#          ~150 ms, the stream intact; restored, held down, back to native (demo-negotiator.ts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -80,6 +83,8 @@ for p in a b; do "$CNITOOL" del afsteer-demo /run/netns/afdemo-$p; "$CNITOOL" de
 echo "state files left: $(find "$STATE" -name '*.json' | wc -l)"
 echo "endpoints left:   $(bpftool map dump pinned "$PIN/afsteer_endpoints" -j | jq length)"
 echo "bridge ports left: $(ip -o link show master $BR | wc -l)"
-say "part 2: steering between two simulated nodes"
+say "part 2: steering between two simulated nodes, by hand (afsteer steer)"
 node scripts/run-ts.mjs scripts/demo-steering.ts
+say "part 3: afsteerd measures, negotiates and switches by itself"
+node scripts/run-ts.mjs scripts/demo-negotiator.ts
 say "demo done"

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IS_ROOT, announceSkip } from './helpers/world';
-import { TwoNodes, waitFor, type SimDaemon, type SimPod } from './helpers/two-nodes';
+import { AFSTEERD_BIN as AFSTEERD, TwoNodes, waitFor, type SimDaemon, type SimPod } from './helpers/two-nodes';
 import { listPairs, listRemotes } from '../../src/bpf/steering';
 import { readUdpPcap } from './helpers/pcap';
 import { decodeFrame, encodeFrame } from '../../src/negotiator/protocol/frame';
@@ -225,6 +225,39 @@ describe.skipIf(!IS_ROOT)('afsteerd between two simulated nodes', () => {
     expect(after.pairs.map((p: any) => [p.local, p.remote])).toEqual(before.pairs.map((p: any) => [p.local, p.remote]));
     console.log(`fuzz: ${sent} sent, drops by reason ${JSON.stringify(after.counters.drops)}`);
   }, 60_000);
+
+  it('the control socket answers garbage, unknown ops and oversized requests with an error line; the daemon carries on', async () => {
+    const { createConnection } = await import('node:net');
+    const ask = (payload: string) => new Promise<string>((resolve) => {
+      const c = createConnection(da.socket);
+      let b = '';
+      c.on('data', (d) => (b += d));
+      c.on('close', () => resolve(b));
+      c.on('error', () => resolve(b));
+      c.write(payload, () => setTimeout(() => c.end(), 200));
+    });
+    expect(await ask('not json\n')).toMatch(/"ok":false/);
+    expect(await ask('[1,2]\n')).toMatch(/expected a JSON object/);
+    expect(await ask('{"op":"constructor"}\n')).toMatch(/unknown op/);
+    expect(await ask('{"op":"__proto__"}\n')).toMatch(/unknown op/);
+    expect(await ask('x'.repeat(100_000))).toMatch(/request too large/);
+    expect((await t.status(da)).node).toBe('node-a');
+  });
+
+  it('a controlSocket path held by a regular file is refused at start-up (exit 1), the file untouched', async () => {
+    const f = join(t.dir, 'not-a-socket');
+    writeFileSync(f, 'keep');
+    const cfg = join(t.dir, 'bad-socket.json');
+    writeFileSync(cfg, JSON.stringify({ nodeName: 'x', keyFile: t.keyFile, pinDir: t.a.pinDir, stateDir: t.a.stateDir, controlSocket: f, addresses: t.nodeAddresses(t.a), port: 6190 }));
+    const { execFile } = await import('node:child_process');
+    const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const c = execFile('nsenter', [`--net=${t.a.nsPath}`, AFSTEERD, 'run', '--config', cfg], (err, _o, stderr) => resolve({ code: err ? (err as any).code : 0, stderr }));
+      void c;
+    });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/exists and is not a socket/);
+    expect(readFileSync(f, 'utf8')).toBe('keep');
+  });
 
   it('a pod whose node went silent reverts to native and is unregistered', async () => {
     await t.inPod(pa, ['ping', '-c', '2', '-i', '0.1', '-W', '1', pb.ipv4]);

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_PORT, parseDaemonConfig } from '../../../src/negotiator/config';
 
@@ -12,6 +14,11 @@ describe('afsteerd config', () => {
     expect(c.selection.holdDownMs).toBe(10000);
     expect(c.policy.criterion).toBe('lowest-latency');
     expect(c.discovery.static).toEqual([]);
+  });
+  it('the example in conf/afsteerd.json is valid', () => {
+    const c = parseDaemonConfig(readFileSync(join(import.meta.dirname, '..', '..', '..', 'conf', 'afsteerd.json'), 'utf8'));
+    expect(c.discovery.multicast).toEqual({ ipv4Group: '239.255.61.70', ipv6Group: 'ff02::6170' });
+    expect(c.discovery.static).toHaveLength(1);
   });
   it.each([
     ['{', /not valid JSON/],
