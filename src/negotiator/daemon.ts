@@ -80,7 +80,15 @@ export class Daemon {
     private readonly addresses: { ipv4?: string; ipv6?: string },
     private readonly maps: SteeringMaps,
   ) {
-    this.transport = new Transport(cfg.port, (b, src) => this.receive(b, src));
+    this.transport = new Transport(cfg.port, (b, src) => {
+      // Nothing a datagram carries may take the daemon down: an unexpected error is logged and counted.
+      try {
+        this.receive(b, src);
+      } catch (err) {
+        this.count(this.counters.drops, 'internal');
+        log.error('internal error on receive', { error: String((err as Error).stack ?? err) });
+      }
+    });
     this.prm = cfg.probe;
     this.sel = cfg.selection;
     this.startedAt = this.now();

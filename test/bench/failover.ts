@@ -14,7 +14,6 @@
  * 4. Probe overhead per peer, bytes/s and packets/s on the wire, active and idle.
  * Environment: BENCH_TRIALS (20), BENCH_FALSE_MIN (3), BENCH_SIM_PEER_MIN (60), BENCH_FAILOVER_PARTS.
  */
-import { listPairs } from '../../src/bpf/steering';
 import type { WireName } from '../../src/bpf/maps-layout';
 import { TwoNodes, nsExec, waitFor, type SimDaemon, type SimPod } from '../integration/helpers/two-nodes';
 import { DEFAULT_MIN_SAMPLES, DEFAULT_PROBE, expireProbes, newPath, pathMetrics, probeDue, probeSent, replyReceived } from '../../src/negotiator/probe/path';
@@ -35,7 +34,6 @@ const quantile = (xs: number[], q: number) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)]!;
 };
-const wireOf = (pod: SimPod): WireName | undefined => listPairs(pod.node.pinDir).find((p) => p.ifindex === pod.hostIfindex)?.wire;
 
 async function failover(): Promise<void> {
   const t = new TwoNodes();
@@ -57,7 +55,7 @@ async function failover(): Promise<void> {
       if (watch) {
         const want: WireName = fam === 4 ? 'ipv6' : 'ipv4';
         for (;;) {
-          if (wireOf(pa) === want && wireOf(pb) === want) {
+          if (t.wireOf(pa) === want && t.wireOf(pb) === want) {
             switchedMs = performance.now() - t0;
             break;
           }
@@ -88,7 +86,7 @@ async function failover(): Promise<void> {
       const fam = i % 2 ? 6 : 4;
       await t.inPod(pa, ['ping', '-c', '2', '-i', '0.1', '-W', '1', fam === 4 ? pb.ipv4 : pb.ipv6]);
       // Start every trial native, with fresh windows on both families.
-      await waitFor(() => wireOf(pa) === 'native' && wireOf(pb) === 'native', 20_000, 'native before the trial');
+      await waitFor(() => t.wireOf(pa) === 'native' && t.wireOf(pb) === 'native', 20_000, 'native before the trial');
       await sleep(600);
       const r = await trial(fam, true, null);
       switched.push(r.switchedMs ?? Infinity);

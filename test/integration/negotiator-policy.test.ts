@@ -17,7 +17,7 @@ describe.skipIf(!IS_ROOT)('afsteerd policies between two simulated nodes', () =>
   let da: SimDaemon;
   let db: SimDaemon;
 
-  const wireOf = (pod: SimPod) => listPairs(pod.node.pinDir).find((p) => p.ifindex === pod.hostIfindex)?.wire;
+  const wireOf = (pod: SimPod) => t.wireOf(pod);
   /** Keeps a pair active: pings in the background for ms. */
   const talk = (from: SimPod, to: string, ms: number) => t.inPod(from, ['ping', '-q', '-c', String(Math.ceil(ms / 100)), '-i', '0.1', '-W', '1', to]).catch(() => '');
 

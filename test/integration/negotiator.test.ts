@@ -23,7 +23,7 @@ describe.skipIf(!IS_ROOT)('afsteerd between two simulated nodes', () => {
   let db: SimDaemon;
   let port = 6500;
 
-  const wireOf = (pod: SimPod) => listPairs(pod.node.pinDir).find((p) => p.ifindex === pod.hostIfindex)?.wire;
+  const wireOf = (pod: SimPod) => t.wireOf(pod);
   const pairOf = async (d: SimDaemon) => ((await t.status(d)).pairs as any[])[0];
 
   beforeAll(async () => {

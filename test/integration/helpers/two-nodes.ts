@@ -18,6 +18,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { AFSTEER_BIN, DRIVER_BIN, REFERENCE_PLUGINS, ROOT, sh, shQuiet } from './world';
+import { listPairs } from '../../../src/bpf/steering';
+import type { WireName } from '../../../src/bpf/maps-layout';
 
 const execFileP = promisify(execFile);
 /** The pinned Node used to run the test applications inside pods. */
@@ -162,6 +164,11 @@ export class TwoNodes {
     await waitFor(() => d.logs.some((l) => l.msg === 'afsteerd started') || child.exitCode !== null, 10_000, 'afsteerd start');
     if (child.exitCode !== null) throw new Error(`afsteerd exited ${child.exitCode}: ${JSON.stringify(d.logs)}`);
     return d;
+  }
+
+  /** The wire family the pod's node has for the pod's (one) pair, or undefined without a route. */
+  wireOf(pod: SimPod): WireName | undefined {
+    return listPairs(pod.node.pinDir).find((p) => p.ifindex === pod.hostIfindex)?.wire;
   }
 
   /** `afsteerd status --json` of a running daemon. */
