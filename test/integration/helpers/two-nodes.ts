@@ -1,10 +1,11 @@
 /**
- * Two simulated Kubernetes nodes in network namespaces, joined through a middle namespace that
- * routes both families and counts forwarded packets per family with nftables:
+ * Two (or three) simulated Kubernetes nodes in network namespaces, joined through a middle
+ * namespace that routes both families and counts forwarded packets per family with nftables:
  *
  *   pod a0 ─ bridge ─ node A ─ veth ─ mid ─ veth ─ node B ─ bridge ─ pod b0
  *   10.1.0.0/24                 192.168.{1,2}.0/24           10.2.0.0/24
  *   fd00:1::/64                 fd01::/64, fd02::/64         fd00:2::/64
+ *   (node C, when asked for: 10.3.0.0/24, fd00:3::/64 behind 192.168.3.0/24, fd03::/64)
  *
  * Pods come up through the real chain (bridge + host-local, then dist/afsteer) driven by libcni
  * inside each node's namespace (nsenter --net only: /sys stays shared, so each node gets its own
@@ -46,7 +47,9 @@ export interface SimDaemon {
 
 /** One simulated node. */
 export interface SimNode {
-  name: 'a' | 'b';
+  name: 'a' | 'b' | 'c';
+  /** 1, 2, 3: its subnets are 10.n.0.0/24, fd00:n::/64, uplink 192.168.n.0/24, fd0n::/64. */
+  n: number;
   ns: string;
   nsPath: string;
   pinDir: string;
@@ -97,25 +100,32 @@ export class TwoNodes {
   readonly mid = `af${this.id}mid`;
   readonly a: SimNode;
   readonly b: SimNode;
+  /** The third node, when built with three. */
+  readonly c?: SimNode;
+  /** Every node. */
+  readonly nodes: SimNode[];
   private readonly namespaces: string[] = [];
   private readonly children = new Set<ChildProcess>();
   /** The cluster key every daemon of this topology shares (0600). */
   readonly keyFile: string;
 
   /** plugin: the interface plugin before afsteer (bridge, as in the tests, or ptp). */
-  constructor(readonly plugin: 'bridge' | 'ptp' = 'bridge') {
+  /** plugin: before afsteer in the chain; nodeCount: 2 or 3 nodes around the middle router. */
+  constructor(readonly plugin: 'bridge' | 'ptp' = 'bridge', nodeCount: 2 | 3 = 2) {
     const bin = join(this.dir, 'bin');
     mkdirSync(bin);
     symlinkSync(AFSTEER_BIN, join(bin, 'afsteer'));
     this.a = this.makeNode('a', 1);
     this.b = this.makeNode('b', 2);
+    this.nodes = [this.a, this.b];
+    if (nodeCount === 3) this.nodes.push((this.c = this.makeNode('c', 3)));
     this.keyFile = join(this.dir, 'cluster.key');
     writeFileSync(this.keyFile, randomBytes(32), { mode: 0o600 });
   }
 
   /** Control addresses of a node (its uplink). */
   nodeAddresses(node: SimNode): { ipv4: string; ipv6: string } {
-    const n = node.name === 'a' ? 1 : 2;
+    const n = node.n;
     return { ipv4: `192.168.${n}.2`, ipv6: `fd0${n}::2` };
   }
 
@@ -124,7 +134,7 @@ export class TwoNodes {
    * tests can override), inside the node's namespace; its stderr log lines are collected.
    */
   async startDaemon(node: SimNode, overrides: Record<string, unknown> = {}, keyFile = this.keyFile): Promise<SimDaemon> {
-    const peer = node === this.a ? this.b : this.a;
+    const peers = this.nodes.filter((x) => x !== node);
     const name = String(overrides.nodeName ?? `node-${node.name}`);
     const socket = String(overrides.controlSocket ?? join(this.dir, `afsteerd-${name}.sock`));
     const config = join(this.dir, `afsteerd-${name}.json`);
@@ -135,7 +145,7 @@ export class TwoNodes {
       controlSocket: socket,
       addresses: this.nodeAddresses(node),
       keyFile,
-      discovery: { static: [this.nodeAddresses(peer)] },
+      discovery: { static: peers.map((p) => this.nodeAddresses(p)) },
       timers: { announceIntervalMs: 300, peerTimeoutMs: 3000, evalIntervalMs: 100, negotiateIntervalMs: 500, rescanMs: 1000 },
       selection: { holdDownMs: 3000, intervals: 3 },
       ...overrides,
@@ -178,17 +188,21 @@ export class TwoNodes {
   }
 
   /**
-   * Impairs one family in the middle namespace: 'blackhole' drops all of it, a number drops that
-   * percentage at random (nftables numgen); null removes the impairment.
+   * Impairs one family in the middle namespace (or only on the link to one node): 'blackhole'
+   * drops all of it, a number drops that percentage at random (nftables numgen); null removes it.
    */
-  async impair(family: 4 | 6, how: 'blackhole' | number | null): Promise<void> {
+  async impair(family: 4 | 6, how: 'blackhole' | number | null, only?: SimNode): Promise<void> {
     const chain = `impair${family}`;
     const proto = family === 4 ? 'ipv4' : 'ipv6';
-    await nsExec(`/run/netns/${this.mid}`, ['nft', 'add', 'table', 'inet', 'afsteer_impair']);
-    await nsExec(`/run/netns/${this.mid}`, ['nft', 'add', 'chain', 'inet', 'afsteer_impair', chain, '{ type filter hook forward priority -10; policy accept; }']);
-    await nsExec(`/run/netns/${this.mid}`, ['nft', 'flush', 'chain', 'inet', 'afsteer_impair', chain]);
-    if (how === 'blackhole') await nsExec(`/run/netns/${this.mid}`, ['nft', 'add', 'rule', 'inet', 'afsteer_impair', chain, 'meta', 'nfproto', proto, 'drop']);
-    else if (typeof how === 'number') await nsExec(`/run/netns/${this.mid}`, ['nft', 'add', 'rule', 'inet', 'afsteer_impair', chain, 'meta', 'nfproto', proto, 'numgen', 'random', 'mod', '100', '<', String(how), 'drop']);
+    const mid = `/run/netns/${this.mid}`;
+    await nsExec(mid, ['nft', 'add', 'table', 'inet', 'afsteer_impair']);
+    await nsExec(mid, ['nft', 'add', 'chain', 'inet', 'afsteer_impair', chain, '{ type filter hook forward priority -10; policy accept; }']);
+    await nsExec(mid, ['nft', 'flush', 'chain', 'inet', 'afsteer_impair', chain]);
+    if (how === null) return;
+    const verdict = how === 'blackhole' ? ['drop'] : ['numgen', 'random', 'mod', '100', '<', String(how), 'drop'];
+    // Everywhere, or only on one node's link (both directions).
+    const scopes = only ? [['iifname', `af${this.id}m${only.name}`], ['oifname', `af${this.id}m${only.name}`]] : [[]];
+    for (const scope of scopes) await nsExec(mid, ['nft', 'add', 'rule', 'inet', 'afsteer_impair', chain, 'meta', 'nfproto', proto, ...scope, ...verdict]);
   }
 
   private readonly delayLines = new Map<4 | 6, ChildProcess>();
@@ -203,7 +217,7 @@ export class TwoNodes {
     const fam = `-${family}`;
     const old = this.delayLines.get(family);
     if (old) {
-      for (const n of ['a', 'b']) await nsExec(mid, ['ip', fam, 'rule', 'del', 'iif', `af${this.id}m${n}`, 'table', String(100 + family)]).catch(() => {});
+      for (const { name: n } of this.nodes) await nsExec(mid, ['ip', fam, 'rule', 'del', 'iif', `af${this.id}m${n}`, 'table', String(100 + family)]).catch(() => {});
       old.kill('SIGKILL');
       await new Promise((r) => (old.exitCode !== null ? r(null) : old.once('exit', r)));
       this.delayLines.delete(family);
@@ -227,7 +241,7 @@ export class TwoNodes {
     // Packets come back out of the TUN device with sources routed elsewhere: no reverse-path filter.
     if (family === 4) for (const k of ['all', dev]) await nsExec(mid, ['sysctl', '-q', '-w', `net.ipv4.conf.${k}.rp_filter=0`]);
     await nsExec(mid, ['ip', fam, 'route', 'replace', 'default', 'dev', dev, 'table', String(100 + family)]);
-    for (const n of ['a', 'b']) await nsExec(mid, ['ip', fam, 'rule', 'add', 'iif', `af${this.id}m${n}`, 'table', String(100 + family)]);
+    for (const { name: n } of this.nodes) await nsExec(mid, ['ip', fam, 'rule', 'add', 'iif', `af${this.id}m${n}`, 'table', String(100 + family)]);
   }
 
   /** Sends raw datagrams to addr:port from inside the namespace at nsPath (test/fixtures/udp-send.mjs). */
@@ -263,10 +277,10 @@ export class TwoNodes {
     return nsExec(pod.nsPath, argv);
   }
 
-  private makeNode(name: 'a' | 'b', n: number): SimNode {
+  private makeNode(name: 'a' | 'b' | 'c', n: number): SimNode {
     const ns = `af${this.id}n${name}`;
     const node: SimNode = {
-      name, ns, nsPath: `/run/netns/${ns}`,
+      name, n, ns, nsPath: `/run/netns/${ns}`,
       pinDir: `/sys/fs/bpf/afsteer-2n-${this.id}-${name}`,
       stateDir: join(this.dir, `state-${name}`),
       conflist: join(this.dir, `node-${name}.conflist`),
@@ -300,7 +314,8 @@ export class TwoNodes {
   /** Builds namespaces, links, addresses, routes and nftables rules. */
   async up(): Promise<void> {
     this.addNs(this.mid);
-    for (const [node, n] of [[this.a, 1], [this.b, 2]] as const) {
+    for (const node of this.nodes) {
+      const n = node.n;
       this.addNs(node.ns);
       sh('ip', ['link', 'add', `af${this.id}u${node.name}`, 'netns', node.ns, 'type', 'veth', 'peer', 'name', `af${this.id}m${node.name}`, 'netns', this.mid]);
       this.ip(node.ns, 'link', 'set', `af${this.id}u${node.name}`, 'name', 'uplink');
@@ -449,7 +464,7 @@ export class TwoNodes {
   cleanup(): void {
     for (const c of this.children) c.kill('SIGKILL');
     for (const ns of this.namespaces) shQuiet('ip', ['netns', 'del', ns]);
-    for (const n of [this.a, this.b]) rmSync(n.pinDir, { recursive: true, force: true });
+    for (const n of this.nodes) rmSync(n.pinDir, { recursive: true, force: true });
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
