@@ -166,9 +166,10 @@ static __always_inline void note_demand(struct afsteer_route_key *rkey, __u32 fo
 
 	if (!remote_bloom_hit(fold))
 		return;
-	if (!bpf_map_lookup_elem(&afsteer_remotes, &rkey->family))
-		return;
+	/* Already recorded (afsteerd has not taken it yet, or is not running): one lookup. */
 	if (bpf_map_lookup_elem(&afsteer_demand, rkey))
+		return;
+	if (!bpf_map_lookup_elem(&afsteer_remotes, &rkey->family))
 		return;
 	d.first_ns = bpf_ktime_get_ns();
 	bpf_map_update_elem(&afsteer_demand, rkey, &d, BPF_NOEXIST);

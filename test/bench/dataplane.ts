@@ -17,6 +17,7 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { putEndpoint } from '../../src/bpf/endpoint-map';
+import { bloomBit } from '../../src/bpf/maps-layout';
 import { libbpf, openAndLoad } from '../../src/bpf/libbpf';
 import { closeFds, ensurePrograms } from '../../src/bpf/programs';
 import { registerRemote, setSteering } from '../../src/bpf/steering';
@@ -125,8 +126,10 @@ function programBench(): void {
   try {
     // Two nodes' maps (each pin dir has its own program instances): on A's, pod A is local (on
     // ifindex 1, the device BPF_PROG_TEST_RUN uses), B is steered over IPv6, C is known but not
-    // steered, D is steered with wire family native (every lookup and count of B's path, no
-    // rewrite); on B's, pod B is local and A is steered over IPv6.
+    // steered yet (its first packets are recorded for afsteerd until it writes the pair's route),
+    // D is steered with wire family native (every lookup and count of B's path, no rewrite), E is
+    // no pod at all (a service or the outside: plain pass-through); on B's, pod B is local and A
+    // is steered over IPv6.
     const progsA = ensurePrograms(pinA);
     const progsB = ensurePrograms(pinB);
     const baselines = openAndLoad(readFileSync(join(ROOT, 'build', 'bench_empty.bpf.o')), 'afsteer_bench', pinA);
@@ -142,15 +145,37 @@ function programBench(): void {
     const toC = udp4Frame('10.3.0.2');
     const toB = udp4Frame('10.2.0.2');
     const toD = udp4Frame('10.4.0.2');
+    // E: an address whose route-bloom bit is clear (the common case; 4 routes set 4 of 64 bits,
+    // and a destination that collides pays one route lookup).
+    const routeBits = new Set(['10.2.0.2', 'fd00:2::2', '10.4.0.2', 'fd00:4::2'].map(bloomBit));
+    let e = 2;
+    while (routeBits.has(bloomBit(`10.9.0.${e}`))) e++;
+    const toE = udp4Frame(`10.9.0.${e}`);
     const encapsulated = progTestRun(progsA.fromPod, toB).data;
     if (encapsulated.length !== toB.length + 40) throw new Error('bench setup: the steered frame was not encapsulated');
     if (!progTestRun(progsB.toPod, encapsulated).data.equals(toB)) throw new Error('bench setup: B did not decapsulate A\'s frame');
 
     // A packet the program leaves as it was can be timed in the kernel's loop.
     const loop = (fd: number, frame: Buffer) => median(Array.from({ length: 7 }, () => progTestRun(fd, frame, { repeat: REPEAT }).durationNs));
-    const emptyLoop = loop(emptyFd, toC);
-    const passFrom = loop(progsA.fromPod, toC);
-    const passTo = loop(progsA.toPod, toC);
+    const emptyLoop = loop(emptyFd, toE);
+    const passFrom = loop(progsA.fromPod, toE);
+    const passTo = loop(progsA.toPod, toE);
+    const demand = loop(progsA.fromPod, toC);
+    // BENCH_PREV_OBJECT=path/to/an/older/afsteer.bpf.o: its pass-through timed against this one's,
+    // interleaved (its maps are the same pins, by name), to see what a change cost.
+    if (process.env.BENCH_PREV_OBJECT) {
+      const prev = openAndLoad(readFileSync(process.env.BENCH_PREV_OBJECT), 'afsteer_prev', pinA);
+      const fd = (n: string) => libbpf().progFd(libbpf().findProg(prev, n));
+      const rounds = { cur: [] as number[], prev: [] as number[], curTo: [] as number[], prevTo: [] as number[] };
+      for (let i = 0; i < 9; i++) {
+        rounds.cur.push(progTestRun(progsA.fromPod, toE, { repeat: REPEAT }).durationNs);
+        rounds.prev.push(progTestRun(fd('afsteer_from_pod'), toE, { repeat: REPEAT }).durationNs);
+        rounds.curTo.push(progTestRun(progsA.toPod, toE, { repeat: REPEAT }).durationNs);
+        rounds.prevTo.push(progTestRun(fd('afsteer_to_pod'), toE, { repeat: REPEAT }).durationNs);
+      }
+      console.log(`\nthis object vs ${process.env.BENCH_PREV_OBJECT} (interleaved loops, ns): from-pod pass-through ${median(rounds.cur)} vs ${median(rounds.prev)}; to-pod ${median(rounds.curTo)} vs ${median(rounds.prevTo)}`);
+      libbpf().objClose(prev);
+    }
     const steeredNative = loop(progsA.fromPod, toD);
     // Decapsulation in the kernel's loop: one layer of a nested frame per iteration (below).
     const LAYERS = 100;
@@ -188,7 +213,8 @@ function programBench(): void {
     const above = (x: number, base: number) => `${x.toFixed(1).padStart(6)}   = empty + ${(x - base).toFixed(1)} ns`;
     console.log(`\nBPF_PROG_TEST_RUN, ns per packet (medians; loops: 7 × ${REPEAT} repetitions; single runs: ${SINGLE} each, in turns of ${BLOCK})`);
     console.log(`  empty tc program (loop)                     ${emptyLoop.toFixed(1).padStart(6)}`);
-    console.log(`  from-pod pass-through (loop)                ${passFrom.toFixed(1).padStart(6)}   = ${(passFrom / emptyLoop).toFixed(2)}× empty  (pod has a steered pair; this peer is not steered)`);
+    console.log(`  from-pod pass-through (loop)                ${passFrom.toFixed(1).padStart(6)}   = ${(passFrom / emptyLoop).toFixed(2)}× empty  (pod has a steered pair; the destination is no remote pod)`);
+    console.log(`  from-pod, pair not negotiated yet (loop)    ${above(demand, emptyLoop)}  (a remote pod without a route: first packet recorded for afsteerd, until it writes the route)`);
     console.log(`  to-pod pass-through (loop)                  ${passTo.toFixed(1).padStart(6)}   = ${(passTo / emptyLoop).toFixed(2)}× empty`);
     console.log(`  from-pod, pair steered but native (loop)    ${above(steeredNative, emptyLoop)}  (the encap path's lookups and counters, no rewrite)`);
     console.log(`  empty, ${LAYERS}-layer frame (loop of ${LAYERS})          ${emptyPeel.toFixed(1).padStart(6)}`);
