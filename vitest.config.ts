@@ -12,6 +12,9 @@ export default defineConfig({
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
           environment: 'node',
+          // Unit tests (fuzz and noise simulations are CPU-heavy) run before, not beside, the
+          // timing-sensitive integration tests on this 2-core machine.
+          sequence: { groupOrder: 0 },
         },
       },
       {
@@ -19,6 +22,7 @@ export default defineConfig({
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
           environment: 'node',
+          sequence: { groupOrder: 1 },
           // Tests share node-wide kernel state (bpffs pins, bridges): run files one at a time.
           fileParallelism: false,
           testTimeout: 120_000,

@@ -48,13 +48,25 @@ export async function serveControl(path: string, handle: ControlHandler): Promis
       }
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(path, () => {
-      server.removeListener('error', reject);
-      resolve();
+  // Created 0600 from the start (umask), not only after a chmod: no window where others can connect.
+  const umask = process.umask(0o177);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`listening on ${path} timed out`)), 5000);
+      server.once('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+      server.listen(path, () => {
+        clearTimeout(timer);
+        server.removeAllListeners('error');
+        server.on('error', () => {});
+        resolve();
+      });
     });
-  });
+  } finally {
+    process.umask(umask);
+  }
   chmodSync(path, 0o600);
   return server;
 }

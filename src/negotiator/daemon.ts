@@ -70,8 +70,12 @@ export class Daemon {
   /** Pairs found in the maps at start-up, waiting for their peer: "ifindex|remote ipv6". */
   private readonly orphans = new Map<string, { ifindex: number; remoteIpv6: string; wire: WireName }>();
   /** Datagrams received by type, dropped by reason. */
-  readonly counters = { rx: {} as Record<string, number>, tx: {} as Record<string, number>, drops: {} as Record<string, number> };
+  readonly counters = { rx: {} as Record<string, number>, tx: {} as Record<string, number>, drops: {} as Record<string, number>, events: {} as Record<string, number> };
   private readonly prm: ProbeParams & { minSamples: number };
+  /** The probe tick, and when it last ran (to see the event loop stall). */
+  private readonly tickMs: number;
+  private lastTickAt = 0;
+  private skippedExpiry = false;
   private readonly sel: PolicyParams;
 
   constructor(
@@ -90,6 +94,7 @@ export class Daemon {
       }
     });
     this.prm = cfg.probe;
+    this.tickMs = Math.max(2, Math.min(10, Math.floor(cfg.probe.activeIntervalMs / 2)));
     this.sel = cfg.selection;
     this.startedAt = this.now();
   }
@@ -117,7 +122,7 @@ export class Daemon {
       }, ms);
       this.timers.push(t);
     };
-    every(Math.max(2, Math.min(10, Math.floor(this.prm.activeIntervalMs / 2))), () => this.probeTick());
+    every(this.tickMs, () => this.probeTick());
     every(this.cfg.timers.evalIntervalMs, () => this.evaluateAll());
     every(this.cfg.timers.demandPollMs, () => this.pollDemand());
     every(this.cfg.timers.announceIntervalMs, () => this.announce());
@@ -365,6 +370,14 @@ export class Daemon {
 
   private probeTick(): void {
     const now = this.now();
+    // After the event loop stalled (GC, a starved CPU), the replies that came in meanwhile are
+    // still queued on the sockets: the timers run before them. Expiring probes now would count
+    // this daemon's own stall as loss, so expiry waits one tick for them (never two in a row).
+    const stalled = this.lastTickAt > 0 && now - this.lastTickAt > this.tickMs + this.prm.minTimeoutMs / 2;
+    this.lastTickAt = now;
+    const expire = !stalled || this.skippedExpiry;
+    this.skippedExpiry = !expire;
+    if (!expire) this.count(this.counters.events, 'event-loop-stall');
     for (const peer of this.peers.values()) {
       const active = this.peerActive(peer);
       let changed = false;
@@ -372,7 +385,7 @@ export class Daemon {
         const path = peer.paths[f];
         const to = f === 4 ? peer.addresses.ipv4 : peer.addresses.ipv6;
         if (!path || !to) continue;
-        if (expireProbes(path, now, this.prm)) {
+        if (expire && expireProbes(path, now, this.prm)) {
           log.warn('blackhole', { peer: peer.node, family: famName(f), consecutiveLost: path.consecutiveLost });
           changed = true;
         }

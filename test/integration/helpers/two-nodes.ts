@@ -237,7 +237,8 @@ export class TwoNodes {
       child.once('exit', (code) => reject(new Error(`delay line exited ${code}`)));
     });
     this.delayLines.set(family, child);
-    await nsExec(mid, ['ip', 'link', 'set', dev, 'up']);
+    // A long queue: a delay line starved of CPU for a moment must delay packets, not drop a burst.
+    await nsExec(mid, ['ip', 'link', 'set', dev, 'txqueuelen', '10000', 'up']);
     // Packets come back out of the TUN device with sources routed elsewhere: no reverse-path filter.
     if (family === 4) for (const k of ['all', dev]) await nsExec(mid, ['sysctl', '-q', '-w', `net.ipv4.conf.${k}.rp_filter=0`]);
     await nsExec(mid, ['ip', fam, 'route', 'replace', 'default', 'dev', dev, 'table', String(100 + family)]);
