@@ -63,6 +63,7 @@ export class Daemon {
   private local = new Map<string, LocalEndpoint>();
   private readonly remoteOwner = new Map<string, { node: string; cnf: string }>();
   private readonly switches: SwitchEvent[] = [];
+  private switchesTotal = 0;
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly transport: Transport;
   private announceGen = 0;
@@ -581,6 +582,7 @@ export class Daemon {
     if (from !== wire) {
       const ev: SwitchEvent = { at: new Date().toISOString(), pair: pairKey(p.localCnf, p.remoteCnf), peer: p.peerNode, from, to: wire, reason };
       this.switches.push(ev);
+      this.switchesTotal++;
       if (this.switches.length > 100) this.switches.shift();
       log.info('switch', { ...ev });
     }
@@ -695,6 +697,7 @@ export class Daemon {
         peerDecap: p.peer?.decap ?? false, round: p.round, adopted: p.adopted,
       })),
       switches: this.switches.slice(-20),
+      switchesTotal: this.switchesTotal,
       counters: { ...this.counters, sendErrors: this.transport.sendErrors },
     };
   }

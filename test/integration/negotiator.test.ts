@@ -193,6 +193,7 @@ describe.skipIf(!IS_ROOT)('afsteerd between two simulated nodes', () => {
     expect(after.counters.drops.mac - (before.counters.drops.mac ?? 0)).toBeGreaterThanOrEqual(forged.length + wrongKey.length);
     expect(after.pairs.map((p: any) => [p.wire, p.round])).toEqual(before.pairs.map((p: any) => [p.wire, p.round]));
     expect(after.switches).toEqual(before.switches);
+    expect(after.switchesTotal).toBe(before.switchesTotal);
   }, 30_000);
 
   it('100,000 random and mutated datagrams: the daemon keeps running, drops and counts them all, no state changes', async () => {

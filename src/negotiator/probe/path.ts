@@ -37,11 +37,20 @@ export interface PathState {
   lastReplyAt?: number;
   sent: number;
   received: number;
+  /** Probes already counted lost (id → send time), the last 64, so a late reply is recognised. */
+  expired: Map<number, number>;
+  /** Replies that came after their probe was counted lost, and the largest such RTT lately. */
+  late: number;
+  lateRttMs?: number;
+  lateAt?: number;
 }
+
+/** How long a late reply keeps lifting the probe timeout. */
+export const LATE_MEMORY_MS = 10_000;
 
 /** A new path, first probe due now. */
 export function newPath(now: number): PathState {
-  return { nextId: 1, nextSendAt: now, inFlight: new Map(), outcomes: [], consecutiveLost: 0, blackhole: false, sent: 0, received: 0 };
+  return { nextId: 1, nextSendAt: now, inFlight: new Map(), outcomes: [], consecutiveLost: 0, blackhole: false, sent: 0, received: 0, expired: new Map(), late: 0 };
 }
 
 /** True when a probe should go out now; active selects the fast interval. */
@@ -71,10 +80,26 @@ function push(p: PathState, v: number | null, prm: ProbeParams): void {
   if (p.outcomes.length > prm.window) p.outcomes.splice(0, p.outcomes.length - prm.window);
 }
 
-/** A reply for probe id arrived now: returns its RTT, or undefined for an unknown or expired id. */
+/**
+ * A reply for probe id arrived now: returns its RTT, or undefined for an unknown or expired id.
+ * A reply to a probe already counted lost stays a loss in the window, but it proves the path
+ * delivers (no blackhole) and lifts the timeout to 1.5 × its RTT for LATE_MEMORY_MS: a sudden
+ * rise in latency beyond the timeout is not taken for a blackhole twice.
+ */
 export function replyReceived(p: PathState, id: number, now: number, prm: ProbeParams): number | undefined {
   const sentAt = p.inFlight.get(id);
-  if (sentAt === undefined) return undefined;
+  if (sentAt === undefined) {
+    const lostAt = p.expired.get(id);
+    if (lostAt === undefined) return undefined;
+    p.expired.delete(id);
+    const rtt = Math.max(0, now - lostAt);
+    p.late++;
+    p.lateRttMs = p.lateAt !== undefined && now - p.lateAt < LATE_MEMORY_MS ? Math.max(p.lateRttMs ?? 0, rtt) : rtt;
+    p.lateAt = now;
+    p.consecutiveLost = 0;
+    p.blackhole = false;
+    return undefined;
+  }
   p.inFlight.delete(id);
   const rtt = Math.max(0, now - sentAt);
   push(p, rtt, prm);
@@ -85,11 +110,12 @@ export function replyReceived(p: PathState, id: number, now: number, prm: ProbeP
   return rtt;
 }
 
-/** Per-probe timeout: three times the median RTT plus slack, at least minTimeoutMs, at most 2 s. */
-export function probeTimeout(p: PathState, prm: ProbeParams): number {
+/** Per-probe timeout: three times the median RTT plus slack, at least minTimeoutMs (and 1.5 × a recent late reply's RTT), at most 2 s. */
+export function probeTimeout(p: PathState, prm: ProbeParams, now?: number): number {
   const rtts = p.outcomes.filter((o): o is number => o !== null);
   const med = rtts.length ? median(rtts) : 0;
-  return Math.min(2000, Math.max(prm.minTimeoutMs, 3 * med + 10));
+  const late = p.lateRttMs !== undefined && p.lateAt !== undefined && now !== undefined && now - p.lateAt < LATE_MEMORY_MS ? 1.5 * p.lateRttMs : 0;
+  return Math.min(2000, Math.max(prm.minTimeoutMs, 3 * med + 10, late));
 }
 
 /** Chance, per probe, that random loss alone is taken for a blackhole (sets the adaptive threshold). */
@@ -113,11 +139,13 @@ export function blackholeThreshold(p: PathState, prm: ProbeParams): number {
 
 /** Expires probes older than the timeout as losses; returns true when the path just became a blackhole. */
 export function expireProbes(p: PathState, now: number, prm: ProbeParams): boolean {
-  const timeout = probeTimeout(p, prm);
+  const timeout = probeTimeout(p, prm, now);
   let became = false;
   for (const [id, sentAt] of p.inFlight) {
     if (now - sentAt < timeout) continue;
     p.inFlight.delete(id);
+    p.expired.set(id, sentAt);
+    if (p.expired.size > 64) p.expired.delete(p.expired.keys().next().value!);
     push(p, null, prm);
     p.consecutiveLost++;
     if (!p.blackhole && p.consecutiveLost >= blackholeThreshold(p, prm)) {

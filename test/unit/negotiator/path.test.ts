@@ -1,7 +1,7 @@
 // Unit tests of probe/path.ts (probe schedule, RTT, losses, blackhole, window metrics, adaptive timeout) and the blackhole detection-time bound.
 import { describe, expect, it } from 'vitest';
 import {
-  DEFAULT_PROBE, expireProbes, newPath, pathMetrics, probeDue, probeSent, probeSoon, probeTimeout, replyReceived, type PathState, type ProbeParams,
+  DEFAULT_PROBE, LATE_MEMORY_MS, expireProbes, newPath, pathMetrics, probeDue, probeSent, probeSoon, probeTimeout, replyReceived, type PathState, type ProbeParams,
 } from '../../../src/negotiator/probe/path';
 import { rng, seedFrom, type Rng } from './prng';
 
@@ -107,15 +107,43 @@ describe('replies, losses and blackholes', () => {
     expect(p.inFlight.size).toBe(0);
   });
 
-  it('a late reply after expiry is ignored (no RTT, no recovery)', () => {
+  it('a late reply after expiry stays a loss, but clears the blackhole and lifts the timeout for a while', () => {
     const p = newPath(0);
     const ids = [0, 20, 40].map((t) => probeSent(p, t, true, P));
     expireProbes(p, 200, P);
     expect(p.blackhole).toBe(true);
+    expect(probeTimeout(p, P, 201)).toBe(P.minTimeoutMs);
     expect(replyReceived(p, ids[2]!, 201, P)).toBeUndefined();
-    expect(p.blackhole).toBe(true);
+    expect(p.blackhole).toBe(false);
+    expect(p.consecutiveLost).toBe(0);
     expect(p.outcomes).toEqual([null, null, null]);
     expect(p.received).toBe(0);
+    expect(p.late).toBe(1);
+    // 161 ms late RTT → timeout 1.5 × 161 for LATE_MEMORY_MS, then back to the usual rule.
+    expect(probeTimeout(p, P, 300)).toBeCloseTo(241.5);
+    expect(probeTimeout(p, P, 201 + LATE_MEMORY_MS)).toBe(P.minTimeoutMs);
+    // A second late reply for the same id, or one never sent, changes nothing.
+    expect(replyReceived(p, ids[2]!, 202, P)).toBeUndefined();
+    expect(replyReceived(p, 9999, 202, P)).toBeUndefined();
+    expect(p.late).toBe(1);
+  });
+
+  it('a latency step beyond the timeout is not a blackhole once late replies come back', () => {
+    const p = newPath(0);
+    let t = 0;
+    // 100 fast replies (RTT 1 ms), then RTT 60 ms (beyond the 40 ms timeout).
+    for (let i = 0; i < 100; i++, t += 20) replyReceived(p, probeSent(p, t, true, P), t + 1, P);
+    const inflight: [number, number][] = [];
+    let blackholes = 0;
+    for (let now = t; now < t + 2000; now++) {
+      if (probeDue(p, now)) inflight.push([probeSent(p, now, true, P), now + 60]);
+      for (let i = inflight.length - 1; i >= 0; i--) if (inflight[i]![1] === now) {
+        replyReceived(p, inflight[i]![0], now, P);
+        inflight.splice(i, 1);
+      }
+      if (expireProbes(p, now, P)) blackholes++;
+    }
+    expect(blackholes).toBe(0);
   });
 
   it.each([1, 2, 3, 5])('blackhole after exactly blackholeAfter=%i consecutive losses, cleared by a reply', (n) => {
