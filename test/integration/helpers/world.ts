@@ -103,7 +103,8 @@ export class World {
   constructor() {
     const n = parseInt(this.id.slice(0, 2), 16);
     this.v4Subnet = `10.${200 + (n % 50)}.${n}.0/24`;
-    this.v6Subnet = `fd00:af${this.id.slice(0, 2)}:${this.id.slice(2)}::/64`;
+    // Canonical text (no leading zeros in a group), as the kernel and ip(8) print it.
+    this.v6Subnet = `fd00:af${this.id.slice(0, 2)}:${parseInt(this.id.slice(2), 16).toString(16)}::/64`;
     mkdirSync(this.binDir, { recursive: true });
     symlinkSync(AFSTEER_BIN, join(this.binDir, 'afsteer'));
     for (const k of ['net/ipv4/ip_forward', 'net/ipv6/conf/all/forwarding']) {
