@@ -75,7 +75,10 @@ export class SteeringMaps {
       const key = decodeRouteKey(k);
       const r = decodeRoute(v);
       this.usedPairIdx.add(r.pair);
-      if (key.family === 6) this.pairs.set(pairKey(key.ifindex, r.remote.ipv6), { ifindex: key.ifindex, remote: r.remote, wire: r.wire, generation: r.generation, pair: r.pair });
+      // Either route of a pair indexes it (its value names both addresses): a pair left half
+      // written by a crash between the two updates is still seen, and cleared or rewritten whole.
+      const pk = pairKey(key.ifindex, r.remote.ipv6);
+      if (key.family === 6 || !this.pairs.has(pk)) this.pairs.set(pk, { ifindex: key.ifindex, remote: r.remote, wire: r.wire, generation: r.generation, pair: r.pair });
     }
     this.remoteByAddr.clear();
     for (const k of this.remotes.keys()) {

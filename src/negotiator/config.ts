@@ -55,6 +55,8 @@ export const DaemonConfigSchema = z.strictObject({
   timers: z.prefault(z.strictObject({
     announceIntervalMs: ms(50, 60_000, 1000),
     peerTimeoutMs: ms(200, 600_000, 5000),
+    /** After a peer ages out, its pods stay registered (decapsulated) this long before they are unregistered. */
+    remoteRetentionMs: ms(0, 86_400_000, 300_000),
     pairIdleMs: ms(1000, 86_400_000, 60_000),
     evalIntervalMs: ms(20, 10_000, 250),
     negotiateIntervalMs: ms(50, 60_000, 1000),

@@ -30,6 +30,8 @@ export async function serveControl(path: string, handle: ControlHandler): Promis
       buf += d.toString('utf8');
       if (buf.length > MAX_REQUEST) {
         c.end(JSON.stringify({ ok: false, error: 'request too large' }) + '\n');
+        c.removeAllListeners('data');
+        buf = '';
         return;
       }
       let nl: number;

@@ -19,6 +19,7 @@ import {
   AnnounceSchema, NegotiateSchema, parsePayload, type Announce, type AnnouncedEndpoint, type FamilyName, type Negotiate, type PairMessage,
 } from './protocol/messages';
 import { decodeProbe, encodeProbe } from './protocol/probe';
+import { packNegotiate } from './protocol/pack';
 import { expireProbes, newPath, pathMetrics, probeDue, probeSent, probeSoon, replyReceived, type PathState, type ProbeParams } from './probe/path';
 import { agreedPreference, isLeader, newPair, pairKey, sendingWire, stepSelection, type PairState } from './pair';
 import type { PairMetrics, PolicyParams } from './policy';
@@ -68,6 +69,12 @@ export class Daemon {
   private readonly transport: Transport;
   private announceGen = 0;
   private readonly startedAt: number;
+  /** Remote pods whose node went silent (or that a previous run registered), kept registered —
+   * so this node still decapsulates their packets, should that node's pinned steering still
+   * encapsulate — until remoteRetentionMs; by their IPv6 address. */
+  private readonly retained = new Map<string, { ipv4: string; ipv6: string; until: number }>();
+  /** When each sender's replay state last accepted a message. */
+  private readonly replaySeen = new Map<string, number>();
   /** Pairs found in the maps at start-up, waiting for their peer: "ifindex|remote ipv6". */
   private readonly orphans = new Map<string, { ifindex: number; remoteIpv6: string; wire: WireName }>();
   /** Datagrams received by type, dropped by reason. */
@@ -108,6 +115,9 @@ export class Daemon {
   /** Starts sockets and timers; adopts the steering found in the maps. */
   async start(): Promise<void> {
     this.rescanLocal();
+    // Remotes a previous run registered stay (their nodes' steering may still encapsulate) until
+    // claimed by an announcement or the retention runs out.
+    for (const r of this.maps.listRemotes()) this.retained.set(r.ipv6, { ...r, until: this.now() + this.cfg.timers.remoteRetentionMs });
     for (const p of this.maps.listPairs()) {
       this.orphans.set(`${p.ifindex}|${p.remote.ipv6}`, { ifindex: p.ifindex, remoteIpv6: p.remote.ipv6, wire: p.wire });
     }
@@ -160,7 +170,14 @@ export class Daemon {
       const to = f === 4 ? peer.addresses.ipv4 : peer.addresses.ipv6;
       const mine = f === 4 ? this.addresses.ipv4 : this.addresses.ipv6;
       if (!to || !mine) continue;
-      this.transport.send(f, to, peer.port, this.frame(type, payload));
+      let frame: Buffer;
+      try {
+        frame = this.frame(type, payload);
+      } catch (err) {
+        log.error('message not sent', { peer: peer.node, type, error: (err as Error).message });
+        return;
+      }
+      this.transport.send(f, to, peer.port, frame);
       this.count(this.counters.tx, type);
     }
   }
@@ -180,6 +197,7 @@ export class Daemon {
     if (ok === false) return drop('payload');
     if (ok === 'unknown-peer') return drop('unknown-peer');
     this.replay.set(f.node, r);
+    this.replaySeen.set(f.node, this.now());
     this.count(this.counters.rx, f.type);
   }
 
@@ -193,11 +211,12 @@ export class Daemon {
       }
       case 'negotiate': {
         const m = parsePayload(NegotiateSchema, f.payload);
-        if (!m) return false;
+        // Bound to its receiver: a copy replayed to another node is not for it.
+        if (!m || m.to !== this.cfg.nodeName) return false;
         const peer = this.peers.get(f.node);
         if (!peer) return 'unknown-peer';
         this.heard(peer, src.family);
-        this.onNegotiate(peer, m);
+        this.onNegotiate(peer, m, f.epoch);
         return true;
       }
       case 'probe': {
@@ -217,6 +236,8 @@ export class Daemon {
         if (!peer) return 'unknown-peer';
         const path = peer.paths[src.family];
         if (!path) return true;
+        // A reply to another prober's probe (captured and replayed to us) is not ours.
+        if (p.nonce !== path.nonce) return false;
         this.heard(peer, src.family);
         const wasBlackhole = path.blackhole;
         replyReceived(path, p.id, this.now(), this.prm);
@@ -330,13 +351,15 @@ export class Daemon {
     peer.endpoints = next;
   }
 
-  private forgetRemote(peer: Peer, e: AnnouncedEndpoint, why: string): void {
+  /** A peer's pod is gone (from its list, or with the peer): pairs dropped; the remote unregistered now, or after the retention. */
+  private forgetRemote(peer: Peer, e: AnnouncedEndpoint, why: string, retain = false): void {
     for (const [k, p] of this.pairs) {
       if (p.peerNode === peer.node && p.remoteCnf === e.cnf) this.dropPair(k, why, false);
     }
-    this.maps.unregisterRemote({ ipv4: e.ipv4, ipv6: e.ipv6 });
     this.remoteOwner.delete(e.ipv4);
     this.remoteOwner.delete(e.ipv6);
+    if (retain && this.cfg.timers.remoteRetentionMs > 0) this.retained.set(e.ipv6, { ipv4: e.ipv4, ipv6: e.ipv6, until: this.now() + this.cfg.timers.remoteRetentionMs });
+    else this.maps.unregisterRemote({ ipv4: e.ipv4, ipv6: e.ipv6 });
   }
 
   /** Pairs left in the maps by a previous run, toward this remote pod: kept as they are. */
@@ -392,7 +415,7 @@ export class Daemon {
         }
         if (probeDue(path, now)) {
           const id = probeSent(path, now, active, this.prm);
-          const payload = encodeProbe({ family: f, active, id, t1: BigInt(Math.round(now * 1000)) });
+          const payload = encodeProbe({ family: f, active, id, t1: BigInt(Math.round(now * 1000)), nonce: path.nonce });
           this.transport.send(f, to, peer.port, this.frame('probe', payload));
           this.count(this.counters.tx, 'probe');
         }
@@ -466,28 +489,12 @@ export class Daemon {
     peer.dropped.clear();
     peer.negotiateDue = false;
     peer.lastNegotiateAt = this.now();
-    if (entries.length === 0 && dropped.length === 0) return;
-    const room = payloadRoom(this.cfg.nodeName);
-    let batch: PairMessage[] = [];
-    const flush = (d: string[]) => {
-      if (batch.length === 0 && d.length === 0) return;
-      const msg: Negotiate = batch.length ? { pairs: batch, ...(d.length ? { dropped: d } : {}) } : { pairs: [], dropped: d };
-      this.sendToPeer(peer, 'negotiate', Buffer.from(JSON.stringify(msg)));
-      batch = [];
-    };
-    for (const e of entries) {
-      if (batch.length >= 32 || Buffer.byteLength(JSON.stringify({ pairs: [...batch, e] })) > room) flush([]);
-      batch.push(e);
-    }
-    for (let i = 0; i < dropped.length || batch.length; i += 32) {
-      const d = dropped.slice(i, i + 32);
-      if (batch.length === 0 && d.length === 0) break;
-      if (batch.length && Buffer.byteLength(JSON.stringify({ pairs: batch, dropped: d })) > room) flush([]);
-      flush(d);
+    for (const m of packNegotiate(peer.node, entries, dropped, payloadRoom(this.cfg.nodeName))) {
+      this.sendToPeer(peer, 'negotiate', Buffer.from(JSON.stringify(m)));
     }
   }
 
-  private onNegotiate(peer: Peer, m: Negotiate): void {
+  private onNegotiate(peer: Peer, m: Negotiate, epoch: bigint): void {
     const now = this.now();
     for (const d of m.dropped ?? []) {
       const [src, dst] = d.split('|');
@@ -505,15 +512,21 @@ export class Daemon {
       }
       const k = pairKey(l.cnf, r.cnf);
       let p = this.pairs.get(k);
+      // A pair with a pod another node hosts (a CNF id announced twice) is not this peer's to change.
+      if (p && p.peerNode !== peer.node) {
+        this.count(this.counters.drops, 'unknown-pair');
+        continue;
+      }
       if (!p) {
         if (!e.active) continue;
         p = this.createPair(l, peer, r, `peer ${peer.node} negotiates`);
         reply = true;
       }
-      // A leader's older decision (reordered between families) never undoes a newer one.
-      if (p.peer && !p.leader && e.round < p.peer.round) continue;
+      // A leader's older decision (reordered between families) never undoes a newer one; rounds
+      // count within one boot of the sender (a restarted leader starts again at 0).
+      if (p.peer && !p.leader && epoch === p.peer.epoch && e.round < p.peer.round) continue;
       if (!p.peer?.decap && e.decap) reply = true;
-      p.peer = { preferred: e.preferred_family, round: e.round, decap: e.decap, active: e.active, metrics: e.performance_metrics, policy: e.policy, at: now };
+      p.peer = { preferred: e.preferred_family, round: e.round, epoch, decap: e.decap, active: e.active, metrics: e.performance_metrics, policy: e.policy, at: now };
       if (e.active) p.lastActiveAt = Math.max(p.lastActiveAt, now);
       if (p.adopted) {
         p.adopted = false;
@@ -563,7 +576,7 @@ export class Daemon {
       if (this.peerAlive(peer) && this.now() - p.createdAt < this.cfg.timers.peerTimeoutMs) return;
       p.adopted = false;
     }
-    const { wire, reason } = sendingWire(p, mine ?? (peer ? this.metricsOf(peer) : {}), this.peerAlive(peer));
+    const { wire, reason } = sendingWire(p, mine ?? (peer ? this.metricsOf(peer) : {}), this.peerAlive(peer), { now: this.now(), maxAgeMs: this.cfg.timers.peerTimeoutMs });
     const inMap = this.maps.getPair(p.ifindex, p.remote.ipv6);
     if (wire === p.wire && inMap?.wire === wire) return;
     this.write(p, wire, reason);
@@ -604,8 +617,24 @@ export class Daemon {
     for (const peer of [...this.peers.values()]) {
       if (this.peerAlive(peer)) continue;
       log.warn('peer aged out', { peer: peer.node, silentMs: Math.round(now - peer.lastHeardAny) });
-      for (const e of peer.endpoints.values()) this.forgetRemote(peer, e, 'peer silent');
+      for (const e of peer.endpoints.values()) this.forgetRemote(peer, e, 'peer silent', true);
       this.peers.delete(peer.node);
+    }
+    // Replay state of senders no longer heard from: a node whose clock went back (a lower epoch)
+    // is accepted again once it has been silent for a peer timeout.
+    for (const [node, at] of this.replaySeen) {
+      if (this.peers.has(node) || now - at <= this.cfg.timers.peerTimeoutMs) continue;
+      this.replaySeen.delete(node);
+      this.replay.delete(node);
+    }
+    for (const [ipv6, r] of this.retained) {
+      if (this.remoteOwner.has(ipv6)) {
+        this.retained.delete(ipv6);
+      } else if (now >= r.until) {
+        this.retained.delete(ipv6);
+        this.maps.unregisterRemote(r);
+        log.info('remote pod unregistered', { ipv4: r.ipv4, ipv6: r.ipv6, why: 'its node stayed silent' });
+      }
     }
     for (const [k, p] of [...this.pairs]) {
       const packets = this.maps.pairPackets(p.ifindex, p.remote.ipv6);
@@ -620,16 +649,14 @@ export class Daemon {
     if (this.orphans.size && now - this.startedAt > this.cfg.timers.peerTimeoutMs) {
       for (const o of this.orphans.values()) {
         this.maps.clear(o.ifindex, o.remoteIpv6);
-        const r = this.maps.remoteByAddress(o.remoteIpv6);
-        if (r && !this.remoteOwner.has(r.ipv6)) this.maps.unregisterRemote(r);
         log.info('stale pair from a previous run reverted to native', { ifindex: o.ifindex, remote: o.remoteIpv6, wire: o.wire });
       }
       this.orphans.clear();
     }
   }
 
-  /** Re-reads the plugin's state files (start-up, notifications, periodic healing). */
-  rescanLocal(): void {
+  /** Re-reads the plugin's state files (start-up, notifications, periodic healing); the periodic one also re-reads the maps. */
+  rescanLocal(resyncMaps = true): void {
     const next = readLocalEndpoints(this.cfg.stateDir, (file, err) => log.warn('unreadable state file', { file, error: String((err as Error).message ?? err) }));
     for (const [cnf, l] of this.local) {
       const n = next.get(cnf);
@@ -644,7 +671,8 @@ export class Daemon {
     }
     const changed = next.size !== this.local.size || [...next.keys()].some((k) => !this.local.has(k));
     this.local = next;
-    this.maps.resync();
+    // Re-reading every route and remote is O(N) syscalls: periodic only, not on each ADD/DEL.
+    if (resyncMaps) this.maps.resync();
     if (changed && this.timers.length) this.announce();
   }
 
@@ -654,7 +682,7 @@ export class Daemon {
       case 'status':
         return { ok: true, ...this.status() };
       case 'endpoint':
-        this.rescanLocal();
+        this.rescanLocal(false);
         return { ok: true, endpoints: this.local.size };
       default:
         return { ok: false, error: `unknown op ${JSON.stringify(req.op)}` };

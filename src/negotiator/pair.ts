@@ -17,6 +17,8 @@ import { evaluate, initialSelection, type PairMetrics, type PolicyParams, type P
 export interface PeerView {
   preferred: Preference;
   round: number;
+  /** The sender's boot epoch (rounds compare within one). */
+  epoch: bigint;
   decap: boolean;
   active: boolean;
   metrics: PairMetrics;
@@ -113,9 +115,12 @@ export function agreedPreference(p: PairState): Preference {
  * This node's sending wire for the pair, with the reason: native unless the peer is alive and
  * decapsulates; the agreed preference otherwise, moved off a family this node sees blackholed.
  */
-export function sendingWire(p: PairState, mine: PairMetrics, peerAlive: boolean): { wire: WireName; reason: string } {
+export function sendingWire(p: PairState, mine: PairMetrics, peerAlive: boolean, fresh?: { now: number; maxAgeMs: number }): { wire: WireName; reason: string } {
   if (!peerAlive) return { wire: 'native', reason: 'peer silent' };
   if (!p.peer?.decap) return { wire: 'native', reason: 'peer has not confirmed decapsulation' };
+  // The confirmation is per pair and must be recent: a peer that dropped the pair, or cannot hear
+  // this node (so stopped speaking of the pair), no longer vouches for decapsulating it.
+  if (fresh && fresh.now - p.peer.at > fresh.maxAgeMs) return { wire: 'native', reason: 'peer has not confirmed decapsulation lately' };
   let pref = agreedPreference(p);
   let reason = p.leader ? (p.selection.lastChange?.reason ?? 'negotiated') : `peer ${p.peerNode} chose ${pref ?? 'native'}`;
   const used: FamilyName[] = pref === null ? ['IPv4', 'IPv6'] : [pref];

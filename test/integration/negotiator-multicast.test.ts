@@ -58,7 +58,7 @@ describe.skipIf(!IS_ROOT)('afsteerd multicast discovery on a shared segment', ()
       const config = join(dir, `d${n.n}.json`);
       writeFileSync(config, JSON.stringify({
         nodeName: n.name, pinDir: n.pinDir, stateDir: n.stateDir, controlSocket: n.socket, keyFile,
-        addresses: { ipv4: n.ipv4, ipv6: n.ipv6 }, discovery: { multicast: {} }, timers: { announceIntervalMs: 200 },
+        addresses: { ipv4: n.ipv4, ipv6: n.ipv6 }, discovery: { multicast: {} }, timers: { announceIntervalMs: 200, peerTimeoutMs: 3000, remoteRetentionMs: 1000 },
       }));
       const child = spawn('nsenter', [`--net=/run/netns/${n.ns}`, AFSTEERD_BIN, 'run', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
       child.stderr!.resume();

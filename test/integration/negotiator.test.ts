@@ -136,6 +136,36 @@ describe.skipIf(!IS_ROOT)('afsteerd between two simulated nodes', () => {
     await t.impair(4, null);
   }, 30_000);
 
+  it("a node whose daemon stays down past the peer timeout: its pinned steering still reaches the peer, which keeps decapsulating its pods for the retention time", async () => {
+    // B keeps A's pods for 60 s after A goes silent (the helper's default is 1 s).
+    db.child.kill('SIGTERM');
+    await db.exited;
+    db = await t.startDaemon(t.b, { timers: { announceIntervalMs: 300, peerTimeoutMs: 3000, remoteRetentionMs: 60_000, evalIntervalMs: 100, negotiateIntervalMs: 500, rescanMs: 1000 } });
+    await t.impair(4, 'blackhole');
+    try {
+      await t.inPod(pa, ['ping', '-c', '3', '-i', '0.2', '-W', '1', pb.ipv6]);
+      await waitFor(() => wireOf(pa) === 'ipv6' && wireOf(pb) === 'ipv6', 8000, 'steered to IPv6');
+      da.child.kill('SIGKILL');
+      await da.exited;
+      await waitFor(async () => (await t.status(db)).peers.length === 0, 8000, 'B ages A out');
+      expect(wireOf(pb)).toBeUndefined(); // B's own direction went native (no peer: no steering)
+      expect(wireOf(pa)).toBe('ipv6'); // A's pinned steering is left as it was
+      expect(listRemotes(t.b.pinDir)).toEqual([{ ipv4: pa.ipv4, ipv6: pa.ipv6 }]);
+      // A's IPv4 datagrams still travel as IPv4-in-IPv6 and B still delivers them.
+      const { done } = await t.server(pb, pb.ipv4, 6590, false, 'udp-server', ['--count', '20']);
+      await t.client(pa, pb.ipv4, 6590, ['--count', '20', '--size', '200'], 'udp-client').catch(() => ({}));
+      const got = await Promise.race([done, new Promise<Record<string, unknown>>((r) => setTimeout(() => r({ received: 'timeout' }), 5000))]);
+      expect(got.received).toBe(20);
+    } finally {
+      await t.impair(4, null);
+      if (da.child.exitCode !== null || da.child.signalCode !== null) da = await t.startDaemon(t.a);
+      db.child.kill('SIGTERM');
+      await db.exited;
+      db = await t.startDaemon(t.b);
+      await waitFor(async () => (await t.status(da)).peers.length === 1 && (await t.status(db)).peers.length === 1, 8000, 'peers again');
+    }
+  }, 60_000);
+
   it('a node with a wrong key is ignored and counted', async () => {
     const badKey = join(t.dir, 'wrong.key');
     writeFileSync(badKey, randomBytes(32), { mode: 0o600 });

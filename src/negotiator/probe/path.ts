@@ -2,6 +2,7 @@
  * One probed path (this node → a peer node, over one family): probes in flight, a sliding window
  * of outcomes, the metrics derived from it and blackhole detection. Pure, clock injected (ms).
  */
+import { randomInt } from 'node:crypto';
 import type { FamilyMetrics } from '../protocol/messages';
 
 /** Probing parameters (from the daemon config). */
@@ -26,6 +27,8 @@ export const DEFAULT_MIN_SAMPLES = 50;
 
 /** State of one path. */
 export interface PathState {
+  /** Random per path; echoed by the reflector (see protocol/probe.ts). */
+  nonce: number;
   nextId: number;
   nextSendAt: number;
   /** Probe id → send time. */
@@ -39,6 +42,8 @@ export interface PathState {
   received: number;
   /** Probes already counted lost (id → send time), the last 64, so a late reply is recognised. */
   expired: Map<number, number>;
+  /** Send time of the first probe of the current run of losses. */
+  streakSentAt?: number;
   /** Replies that came after their probe was counted lost, and the largest such RTT lately. */
   late: number;
   lateRttMs?: number;
@@ -49,8 +54,8 @@ export interface PathState {
 export const LATE_MEMORY_MS = 10_000;
 
 /** A new path, first probe due now. */
-export function newPath(now: number): PathState {
-  return { nextId: 1, nextSendAt: now, inFlight: new Map(), outcomes: [], consecutiveLost: 0, blackhole: false, sent: 0, received: 0, expired: new Map(), late: 0 };
+export function newPath(now: number, nonce = randomInt(0, 0x100000000)): PathState {
+  return { nonce, nextId: 1, nextSendAt: now, inFlight: new Map(), outcomes: [], consecutiveLost: 0, blackhole: false, sent: 0, received: 0, expired: new Map(), late: 0 };
 }
 
 /** True when a probe should go out now; active selects the fast interval. */
@@ -96,25 +101,34 @@ export function replyReceived(p: PathState, id: number, now: number, prm: ProbeP
     p.late++;
     p.lateRttMs = p.lateAt !== undefined && now - p.lateAt < LATE_MEMORY_MS ? Math.max(p.lateRttMs ?? 0, rtt) : rtt;
     p.lateAt = now;
-    p.consecutiveLost = 0;
-    p.blackhole = false;
+    // Only a probe of the current run of losses says the path delivers *now*; an older one's
+    // late reply (sent before a blackhole began) proves nothing about it.
+    if (p.streakSentAt !== undefined && lostAt >= p.streakSentAt) {
+      p.consecutiveLost = 0;
+      p.streakSentAt = undefined;
+      p.blackhole = false;
+    }
     return undefined;
   }
   p.inFlight.delete(id);
   const rtt = Math.max(0, now - sentAt);
   push(p, rtt, prm);
   p.consecutiveLost = 0;
+  p.streakSentAt = undefined;
   p.blackhole = false;
   p.lastReplyAt = now;
   p.received++;
   return rtt;
 }
 
-/** Per-probe timeout: three times the median RTT plus slack, at least minTimeoutMs (and 1.5 × a recent late reply's RTT), at most 2 s. */
+/** How far late replies may lift the timeout, as a multiple of minTimeoutMs (keeps blackhole detection bounded). */
+export const LATE_LIFT_CAP = 2.5;
+
+/** Per-probe timeout: three times the median RTT plus slack, at least minTimeoutMs (and 1.5 × a recent late reply's RTT, up to LATE_LIFT_CAP × minTimeoutMs), at most 2 s. */
 export function probeTimeout(p: PathState, prm: ProbeParams, now?: number): number {
   const rtts = p.outcomes.filter((o): o is number => o !== null);
   const med = rtts.length ? median(rtts) : 0;
-  const late = p.lateRttMs !== undefined && p.lateAt !== undefined && now !== undefined && now - p.lateAt < LATE_MEMORY_MS ? 1.5 * p.lateRttMs : 0;
+  const late = p.lateRttMs !== undefined && p.lateAt !== undefined && now !== undefined && now - p.lateAt < LATE_MEMORY_MS ? Math.min(1.5 * p.lateRttMs, LATE_LIFT_CAP * prm.minTimeoutMs) : 0;
   return Math.min(2000, Math.max(prm.minTimeoutMs, 3 * med + 10, late));
 }
 
@@ -147,6 +161,7 @@ export function expireProbes(p: PathState, now: number, prm: ProbeParams): boole
     p.expired.set(id, sentAt);
     if (p.expired.size > 64) p.expired.delete(p.expired.keys().next().value!);
     push(p, null, prm);
+    if (p.consecutiveLost === 0) p.streakSentAt = sentAt;
     p.consecutiveLost++;
     if (!p.blackhole && p.consecutiveLost >= blackholeThreshold(p, prm)) {
       p.blackhole = true;

@@ -36,7 +36,7 @@ export const AnnounceSchema = z.strictObject({
   part: z.number().check(z.int(), z.gte(0), z.lte(1023)),
   parts: z.number().check(z.int(), z.gte(1), z.lte(1024)),
   endpoints: z.array(AnnouncedEndpointSchema).check(z.maxLength(64)),
-});
+}).check(z.refine((a) => a.part < a.parts, 'part must be below parts'));
 /** An announcement. */
 export type Announce = z.infer<typeof AnnounceSchema>;
 
@@ -86,6 +86,8 @@ export type PairMessage = z.infer<typeof PairMessageSchema>;
 
 /** A negotiation datagram: several pairs between the same two nodes. */
 export const NegotiateSchema = z.strictObject({
+  /** The receiver's node name: a copy replayed to another node is refused there. */
+  to: z.string().check(z.regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'must be a node name')),
   pairs: z.array(PairMessageSchema).check(z.maxLength(32)),
   /** Pairs the sender has dropped (idle): "source|destination". */
   dropped: z.optional(z.array(z.string().check(z.maxLength(520))).check(z.maxLength(32))),

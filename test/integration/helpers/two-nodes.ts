@@ -146,7 +146,7 @@ export class TwoNodes {
       addresses: this.nodeAddresses(node),
       keyFile,
       discovery: { static: peers.map((p) => this.nodeAddresses(p)) },
-      timers: { announceIntervalMs: 300, peerTimeoutMs: 3000, evalIntervalMs: 100, negotiateIntervalMs: 500, rescanMs: 1000 },
+      timers: { announceIntervalMs: 300, peerTimeoutMs: 3000, remoteRetentionMs: 1000, evalIntervalMs: 100, negotiateIntervalMs: 500, rescanMs: 1000 },
       selection: { holdDownMs: 3000, intervals: 3 },
       ...overrides,
     };

@@ -33,8 +33,8 @@ function handFrame(o: { version?: number; type?: number; node?: Buffer; nodeLen?
 const samplePayloads: Record<FrameTypeName, Buffer> = {
   announce: Buffer.from(JSON.stringify({ port: 4789, endpoints: [] })),
   negotiate: Buffer.from(JSON.stringify({ pairs: [], dropped: ['a|b'] })),
-  probe: encodeProbe({ family: 4, active: true, id: 1, t1: 123n }),
-  probeReply: encodeProbe({ family: 6, active: false, id: 0xffffffff, t1: 2n ** 64n - 1n }),
+  probe: encodeProbe({ family: 4, active: true, id: 1, t1: 123n, nonce: 1 }),
+  probeReply: encodeProbe({ family: 6, active: false, id: 0xffffffff, t1: 2n ** 64n - 1n, nonce: 0xffffffff }),
 };
 
 describe('frame encode/decode', () => {

@@ -78,6 +78,7 @@ function announcePayload(r: Rng): Buffer {
 
 function negotiatePayload(r: Rng): Buffer {
   const n: Negotiate = {
+    to: 'node-a',
     pairs: Array.from({ length: r.int(1, 2) }, (_, i) => ({
       source_CNF_ID: `ns/src-${i}`, destination_CNF_ID: `ns/dst-${i}`, supported_families: ['IPv4', 'IPv6'],
       performance_metrics: { IPv4: { latency_ms: r.next() * 50, jitter_ms: r.next() * 5, packet_loss: r.next() / 10, blackhole: r.next() < 0.1, samples: r.int(0, 200) } },
@@ -153,7 +154,7 @@ describe('receive path fuzz', () => {
       if (!valid) payload = r.next() < 0.5 ? r.bytes(r.int(0, 40)) : Buffer.from(JSON.stringify({ pairs: [], port: 'x' }));
       else if (t === 'announce') payload = announcePayload(r);
       else if (t === 'negotiate') payload = negotiatePayload(r);
-      else payload = encodeProbe({ family, active: r.next() < 0.5, id: r.int(0, 0xffffffff), t1: BigInt(r.int(0, 2 ** 40)) });
+      else payload = encodeProbe({ family, active: r.next() < 0.5, id: r.int(0, 0xffffffff), t1: BigInt(r.int(0, 2 ** 40)), nonce: r.int(0, 0xffffffff) });
       const bytes = encodeFrame(KEY, { type: t, epoch: sender.epoch, seq: sender.seq, node: sender.node, payload });
       const l: Legit = { bytes, hex: bytes.toString('hex'), family, valid, type: t };
       legit.set(l.hex, l);
@@ -251,7 +252,7 @@ describe('receive path fuzz', () => {
     for (let i = 0; i < 5000; i++) {
       const type = r.pick(['announce', 'negotiate', 'probe', 'probeReply'] as const);
       const family: 4 | 6 = r.next() < 0.5 ? 4 : 6;
-      const payload = type === 'announce' ? announcePayload(r) : type === 'negotiate' ? negotiatePayload(r) : encodeProbe({ family, active: true, id: i, t1: 1n });
+      const payload = type === 'announce' ? announcePayload(r) : type === 'negotiate' ? negotiatePayload(r) : encodeProbe({ family, active: true, id: i, t1: 1n, nonce: 7 });
       const b = encodeFrame(KEY, { type, epoch: 1n, seq: ++seq, node: r.pick(SENDERS), payload });
       expect(rx.receive(b, { family }), `seed ${seed} #${i}`).toEqual({ accepted: false, reason: 'mac' });
     }

@@ -32,7 +32,7 @@ const pair = (): PairMessage => ({
   active: true,
 });
 
-const negotiate = (): Negotiate => ({ pairs: [pair()] });
+const negotiate = (): Negotiate => ({ to: 'node-b', pairs: [pair()] });
 
 /** A deep copy of base with the value at path set (undefined: key removed). */
 function withPath<T>(base: T, path: (string | number)[], value: unknown): unknown {
@@ -56,12 +56,15 @@ describe('messages: valid payloads', () => {
   });
   it('parses a valid negotiation, with and without dropped, with native preference and no metrics', () => {
     expect(parsePayload(NegotiateSchema, j(negotiate()))).toEqual(negotiate());
-    const m = { pairs: [{ ...pair(), preferred_family: null, performance_metrics: {}, policy: { criterion: 'lowest-loss' } }], dropped: ['a|b'] };
+    const m = { to: 'node-b', pairs: [{ ...pair(), preferred_family: null, performance_metrics: {}, policy: { criterion: 'lowest-loss' } }], dropped: ['a|b'] };
     expect(parsePayload(NegotiateSchema, j(m))).toEqual(m);
-    expect(parsePayload(NegotiateSchema, j({ pairs: [], dropped: ['x|y'] }))).toEqual({ pairs: [], dropped: ['x|y'] });
+    expect(parsePayload(NegotiateSchema, j({ to: 'node-b', pairs: [], dropped: ['x|y'] }))).toEqual({ to: 'node-b', pairs: [], dropped: ['x|y'] });
+    // Without its receiver, or with a malformed one, it is refused.
+    expect(parsePayload(NegotiateSchema, j({ pairs: [pair()] }))).toBeUndefined();
+    expect(parsePayload(NegotiateSchema, j({ to: 'a b', pairs: [pair()] }))).toBeUndefined();
   });
   it('accepts exactly 32 pairs and 32 dropped entries', () => {
-    const m = { pairs: Array.from({ length: 32 }, pair), dropped: Array.from({ length: 32 }, (_, i) => `a|b${i}`) };
+    const m = { to: 'node-b', pairs: Array.from({ length: 32 }, pair), dropped: Array.from({ length: 32 }, (_, i) => `a|b${i}`) };
     expect(parsePayload(NegotiateSchema, j(m))).toEqual(m);
   });
 });

@@ -19,7 +19,7 @@ function pair(o: { leader: boolean; local?: string; remote?: string; policy?: Po
     remote: { ipv4: '10.0.1.2', ipv6: 'fd00::1:2' }, policy: o.policy ?? LAT, leader: o.leader,
   }, 0);
   if (o.current !== undefined) p.selection = initialSelection(o.current);
-  if (o.peer) p.peer = { preferred: null, round: 0, decap: true, active: true, metrics: {}, policy: LAT, at: 0, ...o.peer };
+  if (o.peer) p.peer = { preferred: null, round: 0, epoch: 1n, decap: true, active: true, metrics: {}, policy: LAT, at: 0, ...o.peer };
   return p;
 }
 
@@ -195,9 +195,9 @@ describe('both ends agree', () => {
       if (r.next() < 0.02) [v4, v6] = [r.int(1, 40), r.int(1, 40)];
       const mt: PairMetrics = { IPv4: m(v4), IPv6: m(v6) };
       const before = a.round;
-      a = stepSelection({ ...a, peer: { preferred: agreedPreference(b), round: b.round, decap: true, active: true, metrics: mt, policy: b.policy, at: t } }, mt, t, FRESH, PRM);
+      a = stepSelection({ ...a, peer: { preferred: agreedPreference(b), round: b.round, epoch: 1n, decap: true, active: true, metrics: mt, policy: b.policy, at: t } }, mt, t, FRESH, PRM);
       if (a.round !== before) changes++;
-      b = stepSelection({ ...b, peer: { preferred: agreedPreference(a), round: a.round, decap: true, active: true, metrics: mt, policy: a.policy, at: t } }, mt, t, FRESH, PRM);
+      b = stepSelection({ ...b, peer: { preferred: agreedPreference(a), round: a.round, epoch: 1n, decap: true, active: true, metrics: mt, policy: a.policy, at: t } }, mt, t, FRESH, PRM);
       expect(agreedPreference(b)).toBe(agreedPreference(a));
       expect(sendingWire(b, mt, true).wire).toBe(sendingWire(a, mt, true).wire);
     }

@@ -119,13 +119,27 @@ describe('replies, losses and blackholes', () => {
     expect(p.outcomes).toEqual([null, null, null]);
     expect(p.received).toBe(0);
     expect(p.late).toBe(1);
-    // 161 ms late RTT → timeout 1.5 × 161 for LATE_MEMORY_MS, then back to the usual rule.
-    expect(probeTimeout(p, P, 300)).toBeCloseTo(241.5);
+    // 161 ms late RTT → timeout 1.5 × 161, capped at 2.5 × minTimeoutMs, for LATE_MEMORY_MS; then the usual rule.
+    expect(probeTimeout(p, P, 300)).toBeCloseTo(Math.min(241.5, 2.5 * P.minTimeoutMs));
     expect(probeTimeout(p, P, 201 + LATE_MEMORY_MS)).toBe(P.minTimeoutMs);
     // A second late reply for the same id, or one never sent, changes nothing.
     expect(replyReceived(p, ids[2]!, 202, P)).toBeUndefined();
     expect(replyReceived(p, 9999, 202, P)).toBeUndefined();
     expect(p.late).toBe(1);
+  });
+
+  it('a late reply to a probe sent before the current run of losses does not clear a blackhole', () => {
+    const p = newPath(0);
+    const early = probeSent(p, 0, true, P);
+    expireProbes(p, 100, P); // lost: a run of one
+    replyReceived(p, probeSent(p, 100, true, P), 101, P); // a reply ends the run
+    const ids = [120, 140, 160].map((t) => probeSent(p, t, true, P));
+    expireProbes(p, 300, P);
+    expect(p.blackhole).toBe(true);
+    replyReceived(p, early, 301, P); // sent before this run began
+    expect(p.blackhole).toBe(true);
+    replyReceived(p, ids[0]!, 302, P); // one of this run's probes: the path delivers
+    expect(p.blackhole).toBe(false);
   });
 
   it('a latency step beyond the timeout is not a blackhole once late replies come back', () => {
