@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IS_ROOT, announceSkip } from './helpers/world';
-import { TwoNodes, waitFor, type SimDaemon, type SimPod } from './helpers/two-nodes';
+import { TwoNodes, twoNodesWithDaemons, waitFor, type SimDaemon, type SimPod } from './helpers/two-nodes';
 import { listPairs } from '../../src/bpf/steering';
 
 announceSkip('afsteerd policies between two simulated nodes');
@@ -22,17 +22,10 @@ describe.skipIf(!IS_ROOT)('afsteerd policies between two simulated nodes', () =>
   const talk = (from: SimPod, to: string, ms: number) => t.inPod(from, ['ping', '-q', '-c', String(Math.ceil(ms / 100)), '-i', '0.1', '-W', '1', to]).catch(() => '');
 
   beforeAll(async () => {
-    t = new TwoNodes();
-    await t.up();
-    pa = await t.addPod(t.a, 'a0');
-    pb = await t.addPod(t.b, 'b0');
-    da = await t.startDaemon(t.a);
-    db = await t.startDaemon(t.b);
+    ({ t, pa, pb, da, db } = await twoNodesWithDaemons());
   }, 60_000);
-  afterAll(async () => {
-    await t?.delay(4, null).catch(() => {});
-    t?.cleanup();
-  });
+  // The namespaces go, and with them every impairment and delay line.
+  afterAll(() => t?.cleanup());
 
   it('+20 ms on IPv4: a lowest-latency pair moves to IPv6; without it, back to native after the hold-down', async () => {
     await t.delay(4, 20);

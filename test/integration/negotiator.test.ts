@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IS_ROOT, announceSkip } from './helpers/world';
-import { AFSTEERD_BIN as AFSTEERD, TwoNodes, waitFor, type SimDaemon, type SimPod } from './helpers/two-nodes';
+import { AFSTEERD_BIN as AFSTEERD, TwoNodes, twoNodesWithDaemons, waitFor, type SimDaemon, type SimPod } from './helpers/two-nodes';
 import { listPairs, listRemotes } from '../../src/bpf/steering';
 import { readUdpPcap } from './helpers/pcap';
 import { decodeFrame, encodeFrame } from '../../src/negotiator/protocol/frame';
@@ -27,17 +27,10 @@ describe.skipIf(!IS_ROOT)('afsteerd between two simulated nodes', () => {
   const pairOf = async (d: SimDaemon) => ((await t.status(d)).pairs as any[])[0];
 
   beforeAll(async () => {
-    t = new TwoNodes();
-    await t.up();
-    pa = await t.addPod(t.a, 'a0');
-    pb = await t.addPod(t.b, 'b0');
-    da = await t.startDaemon(t.a);
-    db = await t.startDaemon(t.b);
+    ({ t, pa, pb, da, db } = await twoNodesWithDaemons());
   }, 60_000);
-  afterAll(async () => {
-    await t?.impair(4, null).catch(() => {});
-    t?.cleanup();
-  });
+  // The namespaces go, and with them every impairment and delay line.
+  afterAll(() => t?.cleanup());
 
   it('discovery converges over static peers: each node sees the other on both families and registers its pod', async () => {
     await waitFor(async () => {

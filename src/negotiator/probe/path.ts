@@ -133,7 +133,7 @@ export function probeTimeout(p: PathState, prm: ProbeParams, now?: number): numb
 }
 
 /** Chance, per probe, that random loss alone is taken for a blackhole (sets the adaptive threshold). */
-export const FALSE_BLACKHOLE_ODDS = 1e-4;
+export const FALSE_BLACKHOLE_ODDS = 1e-6;
 
 /**
  * Consecutive losses that make a blackhole on this path: blackholeAfter on a clean path; more on

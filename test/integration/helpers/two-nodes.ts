@@ -469,3 +469,17 @@ export class TwoNodes {
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
+
+/** Two nodes with one pod each (a0, b0) through the chain, and afsteerd running on both (the negotiator tests' common set-up). */
+export async function twoNodesWithDaemons(): Promise<{ t: TwoNodes; pa: SimPod; pb: SimPod; da: SimDaemon; db: SimDaemon }> {
+  const t = new TwoNodes();
+  try {
+    await t.up();
+    const pa = await t.addPod(t.a, 'a0');
+    const pb = await t.addPod(t.b, 'b0');
+    return { t, pa, pb, da: await t.startDaemon(t.a), db: await t.startDaemon(t.b) };
+  } catch (err) {
+    t.cleanup();
+    throw err;
+  }
+}
