@@ -259,10 +259,13 @@ export class TwoNodes {
     return (JSON.parse(out) as { sent: number }).sent;
   }
 
-  /** Captures up to count UDP datagrams to port on the middle's link toward node (tcpdump), for at most ms. */
-  async capture(node: SimNode, port: number, count: number, ms: number, during: () => Promise<unknown>): Promise<string> {
+  /**
+   * Captures up to count UDP datagrams to port on the middle's link toward node (tcpdump), for at
+   * most ms; minLen (IP packet length) leaves out the small ones (afsteerd's probes).
+   */
+  async capture(node: SimNode, port: number, count: number, ms: number, during: () => Promise<unknown>, minLen = 0): Promise<string> {
     const file = join(this.dir, `cap-${randomBytes(3).toString('hex')}.pcap`);
-    const child = spawn('nsenter', [`--net=/run/netns/${this.mid}`, 'timeout', String(Math.ceil(ms / 1000)), 'tcpdump', '-U', '-n', '-i', `af${this.id}m${node.name}`, '-c', String(count), '-w', file, 'udp', 'dst', 'port', String(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn('nsenter', [`--net=/run/netns/${this.mid}`, 'timeout', String(Math.ceil(ms / 1000)), 'tcpdump', '-U', '-n', '-i', `af${this.id}m${node.name}`, '-c', String(count), '-w', file, 'udp', 'dst', 'port', String(port), ...(minLen ? ['and', 'greater', String(minLen)] : [])], { stdio: ['ignore', 'ignore', 'pipe'] });
     this.children.add(child);
     let err = '';
     child.stderr!.on('data', (d) => (err += d));
