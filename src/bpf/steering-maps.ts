@@ -7,7 +7,7 @@
  */
 import {
   decodeEndpoint, decodeRemote, decodeRoute, decodeRouteKey, EP_CACHE_SIZE, encodeAddrKey, encodeEndpoint, encodeRemote, encodeRoute,
-  encodeRouteKey, MAPS, PairCountersLayout, setRemoteBloomBits, bloomBit, sumPairCounters, type Endpoint, type RemotePod, type WireName,
+  encodeRouteKey, MAPS, PairCountersLayout, setRemoteBloomBits, bloomBit, sumPairCounters, type RemotePod, type WireName,
 } from './maps-layout';
 import { BPF_EXIST, PinnedMap, u32 } from './pinned-map';
 import { canonical } from '../net/ip';
@@ -109,16 +109,6 @@ export class SteeringMaps {
   /** The remote pod owning address, if registered. */
   remoteByAddress(address: string): RemotePod | undefined {
     return this.remoteByAddr.get(canonical(address));
-  }
-
-  /** Local endpoints by host ifindex (read from the map: the plugin owns it). */
-  localEndpoints(): Map<number, Endpoint> {
-    const out = new Map<number, Endpoint>();
-    for (const k of this.endpoints.keys()) {
-      const v = this.endpoints.lookup(k);
-      if (v) out.set(k.readUInt32LE(0), decodeEndpoint(v));
-    }
-    return out;
   }
 
   /** Registers a remote pod (no-op when already registered with the same addresses). */
