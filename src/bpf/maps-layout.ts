@@ -196,18 +196,20 @@ export interface Endpoint {
 
 /** AFSTEER_BLOOM_BIT: the bloom bit of an address, exactly as the data plane computes it. */
 export function bloomBit(address: string): number {
+  return Math.imul(fold32(address), 0x9e3779b1) >>> 26;
+}
+
+/** An address folded to 32 bits as the data plane loads it (IPv4 as is; IPv6 as the xor of its four words). */
+function fold32(address: string): number {
   const b = addressBytes(address);
   let fold = 0;
   for (let i = 0; i < b.length; i += 4) fold ^= b.readUInt32LE(i);
-  return Math.imul(fold, 0x9e3779b1) >>> 26;
+  return fold;
 }
 
 /** AFSTEER_REMOTE_BLOOM_BIT: an address's bit (0..1023) in the node-wide remote bloom filter. */
 export function remoteBloomBit(address: string): number {
-  const b = addressBytes(address);
-  let fold = 0;
-  for (let i = 0; i < b.length; i += 4) fold ^= b.readUInt32LE(i);
-  return Math.imul(fold, 0x9e3779b1) >>> 22;
+  return Math.imul(fold32(address), 0x9e3779b1) >>> 22;
 }
 
 /** Sets the remote bloom bits of addresses in the filter value buf (RemoteBloomLayout). */

@@ -5,36 +5,28 @@
  */
 import { parseArgs } from 'node:util';
 import { configureLog, log } from '../util/log';
+import { printable, table } from './text';
+
+/** Printable text for lines outside the tables (those escape each cell themselves). */
+const clean = (s: unknown): string => printable(String(s));
 
 const USAGE = `usage:
   afsteerd run --config FILE
   afsteerd status [--json] [--socket PATH]   (default socket /run/afsteer/afsteerd.sock)
 `;
 
-/** Printable text: control characters (terminal escapes) shown as \\xNN. */
-function clean(s: unknown): string {
-  // eslint-disable-next-line no-control-regex
-  return String(s).replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
-}
-
-function table(rows: string[][]): string {
-  if (rows.length === 0) return '';
-  const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((c, i) => c.padEnd(w[i]!)).join('  ').trimEnd()).join('\n') + '\n';
-}
-
 /** Renders a status answer as text. */
 export function renderStatus(s: Record<string, any>): string {
   let out = `node ${clean(s.node)}  epoch ${clean(s.epoch)}  up ${Math.round(s.uptimeMs / 1000)}s  ${clean(s.addresses?.ipv4 ?? '-')} ${clean(s.addresses?.ipv6 ?? '-')} port ${s.port}\n`;
   out += `\nlocal pods: ${(s.endpoints ?? []).length}\n`;
-  out += table([['POD', 'IFINDEX', 'IPV4', 'IPV6', 'POLICY'], ...(s.endpoints ?? []).map((e: any) => [clean(e.cnf), String(e.ifindex), clean(e.ipv4 ?? '-'), clean(e.ipv6 ?? '-'), clean(e.policy)])]);
+  out += table(['POD', 'IFINDEX', 'IPV4', 'IPV6', 'POLICY'], (s.endpoints ?? []).map((e: any) => [String(e.cnf), String(e.ifindex), String(e.ipv4 ?? '-'), String(e.ipv6 ?? '-'), String(e.policy)]));
   out += `\npeers: ${(s.peers ?? []).length}\n`;
   const fam = (f: any) => (f ? `${f.state} rtt ${f.latency_ms ?? '-'}ms jit ${f.jitter_ms ?? '-'}ms loss ${f.packet_loss !== undefined ? (f.packet_loss * 100).toFixed(1) : '-'}%` : '-');
-  out += table([['PEER', 'HEARD', 'PODS', 'IPV4', 'IPV6'], ...(s.peers ?? []).map((p: any) => [clean(p.node), `${p.lastHeardMsAgo}ms ago`, String(p.endpoints), fam(p.families?.IPv4), fam(p.families?.IPv6)])]);
+  out += table(['PEER', 'HEARD', 'PODS', 'IPV4', 'IPV6'], (s.peers ?? []).map((p: any) => [String(p.node), `${p.lastHeardMsAgo}ms ago`, String(p.endpoints), fam(p.families?.IPv4), fam(p.families?.IPv6)]));
   out += `\npairs: ${(s.pairs ?? []).length}\n`;
-  out += table([['LOCAL', 'REMOTE', 'PEER', 'POLICY', 'PREFERRED', 'WIRE', 'REASON'], ...(s.pairs ?? []).map((p: any) => [clean(p.local), clean(p.remote), clean(p.peer), clean(p.policy), clean(p.preferred ?? 'native'), clean(p.wire), clean(p.reason)])]);
+  out += table(['LOCAL', 'REMOTE', 'PEER', 'POLICY', 'PREFERRED', 'WIRE', 'REASON'], (s.pairs ?? []).map((p: any) => [String(p.local), String(p.remote), String(p.peer), String(p.policy), String(p.preferred ?? 'native'), String(p.wire), String(p.reason)]));
   out += `\nlast switches:\n`;
-  out += table([['AT', 'PAIR', 'FROM', 'TO', 'REASON'], ...(s.switches ?? []).map((e: any) => [clean(e.at), clean(e.pair), clean(e.from), clean(e.to), clean(e.reason)])]);
+  out += table(['AT', 'PAIR', 'FROM', 'TO', 'REASON'], (s.switches ?? []).map((e: any) => [String(e.at), String(e.pair), String(e.from), String(e.to), String(e.reason)]));
   const drops = Object.entries(s.counters?.drops ?? {}).map(([k, v]) => `${clean(k)}=${v}`).join(' ');
   out += `\ndropped datagrams: ${drops || 'none'}\n`;
   return out;

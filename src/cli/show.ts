@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { listEndpoints, readCounters } from '../bpf/endpoint-map';
 import { Direction, Family, MAPS } from '../bpf/maps-layout';
 import { listStates } from '../cni/state';
-import { printable } from './text';
+import { table } from './text';
 
 /** One row of the show output. */
 export interface ShowRow {
@@ -60,10 +60,8 @@ export function renderTable(rows: ShowRow[]): string {
     r.counters.ipv4.toPod.packets,
     r.counters.ipv6.fromPod.packets,
     r.counters.ipv6.toPod.packets,
-  ].map(printable));
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
-  return [line(head), ...body.map(line)].join('\n') + '\n';
+  ]);
+  return table(head, body);
 }
 
 /** Runs `afsteer show [--pin-dir DIR] [--state-dir DIR] [--json]`; returns the exit code. */

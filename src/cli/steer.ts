@@ -15,7 +15,7 @@ import { listStates } from '../cni/state';
 import { canonical, familyOf } from '../net/ip';
 import { withLock } from '../util/lock';
 import { join } from 'node:path';
-import { printable } from './text';
+import { printable, table } from './text';
 
 const USAGE = `usage:
   afsteer steer show [--json]
@@ -81,16 +81,6 @@ function addressArg(what: string, s: string): string {
 }
 
 const str = (v: unknown): unknown => (typeof v === 'bigint' ? v.toString() : Array.isArray(v) ? v.map(str) : v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, str(x)])) : v);
-
-function alignedTable(head: string[], rows: string[][]): string {
-  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (c: string[]) => c.map((x, i) => x.padEnd(w[i]!)).join('  ').trimEnd();
-  return [line(head), ...rows.map(line)].join('\n') + '\n';
-}
-
-function table(head: string[], rows: string[][]): string {
-  return alignedTable(head, rows.map((r) => r.map(printable)));
-}
 
 function show(o: Opts, write: (s: string) => void): void {
   const eps = listEndpoints(o.pinDir);
