@@ -1,12 +1,15 @@
 /** Starts the daemon on a node: pins, maps, sockets, control socket; runs until SIGTERM/SIGINT. */
 import { rmSync } from 'node:fs';
 import { closeFds, ensurePrograms } from '../bpf/programs';
-import { SteeringMaps } from '../bpf/steering-maps';
+import { SteeringWriter } from '../bpf/steering-writer';
 import { log } from '../util/log';
 import { resolveAddresses } from './addresses';
 import type { DaemonConfig } from './config';
 import { serveControl } from './control';
+import { systemClock } from './clock';
 import { Daemon } from './daemon';
+import { readLocalEndpoints } from './endpoints';
+import { UdpTransport } from './transport';
 
 /** Runs afsteerd until a termination signal; resolves with the exit code. The steering stays in the maps. */
 export async function startDaemon(cfg: DaemonConfig, key: Buffer): Promise<number> {
@@ -14,8 +17,13 @@ export async function startDaemon(cfg: DaemonConfig, key: Buffer): Promise<numbe
   // The plugin pins the object on its first ADD; a daemon started first pins it itself.
   const fds = ensurePrograms(cfg.pinDir);
   closeFds(fds.fromPod, fds.toPod, fds.bridgeOut);
-  const maps = new SteeringMaps(cfg.pinDir);
-  const daemon = new Daemon(cfg, key, addresses, maps);
+  const daemon = new Daemon({
+    cfg, key, addresses,
+    writer: SteeringWriter.open(cfg.pinDir),
+    transport: new UdpTransport(cfg.port),
+    clock: systemClock(),
+    readLocal: () => readLocalEndpoints(cfg.stateDir, (file, err) => log.warn('unreadable state file', { file, error: String((err as Error).message ?? err) })),
+  });
   await daemon.start();
   const server = await serveControl(cfg.controlSocket, (req) => daemon.control(req));
   return new Promise<number>((resolve) => {

@@ -25,18 +25,37 @@ export function interfaceOf(address: string): string | undefined {
   return undefined;
 }
 
-/** Both sockets of a node. */
-export class Transport {
+/** Receives one datagram. */
+export type DatagramHandler = (b: Buffer, src: Source) => void;
+
+/** What afsteerd sends and receives datagrams through: real UDP sockets, or an in-memory network in tests. */
+export interface DatagramTransport {
+  /** Starts receiving on the families this node has addresses for (and the multicast groups, when asked). */
+  start(addresses: { ipv4?: string; ipv6?: string }, multicast: MulticastOptions | undefined, onMessage: DatagramHandler): Promise<void>;
+  /** Sends one datagram (best effort; errors are counted, never thrown). */
+  send(family: 4 | 6, address: string, port: number, b: Buffer): void;
+  /** Sends one datagram to the multicast group(s), if joined. */
+  sendMulticast(b: Buffer): void;
+  /** Stops receiving. */
+  close(): void;
+  /** Send errors by family (e.g. a network unreachable while a family is down). */
+  readonly sendErrors: { 4: number; 6: number };
+}
+
+/** Both UDP sockets of a node, on one port. */
+export class UdpTransport implements DatagramTransport {
   private v4?: Socket;
   private v6?: Socket;
   private mcast?: { v4?: string; v6?: string; port: number };
+  private onMessage: DatagramHandler = () => {};
   /** Send errors by family (e.g. a network unreachable while a family is down). */
   readonly sendErrors = { 4: 0, 6: 0 };
 
-  constructor(private readonly port: number, private readonly onMessage: (b: Buffer, src: Source) => void) {}
+  constructor(private readonly port: number) {}
 
   /** Binds the families this node has addresses for; joins the multicast groups when asked. */
-  async start(addresses: { ipv4?: string; ipv6?: string }, multicast?: MulticastOptions): Promise<void> {
+  async start(addresses: { ipv4?: string; ipv6?: string }, multicast: MulticastOptions | undefined, onMessage: DatagramHandler): Promise<void> {
+    this.onMessage = onMessage;
     const bind = (type: 'udp4' | 'udp6', family: 4 | 6, host: string): Promise<Socket> =>
       new Promise((resolve, reject) => {
         const s = createSocket({ type, reuseAddr: true, ...(type === 'udp6' ? { ipv6Only: true } : {}), recvBufferSize: 1 << 20 });

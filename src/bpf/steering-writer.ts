@@ -1,0 +1,372 @@
+/**
+ * The one writer of the steering maps: afsteerd holds one open for its life, `afsteer steer` and
+ * the plugin's DEL/GC open one per call (steering.ts), and both keep the same rules here:
+ *   - a remote pod is both its addresses, never a local pod's, never re-pointed to another pod;
+ *   - bloom bits (node-wide remote bloom, the endpoint's route bloom) go in before the entries
+ *     they guard, or the data plane would skip a lookup it needs;
+ *   - a steered pair is two routes, (L, R's IPv4) and (L, R's IPv6), with the same value and
+ *     one per-pair counter index, the lowest free one;
+ *   - the endpoint's route count and bloom equal its routes.
+ * The routes and remotes are indexed in memory; every change is made under the WriterLock, and a
+ * writer that finds another wrote since its last change re-reads its index first, so two writers
+ * never reuse each other's counter index or clear each other's bloom bits.
+ */
+import {
+  decodeEndpoint, decodeRemote, decodeRoute, decodeRouteKey, EP_CACHE_SIZE, encodeAddrKey, encodeEndpoint, encodeRemote, encodeRoute,
+  encodeRouteKey, MAPS, PairCountersLayout, setRemoteBloomBits, bloomBit, sumPairCounters, type PairCounters, type RemotePod, type WireName,
+} from './maps-layout';
+import { BPF_EXIST, PinnedMap, u32 } from './pinned-map';
+import { PinDirLock, type WriterLock } from './writer-lock';
+import { canonical, familyOf } from '../net/ip';
+
+/** Why a steering change was refused. */
+export type SteeringErrorCode = 'bad-remote' | 'not-remote' | 'address-taken' | 'table-full' | 'no-endpoint' | 'not-dual-stack';
+
+/** A refused steering change the caller can tell apart from others by its code. */
+export class SteeringError extends Error {
+  constructor(readonly code: SteeringErrorCode, message: string, options?: ErrorOptions) {
+    super(message, options);
+  }
+}
+
+/** One pair as indexed: wire family, generation and counter index. */
+export interface IndexedPair {
+  ifindex: number;
+  remote: RemotePod;
+  wire: WireName;
+  generation: number;
+  pair: number;
+}
+
+/** A first packet from a local pod to a remote pod without a route (afsteer_demand). */
+export interface Demand {
+  ifindex: number;
+  address: string;
+}
+
+/** The map operations the writer needs (a PinnedMap, or an in-memory map in tests). */
+export type MapHandle = Pick<PinnedMap, 'lookup' | 'update' | 'delete' | 'keys' | 'close'>;
+
+/** The maps the writer reads and writes. */
+export interface SteeringMapSet {
+  routes: MapHandle;
+  remotes: MapHandle;
+  endpoints: MapHandle;
+  endpointCache: MapHandle;
+  localAddrs: MapHandle;
+  pairCounters: MapHandle;
+  /** Absent in pins made before on-demand negotiation. */
+  demand?: MapHandle;
+  remoteBloom?: MapHandle;
+}
+
+const indexKey = (ifindex: number, remoteIpv6: string) => `${ifindex}|${remoteIpv6}`;
+
+/** Opens the steering maps of a pin dir (the optional ones when pinned). */
+export function openSteeringMaps(pinDir: string): SteeringMapSet {
+  const opened: PinnedMap[] = [];
+  const open = (m: { name: string; keySize: number; valueSize: number }, optional = false): PinnedMap | undefined => {
+    try {
+      const h = PinnedMap.open(pinDir, m.name, m.keySize, m.valueSize);
+      opened.push(h);
+      return h;
+    } catch (err) {
+      if (optional) return undefined;
+      for (const h of opened) h.close();
+      throw err;
+    }
+  };
+  return {
+    routes: open(MAPS.routes)!,
+    remotes: open(MAPS.remotes)!,
+    endpoints: open(MAPS.endpoints)!,
+    endpointCache: open(MAPS.endpointCache)!,
+    localAddrs: open(MAPS.localAddrs)!,
+    pairCounters: open({ ...MAPS.pairCounters, valueSize: PairCountersLayout.size })!,
+    demand: open(MAPS.demand, true),
+    remoteBloom: open(MAPS.remoteBloom, true),
+  };
+}
+
+/** The steering maps of one node, with their index and rules. */
+export class SteeringWriter {
+  private readonly pairs = new Map<string, IndexedPair>();
+  private readonly remoteByAddr = new Map<string, RemotePod>();
+  private readonly usedPairIdx = new Set<number>();
+  private bloomValue: Buffer = Buffer.alloc(MAPS.remoteBloom.valueSize);
+  /** Times the index was re-read because another writer changed the maps. */
+  resyncsForOthers = 0;
+
+  /** A writer over open maps and a lock; reads the index at once. */
+  constructor(private readonly maps: SteeringMapSet, private readonly lock: WriterLock) {
+    this.lock.hold(() => this.readIndex());
+  }
+
+  /** Opens the maps and the lock of a pin dir (fails when the plugin never pinned them). */
+  static open(pinDir: string): SteeringWriter {
+    const maps = openSteeringMaps(pinDir);
+    let lock: PinDirLock;
+    try {
+      lock = new PinDirLock(pinDir);
+    } catch (err) {
+      closeAll(maps);
+      throw new Error(`cannot open the steering writer lock of ${pinDir}`, { cause: err });
+    }
+    return new SteeringWriter(maps, lock);
+  }
+
+  /** Re-reads routes, remotes and the bloom filter from the maps into the index. */
+  resync(): void {
+    this.lock.hold(() => this.readIndex());
+  }
+
+  /** Re-reads the index only when another writer changed the maps since this one last looked. */
+  refresh(): boolean {
+    return this.lock.hold((changed) => {
+      if (changed) this.readIndex();
+      return changed;
+    });
+  }
+
+  /** Runs a change under the lock, on an index that reflects every other writer's changes. */
+  private change<T>(fn: () => T): T {
+    return this.lock.hold((changed) => {
+      if (changed) {
+        this.resyncsForOthers++;
+        this.readIndex();
+      }
+      return fn();
+    });
+  }
+
+  private readIndex(): void {
+    this.pairs.clear();
+    this.usedPairIdx.clear();
+    for (const k of this.maps.routes.keys()) {
+      const v = this.maps.routes.lookup(k);
+      if (!v) continue;
+      const key = decodeRouteKey(k);
+      const r = decodeRoute(v);
+      this.usedPairIdx.add(r.pair);
+      // Either route of a pair indexes it (its value names both addresses): a pair left half
+      // written by a crash between the two updates is still seen, and cleared or rewritten whole.
+      const pk = indexKey(key.ifindex, r.remote.ipv6);
+      if (key.family === 6 || !this.pairs.has(pk)) this.pairs.set(pk, { ifindex: key.ifindex, remote: r.remote, wire: r.wire, generation: r.generation, pair: r.pair });
+    }
+    this.remoteByAddr.clear();
+    for (const k of this.maps.remotes.keys()) {
+      const v = this.maps.remotes.lookup(k);
+      if (!v) continue;
+      const r = decodeRemote(v);
+      this.remoteByAddr.set(r.ipv4, r);
+      this.remoteByAddr.set(r.ipv6, r);
+    }
+    this.bloomValue = this.maps.remoteBloom?.lookup(u32(0)) ?? Buffer.alloc(MAPS.remoteBloom.valueSize);
+  }
+
+  // ---- reads (from the index) ------------------------------------------------------------------
+
+  /** Every indexed pair. */
+  listPairs(): IndexedPair[] {
+    return [...this.pairs.values()];
+  }
+
+  /** The pair of (local ifindex, remote pod by either address), if routed. */
+  getPair(ifindex: number, remoteAddress: string): IndexedPair | undefined {
+    const a = canonical(remoteAddress);
+    return this.pairs.get(indexKey(ifindex, this.remoteByAddr.get(a)?.ipv6 ?? a));
+  }
+
+  /** Every registered remote pod (once each). */
+  listRemotes(): RemotePod[] {
+    return [...new Map([...this.remoteByAddr.values()].map((r) => [r.ipv6, r])).values()];
+  }
+
+  /** The remote pod owning address, if registered. */
+  remoteByAddress(address: string): RemotePod | undefined {
+    return this.remoteByAddr.get(canonical(address));
+  }
+
+  /** A pair's counters (read from the map), if it is routed. */
+  pairCounters(ifindex: number, remoteAddress: string): PairCounters | undefined {
+    const p = this.getPair(ifindex, remoteAddress);
+    const v = p && this.maps.pairCounters.lookup(u32(p.pair));
+    return v ? sumPairCounters(v, 1) : undefined;
+  }
+
+  /** Packets the pair has carried so far (native, encapsulated, decapsulated; both families). */
+  pairPackets(ifindex: number, remoteAddress: string): bigint | undefined {
+    const c = this.pairCounters(ifindex, remoteAddress);
+    if (!c) return undefined;
+    return c.nativePackets[0] + c.nativePackets[1] + c.encapPackets[0] + c.encapPackets[1] + c.decapPackets[0] + c.decapPackets[1];
+  }
+
+  /** Takes every demand entry out of afsteer_demand. */
+  drainDemand(): Demand[] {
+    const out: Demand[] = [];
+    const m = this.maps.demand;
+    if (!m) return out;
+    for (const k of m.keys()) {
+      const key = decodeRouteKey(k);
+      out.push({ ifindex: key.ifindex, address: key.address });
+      m.delete(k);
+    }
+    return out;
+  }
+
+  // ---- changes (under the lock) ----------------------------------------------------------------
+
+  /** Registers a remote pod (no-op when already registered with the same addresses). */
+  registerRemote(pod: RemotePod): void {
+    if (familyOf(pod.ipv4) !== 4 || familyOf(pod.ipv6) !== 6) throw new SteeringError('bad-remote', `a remote pod needs an IPv4 and an IPv6 address, got ${pod.ipv4} ${pod.ipv6}`);
+    const r = { ipv4: canonical(pod.ipv4), ipv6: canonical(pod.ipv6) };
+    this.change(() => {
+      const cur4 = this.remoteByAddr.get(r.ipv4), cur6 = this.remoteByAddr.get(r.ipv6);
+      if (cur4 && cur6 && cur4 === cur6 && cur4.ipv4 === r.ipv4 && cur4.ipv6 === r.ipv6) return;
+      for (const a of [r.ipv4, r.ipv6]) {
+        if (this.maps.localAddrs.lookup(encodeAddrKey(a))) throw new SteeringError('not-remote', `${a} belongs to a pod on this node: same-node pairs are never steered`);
+        // Replacing an address's owner would silently re-point its pairs: refuse it.
+        const cur = this.remoteByAddr.get(a);
+        if (cur && (cur.ipv4 !== r.ipv4 || cur.ipv6 !== r.ipv6)) throw new SteeringError('address-taken', `${a} is already registered to remote pod ${cur.ipv4}/${cur.ipv6}; unregister it first`);
+      }
+      // Bloom bits before the entries: the data plane looks for demand only where a bit is set.
+      if (this.maps.remoteBloom) {
+        const bloom = Buffer.from(this.bloomValue);
+        setRemoteBloomBits(bloom, [r.ipv4, r.ipv6]);
+        if (!bloom.equals(this.bloomValue)) {
+          this.maps.remoteBloom.update(u32(0), bloom);
+          this.bloomValue = bloom;
+        }
+      }
+      const value = encodeRemote(r);
+      try {
+        this.maps.remotes.update(encodeAddrKey(r.ipv4), value, 0, MAPS.remotes.maxEntries);
+        this.maps.remotes.update(encodeAddrKey(r.ipv6), value, 0, MAPS.remotes.maxEntries);
+      } catch (err) {
+        this.maps.remotes.delete(encodeAddrKey(r.ipv4));
+        throw new SteeringError('table-full', `cannot register remote pod ${r.ipv4}/${r.ipv6}: ${(err as Error).message}`, { cause: err });
+      }
+      this.remoteByAddr.set(r.ipv4, r);
+      this.remoteByAddr.set(r.ipv6, r);
+    });
+  }
+
+  /** Unregisters a remote pod (by either address) and clears every pair toward it; false when unknown. */
+  unregisterRemote(address: string): boolean {
+    return this.change(() => {
+      const r = this.remoteByAddr.get(canonical(address));
+      if (!r) return false;
+      for (const p of [...this.pairs.values()]) if (p.remote.ipv6 === r.ipv6) this.clearIndexed(p);
+      this.maps.remotes.delete(encodeAddrKey(r.ipv4));
+      this.maps.remotes.delete(encodeAddrKey(r.ipv6));
+      this.remoteByAddr.delete(r.ipv4);
+      this.remoteByAddr.delete(r.ipv6);
+      return true;
+    });
+  }
+
+  /** Sets the wire family of (local pod on ifindex, remote pod by either address); writes only when it changes. */
+  setWire(ifindex: number, remoteAddress: string, wire: WireName, generation: number): void {
+    this.change(() => {
+      const epv = this.maps.endpoints.lookup(u32(ifindex));
+      if (!epv) throw new SteeringError('no-endpoint', `no local pod on host interface #${ifindex}`);
+      const ep = decodeEndpoint(epv);
+      if (wire !== 'native' && (!ep.ipv4 || !ep.ipv6)) throw new SteeringError('not-dual-stack', `local pod on #${ifindex} is not dual-stack; it can only stay native`);
+      const remote = this.remoteByAddr.get(canonical(remoteAddress));
+      if (!remote) throw new SteeringError('not-remote', `${remoteAddress} is not a registered remote pod (register it first)`);
+      const existing = this.pairs.get(indexKey(ifindex, remote.ipv6));
+      if (existing && existing.wire === wire && existing.generation === generation) return;
+      let pair = existing?.pair;
+      if (pair === undefined) {
+        pair = lowestFree(this.usedPairIdx);
+        if (pair >= MAPS.pairCounters.maxEntries) throw new SteeringError('table-full', `steering table is full (${MAPS.pairCounters.maxEntries} pairs on this node)`);
+        // A new pair's counters start at zero.
+        this.maps.pairCounters.update(u32(pair), Buffer.alloc(PairCountersLayout.size));
+        // The bloom bits go in before the routes exist, or the routes' first packets would skip them.
+        this.writeEndpointRoutes(ifindex, [remote.ipv4, remote.ipv6], 2);
+      }
+      const value = encodeRoute({ wire, generation, pair, remote });
+      this.maps.routes.update(encodeRouteKey(ifindex, remote.ipv6), value, 0, MAPS.routes.maxEntries);
+      try {
+        this.maps.routes.update(encodeRouteKey(ifindex, remote.ipv4), value, 0, MAPS.routes.maxEntries);
+      } catch (err) {
+        if (!existing) {
+          this.maps.routes.delete(encodeRouteKey(ifindex, remote.ipv6));
+          this.writeEndpointRoutes(ifindex, [], 0);
+        }
+        throw err;
+      }
+      this.usedPairIdx.add(pair);
+      this.pairs.set(indexKey(ifindex, remote.ipv6), { ifindex, remote, wire, generation, pair });
+    });
+  }
+
+  /** Removes a pair's routes (it goes native, without a route); false when there were none. */
+  clear(ifindex: number, remoteAddress: string): boolean {
+    return this.change(() => {
+      const p = this.getPair(ifindex, remoteAddress);
+      if (!p) return false;
+      this.clearIndexed(p);
+      return true;
+    });
+  }
+
+  /** Removes every route of a local endpoint (DEL, GC, ADD over a stale entry), indexed or not. */
+  clearPairsOf(ifindex: number): void {
+    this.change(() => {
+      for (const k of this.maps.routes.keys()) if (decodeRouteKey(k).ifindex === ifindex) this.maps.routes.delete(k);
+      for (const p of [...this.pairs.values()]) {
+        if (p.ifindex !== ifindex) continue;
+        this.pairs.delete(indexKey(ifindex, p.remote.ipv6));
+        this.usedPairIdx.delete(p.pair);
+      }
+      this.writeEndpointRoutes(ifindex, [], 0);
+    });
+  }
+
+  private clearIndexed(p: IndexedPair): void {
+    this.maps.routes.delete(encodeRouteKey(p.ifindex, p.remote.ipv6));
+    this.maps.routes.delete(encodeRouteKey(p.ifindex, p.remote.ipv4));
+    this.pairs.delete(indexKey(p.ifindex, p.remote.ipv6));
+    this.usedPairIdx.delete(p.pair);
+    this.writeEndpointRoutes(p.ifindex, [], 0);
+  }
+
+  /**
+   * Rewrites an endpoint's route count and bloom filter from the index (plus extra addresses and
+   * routes about to be written), in the hash and in its cache slot when it holds this endpoint.
+   */
+  private writeEndpointRoutes(ifindex: number, extra: string[], extraRoutes: number): void {
+    const v = this.maps.endpoints.lookup(u32(ifindex));
+    if (!v) return;
+    let bloom = 0n, routes = extraRoutes;
+    for (const p of this.pairs.values()) {
+      if (p.ifindex !== ifindex) continue;
+      routes += 2;
+      bloom |= (1n << BigInt(bloomBit(p.remote.ipv4))) | (1n << BigInt(bloomBit(p.remote.ipv6)));
+    }
+    for (const a of extra) bloom |= 1n << BigInt(bloomBit(a));
+    const ep = { ...decodeEndpoint(v), routes, routeBloom: bloom };
+    if (!this.maps.endpoints.update(u32(ifindex), encodeEndpoint({ ...ep, ifindex }), BPF_EXIST)) return;
+    const slot = u32(ifindex & (EP_CACHE_SIZE - 1));
+    const c = this.maps.endpointCache.lookup(slot);
+    if (c && decodeEndpoint(c).ifindex === ifindex) this.maps.endpointCache.update(slot, encodeEndpoint({ ...ep, ifindex }));
+  }
+
+  /** Closes every map and the lock. */
+  close(): void {
+    closeAll(this.maps);
+    this.lock.close();
+  }
+}
+
+/** The lowest number not in used (a new pair's counter index). */
+export function lowestFree(used: ReadonlySet<number>): number {
+  let n = 0;
+  while (used.has(n)) n++;
+  return n;
+}
+
+function closeAll(maps: SteeringMapSet): void {
+  for (const m of Object.values(maps)) (m as MapHandle | undefined)?.close();
+}

@@ -1,0 +1,113 @@
+/**
+ * Discovery: this node's announcement (its control addresses and pods) to the multicast groups,
+ * the static peers and every known peer; announcements taken in as peers and their pods, which
+ * are registered as remotes (or unregistered when gone).
+ */
+import { addressOf, FAMILIES, familyName } from '../net/family';
+import { log } from '../util/log';
+import type { Clock } from './clock';
+import type { DaemonConfig } from './config';
+import type { LocalEndpoint } from './endpoints';
+import type { LocalPods } from './local-pods';
+import type { PairLifecycle } from './pair-lifecycle';
+import type { PairTable } from './pairs';
+import type { Peer, PeerTable } from './peers';
+import { addAnnouncePart, announcementPayloads, type AnnounceBase } from './protocol/announce';
+import { payloadRoom } from './protocol/frame';
+import type { Announce, AnnouncedEndpoint } from './protocol/messages';
+import type { RemoteRegistry } from './remotes';
+import type { Sender, Target } from './sender';
+import type { Source } from './transport';
+
+/** Capabilities this node announces. */
+export const CAPABILITIES = ['encap-4in6', 'encap-6in4', 'probe-v1', 'negotiate-v1'];
+
+/** Announcing and taking in announcements. */
+export class Discovery {
+  private gen = 0;
+  /** More targets to announce to (e.g. from etcd), besides the static and known peers. */
+  extraTargets: () => Iterable<Target> = () => [];
+
+  constructor(
+    private readonly cfg: DaemonConfig,
+    private readonly addresses: { ipv4?: string; ipv6?: string },
+    private readonly clock: Clock,
+    private readonly sender: Sender,
+    private readonly peers: PeerTable,
+    private readonly pairs: PairTable,
+    private readonly local: LocalPods,
+    private readonly remotes: RemoteRegistry,
+    private readonly lifecycle: PairLifecycle,
+  ) {}
+
+  /** Sends this node's announcement (in parts when its pods do not fit one datagram). */
+  announce(): void {
+    const eps: AnnouncedEndpoint[] = [...this.local.values()]
+      .filter((e): e is LocalEndpoint & { ipv4: string; ipv6: string } => Boolean(e.ipv4 && e.ipv6))
+      .map((e) => ({ cnf: e.cnf, ipv4: e.ipv4, ipv6: e.ipv6 }));
+    const base: AnnounceBase = {
+      addresses: this.addresses,
+      port: this.cfg.port,
+      supported_families: FAMILIES.filter((f) => addressOf(this.addresses, f)).map(familyName),
+      capabilities: CAPABILITIES,
+    };
+    this.gen++;
+    const targets = new Map<string, Target>();
+    for (const s of this.cfg.discovery.static) targets.set(`${s.ipv4}|${s.ipv6}`, { addresses: s, port: s.port ?? this.cfg.port });
+    for (const t of this.extraTargets()) targets.set(`${t.addresses.ipv4}|${t.addresses.ipv6}`, t);
+    for (const p of this.peers.values()) targets.set(`${p.addresses.ipv4}|${p.addresses.ipv6}`, p);
+    for (const payload of announcementPayloads(base, eps, this.gen, payloadRoom(this.cfg.nodeName))) {
+      this.sender.multicast('announce', payload, Boolean(this.cfg.discovery.multicast));
+      for (const t of targets.values()) {
+        if (t.addresses.ipv4 === this.addresses.ipv4 && t.addresses.ipv6 === this.addresses.ipv6) continue;
+        this.sender.toTarget(t, 'announce', payload, 'announcement target');
+      }
+    }
+  }
+
+  /** Takes in one announcement part from node. */
+  receive(node: string, a: Announce, src: Source): void {
+    const now = this.clock.now();
+    const peer = this.peers.getOrAdd(node, a.port, now, src.family, a.addresses);
+    this.peers.heard(peer, src.family, now);
+    this.peers.setAddresses(peer, a.addresses, a.port, this.addresses, now);
+    const { state, complete } = addAnnouncePart(peer.assembling, a);
+    peer.assembling = state;
+    if (complete) this.applyPeerEndpoints(peer, complete);
+  }
+
+  /** A peer's complete pod list: new pods registered as remotes, gone ones unregistered. */
+  private applyPeerEndpoints(peer: Peer, next: Map<string, AnnouncedEndpoint>): void {
+    for (const [cnf, e] of peer.endpoints) {
+      const n = next.get(cnf);
+      if (n && n.ipv4 === e.ipv4 && n.ipv6 === e.ipv6) continue;
+      this.forgetPod(peer, e, 'pod gone from peer', false);
+    }
+    for (const [cnf, e] of next) {
+      const old = peer.endpoints.get(cnf);
+      if (old && old.ipv4 === e.ipv4 && old.ipv6 === e.ipv6) continue;
+      if (!this.remotes.register(peer.node, e)) {
+        next.delete(cnf);
+        continue;
+      }
+      this.lifecycle.adoptOrphans(peer, e);
+    }
+    peer.endpoints = next;
+  }
+
+  /** A peer's pod is gone (from its list, or with the peer): its pairs dropped; the remote unregistered now, or after the retention. */
+  private forgetPod(peer: Peer, e: AnnouncedEndpoint, why: string, retain: boolean): void {
+    for (const [k, p] of this.pairs.ofPeer(peer.node)) if (p.remoteCnf === e.cnf) this.lifecycle.drop(k, why, false);
+    this.remotes.forget(e, retain, this.clock.now());
+  }
+
+  /** Peers silent for a peer timeout: their pods forgotten (retained in the maps), the peers removed. */
+  ageOut(): void {
+    const now = this.clock.now();
+    for (const peer of this.peers.silent(now)) {
+      log.warn('peer aged out', { peer: peer.node, silentMs: Math.round(now - peer.lastHeardAny) });
+      for (const e of peer.endpoints.values()) this.forgetPod(peer, e, 'peer silent', true);
+      this.peers.delete(peer.node);
+    }
+  }
+}

@@ -1,0 +1,134 @@
+/**
+ * Negotiation with each peer: this node's view of every pair with it (metrics, preference,
+ * decapsulation confirmation, round, activity) sent in as few datagrams as it takes, the peer's
+ * view taken in, and the leader's evaluation step. What a pair's wire becomes is pair.ts.
+ */
+import type { SteeringWriter } from '../bpf/steering-writer';
+import { log } from '../util/log';
+import type { Clock } from './clock';
+import type { DaemonConfig } from './config';
+import { count, type DaemonCounters } from './counters';
+import type { LocalPods } from './local-pods';
+import { agreedPreference, pairKey, stepSelection, type PairState } from './pair';
+import type { PairLifecycle } from './pair-lifecycle';
+import type { PairTable } from './pairs';
+import type { Peer, PeerTable } from './peers';
+import type { PairMetrics } from './policy';
+import type { Prober } from './prober';
+import { payloadRoom } from './protocol/frame';
+import type { Negotiate, PairMessage } from './protocol/messages';
+import { packNegotiate } from './protocol/pack';
+import { isStaleRound } from './rules';
+import type { Sender } from './sender';
+
+/** Negotiation messages in and out, and evaluation. */
+export class Negotiation {
+  constructor(
+    private readonly cfg: DaemonConfig,
+    private readonly clock: Clock,
+    private readonly sender: Sender,
+    private readonly writer: SteeringWriter,
+    private readonly peers: PeerTable,
+    private readonly pairs: PairTable,
+    private readonly local: LocalPods,
+    private readonly lifecycle: PairLifecycle,
+    private readonly prober: Prober,
+    private readonly counters: DaemonCounters,
+  ) {}
+
+  /** This node's entry for a pair in a negotiation message. */
+  private pairMessage(p: PairState, metrics: PairMetrics): PairMessage {
+    return {
+      source_CNF_ID: p.localCnf,
+      destination_CNF_ID: p.remoteCnf,
+      supported_families: ['IPv4', 'IPv6'],
+      performance_metrics: metrics,
+      preferred_family: agreedPreference(p),
+      policy: p.policy,
+      decap: this.writer.remoteByAddress(p.remote.ipv6) !== undefined,
+      round: p.round,
+      active: this.clock.now() - p.lastActiveAt < this.cfg.timers.pairIdleMs,
+    };
+  }
+
+  /** Sends every pair with this peer (and the ones dropped since), in as many datagrams as it takes. */
+  send(peer: Peer): void {
+    const metrics = this.prober.metricsOf(peer);
+    const entries = this.pairs.ofPeer(peer.node).map(([, p]) => this.pairMessage(p, metrics));
+    const dropped = [...peer.dropped];
+    peer.dropped.clear();
+    peer.negotiateDue = false;
+    peer.lastNegotiateAt = this.clock.now();
+    for (const m of packNegotiate(peer.node, entries, dropped, payloadRoom(this.cfg.nodeName))) {
+      this.sender.toTarget(peer, 'negotiate', Buffer.from(JSON.stringify(m)), peer.node);
+    }
+  }
+
+  /** Takes in a peer's negotiation message (sent by the peer's boot `epoch`). */
+  receive(peer: Peer, m: Negotiate, epoch: bigint): void {
+    const now = this.clock.now();
+    for (const d of m.dropped ?? []) {
+      const [src, dst] = d.split('|');
+      const p = this.pairs.get(pairKey(dst ?? '', src ?? ''));
+      if (p && p.peerNode === peer.node && p.peer) p.peer = { ...p.peer, active: false, decap: p.peer.decap };
+    }
+    let reply = false;
+    for (const e of m.pairs) {
+      const l = this.local.get(e.destination_CNF_ID);
+      const r = peer.endpoints.get(e.source_CNF_ID);
+      if (!l || !r || !l.ipv4 || !l.ipv6) {
+        count(this.counters.drops, 'unknown-pair');
+        continue;
+      }
+      const k = pairKey(l.cnf, r.cnf);
+      let p = this.pairs.get(k);
+      // A pair with a pod another node hosts (a CNF id announced twice) is not this peer's to change.
+      if (p && p.peerNode !== peer.node) {
+        count(this.counters.drops, 'unknown-pair');
+        continue;
+      }
+      if (!p) {
+        if (!e.active) continue;
+        p = this.lifecycle.create(l, peer, r, `peer ${peer.node} negotiates`);
+        reply = true;
+      }
+      if (isStaleRound(p, e.round, epoch)) continue;
+      if (!p.peer?.decap && e.decap) reply = true;
+      p.peer = { preferred: e.preferred_family, round: e.round, epoch, decap: e.decap, active: e.active, metrics: e.performance_metrics, policy: e.policy, at: now };
+      if (e.active) p.lastActiveAt = Math.max(p.lastActiveAt, now);
+      if (p.adopted) {
+        p.adopted = false;
+        log.info('pair resumed', { pair: k, peer: peer.node, wire: p.wire });
+      }
+      this.lifecycle.reconcile(p);
+    }
+    if (reply) this.send(peer);
+  }
+
+  /** The leader's evaluation of every pair with a peer; tells the peer of a decision at once. */
+  evaluatePeer(peer: Peer): void {
+    const mine = this.prober.metricsOf(peer);
+    const now = this.clock.now();
+    let changed = false;
+    for (const [k, p] of this.pairs.ofPeer(peer.node)) {
+      const next = stepSelection(p, mine, now, this.cfg.timers.peerTimeoutMs, this.cfg.selection);
+      if (next.round !== p.round) {
+        changed = true;
+        const c = next.selection.lastChange!;
+        log.info('decision', { pair: k, peer: peer.node, from: c.from ?? 'native', to: c.to ?? 'native', reason: c.reason });
+      }
+      this.pairs.set(k, next);
+      this.lifecycle.reconcile(next, mine);
+    }
+    if (changed || (peer.negotiateDue && this.clock.now() - peer.lastNegotiateAt > 5)) this.send(peer);
+  }
+
+  /** Every peer evaluated; each told of its pairs at least every negotiateIntervalMs. */
+  evaluateAll(): void {
+    const now = this.clock.now();
+    for (const peer of this.peers.values()) {
+      this.evaluatePeer(peer);
+      if (now - peer.lastNegotiateAt >= this.cfg.timers.negotiateIntervalMs) this.send(peer);
+    }
+  }
+}

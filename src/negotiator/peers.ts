@@ -1,0 +1,97 @@
+/** The peer table: nodes heard from, their control addresses, their pods, their probe paths, and when they age out. */
+import { log } from '../util/log';
+import { canonical } from '../net/ip';
+import { addressOf, FAMILIES, familyName, type Family } from '../net/family';
+import { newPath, type PathState } from './probe/path';
+import type { AnnouncedEndpoint } from './protocol/messages';
+import type { Reassembly } from './protocol/announce';
+import { peerAlive } from './rules';
+
+/** A peer node. */
+export interface Peer {
+  node: string;
+  addresses: { ipv4?: string; ipv6?: string };
+  port: number;
+  lastHeard: { 4?: number; 6?: number };
+  lastHeardAny: number;
+  /** Its pods (complete announcements only), by CNF id. */
+  endpoints: Map<string, AnnouncedEndpoint>;
+  /** An announcement in parts, being put together. */
+  assembling?: Reassembly;
+  /** Probe state per family both nodes have. */
+  paths: { 4?: PathState; 6?: PathState };
+  lastNegotiateAt: number;
+  negotiateDue: boolean;
+  /** Pairs dropped since the last negotiation message ("local|remote" as this node names them). */
+  dropped: Set<string>;
+}
+
+/** Every peer this node knows, by node name. */
+export class PeerTable {
+  private readonly peers = new Map<string, Peer>();
+
+  constructor(private readonly timeoutMs: number) {}
+
+  /** The peer named node, if known. */
+  get(node: string): Peer | undefined {
+    return this.peers.get(node);
+  }
+
+  /** True when node is a known peer. */
+  has(node: string): boolean {
+    return this.peers.has(node);
+  }
+
+  /** Every peer. */
+  values(): IterableIterator<Peer> {
+    return this.peers.values();
+  }
+
+  /** Number of peers. */
+  get size(): number {
+    return this.peers.size;
+  }
+
+  /** The peer named node, created (and logged) when new. */
+  getOrAdd(node: string, port: number, now: number, via: Family, addresses: unknown): Peer {
+    let peer = this.peers.get(node);
+    if (!peer) {
+      peer = { node, addresses: {}, port, lastHeard: {}, lastHeardAny: now, endpoints: new Map(), paths: {}, lastNegotiateAt: 0, negotiateDue: false, dropped: new Set() };
+      this.peers.set(node, peer);
+      log.info('peer discovered', { peer: node, addresses, via: familyName(via) });
+    }
+    return peer;
+  }
+
+  /** Removes a peer. */
+  delete(node: string): void {
+    this.peers.delete(node);
+  }
+
+  /** Records that the peer was heard over family. */
+  heard(peer: Peer, family: Family, now: number): void {
+    peer.lastHeard[family] = now;
+    peer.lastHeardAny = now;
+  }
+
+  /** True while the peer was heard within the peer timeout. */
+  alive(peer: Peer | undefined, now: number): boolean {
+    return peer !== undefined && peerAlive(peer.lastHeardAny, now, this.timeoutMs);
+  }
+
+  /** Peers silent for a peer timeout. */
+  silent(now: number): Peer[] {
+    return [...this.peers.values()].filter((p) => !this.alive(p, now));
+  }
+
+  /** Takes the control addresses and port a peer announced; a probe path per family both nodes have. */
+  setAddresses(peer: Peer, a: { ipv4?: string; ipv6?: string }, port: number, mine: { ipv4?: string; ipv6?: string }, now: number): void {
+    peer.addresses = { ...(a.ipv4 ? { ipv4: canonical(a.ipv4) } : {}), ...(a.ipv6 ? { ipv6: canonical(a.ipv6) } : {}) };
+    peer.port = port;
+    for (const f of FAMILIES) {
+      const both = addressOf(peer.addresses, f) && addressOf(mine, f);
+      if (both && !peer.paths[f]) peer.paths[f] = newPath(now);
+      if (!both) delete peer.paths[f];
+    }
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * Probing: on each tick, expire the probes of every peer's paths (blackhole detection), send the
+ * ones due (fast toward peers with pairs, slow otherwise), and take in replies. The window,
+ * metrics and blackhole rules are in probe/path.ts; this holds the tick and the sockets' side.
+ */
+import { log } from '../util/log';
+import { addressOf, FAMILIES, familyName, type Family } from '../net/family';
+import { count, type DaemonCounters } from './counters';
+import type { Peer } from './peers';
+import type { PairMetrics } from './policy';
+import { expireProbes, pathMetrics, probeDue, probeSent, replyReceived, type ProbeParams } from './probe/path';
+import { encodeProbe, type Probe } from './protocol/probe';
+import { probeExpiry } from './rules';
+import type { Sender } from './sender';
+
+/** The prober of one daemon. */
+export class Prober {
+  private lastTickAt = 0;
+  private skippedExpiry = false;
+
+  constructor(
+    private readonly prm: ProbeParams & { minSamples: number },
+    /** The probe tick period (rules.probeTickMs). */
+    readonly tickMs: number,
+    private readonly sender: Sender,
+    private readonly counters: DaemonCounters,
+  ) {}
+
+  /** One tick: returns the peers where a path just turned blackhole. */
+  tick(peers: Iterable<Peer>, isActive: (peer: Peer) => boolean, now: number): Peer[] {
+    const { expire, stalled } = probeExpiry(this.lastTickAt, this.skippedExpiry, now, this.tickMs, this.prm.minTimeoutMs);
+    this.lastTickAt = now;
+    this.skippedExpiry = !expire;
+    if (stalled && !expire) count(this.counters.events, 'event-loop-stall');
+    const changed: Peer[] = [];
+    for (const peer of peers) {
+      const active = isActive(peer);
+      let blackholed = false;
+      for (const f of FAMILIES) {
+        const path = peer.paths[f];
+        const to = addressOf(peer.addresses, f);
+        if (!path || !to) continue;
+        if (expire && expireProbes(path, now, this.prm)) {
+          log.warn('blackhole', { peer: peer.node, family: familyName(f), consecutiveLost: path.consecutiveLost });
+          blackholed = true;
+        }
+        if (probeDue(path, now)) {
+          const id = probeSent(path, now, active, this.prm);
+          const payload = encodeProbe({ family: f, active, id, t1: BigInt(Math.round(now * 1000)), nonce: path.nonce });
+          this.sender.to(f, to, peer.port, 'probe', payload);
+        }
+      }
+      if (blackholed) changed.push(peer);
+    }
+    return changed;
+  }
+
+  /**
+   * A reply from the peer over family: counted into the path. 'foreign' when it answers another
+   * prober's probe (captured and replayed to us); 'recovered' when it ended a blackhole.
+   */
+  reply(peer: Peer, family: Family, p: Probe, now: number): 'ok' | 'foreign' | 'recovered' | 'no-path' {
+    const path = peer.paths[family];
+    if (!path) return 'no-path';
+    if (p.nonce !== path.nonce) return 'foreign';
+    const wasBlackhole = path.blackhole;
+    replyReceived(path, p.id, now, this.prm);
+    if (wasBlackhole && !path.blackhole) {
+      log.info('path recovered', { peer: peer.node, family: familyName(family) });
+      return 'recovered';
+    }
+    return 'ok';
+  }
+
+  /** This node's metrics toward a peer (a family counts once it has minSamples outcomes, or is a blackhole). */
+  metricsOf(peer: Peer): PairMetrics {
+    const out: PairMetrics = {};
+    for (const f of FAMILIES) {
+      const path = peer.paths[f];
+      const m = path && pathMetrics(path);
+      if (m && (path.outcomes.length >= this.prm.minSamples || m.blackhole)) out[familyName(f)] = m;
+    }
+    return out;
+  }
+}

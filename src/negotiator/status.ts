@@ -1,0 +1,118 @@
+/** What `afsteerd status` shows, as a typed report built from the daemon's parts. */
+import { FAMILIES, familyName } from '../net/family';
+import type { DaemonConfig } from './config';
+import type { DaemonCounters } from './counters';
+import type { LocalPods } from './local-pods';
+import { agreedPreference } from './pair';
+import type { PairTable } from './pairs';
+import type { PeerTable } from './peers';
+import type { Preference } from './policy';
+import { pathMetrics } from './probe/path';
+import type { FamilyMetrics } from './protocol/messages';
+import type { SwitchEvent, SwitchLog } from './switch-log';
+import type { WireName } from '../bpf/maps-layout';
+
+/** One family toward a peer. */
+export interface FamilyStatus extends Partial<FamilyMetrics> {
+  state: 'blackhole' | 'up' | 'probing';
+  samples: number;
+  sent: number;
+  received: number;
+  lastHeardMsAgo: number | null;
+}
+
+/** One peer. */
+export interface PeerStatus {
+  node: string;
+  addresses: { ipv4?: string; ipv6?: string };
+  lastHeardMsAgo: number;
+  endpoints: number;
+  active: boolean;
+  families: Partial<Record<'IPv4' | 'IPv6', FamilyStatus>>;
+}
+
+/** One pair. */
+export interface PairStatus {
+  local: string;
+  remote: string;
+  peer: string;
+  leader: boolean;
+  policy: string;
+  preferred: Preference;
+  wire: WireName;
+  reason: string;
+  lastChange: { at: number; from: Preference; to: Preference; reason: string; msAgo: number } | null;
+  heldDown: { family: string; msLeft: number } | null;
+  peerDecap: boolean;
+  round: number;
+  adopted: boolean;
+}
+
+/** Everything `afsteerd status` shows. */
+export interface StatusReport {
+  node: string;
+  epoch: string;
+  uptimeMs: number;
+  addresses: { ipv4?: string; ipv6?: string };
+  port: number;
+  endpoints: { cnf: string; ifindex: number; ipv4?: string; ipv6?: string; policy: string }[];
+  peers: PeerStatus[];
+  pairs: PairStatus[];
+  switches: SwitchEvent[];
+  switchesTotal: number;
+  counters: DaemonCounters & { sendErrors: { 4: number; 6: number } };
+}
+
+/** The parts a report is read from. */
+export interface StatusSources {
+  cfg: DaemonConfig;
+  epoch: bigint;
+  addresses: { ipv4?: string; ipv6?: string };
+  local: LocalPods;
+  peers: PeerTable;
+  pairs: PairTable;
+  switches: SwitchLog;
+  counters: DaemonCounters;
+  sendErrors: { 4: number; 6: number };
+}
+
+/** Builds the report at time now (uptime counted from startedAt). */
+export function buildStatus(s: StatusSources, now: number, startedAt: number): StatusReport {
+  const r = (x: number) => Math.round(x);
+  return {
+    node: s.cfg.nodeName,
+    epoch: String(s.epoch),
+    uptimeMs: r(now - startedAt),
+    addresses: s.addresses,
+    port: s.cfg.port,
+    endpoints: [...s.local.values()].map((l) => ({ cnf: l.cnf, ifindex: l.ifindex, ipv4: l.ipv4, ipv6: l.ipv6, policy: (l.policy ?? s.cfg.policy).criterion })),
+    peers: [...s.peers.values()].map((p) => ({
+      node: p.node,
+      addresses: p.addresses,
+      lastHeardMsAgo: r(now - p.lastHeardAny),
+      endpoints: p.endpoints.size,
+      active: s.pairs.peerHasPairs(p.node),
+      families: Object.fromEntries(FAMILIES.filter((f) => p.paths[f]).map((f) => {
+        const path = p.paths[f]!;
+        const m = pathMetrics(path);
+        const fs: FamilyStatus = {
+          state: path.blackhole ? 'blackhole' : m ? 'up' : 'probing',
+          ...(m ?? {}),
+          samples: path.outcomes.length, sent: path.sent, received: path.received,
+          lastHeardMsAgo: p.lastHeard[f] !== undefined ? r(now - p.lastHeard[f]!) : null,
+        };
+        return [familyName(f), fs];
+      })),
+    })),
+    pairs: [...s.pairs.values()].map((p) => ({
+      local: p.localCnf, remote: p.remoteCnf, peer: p.peerNode, leader: p.leader,
+      policy: p.policy.criterion, preferred: agreedPreference(p), wire: p.wire, reason: p.wireReason,
+      lastChange: p.selection.lastChange ? { ...p.selection.lastChange, msAgo: r(now - p.selection.lastChange.at) } : null,
+      heldDown: p.selection.heldDown && p.selection.heldDown.until > now ? { family: p.selection.heldDown.family, msLeft: r(p.selection.heldDown.until - now) } : null,
+      peerDecap: p.peer?.decap ?? false, round: p.round, adopted: p.adopted,
+    })),
+    switches: s.switches.last(20),
+    switchesTotal: s.switches.total,
+    counters: { ...s.counters, sendErrors: s.sendErrors },
+  };
+}
