@@ -1,0 +1,103 @@
+/**
+ * afsteerd's behaviour with several real daemons in one process: the real Daemon and its parts,
+ * the real SteeringWriter over in-memory maps, an in-memory network and a manual clock (no root,
+ * no sockets, simulated seconds in milliseconds). The same cases the root tests show with real
+ * processes, namespaces and BPF: discovery, a pair negotiated on demand, a blackhole switch and
+ * adoption after a restart without a flap.
+ */
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { configureLog } from '../../../src/util/log';
+import { MemoryCluster } from '../../support/memory-cluster';
+
+beforeAll(() => configureLog({ level: 'error' }));
+
+let cluster: MemoryCluster | undefined;
+afterEach(() => {
+  cluster?.stop();
+  cluster = undefined;
+});
+
+describe('afsteerd, several daemons in one process', () => {
+  it('discovery: three nodes over static peers each see the other two on both families and register their pods', async () => {
+    cluster = new MemoryCluster(3);
+    await cluster.start();
+    cluster.clock.advance(1500);
+    for (const n of cluster.nodes) {
+      const st = n.daemon.status();
+      expect(st.peers.map((p) => p.node).sort()).toEqual(cluster.nodes.filter((o) => o !== n).map((o) => o.name));
+      for (const p of st.peers) expect(Object.keys(p.families).sort()).toEqual(['IPv4', 'IPv6']);
+      const remotes = n.writer.listRemotes().map((r) => r.ipv6).sort();
+      expect(remotes).toEqual(cluster.nodes.filter((o) => o !== n).map((o) => o.pod.ipv6).sort());
+    }
+    expect(cluster.nodes[0]!.daemon.counters.drops).toEqual({});
+  });
+
+  it('a pair on demand: a first packet on one node makes the pair on both, native, decapsulation confirmed; then the faster family is negotiated', async () => {
+    cluster = new MemoryCluster(2);
+    cluster.net.latencyMs[4] = 10;
+    cluster.net.latencyMs[6] = 1;
+    const [a, b] = cluster.nodes as [typeof cluster.nodes[0], typeof cluster.nodes[0]];
+    await cluster.start();
+    cluster.clock.advance(1500);
+    expect(a.daemon.status().pairs).toEqual([]);
+    cluster.firstPacket(a, b);
+    cluster.clock.advance(100);
+    for (const [x, y] of [[a, b], [b, a]] as const) {
+      const pairs = x.daemon.status().pairs;
+      expect(pairs).toHaveLength(1);
+      expect(pairs[0]).toMatchObject({ local: x.pod.cnf, remote: y.pod.cnf, peer: y.name, wire: 'native', peerDecap: true });
+      expect(cluster.wire(x, y)).toBe('native');
+    }
+    // 50 samples at 20 ms, then three evaluation intervals: IPv6 (1 ms) beats IPv4 (10 ms).
+    const took = cluster.clock.advanceUntil(() => cluster!.wire(a, b) === 'ipv6' && cluster!.wire(b, a) === 'ipv6', 5000);
+    expect(took).toBeDefined();
+    expect(a.daemon.status().pairs[0]!.leader).not.toBe(b.daemon.status().pairs[0]!.leader);
+  });
+
+  it('a blackhole on the family in use moves both sending directions off it within a few probe intervals', async () => {
+    cluster = new MemoryCluster(2);
+    cluster.net.latencyMs[4] = 10;
+    cluster.net.latencyMs[6] = 1;
+    const [a, b] = cluster.nodes as [typeof cluster.nodes[0], typeof cluster.nodes[0]];
+    await cluster.start();
+    cluster.clock.advance(1500);
+    cluster.firstPacket(a, b);
+    expect(cluster.clock.advanceUntil(() => cluster!.wire(a, b) === 'ipv6' && cluster!.wire(b, a) === 'ipv6', 5000)).toBeDefined();
+    cluster.net.blackholed.add(6);
+    const took = cluster.clock.advanceUntil(() => cluster!.wire(a, b) === 'ipv4' && cluster!.wire(b, a) === 'ipv4', 2000, 1);
+    expect(took).toBeDefined();
+    // 3 probes lost (20 ms apart, 40 ms timeout each) and one map write: ~100 ms, well under 200.
+    expect(took!).toBeLessThan(200);
+    const sw = a.daemon.status().switches.at(-1)!;
+    expect(sw).toMatchObject({ from: 'ipv6', to: 'ipv4' });
+    expect(sw.reason).toMatch(/blackhole/);
+    expect(a.daemon.status().peers[0]!.families.IPv6!.state).toBe('blackhole');
+  });
+
+  it('a restarted daemon adopts the pair from the maps without a flap and resumes it when the peer speaks', async () => {
+    cluster = new MemoryCluster(2);
+    cluster.net.latencyMs[4] = 10;
+    cluster.net.latencyMs[6] = 1;
+    const [a, b] = cluster.nodes as [typeof cluster.nodes[0], typeof cluster.nodes[0]];
+    await cluster.start();
+    cluster.clock.advance(1500);
+    cluster.firstPacket(a, b);
+    expect(cluster.clock.advanceUntil(() => cluster!.wire(a, b) === 'ipv6' && cluster!.wire(b, a) === 'ipv6', 5000)).toBeDefined();
+    const routeWrites = a.maps.routes.writes;
+    await cluster.restart(a);
+    expect(a.daemon.status().pairs).toEqual([]);
+    // Adopted once the peer's next announcement names the remote pod (at most one announce interval).
+    expect(cluster.clock.advanceUntil(() => a.daemon.status().pairs.length > 0, 1500)).toBeDefined();
+    const adopted = a.daemon.status().pairs;
+    expect(adopted).toHaveLength(1);
+    expect(adopted[0]).toMatchObject({ wire: 'ipv6' });
+    cluster.clock.advance(3000);
+    const after = a.daemon.status();
+    expect(after.pairs[0]).toMatchObject({ wire: 'ipv6', adopted: false });
+    expect(after.switchesTotal).toBe(0);
+    expect(cluster.wire(a, b)).toBe('ipv6');
+    expect(cluster.wire(b, a)).toBe('ipv6');
+    // Not one route rewritten across the restart.
+    expect(a.maps.routes.writes).toBe(routeWrites);
+  });
+});
