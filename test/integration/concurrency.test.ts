@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IS_ROOT, World, announceSkip, sh } from './helpers/world';
 import { listEndpoints, readCounters } from '../../src/bpf/endpoint-map';
 import { MAPS } from '../../src/bpf/maps-layout';
+import { WRITER_GEN_MAP } from '../../src/bpf/writer-lock';
 
 announceSkip('50 parallel ADD/DEL');
 
@@ -36,9 +37,9 @@ describe.skipIf(!IS_ROOT)('50 parallel ADD/DEL', () => {
     expect(readCounters(w.pinDir)).toEqual([]);
     expect(w.bridgePorts()).toEqual([]);
     expect(w.leases()).toEqual([]);
-    // Only the shared maps and the one program directory stay pinned, and no address is left
-    // pointing at a deleted pod.
-    expect(readdirSync(w.pinDir).sort()).toEqual([...Object.values(MAPS).map((m) => m.name), 'progs'].sort());
+    // Only the shared maps (the object's and the steering writers' generation) and the one
+    // program directory stay pinned, and no address is left pointing at a deleted pod.
+    expect(readdirSync(w.pinDir).sort()).toEqual([...Object.values(MAPS).map((m) => m.name), WRITER_GEN_MAP, 'progs'].sort());
     expect(sh('bpftool', ['map', 'dump', 'pinned', join(w.pinDir, MAPS.localAddrs.name)]).trim()).toMatch(/^(\[\]|Found 0 elements)$/);
   });
 });
