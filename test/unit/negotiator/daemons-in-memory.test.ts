@@ -7,7 +7,7 @@
  */
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { configureLog } from '../../../src/util/log';
-import { MemoryCluster } from '../../support/memory-cluster';
+import { MemoryCluster, type MemoryNode } from '../../support/memory-cluster';
 
 beforeAll(() => configureLog({ level: 'error' }));
 
@@ -16,6 +16,19 @@ afterEach(() => {
   cluster?.stop();
   cluster = undefined;
 });
+
+/** Two nodes, IPv4 10 ms and IPv6 1 ms one way, their pods' pair made on demand and negotiated onto IPv6. */
+async function negotiatedOnIpv6() {
+  const c = (cluster = new MemoryCluster(2));
+  c.net.latencyMs[4] = 10;
+  c.net.latencyMs[6] = 1;
+  const [a, b] = c.nodes as [MemoryNode, MemoryNode];
+  await c.start();
+  c.clock.advance(1500);
+  c.firstPacket(a, b);
+  expect(c.clock.advanceUntil(() => c.wire(a, b) === 'ipv6' && c.wire(b, a) === 'ipv6', 5000)).toBeDefined();
+  return { c, a, b };
+}
 
 describe('afsteerd, several daemons in one process', () => {
   it('discovery: three nodes over static peers each see the other two on both families and register their pods', async () => {
@@ -55,16 +68,9 @@ describe('afsteerd, several daemons in one process', () => {
   });
 
   it('a blackhole on the family in use moves both sending directions off it within a few probe intervals', async () => {
-    cluster = new MemoryCluster(2);
-    cluster.net.latencyMs[4] = 10;
-    cluster.net.latencyMs[6] = 1;
-    const [a, b] = cluster.nodes as [typeof cluster.nodes[0], typeof cluster.nodes[0]];
-    await cluster.start();
-    cluster.clock.advance(1500);
-    cluster.firstPacket(a, b);
-    expect(cluster.clock.advanceUntil(() => cluster!.wire(a, b) === 'ipv6' && cluster!.wire(b, a) === 'ipv6', 5000)).toBeDefined();
-    cluster.net.blackholed.add(6);
-    const took = cluster.clock.advanceUntil(() => cluster!.wire(a, b) === 'ipv4' && cluster!.wire(b, a) === 'ipv4', 2000, 1);
+    const { c, a, b } = await negotiatedOnIpv6();
+    c.net.blackholed.add(6);
+    const took = c.clock.advanceUntil(() => c.wire(a, b) === 'ipv4' && c.wire(b, a) === 'ipv4', 2000, 1);
     expect(took).toBeDefined();
     // 3 probes lost (20 ms apart, 40 ms timeout each) and one map write: ~100 ms, well under 200.
     expect(took!).toBeLessThan(200);
@@ -75,28 +81,21 @@ describe('afsteerd, several daemons in one process', () => {
   });
 
   it('a restarted daemon adopts the pair from the maps without a flap and resumes it when the peer speaks', async () => {
-    cluster = new MemoryCluster(2);
-    cluster.net.latencyMs[4] = 10;
-    cluster.net.latencyMs[6] = 1;
-    const [a, b] = cluster.nodes as [typeof cluster.nodes[0], typeof cluster.nodes[0]];
-    await cluster.start();
-    cluster.clock.advance(1500);
-    cluster.firstPacket(a, b);
-    expect(cluster.clock.advanceUntil(() => cluster!.wire(a, b) === 'ipv6' && cluster!.wire(b, a) === 'ipv6', 5000)).toBeDefined();
+    const { c, a, b } = await negotiatedOnIpv6();
     const routeWrites = a.maps.routes.writes;
-    await cluster.restart(a);
+    await c.restart(a);
     expect(a.daemon.status().pairs).toEqual([]);
     // Adopted once the peer's next announcement names the remote pod (at most one announce interval).
-    expect(cluster.clock.advanceUntil(() => a.daemon.status().pairs.length > 0, 1500)).toBeDefined();
+    expect(c.clock.advanceUntil(() => a.daemon.status().pairs.length > 0, 1500)).toBeDefined();
     const adopted = a.daemon.status().pairs;
     expect(adopted).toHaveLength(1);
     expect(adopted[0]).toMatchObject({ wire: 'ipv6' });
-    cluster.clock.advance(3000);
+    c.clock.advance(3000);
     const after = a.daemon.status();
     expect(after.pairs[0]).toMatchObject({ wire: 'ipv6', adopted: false });
     expect(after.switchesTotal).toBe(0);
-    expect(cluster.wire(a, b)).toBe('ipv6');
-    expect(cluster.wire(b, a)).toBe('ipv6');
+    expect(c.wire(a, b)).toBe('ipv6');
+    expect(c.wire(b, a)).toBe('ipv6');
     // Not one route rewritten across the restart.
     expect(a.maps.routes.writes).toBe(routeWrites);
   });
