@@ -7,7 +7,7 @@ import { parseCidr } from '../net/ip';
 import { Rtnl } from '../net/rtnl';
 import { log } from '../util/log';
 import { openRecordedNetns } from './pod-netns';
-import type { AttachmentState } from './state';
+import type { AttachmentState } from '../node/attachments';
 
 /**
  * Removes filters, the endpoint map entry and, with podSide, the addresses afsteer added and
