@@ -14,6 +14,7 @@ import { deleteEndpoint, localEndpointByAddress, putEndpoint, readCounters } fro
 import type { PairCounters, Stat, WireName } from '../../src/bpf/maps-layout';
 import { closeFds, ensurePrograms, type ProgramFds } from '../../src/bpf/programs';
 import { listPairs, readStats, registerRemote, setSteering, unregisterRemote } from '../../src/bpf/steering';
+import { addressOf } from '../../src/net/family';
 import { progTestRun, SKB_CTX_SIZE, SkbCtx, type TestRunResult } from '../../src/bpf/test-run';
 import {
   crc32c, eth, ETH_P_IP, ETH_P_IPV6, fragHeader6, icmp6Echo, icmpEcho, inetChecksum, IPPROTO, ipv4, ipv6, pattern, pseudoHeader, sctpData, tcp, udp, v4,
@@ -185,7 +186,7 @@ const TC_ACT_OK = 0;
 const TC_ACT_SHOT = 2;
 
 const flowOf = (family: 4 | 6, src: Pod | { ipv4: string; ipv6: string }, dst: Pod | { ipv4: string; ipv6: string }): Flow =>
-  family === 4 ? { family, src: src.ipv4, dst: dst.ipv4 } : { family, src: src.ipv6, dst: dst.ipv6 };
+  ({ family, src: addressOf(src, family)!, dst: addressOf(dst, family)! });
 
 /** A UDP frame from src to dst in the given family. */
 function udpFrame(family: 4 | 6, src: { ipv4: string; ipv6: string }, dst: { ipv4: string; ipv6: string }, data = pattern(32)): Buffer {
