@@ -9,6 +9,10 @@
  *                     outer and inner addresses are the same known remote pod and this pod is
  *                     decapsulated; one that claims this pod but does not match is dropped;
  *                     everything else passes untouched.
+ * and to the egress of the bridge the pods' veths are enslaved to (when there is one):
+ *   afsteer_bridge_out clsact egress of the bridge: a tunnelled packet for a local pod goes
+ *                     straight to that pod's host veth (the bridge has no tunnel GSO offload);
+ *                     everything else is bridged as usual.
  * Missing state always means "pass natively".
  */
 #include <stddef.h>

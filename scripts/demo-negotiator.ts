@@ -8,7 +8,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { AFSTEERD_BIN, TwoNodes, waitFor, type SimDaemon } from '../test/integration/helpers/two-nodes';
+import { AFSTEERD_BIN, TwoNodes, waitFor, type SimDaemon } from '../test/support/two-nodes';
 import { listPairs } from '../src/bpf/steering';
 
 const t = new TwoNodes('bridge');

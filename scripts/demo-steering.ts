@@ -5,7 +5,7 @@
  * Every interval prints the packets the middle router forwarded per family: the stream's packets
  * move from one family to the other and back, and the stream never breaks.
  */
-import { TwoNodes, type SimPod } from '../test/integration/helpers/two-nodes';
+import { TwoNodes, type SimPod } from '../test/support/two-nodes';
 
 const INTERVAL_MS = 1500;
 const FLIPS = 6;

@@ -42,7 +42,7 @@ enum afsteer_direction {
 	AFSTEER_DIR_TO_POD = 1,   /* host veth tc egress */
 };
 
-/* Wire family of a steered pair (afsteer_steering.wire). */
+/* Wire family of a steered pair (afsteer_route.wire, the value of afsteer_routes). */
 enum afsteer_wire {
 	AFSTEER_WIRE_NATIVE = 0, /* each packet in its own family */
 	AFSTEER_WIRE_IPV4 = 4,   /* IPv6 packets travel as IPv6-in-IPv4 (protocol 41) */

@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { readAsset } from '../native/assets';
 import { ffi } from '../native/koffi';
 import { mount } from '../native/libc';
-import { BPFFS_ROOT, shouldMountBpffs } from '../cni/paths';
+import { BPFFS_ROOT, shouldMountBpffs } from './bpffs';
 import { check, libbpf, openAndLoad } from './libbpf';
 
 /** Magic number of a bpf filesystem (statfs f_type). */
@@ -29,16 +29,13 @@ export function bpfObject(): { elf: Buffer; hash: string } {
   return { elf, hash: createHash('sha256').update(elf).digest('hex').slice(0, 16) };
 }
 
-/** Where the node's bpf filesystem is conventionally mounted. */
-export { BPFFS_ROOT };
-
 const isBpffs = (path: string): boolean => Number(statfsSync(path).type) === BPF_FS_MAGIC;
 
 /**
  * Throws unless pinDir is (or can be created) on a bpf filesystem. Mounts one only on
  * /sys/fs/bpf itself, only when it is not a bpffs yet, and only for a pinDir under it (as
  * Cilium does); never over an existing bpffs, which would hide every pin on the node. pinDir is
- * normalised and free of '..' (config.ts), so "under /sys/fs/bpf" is a plain prefix test.
+ * normalised and free of '..' (the plugin's and afsteerd's config), so "under /sys/fs/bpf" is a plain prefix test.
  */
 export function assertBpffs(pinDir: string, mountIfMissing = true): void {
   const onBpffs = (): string | undefined => {

@@ -3,7 +3,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { listEndpoints, readCounters } from '../bpf/endpoint-map';
 import { Direction, Family, MAPS } from '../bpf/maps-layout';
-import { listStates } from '../cni/state';
+import { listStates } from '../node/attachments';
+import { DEFAULT_PIN_DIR, DEFAULT_STATE_DIR } from '../defaults';
 import { table } from './text';
 
 /** One row of the show output. */
@@ -66,8 +67,8 @@ export function renderTable(rows: ShowRow[]): string {
 
 /** Runs `afsteer show [--pin-dir DIR] [--state-dir DIR] [--json]`; returns the exit code. */
 export function runShow(argv: string[], write: (s: string) => void): number {
-  let pinDir = '/sys/fs/bpf/afsteer';
-  let stateDir = '/var/lib/afsteer';
+  let pinDir = DEFAULT_PIN_DIR;
+  let stateDir = DEFAULT_STATE_DIR;
   let json = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];

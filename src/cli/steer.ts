@@ -11,10 +11,11 @@
 import { listEndpoints, localEndpointByAddress } from '../bpf/endpoint-map';
 import { Wire, type WireName } from '../bpf/maps-layout';
 import { clearSteering, listPairs, listRemotes, readStats, registerRemote, setSteering, unregisterRemote } from '../bpf/steering';
-import { listStates } from '../cni/state';
+import { listStates } from '../node/attachments';
 import { canonical, familyOf } from '../net/ip';
 import { withLock } from '../util/lock';
 import { join } from 'node:path';
+import { DEFAULT_PIN_DIR, DEFAULT_STATE_DIR } from '../defaults';
 import { printable, table } from './text';
 
 const USAGE = `usage:
@@ -35,7 +36,7 @@ interface Opts {
 }
 
 function parse(argv: string[]): Opts {
-  const o: Opts = { pinDir: '/sys/fs/bpf/afsteer', stateDir: '/var/lib/afsteer', json: false, generation: 0, args: [] };
+  const o: Opts = { pinDir: DEFAULT_PIN_DIR, stateDir: DEFAULT_STATE_DIR, json: false, generation: 0, args: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const next = () => {

@@ -14,7 +14,8 @@ import { addressBytes } from '../net/ip';
 import { log } from '../util/log';
 import type { NetConf } from './config';
 import type { CniEnv } from './env';
-import { CniCode, CniError, causeText } from './errors';
+import { causeText } from '../util/errors';
+import { CniCode, CniError } from './errors';
 import { ipamAdd, ipamDel } from './ipam';
 import { withNodeLock } from './node-lock';
 import { containerInterfaceIndex, familiesFor, formatResult, parseResult, podIps, type Result } from './result';
@@ -22,9 +23,10 @@ import { ownedElsewhere, unprovenAddresses } from './claims';
 import { openPodNetns } from './pod-netns';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadState, removeState, saveState, type AttachmentState } from './state';
+import { loadState, removeState, saveState, type AttachmentState } from '../node/attachments';
 import { notifyDaemon } from './notify';
-import { parsePolicyArg, type Policy } from './policy-arg';
+import { parsePolicyArg } from '../policy/cni-arg';
+import type { Policy } from '../policy/schema';
 import { compareVersions } from './version';
 
 /** Bytes the outer header of a steered packet takes (IPv6 40 ≥ IPv4 20). */

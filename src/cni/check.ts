@@ -13,7 +13,7 @@ import { CniCode, CniError } from './errors';
 import { sameNetns } from '../net/netns';
 import { openPodNetns } from './pod-netns';
 import { containerInterfaceIndex } from './result';
-import { loadState } from './state';
+import { loadState } from '../node/attachments';
 
 function fail(msg: string): never {
   throw new CniError(CniCode.Internal, `afsteer CHECK failed: ${msg}`);

@@ -1,9 +1,10 @@
 /** The afsteer network configuration (zod schema with defaults) and its parsing into CNI errors. */
 import * as z from 'zod/mini';
+import { DEFAULT_CONTROL_SOCKET, DEFAULT_PIN_DIR, DEFAULT_STATE_DIR } from '../defaults';
 import { CniCode, CniError } from './errors';
 import { logFileProblem, normalizePath, pathProblem } from './paths';
 import { isSupported, SUPPORTED_VERSIONS } from './version';
-import { PolicySchema } from './policy-arg';
+import { PolicySchema } from '../policy/schema';
 
 /** A path key: absolute, no NUL/control characters, no '.'/'..' components (see paths.ts); normalised. */
 const absPath = () =>
@@ -33,16 +34,16 @@ export const NetConfSchema = z.looseObject({
   /** Accept a single-stack prevResult without ipam (the pod then stays single-stack, never steered). */
   allowSingleStack: z._default(z.boolean(), false),
   /** bpffs directory for afsteer's pinned programs and maps. */
-  pinDir: z._default(absPath(), '/sys/fs/bpf/afsteer'),
+  pinDir: z._default(absPath(), DEFAULT_PIN_DIR),
   /** Directory for endpoint state files and the node lock. */
-  stateDir: z._default(absPath(), '/var/lib/afsteer'),
+  stateDir: z._default(absPath(), DEFAULT_STATE_DIR),
   /** Optional log file (in addition to stderr). */
   logFile: z.optional(absPath()),
   logLevel: z._default(z.enum(['debug', 'info', 'warn', 'error']), 'info'),
   /** How long to wait for the node lock, ms. */
   lockTimeoutMs: z._default(z.number().check(z.int(), z.gt(0)), 60000),
   /** afsteerd's control socket, told of each ADD/DEL (best effort). */
-  daemonSocket: z._default(absPath(), '/run/afsteer/afsteerd.sock'),
+  daemonSocket: z._default(absPath(), DEFAULT_CONTROL_SOCKET),
   /** The pods' negotiation policy (CNI_ARGS AFSTEER_POLICY overrides it); default: afsteerd's. */
   policy: z.optional(PolicySchema),
 });

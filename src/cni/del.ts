@@ -2,10 +2,10 @@
 import { log } from '../util/log';
 import type { NetConf } from './config';
 import type { CniEnv } from './env';
-import { causeText } from './errors';
+import { causeText } from '../util/errors';
 import { ipamDel } from './ipam';
 import { withNodeLock } from './node-lock';
-import { loadState, removeState } from './state';
+import { loadState, removeState } from '../node/attachments';
 import { notifyDaemon } from './notify';
 import { teardownAttachment } from './teardown';
 

@@ -1,3 +1,4 @@
+import { causeText, describeError } from '../util/errors';
 import { UnsafePathError } from '../util/safe-fs';
 
 /** CNI error codes (SPEC "Error" section) and the error type every verb throws. */
@@ -38,22 +39,10 @@ export class CniError extends Error {
   }
 }
 
-/** Text of an error's cause chain, for the details field and logs. */
-export function causeText(err: unknown): string | undefined {
-  const parts: string[] = [];
-  let cur: unknown = err;
-  for (let depth = 0; cur !== undefined && cur !== null && depth < 5; depth++) {
-    parts.push(cur instanceof Error ? cur.message : String(cur));
-    cur = cur instanceof Error ? cur.cause : undefined;
-  }
-  return parts.length ? parts.join(': ') : undefined;
-}
-
 /** Converts any thrown value into a CniError, keeping it as the cause. */
 export function toCniError(err: unknown): CniError {
   if (err instanceof CniError) return err;
   // A configured path (stateDir, logFile, what afsteer keeps in them) that is not what it must be.
   if (err instanceof UnsafePathError) return new CniError(CniCode.InvalidConfig, `unusable path: ${err.message}`, undefined, { cause: err });
-  const msg = err instanceof Error ? err.message : String(err);
-  return new CniError(CniCode.Internal, `afsteer internal error: ${msg}`, undefined, { cause: err });
+  return new CniError(CniCode.Internal, `afsteer internal error: ${describeError(err)}`, undefined, { cause: err });
 }

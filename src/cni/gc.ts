@@ -6,10 +6,11 @@ import { bpfObject, programPinDir } from '../bpf/programs';
 import { log } from '../util/log';
 import type { NetConf } from './config';
 import type { CniEnv } from './env';
-import { CniCode, CniError, causeText } from './errors';
+import { causeText } from '../util/errors';
+import { CniCode, CniError } from './errors';
 import { execIpam } from './ipam';
 import { withNodeLock } from './node-lock';
-import { listStates, removeState } from './state';
+import { listStates, removeState } from '../node/attachments';
 import { teardownAttachment } from './teardown';
 
 const AttachmentRef = z.looseObject({ containerID: z.string(), ifname: z.string() });

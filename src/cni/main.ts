@@ -1,13 +1,14 @@
-/** The afsteer CNI entry point: reads env + stdin, dispatches the verb, prints the result or the error JSON. */
+/**
+ * The afsteer CNI entry point: reads env + stdin, dispatches the verb, prints the result or the
+ * error JSON. (The executable's names and operator commands are routed in src/bin/route.ts.)
+ */
 import { readFileSync } from 'node:fs';
+import { describeError } from '../util/errors';
 import { configureLog, log } from '../util/log';
 import { parseNetConf } from './config';
 import { readEnv, readVerb } from './env';
 import { CniError, toCniError } from './errors';
 import { CURRENT_VERSION, isSupported, SUPPORTED_VERSIONS } from './version';
-
-/** afsteer's release version (set by the build). */
-export const AFSTEER_VERSION = process.env.AFSTEER_BUILD_VERSION ?? '0.1.0-dev';
 
 function readStdin(): string {
   try {
@@ -30,18 +31,7 @@ function requestedVersion(stdin: string): string {
 }
 
 /** Runs one CNI invocation; returns the process exit code. Output goes through write. */
-export async function runCni(env: NodeJS.ProcessEnv, argv: string[], write: (s: string) => void): Promise<number> {
-  if (!env.CNI_COMMAND && argv.some((a) => a === '--version' || a === '-v' || a === 'version')) {
-    write(`CNI afsteer plugin ${AFSTEER_VERSION}\nCNI protocol versions supported: ${SUPPORTED_VERSIONS.join(', ')}\n`);
-    return 0;
-  }
-  if (!env.CNI_COMMAND && argv[0] === 'show') {
-    // Operator command (not a CNI verb): loaded lazily like the verbs.
-    return (await import('../cli/show')).runShow(argv.slice(1), write);
-  }
-  if (!env.CNI_COMMAND && argv[0] === 'steer') {
-    return (await import('../cli/steer')).runSteer(argv.slice(1), write);
-  }
+export async function runCni(env: NodeJS.ProcessEnv, write: (s: string) => void): Promise<number> {
   let cniVersion = CURRENT_VERSION;
   try {
     const verb = readVerb(env);
@@ -79,7 +69,7 @@ export async function runCni(env: NodeJS.ProcessEnv, argv: string[], write: (s: 
     return 0;
   } catch (err) {
     const e = toCniError(err);
-    log.error(e.message, { code: e.code, ...(e instanceof CniError && e.cause ? { cause: String((e.cause as Error).message ?? e.cause) } : {}) });
+    log.error(e.message, { code: e.code, ...(e instanceof CniError && e.cause ? { cause: describeError(e.cause) } : {}) });
     write(JSON.stringify(e.toJSON(cniVersion)) + '\n');
     return 1;
   }
@@ -87,6 +77,6 @@ export async function runCni(env: NodeJS.ProcessEnv, argv: string[], write: (s: 
 
 /** Initialises every verb module (no native code is loaded by doing so); used when building the startup snapshot. */
 export async function preloadVerbs(): Promise<void> {
-  await Promise.all([import('./add'), import('./del'), import('./check'), import('./gc'), import('./status'), import('../cli/show'), import('../cli/steer')]);
+  await Promise.all([import('./add'), import('./del'), import('./check'), import('./gc'), import('./status')]);
   (await import('./warmup')).warmUp();
 }

@@ -1,5 +1,5 @@
 /** The node-wide lock around afsteer's shared state (BPF pins, maps, state dir). */
-import { join } from 'node:path';
+import { nodeLockPath } from '../defaults';
 import { withLock } from '../util/lock';
 import type { NetConf } from './config';
 import { CniCode, CniError } from './errors';
@@ -7,7 +7,7 @@ import { CniCode, CniError } from './errors';
 /** Runs fn holding the node lock in conf.stateDir; a timeout is CNI code 11 (try again later). */
 export async function withNodeLock<T>(conf: NetConf, fn: () => Promise<T>): Promise<T> {
   try {
-    return await withLock(join(conf.stateDir, 'afsteer.lock'), conf.lockTimeoutMs, fn);
+    return await withLock(nodeLockPath(conf.stateDir), conf.lockTimeoutMs, fn);
   } catch (err) {
     if ((err as { code?: string }).code === 'ELOCKTIMEOUT') {
       throw new CniError(CniCode.TryAgainLater, `afsteer node lock busy: ${(err as Error).message}`, undefined, { cause: err });

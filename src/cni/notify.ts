@@ -4,12 +4,13 @@
  * afsteerd down; afsteerd rescans the state files periodically, so a missed notification heals).
  */
 import { createConnection } from 'node:net';
+import { encodeControlLine, endpointNotification } from '../control/messages';
 import { log } from '../util/log';
 
 /** The longest the plugin waits for the daemon's socket. */
 export const NOTIFY_TIMEOUT_MS = 20;
 
-/** Sends {op:"endpoint", event, containerId, ifname} to socketPath; resolves when sent, failed or timed out. */
+/** Sends the endpoint notification ({op:"endpoint", event, containerId, ifname}) to socketPath; resolves when sent, failed or timed out. */
 export function notifyDaemon(socketPath: string, event: 'add' | 'del', containerId: string, ifname: string): Promise<void> {
   return new Promise((resolve) => {
     const t0 = performance.now();
@@ -22,6 +23,6 @@ export function notifyDaemon(socketPath: string, event: 'add' | 'del', container
     };
     const timer = setTimeout(() => done('timeout'), NOTIFY_TIMEOUT_MS);
     c.on('error', (err: NodeJS.ErrnoException) => done('unreachable', { error: err.code ?? err.message }));
-    c.on('connect', () => c.end(JSON.stringify({ op: 'endpoint', event, containerId, ifname }) + '\n', () => done('sent')));
+    c.on('connect', () => c.end(encodeControlLine(endpointNotification(event, containerId, ifname)), () => done('sent')));
   });
 }

@@ -1,12 +1,12 @@
 /**
  * What the path keys of the config (pinDir, stateDir, logFile) may be, decided on the text alone
  * (pure, before anything touches the filesystem). The filesystem checks that need the kernel
- * (file types, owners, bpffs) are in src/util/safe-fs.ts and src/bpf/programs.ts.
+ * (file types, owners, bpffs) are in src/util/safe-fs.ts and src/bpf/programs.ts; the bpffs
+ * mount rule is src/bpf/bpffs.ts.
  */
 import { posix } from 'node:path';
+import { isWithin } from '../util/paths';
 
-/** Where the node's bpf filesystem is conventionally mounted. */
-export const BPFFS_ROOT = '/sys/fs/bpf';
 /** The directory a logFile may be in besides the stateDir. */
 export const LOG_ROOT = '/var/log';
 /** Longest path accepted (PATH_MAX includes the NUL). */
@@ -27,23 +27,9 @@ export function normalizePath(text: string): string {
   return posix.normalize(text).replace(/(.)\/+$/, '$1');
 }
 
-/** True when path is dir or inside it (both normalised). */
-export function isWithin(path: string, dir: string): boolean {
-  return path === dir || path.startsWith(dir === '/' ? '/' : dir + '/');
-}
-
 /** Why logFile may not be used with this stateDir, or undefined: it must lie under /var/log or under the stateDir. */
 export function logFileProblem(logFile: string, stateDir: string): string | undefined {
   if (logFile === LOG_ROOT || logFile === stateDir) return 'must be a file, not the directory itself';
   if (isWithin(logFile, LOG_ROOT) || isWithin(logFile, stateDir)) return undefined;
   return `must be under ${LOG_ROOT}/ or under the stateDir (${stateDir}/)`;
-}
-
-/**
- * Whether afsteer may mount a bpf filesystem before using pinDir: only on /sys/fs/bpf itself,
- * only when it is not a bpffs already (a mount there would hide every pin on the node), and
- * only for a pinDir under it. Anything else is used as it is or refused.
- */
-export function shouldMountBpffs(pinDir: string, rootIsBpffs: boolean, rootExists: boolean): boolean {
-  return rootExists && !rootIsBpffs && isWithin(pinDir, BPFFS_ROOT);
 }

@@ -7,7 +7,8 @@ import { parseCidr } from '../net/ip';
 import { Rtnl } from '../net/rtnl';
 import { log } from '../util/log';
 import { openRecordedNetns } from './pod-netns';
-import type { AttachmentState } from './state';
+import type { AttachmentState } from '../node/attachments';
+import { describeError } from '../util/errors';
 
 /**
  * Removes filters, the endpoint map entry and, with podSide, the addresses afsteer added and
@@ -55,7 +56,7 @@ export async function teardownAttachment(pinDir: string, state: AttachmentState,
       }
     } catch (err) {
       // The netns may be going away under us; DEL must still succeed.
-      log.warn('could not clean the pod interface (netns going away?)', { netns, error: String((err as Error).message) });
+      log.warn('could not clean the pod interface (netns going away?)', { netns, error: describeError(err) });
     } finally {
       pod?.close();
       ns.close();

@@ -8,7 +8,7 @@ import { parseCidr, canonical } from '../net/ip';
 import { parseNetConf } from './config';
 import { readEnv } from './env';
 import { containerInterfaceIndex, familiesFor, formatResult, parseResult } from './result';
-import { AttachmentStateSchema } from './state';
+import { AttachmentStateSchema } from '../node/attachments';
 
 /** Exercises config, env, result and codec paths; returns nothing. */
 export function warmUp(): void {

@@ -2,13 +2,12 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { readFileSync } from 'node:fs';
 import * as z from 'zod/mini';
+import { DEFAULT_CONTROL_SOCKET, DEFAULT_PIN_DIR, DEFAULT_PORT, DEFAULT_STATE_DIR } from '../defaults';
 import { NODE_NAME } from './protocol/frame';
-import { PolicySchema } from './protocol/messages';
+import { PolicySchema } from '../policy/schema';
 import { DEFAULT_MIN_SAMPLES, DEFAULT_PROBE } from './probe/path';
 import { DEFAULT_POLICY_PARAMS } from './policy';
 
-/** Default UDP port of afsteerd (both families). */
-export const DEFAULT_PORT = 6170;
 /** Default multicast groups for discovery. */
 export const DEFAULT_MCAST = { ipv4Group: '239.255.61.70', ipv6Group: 'ff02::6170' } as const;
 
@@ -32,9 +31,9 @@ export const StaticPeerSchema = z.strictObject({
 /** The daemon config. */
 export const DaemonConfigSchema = z.strictObject({
   nodeName: z.string().check(z.regex(NODE_NAME, 'must be 1–63 characters [A-Za-z0-9._-], starting alphanumeric')),
-  pinDir: z._default(absPath(), '/sys/fs/bpf/afsteer'),
-  stateDir: z._default(absPath(), '/var/lib/afsteer'),
-  controlSocket: z._default(absPath().check(z.maxLength(107, 'must fit a unix socket path (≤ 107 bytes)')), '/run/afsteer/afsteerd.sock'),
+  pinDir: z._default(absPath(), DEFAULT_PIN_DIR),
+  stateDir: z._default(absPath(), DEFAULT_STATE_DIR),
+  controlSocket: z._default(absPath().check(z.maxLength(107, 'must fit a unix socket path (≤ 107 bytes)')), DEFAULT_CONTROL_SOCKET),
   /** This node's control addresses; default: the addresses on the interface of the default routes. */
   addresses: z.optional(NodeAddressesSchema),
   port: z._default(z.number().check(z.int(), z.gte(1, 'must be 1–65535'), z.lte(65535, 'must be 1–65535')), DEFAULT_PORT),

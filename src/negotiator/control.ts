@@ -1,17 +1,16 @@
 /**
- * The control socket: a unix stream socket (mode 0600) speaking one JSON object per line.
- * Requests: {"op":"status"}, {"op":"endpoint","event":"add"|"del","containerId":…,"ifname":…}
- * (the plugin's notification; the daemon re-reads the state files, it does not trust the
- * message's contents). Each request gets one JSON line back.
+ * afsteerd's side of the control socket: a unix stream socket (mode 0600) speaking one JSON
+ * object per line, each request answered by one line. The messages (status request, the plugin's
+ * endpoint notification, replies) are src/control/messages.ts.
  */
 import { chmodSync, lstatSync, mkdirSync, rmSync } from 'node:fs';
-import { createConnection, createServer, type Server } from 'node:net';
+import { createServer, type Server } from 'node:net';
 import { dirname } from 'node:path';
+import { decodeControlObject, encodeControlLine, MAX_CONTROL_REQUEST } from '../control/messages';
+import { describeError } from '../util/errors';
 
 /** A request handler: request object → response object. */
 export type ControlHandler = (req: Record<string, unknown>) => Record<string, unknown>;
-
-const MAX_REQUEST = 64 * 1024;
 
 /** Listens on path (replacing a stale socket, never another kind of file). */
 export async function serveControl(path: string, handle: ControlHandler): Promise<Server> {
@@ -28,8 +27,8 @@ export async function serveControl(path: string, handle: ControlHandler): Promis
     c.on('error', () => {});
     c.on('data', (d) => {
       buf += d.toString('utf8');
-      if (buf.length > MAX_REQUEST) {
-        c.end(JSON.stringify({ ok: false, error: 'request too large' }) + '\n');
+      if (buf.length > MAX_CONTROL_REQUEST) {
+        c.end(encodeControlLine({ ok: false, error: 'request too large' }));
         c.removeAllListeners('data');
         buf = '';
         return;
@@ -40,13 +39,11 @@ export async function serveControl(path: string, handle: ControlHandler): Promis
         buf = buf.slice(nl + 1);
         let res: Record<string, unknown>;
         try {
-          const req = JSON.parse(line) as unknown;
-          if (typeof req !== 'object' || req === null || Array.isArray(req)) throw new Error('expected a JSON object');
-          res = handle(req as Record<string, unknown>);
+          res = handle(decodeControlObject(line));
         } catch (err) {
-          res = { ok: false, error: (err as Error).message };
+          res = { ok: false, error: describeError(err) };
         }
-        c.write(JSON.stringify(res) + '\n');
+        c.write(encodeControlLine(res));
       }
     });
   });
@@ -71,33 +68,4 @@ export async function serveControl(path: string, handle: ControlHandler): Promis
   }
   chmodSync(path, 0o600);
   return server;
-}
-
-/** Sends one request and waits at most timeoutMs for its one-line answer. */
-export function controlRequest(path: string, req: Record<string, unknown>, timeoutMs: number): Promise<Record<string, unknown>> {
-  return new Promise((resolve, reject) => {
-    const c = createConnection(path);
-    let buf = '';
-    const timer = setTimeout(() => {
-      c.destroy();
-      reject(new Error(`no answer from ${path} within ${timeoutMs} ms`));
-    }, timeoutMs);
-    c.on('error', (err) => {
-      clearTimeout(timer);
-      reject(new Error(`cannot reach afsteerd at ${path}: ${(err as NodeJS.ErrnoException).code ?? err.message}`, { cause: err }));
-    });
-    c.on('connect', () => c.write(JSON.stringify(req) + '\n'));
-    c.on('data', (d) => {
-      buf += d.toString('utf8');
-      const nl = buf.indexOf('\n');
-      if (nl < 0) return;
-      clearTimeout(timer);
-      c.end();
-      try {
-        resolve(JSON.parse(buf.slice(0, nl)) as Record<string, unknown>);
-      } catch (err) {
-        reject(new Error('malformed answer from afsteerd', { cause: err }));
-      }
-    });
-  });
 }

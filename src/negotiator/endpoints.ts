@@ -1,7 +1,7 @@
 /** This node's pods as afsteerd knows them: read from the plugin's state files. */
-import { listStates, type AttachmentState } from '../cni/state';
+import { cnfIdOf, listStates } from '../node/attachments';
 import { canonical } from '../net/ip';
-import type { Policy } from './protocol/messages';
+import type { Policy } from '../policy/schema';
 import { CnfIdSchema } from './protocol/messages';
 
 /** A local pod (one attachment). */
@@ -14,11 +14,6 @@ export interface LocalEndpoint {
   ipv6?: string;
   /** The pod's own policy (plugin config / CNI_ARGS), if it has one. */
   policy?: Policy;
-}
-
-/** A pod's CNF id: K8S_POD_NAMESPACE/K8S_POD_NAME when the runtime gave them, else its container id. */
-export function cnfIdOf(s: Pick<AttachmentState, 'containerId' | 'podNamespace' | 'podName'>): string {
-  return s.podNamespace && s.podName ? `${s.podNamespace}/${s.podName}` : s.containerId;
 }
 
 /** Every local endpoint of the state dir, by CNF id (unreadable files are reported and skipped). */

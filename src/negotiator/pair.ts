@@ -10,7 +10,9 @@
  * packets), and encapsulates only while the peer has said it decapsulates (decap: true).
  */
 import type { WireName } from '../bpf/maps-layout';
-import type { FamilyMetrics, FamilyName, Policy } from './protocol/messages';
+import { otherName } from '../net/family';
+import type { Policy } from '../policy/schema';
+import type { FamilyMetrics, FamilyName } from './protocol/messages';
 import { evaluate, initialSelection, type PairMetrics, type PolicyParams, type Preference, type SelectionState } from './policy';
 
 /** What the peer last said about the pair. */
@@ -125,7 +127,7 @@ export function sendingWire(p: PairState, mine: PairMetrics, peerAlive: boolean,
   let reason = p.leader ? (p.selection.lastChange?.reason ?? 'negotiated') : `peer ${p.peerNode} chose ${pref ?? 'native'}`;
   const used: FamilyName[] = pref === null ? ['IPv4', 'IPv6'] : [pref];
   for (const f of used) {
-    const o: FamilyName = f === 'IPv4' ? 'IPv6' : 'IPv4';
+    const o = otherName(f);
     if (mine[f]?.blackhole && mine[o] && !mine[o].blackhole) {
       pref = o;
       reason = `blackhole on ${f} (own sending direction)`;

@@ -10,9 +10,11 @@
  * - A blackhole on a family the pair uses switches at once to the other family, if that one is
  *   alive, whatever the hold-down.
  * - Exact ties never win, so two ends that see the same metrics reach the same answer; which end
- *   decides is settled by the negotiation (the leader, see session.ts).
+ *   decides is settled by the negotiation (the leader, see pair.ts).
  */
-import type { FamilyMetrics, FamilyName, Policy } from './protocol/messages';
+import { otherName as other } from '../net/family';
+import type { Policy } from '../policy/schema';
+import type { FamilyMetrics, FamilyName } from './protocol/messages';
 
 /** A pair's preferred family; null = native. */
 export type Preference = FamilyName | null;
@@ -58,7 +60,6 @@ export function initialSelection(current: Preference = null): SelectionState {
   return { current, streak: 0 };
 }
 
-const other = (f: FamilyName): FamilyName => (f === 'IPv4' ? 'IPv6' : 'IPv4');
 const alive = (m: FamilyMetrics | undefined): m is FamilyMetrics => m !== undefined && !m.blackhole;
 
 /** How many standard errors a challenger's figures are held against it (and for the incumbent). */

@@ -1,23 +1,38 @@
-/** One vocabulary for the two address families: numbers, names, the other one, and an object's address of one. */
+/**
+ * The address families, one vocabulary: numbers (4 | 6) inside afsteer, names ("IPv4" | "IPv6")
+ * where the protocol and status speak, and the `{ ipv4?, ipv6? }` records both index. Pure.
+ */
 
-/** An address family by number. */
+/** An IP family by number. */
 export type Family = 4 | 6;
+/** A family as the protocol names it. */
+export type FamilyName = 'IPv4' | 'IPv6';
 /** Both families, IPv4 first. */
-export const FAMILIES = [4, 6] as const;
-/** A family's name in messages and logs. */
-export type FamilyLabel = 'IPv4' | 'IPv6';
+export const FAMILIES: readonly Family[] = [4, 6];
+/** Both family names, IPv4 first. */
+export const FAMILY_NAMES = ['IPv4', 'IPv6'] as const satisfies readonly FamilyName[];
 
-/** 'IPv4' or 'IPv6'. */
-export function familyName(f: Family): FamilyLabel {
+/** The name of a family: 4 → "IPv4". */
+export function familyName(f: Family): FamilyName {
   return f === 4 ? 'IPv4' : 'IPv6';
 }
 
-/** The other family. */
+/** The family of a name: "IPv6" → 6. */
+export function familyNumber(n: FamilyName): Family {
+  return n === 'IPv4' ? 4 : 6;
+}
+
+/** The other family: 4 → 6. */
 export function other(f: Family): Family {
   return f === 4 ? 6 : 4;
 }
 
-/** The address of family f of something with ipv4/ipv6 addresses. */
-export function addressOf(a: { ipv4?: string | undefined; ipv6?: string | undefined }, f: Family): string | undefined {
-  return f === 4 ? a.ipv4 : a.ipv6;
+/** The other family's name: "IPv4" → "IPv6". */
+export function otherName(n: FamilyName): FamilyName {
+  return n === 'IPv4' ? 'IPv6' : 'IPv4';
+}
+
+/** The family's member of a `{ ipv4?, ipv6? }` record (an address, a socket, a path, ...). */
+export function addressOf<T>(obj: { ipv4?: T; ipv6?: T }, f: Family): T | undefined {
+  return f === 4 ? obj.ipv4 : obj.ipv6;
 }

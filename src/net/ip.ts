@@ -1,9 +1,10 @@
 /** IP address and CIDR parsing (strict: no zones, no leading zeros) and conversions between text and network-order bytes. */
 import { isIPv4, isIPv6 } from 'node:net';
+import type { Family } from './family';
 
 /** An interface address with its prefix, as CNI results carry it ("10.0.0.2/24"). */
 export interface Cidr {
-  family: 4 | 6;
+  family: Family;
   /** Address in canonical text form. */
   address: string;
   prefix: number;
@@ -33,7 +34,7 @@ export function isCidr(text: string): boolean {
 }
 
 /** Address family of a bare address, or undefined; a zone-scoped address ("fe80::1%eth0") is not an address here. */
-export function familyOf(address: string): 4 | 6 | undefined {
+export function familyOf(address: string): Family | undefined {
   return isIPv4(address) ? 4 : isIPv6(address) && !address.includes('%') ? 6 : undefined;
 }
 

@@ -22,8 +22,9 @@ import { libbpf, openAndLoad } from '../../src/bpf/libbpf';
 import { closeFds, ensurePrograms } from '../../src/bpf/programs';
 import { registerRemote, setSteering } from '../../src/bpf/steering';
 import { progTestRun } from '../../src/bpf/test-run';
-import { ROOT } from '../integration/helpers/world';
-import { TwoNodes, nsExec, type SimPod } from '../integration/helpers/two-nodes';
+import { eth, ETH_P_IP, ETH_P_IPV6, IPPROTO, ipv4, ipv6, udp } from '../support/frames';
+import { ROOT } from '../support/world';
+import { TwoNodes, nsExec, type SimPod } from '../support/two-nodes';
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -45,53 +46,15 @@ function pinBaselines(dir: string): void {
   execFileSync('bpftool', ['prog', 'loadall', join(ROOT, 'build', 'bench_empty.bpf.o'), dir, 'type', 'tc']);
 }
 
-/** Ethernet + IPv4 + UDP (64-byte payload) from 10.1.0.2 to dst. */
+/** The bench frames' MACs. */
+const BENCH_MACS = { dst: Buffer.from('020000000002', 'hex'), src: Buffer.from('020000000001', 'hex') };
+
+/** A UDP datagram 4000 → 5000 with 72 zero bytes and no checksum (0). */
+const benchUdp = (family: 4 | 6, src: string, dst: string) => udp({ family, src, dst }, 4000, 5000, Buffer.alloc(72), true);
+
+/** Ethernet + IPv4 (DF) + UDP from 10.1.0.2 to dst. */
 function udp4Frame(dst: string): Buffer {
-  const ip = Buffer.from('45000064000040004011000000000000' + '00000000', 'hex');
-  Buffer.from([10, 1, 0, 2]).copy(ip, 12);
-  Buffer.from(dst.split('.').map(Number)).copy(ip, 16);
-  const udp = Buffer.alloc(8 + 72);
-  udp.writeUInt16BE(4000, 0);
-  udp.writeUInt16BE(5000, 2);
-  udp.writeUInt16BE(udp.length, 4);
-  ip.writeUInt16BE(20 + udp.length, 2);
-  return Buffer.concat([Buffer.from('0200000000020200000000010800', 'hex'), ip, udp]);
-}
-
-/** An IPv4 header (20 bytes, DF, checksum filled in). */
-function ipv4Header(src: string, dst: string, proto: number, payloadLen: number): Buffer {
-  const h = Buffer.alloc(20);
-  h.writeUInt16BE(0x4500, 0);
-  h.writeUInt16BE(20 + payloadLen, 2);
-  h.writeUInt16BE(0x4000, 6);
-  h[8] = 64;
-  h[9] = proto;
-  Buffer.from(src.split('.').map(Number)).copy(h, 12);
-  Buffer.from(dst.split('.').map(Number)).copy(h, 16);
-  let sum = 0;
-  for (let i = 0; i < 20; i += 2) sum += h.readUInt16BE(i);
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  h.writeUInt16BE(~sum & 0xffff, 10);
-  return h;
-}
-
-/** An IPv6 header (40 bytes) for addresses written fd00:N::2. */
-function ipv6Header(src: string, dst: string, nextHeader: number, payloadLen: number): Buffer {
-  const h = Buffer.alloc(40);
-  h.writeUInt32BE(6 << 28, 0);
-  h.writeUInt16BE(payloadLen, 4);
-  h[6] = nextHeader;
-  h[7] = 64;
-  const addr = (a: string) => {
-    const b = Buffer.alloc(16);
-    b.writeUInt16BE(0xfd00, 0);
-    b.writeUInt16BE(parseInt(a.split(':')[1]!, 16), 2);
-    b.writeUInt16BE(2, 14);
-    return b;
-  };
-  addr(src).copy(h, 8);
-  addr(dst).copy(h, 24);
-  return h;
+  return eth(ETH_P_IP, ipv4({ src: '10.1.0.2', dst, proto: IPPROTO.udp, payload: benchUdp(4, '10.1.0.2', dst), df: true }), BENCH_MACS);
 }
 
 /**
@@ -101,20 +64,14 @@ function ipv6Header(src: string, dst: string, nextHeader: number, payloadLen: nu
  * Returns the frame and what must be left after the last layer.
  */
 function nestedTunnelFrame(a: { ipv4: string; ipv6: string }, b: { ipv4: string; ipv6: string }, layers: number): { frame: Buffer; inner: Buffer } {
-  const udp = Buffer.alloc(8 + 72);
-  udp.writeUInt16BE(4000, 0);
-  udp.writeUInt16BE(5000, 2);
-  udp.writeUInt16BE(udp.length, 4);
-  const innerIp = Buffer.concat([ipv4Header(a.ipv4, b.ipv4, 17, udp.length), udp]);
+  const innerIp = ipv4({ src: a.ipv4, dst: b.ipv4, proto: IPPROTO.udp, payload: benchUdp(4, a.ipv4, b.ipv4), df: true });
   let pkt = innerIp;
   let v6 = false;
   for (let i = 0; i < layers; i++) {
-    pkt = v6 ? Buffer.concat([ipv4Header(a.ipv4, b.ipv4, 41, pkt.length), pkt]) : Buffer.concat([ipv6Header(a.ipv6, b.ipv6, 4, pkt.length), pkt]);
+    pkt = v6 ? ipv4({ src: a.ipv4, dst: b.ipv4, proto: IPPROTO.ipv6, payload: pkt, df: true }) : ipv6({ src: a.ipv6, dst: b.ipv6, nh: IPPROTO.ipip, payload: pkt });
     v6 = !v6;
   }
-  const mac = Buffer.from('020000000002020000000001', 'hex');
-  const type = (isV6: boolean) => Buffer.from(isV6 ? '86dd' : '0800', 'hex');
-  return { frame: Buffer.concat([mac, type(v6), pkt]), inner: Buffer.concat([mac, type(false), innerIp]) };
+  return { frame: eth(v6 ? ETH_P_IPV6 : ETH_P_IP, pkt, BENCH_MACS), inner: eth(ETH_P_IP, innerIp, BENCH_MACS) };
 }
 
 function programBench(): void {

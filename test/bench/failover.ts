@@ -15,7 +15,7 @@
  * Environment: BENCH_TRIALS (20), BENCH_FALSE_MIN (3), BENCH_SIM_PEER_MIN (60), BENCH_FAILOVER_PARTS.
  */
 import type { WireName } from '../../src/bpf/maps-layout';
-import { TwoNodes, nsExec, waitFor, type SimDaemon, type SimPod } from '../integration/helpers/two-nodes';
+import { TwoNodes, nsExec, waitFor, type SimDaemon, type SimPod } from '../support/two-nodes';
 import { DEFAULT_MIN_SAMPLES, DEFAULT_PROBE, expireProbes, newPath, pathMetrics, probeDue, probeSent, replyReceived } from '../../src/negotiator/probe/path';
 import { DEFAULT_POLICY_PARAMS, evaluate, initialSelection } from '../../src/negotiator/policy';
 

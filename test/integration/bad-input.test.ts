@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, lchownSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { AFSTEER_BIN, IS_ROOT, World, announceSkip, runWithInput, sh, shQuiet, type Run } from './helpers/world';
+import { AFSTEER_BIN, IS_ROOT, World, announceSkip, runWithInput, sh, shQuiet, type Run } from '../support/world';
 import { localEndpointByAddress } from '../../src/bpf/endpoint-map';
 
 announceSkip('bad input');

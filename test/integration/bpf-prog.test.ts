@@ -1,8 +1,8 @@
 /**
  * The tc programs of bpf/afsteer.bpf.c under BPF_PROG_TEST_RUN: crafted frames in, expected bytes out.
  *
- * Every expected frame is built here, independently of src/ (own header builders, own one's-complement
- * checksum, own CRC32c). Without a ctx, BPF_PROG_TEST_RUN runs on the loopback device, so
+ * Every expected frame is built by the tests, independently of src/ (own header builders, own
+ * one's-complement checksum, own CRC32c: test/support/frames.ts). Without a ctx, BPF_PROG_TEST_RUN runs on the loopback device, so
  * skb->ifindex is 1: the "local pod" is always the endpoint registered under ifindex 1. To look at
  * the far end of a tunnel the maps are re-pointed (configure()): the destination pod becomes the
  * local endpoint and the source pod a registered remote.
@@ -14,249 +14,15 @@ import { deleteEndpoint, localEndpointByAddress, putEndpoint, readCounters } fro
 import type { PairCounters, Stat, WireName } from '../../src/bpf/maps-layout';
 import { closeFds, ensurePrograms, type ProgramFds } from '../../src/bpf/programs';
 import { listPairs, readStats, registerRemote, setSteering, unregisterRemote } from '../../src/bpf/steering';
+import { addressOf } from '../../src/net/family';
 import { progTestRun, SKB_CTX_SIZE, SkbCtx, type TestRunResult } from '../../src/bpf/test-run';
-import { IS_ROOT, announceSkip } from './helpers/world';
+import {
+  crc32c, eth, ETH_P_IP, ETH_P_IPV6, fragHeader6, icmp6Echo, icmpEcho, inetChecksum, IPPROTO, ipv4, ipv6, pattern, pseudoHeader, sctpData, tcp, udp, v4,
+  type Flow, type Ipv4Opts, type Ipv6Opts,
+} from '../support/frames';
+import { IS_ROOT, announceSkip } from '../support/world';
 
 announceSkip('BPF program test runs (afsteer_from_pod / afsteer_to_pod)');
-
-// ---------------------------------------------------------------------------------------------
-// Checksums (own implementations)
-// ---------------------------------------------------------------------------------------------
-
-/** Adds the big-endian 16-bit words of buf to acc (an odd last byte is padded with zero). */
-function sum16(buf: Uint8Array, acc = 0): number {
-  for (let i = 0; i + 1 < buf.length; i += 2) acc += (buf[i]! << 8) | buf[i + 1]!;
-  if (buf.length % 2) acc += buf[buf.length - 1]! << 8;
-  return acc;
-}
-
-/** RFC 1071 Internet checksum of the concatenation of parts (each part but the last of even length). */
-function inetChecksum(...parts: Uint8Array[]): number {
-  let acc = 0;
-  for (const p of parts) acc = sum16(p, acc);
-  while (acc > 0xffff) acc = (acc & 0xffff) + Math.floor(acc / 0x10000);
-  return ~acc & 0xffff;
-}
-
-/** CRC32c (Castagnoli, reflected polynomial 0x82f63b78), as SCTP uses it. */
-function crc32c(buf: Uint8Array): number {
-  let c = 0xffffffff;
-  for (const b of buf) {
-    c ^= b;
-    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1;
-  }
-  return (c ^ 0xffffffff) >>> 0;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Addresses and header builders (own implementations)
-// ---------------------------------------------------------------------------------------------
-
-function v4(a: string): Buffer {
-  const parts = a.split('.').map(Number);
-  if (parts.length !== 4) throw new Error(`bad IPv4 ${a}`);
-  return Buffer.from(parts);
-}
-
-function v6(a: string): Buffer {
-  const [h, t] = a.split('::') as [string, string | undefined];
-  const head = h ? h.split(':') : [];
-  const tail = t ? t.split(':') : [];
-  const groups = t === undefined ? head : [...head, ...Array<string>(8 - head.length - tail.length).fill('0'), ...tail];
-  if (groups.length !== 8) throw new Error(`bad IPv6 ${a}`);
-  const b = Buffer.alloc(16);
-  groups.forEach((g, i) => b.writeUInt16BE(parseInt(g, 16), i * 2));
-  return b;
-}
-
-const ETH_P_IP = 0x0800;
-const ETH_P_IPV6 = 0x86dd;
-const IPPROTO = { icmp: 1, ipip: 4, tcp: 6, udp: 17, ipv6: 41, frag: 44, icmpv6: 58, sctp: 132 } as const;
-
-/** MACs of the crafted frames: pod → host veth. */
-const POD_MAC = Buffer.from('02a0f5000001', 'hex');
-const GW_MAC = Buffer.from('02a0f50000fe', 'hex');
-
-function eth(type: number, payload: Buffer): Buffer {
-  const h = Buffer.alloc(14);
-  GW_MAC.copy(h, 0);
-  POD_MAC.copy(h, 6);
-  h.writeUInt16BE(type, 12);
-  return Buffer.concat([h, payload]);
-}
-
-interface Ipv4Opts {
-  src: string;
-  dst: string;
-  proto: number;
-  payload: Buffer;
-  tos?: number;
-  ttl?: number;
-  id?: number;
-  df?: boolean;
-  mf?: boolean;
-  /** Fragment offset in bytes (multiple of 8). */
-  fragOffset?: number;
-  /** IP options, a multiple of 4 bytes. */
-  options?: Buffer;
-}
-
-/** An IPv4 packet with a correct header checksum. */
-function ipv4(o: Ipv4Opts): Buffer {
-  const opts = o.options ?? Buffer.alloc(0);
-  if (opts.length % 4) throw new Error('IPv4 options must be padded to 4 bytes');
-  const hl = 20 + opts.length;
-  const h = Buffer.alloc(hl);
-  h[0] = 0x40 | (hl / 4);
-  h[1] = o.tos ?? 0;
-  h.writeUInt16BE(hl + o.payload.length, 2);
-  h.writeUInt16BE(o.id ?? 0, 4);
-  h.writeUInt16BE((o.df ? 0x4000 : 0) | (o.mf ? 0x2000 : 0) | ((o.fragOffset ?? 0) / 8), 6);
-  h[8] = o.ttl ?? 64;
-  h[9] = o.proto;
-  v4(o.src).copy(h, 12);
-  v4(o.dst).copy(h, 16);
-  opts.copy(h, 20);
-  h.writeUInt16BE(inetChecksum(h), 10);
-  return Buffer.concat([h, o.payload]);
-}
-
-interface Ipv6Opts {
-  src: string;
-  dst: string;
-  nh: number;
-  payload: Buffer;
-  tc?: number;
-  flow?: number;
-  hop?: number;
-}
-
-function ipv6(o: Ipv6Opts): Buffer {
-  const h = Buffer.alloc(40);
-  h.writeUInt32BE(((6 << 28) | ((o.tc ?? 0) << 20) | (o.flow ?? 0)) >>> 0, 0);
-  h.writeUInt16BE(o.payload.length, 4);
-  h[6] = o.nh;
-  h[7] = o.hop ?? 64;
-  v6(o.src).copy(h, 8);
-  v6(o.dst).copy(h, 24);
-  return Buffer.concat([h, o.payload]);
-}
-
-/** IPv6 fragment extension header (8 bytes). */
-function fragHeader6(nh: number, offset: number, more: boolean, id: number): Buffer {
-  const h = Buffer.alloc(8);
-  h[0] = nh;
-  h.writeUInt16BE(offset | (more ? 1 : 0), 2);
-  h.writeUInt32BE(id >>> 0, 4);
-  return h;
-}
-
-/** The IPv4 (12-byte) or IPv6 (40-byte) pseudo-header of an upper-layer checksum. */
-function pseudoHeader(src: Buffer, dst: Buffer, proto: number, len: number): Buffer {
-  if (src.length === 4) {
-    const p = Buffer.alloc(12);
-    src.copy(p, 0);
-    dst.copy(p, 4);
-    p[9] = proto;
-    p.writeUInt16BE(len, 10);
-    return p;
-  }
-  const p = Buffer.alloc(40);
-  src.copy(p, 0);
-  dst.copy(p, 16);
-  p.writeUInt32BE(len, 32);
-  p[39] = proto;
-  return p;
-}
-
-/** L4 endpoints of a packet, for pseudo-header checksums. */
-interface Flow {
-  family: 4 | 6;
-  src: string;
-  dst: string;
-}
-
-const ipBytes = (a: string) => (a.includes(':') ? v6(a) : v4(a));
-const pseudo = (f: Flow, proto: number, len: number) => pseudoHeader(ipBytes(f.src), ipBytes(f.dst), proto, len);
-
-/** A UDP datagram; checksum over the pseudo-header, or 0 ("none", IPv4 only) when noChecksum. */
-function udp(f: Flow, sport: number, dport: number, data: Buffer, noChecksum = false): Buffer {
-  const u = Buffer.alloc(8 + data.length);
-  u.writeUInt16BE(sport, 0);
-  u.writeUInt16BE(dport, 2);
-  u.writeUInt16BE(u.length, 4);
-  data.copy(u, 8);
-  if (!noChecksum) u.writeUInt16BE(inetChecksum(pseudo(f, IPPROTO.udp, u.length), u) || 0xffff, 6);
-  return u;
-}
-
-/** A TCP segment (20-byte header plus options) with a correct checksum. */
-function tcp(f: Flow, o: { sport: number; dport: number; seq: number; ack: number; flags: number; window: number; options?: Buffer; data?: Buffer }): Buffer {
-  const opts = o.options ?? Buffer.alloc(0);
-  const data = o.data ?? Buffer.alloc(0);
-  const hl = 20 + opts.length;
-  const t = Buffer.alloc(hl + data.length);
-  t.writeUInt16BE(o.sport, 0);
-  t.writeUInt16BE(o.dport, 2);
-  t.writeUInt32BE(o.seq >>> 0, 4);
-  t.writeUInt32BE(o.ack >>> 0, 8);
-  t[12] = (hl / 4) << 4;
-  t[13] = o.flags;
-  t.writeUInt16BE(o.window, 14);
-  opts.copy(t, 20);
-  data.copy(t, hl);
-  t.writeUInt16BE(inetChecksum(pseudo(f, IPPROTO.tcp, t.length), t), 16);
-  return t;
-}
-
-/** ICMP (v4) echo request; checksum over the message only. */
-function icmpEcho(id: number, seq: number, data: Buffer): Buffer {
-  const m = Buffer.alloc(8 + data.length);
-  m[0] = 8;
-  m.writeUInt16BE(id, 4);
-  m.writeUInt16BE(seq, 6);
-  data.copy(m, 8);
-  m.writeUInt16BE(inetChecksum(m), 2);
-  return m;
-}
-
-/** ICMPv6 echo request; checksum over the IPv6 pseudo-header and the message. */
-function icmp6Echo(f: Flow, id: number, seq: number, data: Buffer): Buffer {
-  const m = Buffer.alloc(8 + data.length);
-  m[0] = 128;
-  m.writeUInt16BE(id, 4);
-  m.writeUInt16BE(seq, 6);
-  data.copy(m, 8);
-  m.writeUInt16BE(inetChecksum(pseudo(f, IPPROTO.icmpv6, m.length), m), 2);
-  return m;
-}
-
-/** An SCTP packet with one DATA chunk and a CRC32c checksum (stored little-endian, as Linux does). */
-function sctpData(sport: number, dport: number, vtag: number, tsn: number, data: Buffer): Buffer {
-  const chunkLen = 16 + data.length;
-  const p = Buffer.alloc(12 + Math.ceil(chunkLen / 4) * 4);
-  p.writeUInt16BE(sport, 0);
-  p.writeUInt16BE(dport, 2);
-  p.writeUInt32BE(vtag >>> 0, 4);
-  const c = 12;
-  p[c] = 0; // DATA
-  p[c + 1] = 0x03; // B|E: unfragmented user message
-  p.writeUInt16BE(chunkLen, c + 2);
-  p.writeUInt32BE(tsn >>> 0, c + 4);
-  p.writeUInt16BE(1, c + 8); // stream id
-  p.writeUInt16BE(0, c + 10); // stream seq
-  p.writeUInt32BE(46, c + 12); // PPID
-  data.copy(p, c + 16);
-  p.writeUInt32LE(crc32c(p), 8);
-  return p;
-}
-
-/** A deterministic payload. */
-function pattern(n: number, seed = 1): Buffer {
-  const b = Buffer.alloc(n);
-  for (let i = 0; i < n; i++) b[i] = (i * 31 + seed * 17) & 0xff;
-  return b;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Parsing and verification of crafted / produced packets (own implementation)
@@ -420,7 +186,7 @@ const TC_ACT_OK = 0;
 const TC_ACT_SHOT = 2;
 
 const flowOf = (family: 4 | 6, src: Pod | { ipv4: string; ipv6: string }, dst: Pod | { ipv4: string; ipv6: string }): Flow =>
-  family === 4 ? { family, src: src.ipv4, dst: dst.ipv4 } : { family, src: src.ipv6, dst: dst.ipv6 };
+  ({ family, src: addressOf(src, family)!, dst: addressOf(dst, family)! });
 
 /** A UDP frame from src to dst in the given family. */
 function udpFrame(family: 4 | 6, src: { ipv4: string; ipv6: string }, dst: { ipv4: string; ipv6: string }, data = pattern(32)): Buffer {

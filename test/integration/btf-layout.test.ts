@@ -2,7 +2,7 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ALL_LAYOUTS, MAPS } from '../../src/bpf/maps-layout';
-import { ROOT, sh } from './helpers/world';
+import { ROOT, sh } from '../support/world';
 
 interface BtfType { id: number; kind: string; name: string; size?: number; members?: { name: string; type_id: number; bits_offset: number }[]; type_id?: number; nr_elems?: number }
 

@@ -4,7 +4,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IS_ROOT, World, announceSkip, sh } from './helpers/world';
+import { IS_ROOT, World, announceSkip, sh } from '../support/world';
 import { getEndpoint, readCounters } from '../../src/bpf/endpoint-map';
 import { Family, Direction } from '../../src/bpf/maps-layout';
 

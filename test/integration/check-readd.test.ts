@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IS_ROOT, World, announceSkip, sh } from './helpers/world';
+import { IS_ROOT, World, announceSkip, sh } from '../support/world';
 import { deleteEndpoint, getEndpoint, putEndpoint } from '../../src/bpf/endpoint-map';
 import { listPairs, registerRemote, setSteering, unregisterRemote } from '../../src/bpf/steering';
 

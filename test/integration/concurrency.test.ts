@@ -2,7 +2,7 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IS_ROOT, World, announceSkip, sh } from './helpers/world';
+import { IS_ROOT, World, announceSkip, sh } from '../support/world';
 import { listEndpoints, readCounters } from '../../src/bpf/endpoint-map';
 import { MAPS } from '../../src/bpf/maps-layout';
 import { WRITER_GEN_MAP } from '../../src/bpf/writer-lock';

@@ -9,7 +9,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IS_ROOT, World, announceSkip } from './helpers/world';
+import { IS_ROOT, World, announceSkip } from '../support/world';
 
 announceSkip('daemonSocket notification');
 

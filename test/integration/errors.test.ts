@@ -3,7 +3,7 @@ import { mkdtempSync, existsSync, rmSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { AFSTEER_BIN, IS_ROOT, runWithInput } from './helpers/world';
+import { AFSTEER_BIN, IS_ROOT, runWithInput } from '../support/world';
 
 const env = { CNI_CONTAINERID: 'c1', CNI_NETNS: '/run/netns/none', CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni' };
 const conf = { cniVersion: '1.0.0', name: 'n', type: 'afsteer', pinDir: '/sys/fs/bpf/afsteer-errors', stateDir: '/tmp/afsteer-errors' };

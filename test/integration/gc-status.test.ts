@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IS_ROOT, World, announceSkip, sh } from './helpers/world';
+import { IS_ROOT, World, announceSkip, sh } from '../support/world';
 import { getEndpoint } from '../../src/bpf/endpoint-map';
 
 announceSkip('GC and STATUS');

@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IS_ROOT, announceSkip, sh, shQuiet } from './helpers/world';
-import { AFSTEERD_BIN, waitFor } from './helpers/two-nodes';
+import { IS_ROOT, announceSkip, sh, shQuiet } from '../support/world';
+import { AFSTEERD_BIN, waitFor } from '../support/two-nodes';
 import { listRemotes } from '../../src/bpf/steering';
 
 const execFileP = promisify(execFile);

@@ -4,8 +4,8 @@
  * nftables, pods with their own policy next to pods on the daemon default.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IS_ROOT, announceSkip } from './helpers/world';
-import { TwoNodes, twoNodesWithDaemons, waitFor, type SimDaemon, type SimPod } from './helpers/two-nodes';
+import { IS_ROOT, announceSkip } from '../support/world';
+import { TwoNodes, twoNodesWithDaemons, waitFor, type SimDaemon, type SimPod } from '../support/two-nodes';
 import { listPairs } from '../../src/bpf/steering';
 
 announceSkip('afsteerd policies between two simulated nodes');

@@ -4,8 +4,8 @@
  * blackholed on one node's link moves only the pairs toward that node.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IS_ROOT, announceSkip } from './helpers/world';
-import { TwoNodes, waitFor, type SimDaemon, type SimPod } from './helpers/two-nodes';
+import { IS_ROOT, announceSkip } from '../support/world';
+import { TwoNodes, waitFor, type SimDaemon, type SimPod } from '../support/two-nodes';
 import { listRemotes } from '../../src/bpf/steering';
 
 announceSkip('afsteerd with three simulated nodes');

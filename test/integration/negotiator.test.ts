@@ -4,10 +4,10 @@
  * the real chain via libcni, impairments per family in the middle (nftables drop / random loss).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IS_ROOT, announceSkip } from './helpers/world';
-import { AFSTEERD_BIN as AFSTEERD, TwoNodes, twoNodesWithDaemons, waitFor, type SimDaemon, type SimPod } from './helpers/two-nodes';
+import { IS_ROOT, announceSkip } from '../support/world';
+import { AFSTEERD_BIN as AFSTEERD, TwoNodes, twoNodesWithDaemons, waitFor, type SimDaemon, type SimPod } from '../support/two-nodes';
 import { listPairs, listRemotes } from '../../src/bpf/steering';
-import { readUdpPcap } from './helpers/pcap';
+import { readUdpPcap } from '../support/pcap';
 import { decodeFrame, encodeFrame } from '../../src/negotiator/protocol/frame';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';

@@ -1,6 +1,6 @@
 /** Single-stack prevResults: delegated IPAM, explicit pass-through, and the error without either. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IS_ROOT, World, announceSkip, sh } from './helpers/world';
+import { IS_ROOT, World, announceSkip, sh } from '../support/world';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { listEndpoints as listPinned } from '../../src/bpf/endpoint-map';

@@ -4,8 +4,8 @@
  * nodes' forward chains.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IS_ROOT, announceSkip } from './helpers/world';
-import { TwoNodes, nsExec, type SimPod } from './helpers/two-nodes';
+import { IS_ROOT, announceSkip } from '../support/world';
+import { TwoNodes, nsExec, type SimPod } from '../support/two-nodes';
 import { listPairs, registerRemote, setSteering, clearSteering, unregisterRemote } from '../../src/bpf/steering';
 import type { WireName } from '../../src/bpf/maps-layout';
 

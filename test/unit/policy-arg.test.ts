@@ -1,6 +1,6 @@
 /** AFSTEER_POLICY (CNI_ARGS) parsing. */
 import { describe, expect, it } from 'vitest';
-import { parsePolicyArg } from '../../src/cni/policy-arg';
+import { parsePolicyArg } from '../../src/policy/cni-arg';
 
 describe('AFSTEER_POLICY', () => {
   it.each([

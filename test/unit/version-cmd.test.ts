@@ -10,7 +10,7 @@ async function run(env: Record<string, string>) {
     return true;
   });
   try {
-    const code = await runCni(env, [], (s) => (out += s));
+    const code = await runCni(env, (s) => (out += s));
     return { code, json: JSON.parse(out) as Record<string, unknown>, stderr };
   } finally {
     spy.mockRestore();

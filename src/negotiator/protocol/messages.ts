@@ -5,9 +5,11 @@
  */
 import { isIPv4, isIPv6 } from 'node:net';
 import * as z from 'zod/mini';
+import { FAMILY_NAMES } from '../../net/family';
+import { PolicySchema } from '../../policy/schema';
 
 /** A family as the protocol names it. */
-export const FamilySchema = z.enum(['IPv4', 'IPv6']);
+export const FamilySchema = z.enum(FAMILY_NAMES);
 /** "IPv4" | "IPv6" */
 export type FamilyName = z.infer<typeof FamilySchema>;
 
@@ -51,18 +53,6 @@ export const FamilyMetricsSchema = z.strictObject({
 });
 /** Metrics of one family. */
 export type FamilyMetrics = z.infer<typeof FamilyMetricsSchema>;
-
-/** A policy: criterion plus weights for `weighted`. */
-export const PolicySchema = z.strictObject({
-  criterion: z.enum(['lowest-latency', 'lowest-loss', 'weighted']),
-  weights: z.optional(z.strictObject({
-    latency: z.number().check(z.gte(0), z.lte(1000)),
-    jitter: z.number().check(z.gte(0), z.lte(1000)),
-    loss: z.number().check(z.gte(0), z.lte(1000)),
-  })),
-});
-/** A pair's selection policy. */
-export type Policy = z.infer<typeof PolicySchema>;
 
 /** One pair in a negotiation message: the seed's message, strict. */
 export const PairMessageSchema = z.strictObject({

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_PORT, parseDaemonConfig } from '../../../src/negotiator/config';
+import { DEFAULT_PORT } from '../../../src/defaults';
+import { parseDaemonConfig } from '../../../src/negotiator/config';
 
 describe('afsteerd config', () => {
   it('fills defaults', () => {

@@ -4,7 +4,8 @@ import {
   agreedPreference, combinedMetrics, isLeader, newPair, pairKey, preferenceOf, sendingWire, stepSelection, wireOf, type PairState, type PeerView,
 } from '../../../src/negotiator/pair';
 import { DEFAULT_POLICY_PARAMS, evaluate, initialSelection, type PairMetrics, type Preference } from '../../../src/negotiator/policy';
-import type { FamilyMetrics, Policy } from '../../../src/negotiator/protocol/messages';
+import type { Policy } from '../../../src/policy/schema';
+import type { FamilyMetrics } from '../../../src/negotiator/protocol/messages';
 import { rng, seedFrom, type Rng } from './prng';
 
 const PRM = DEFAULT_POLICY_PARAMS;

@@ -2,7 +2,8 @@
 import { describe, expect, it } from 'vitest';
 import { bounded, DEFAULT_POLICY_PARAMS, evaluate, initialSelection, score, type PairMetrics, type SelectionState } from '../../../src/negotiator/policy';
 import { DEFAULT_PROBE, expireProbes, newPath, pathMetrics, probeSent, replyReceived, type PathState } from '../../../src/negotiator/probe/path';
-import type { FamilyName, Policy } from '../../../src/negotiator/protocol/messages';
+import type { Policy } from '../../../src/policy/schema';
+import type { FamilyName } from '../../../src/negotiator/protocol/messages';
 import { rng, seedFrom, type Rng } from './prng';
 
 const PRM = DEFAULT_POLICY_PARAMS;

@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import {
   bounded, DEFAULT_POLICY_PARAMS, evaluate, familiesUsed, initialSelection, score, winner, type PairMetrics, type PolicyParams, type Preference, type SelectionState,
 } from '../../../src/negotiator/policy';
-import type { FamilyMetrics, Policy } from '../../../src/negotiator/protocol/messages';
+import type { Policy } from '../../../src/policy/schema';
+import type { FamilyMetrics } from '../../../src/negotiator/protocol/messages';
 
 const PRM: PolicyParams = { ...DEFAULT_POLICY_PARAMS };
 const LAT: Policy = { criterion: 'lowest-latency' };

@@ -1,6 +1,6 @@
 /** `afsteerd status` as text: hostile names from peers and pods are escaped, never printed raw. */
 import { describe, expect, it } from 'vitest';
-import { renderStatus } from '../../../src/cli/afsteerd';
+import { renderStatus } from '../../../src/cli/afsteerd-status';
 
 describe('afsteerd status text', () => {
   it('escapes control characters in every name it prints', () => {

@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 const execFileP = promisify(execFile);
 
 /** Repository root. */
-export const ROOT = process.env.AFSTEER_REPO_ROOT ?? resolve(import.meta.dirname, '..', '..', '..');
+export const ROOT = process.env.AFSTEER_REPO_ROOT ?? resolve(import.meta.dirname, '..', '..');
 /** The executable under test and the libcni driver. */
 export const AFSTEER_BIN = join(ROOT, 'dist', 'afsteer');
 export const DRIVER_BIN = join(ROOT, 'build', 'cni-driver');

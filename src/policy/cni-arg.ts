@@ -1,13 +1,10 @@
 /**
  * A pod's negotiation policy as the plugin takes it: the network config key `policy` (an object,
- * validated with the protocol's schema) or CNI_ARGS `AFSTEER_POLICY=lowest-latency |
+ * validated with ./schema.ts) or CNI_ARGS `AFSTEER_POLICY=lowest-latency |
  * lowest-loss | weighted[:L,J,P]` (weights of latency, jitter and loss; which wins). No "=" in
  * the value: the reference plugins split every CNI_ARGS pair at each "=". Pure.
  */
-import { PolicySchema, type Policy } from '../negotiator/protocol/messages';
-
-export { PolicySchema };
-export type { Policy };
+import type { Policy } from './schema';
 
 /** Parses an AFSTEER_POLICY value; returns the policy or a message saying what is wrong. */
 export function parsePolicyArg(text: string): Policy | string {

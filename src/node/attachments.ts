@@ -1,8 +1,11 @@
-/** Per-attachment state files (what ADD did, so DEL/CHECK/GC can undo or verify exactly that). */
+/**
+ * Per-attachment state files (what ADD did, so DEL/CHECK/GC can undo or verify exactly that): the
+ * plugin writes them, `afsteer show`/`steer` and afsteerd read them.
+ */
 import { lstatSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import * as z from 'zod/mini';
-import { PolicySchema } from './policy-arg';
+import { PolicySchema } from '../policy/schema';
 import { writeFileAtomic } from '../util/atomic-file';
 import { ensureTrustedDir, fileKind, readOwnFile, UnsafePathError } from '../util/safe-fs';
 
@@ -35,6 +38,11 @@ export const AttachmentStateSchema = z.object({
 
 /** One attachment's state. */
 export type AttachmentState = z.infer<typeof AttachmentStateSchema>;
+
+/** A pod's CNF id: K8S_POD_NAMESPACE/K8S_POD_NAME when the runtime gave them, else its container id. */
+export function cnfIdOf(s: Pick<AttachmentState, 'containerId' | 'podNamespace' | 'podName'>): string {
+  return s.podNamespace && s.podName ? `${s.podNamespace}/${s.podName}` : s.containerId;
+}
 
 function dir(stateDir: string): string {
   return join(stateDir, 'attachments');

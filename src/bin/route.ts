@@ -1,0 +1,67 @@
+/**
+ * What the executable does with its name and arguments: called `afsteerd`, the negotiator's
+ * commands (run | status); otherwise `afsteer --version`, the operator commands (show, steer)
+ * or, with CNI_COMMAND, the CNI plugin. Each command's modules load only when it runs, so the
+ * plugin's start-up path does not carry the negotiator's.
+ */
+import { parseArgs } from 'node:util';
+import { DEFAULT_CONTROL_SOCKET } from '../defaults';
+import { preloadVerbs, runCni } from '../cni/main';
+import { SUPPORTED_VERSIONS } from '../cni/version';
+import { printable } from '../cli/text';
+
+/** afsteer's release version (set by the build). */
+export const AFSTEER_VERSION = process.env.AFSTEER_BUILD_VERSION ?? '0.1.0-dev';
+
+const AFSTEERD_USAGE = `usage:
+  afsteerd run --config FILE
+  afsteerd status [--json] [--socket PATH]   (default socket ${DEFAULT_CONTROL_SOCKET})
+`;
+
+/** Runs `afsteer ARGS` (CNI when CNI_COMMAND is set); resolves with the exit code. Output goes through write. */
+export async function runAfsteer(env: NodeJS.ProcessEnv, argv: string[], write: (s: string) => void): Promise<number> {
+  if (!env.CNI_COMMAND && argv.some((a) => a === '--version' || a === '-v' || a === 'version')) {
+    write(`CNI afsteer plugin ${AFSTEER_VERSION}\nCNI protocol versions supported: ${SUPPORTED_VERSIONS.join(', ')}\n`);
+    return 0;
+  }
+  if (!env.CNI_COMMAND && argv[0] === 'show') {
+    // Operator commands (not CNI verbs): loaded lazily like the verbs.
+    return (await import('../cli/show')).runShow(argv.slice(1), write);
+  }
+  if (!env.CNI_COMMAND && argv[0] === 'steer') {
+    return (await import('../cli/steer')).runSteer(argv.slice(1), write);
+  }
+  return runCni(env, write);
+}
+
+/** Runs `afsteerd ARGS`; resolves with the exit code (run: when the daemon stops). */
+export async function runAfsteerd(argv: string[], write: (s: string) => void): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    write(AFSTEERD_USAGE);
+    return cmd ? 0 : 2;
+  }
+  let flags: { values: { config?: string; json?: boolean; socket?: string } };
+  try {
+    flags = parseArgs({ args: rest, options: { config: { type: 'string' }, json: { type: 'boolean' }, socket: { type: 'string' } }, strict: true, allowPositionals: false });
+  } catch (err) {
+    process.stderr.write(`afsteerd: ${(err as Error).message}\n${AFSTEERD_USAGE}`);
+    return 2;
+  }
+  if (cmd === 'status') return (await import('../cli/afsteerd-status')).runStatus(flags.values.socket, flags.values.json ?? false, write);
+  if (cmd !== 'run') {
+    process.stderr.write(`afsteerd: unknown command ${JSON.stringify(printable(String(cmd)))}\n${AFSTEERD_USAGE}`);
+    return 2;
+  }
+  if (!flags.values.config) {
+    process.stderr.write(`afsteerd run: --config FILE is required\n`);
+    return 2;
+  }
+  return (await import('../negotiator/main')).runDaemon(flags.values.config);
+}
+
+/** Evaluates every module of the plugin and the operator commands (no native code), for the startup snapshot. */
+export async function preloadForSnapshot(): Promise<void> {
+  await Promise.all([import('../cli/show'), import('../cli/steer')]);
+  await preloadVerbs();
+}

@@ -1,0 +1,37 @@
+/** `afsteerd status [--json] [--socket PATH]`: asks a running afsteerd for peers, pairs and switches, and shows them. */
+import { controlRequest } from '../control/client';
+import { DEFAULT_CONTROL_SOCKET } from '../defaults';
+import { describeError } from '../util/errors';
+import { printable, table } from './text';
+
+/** Printable text for lines outside the tables (those escape each cell themselves). */
+const clean = (s: unknown): string => printable(String(s));
+
+/** Renders a status answer as text. */
+export function renderStatus(s: Record<string, any>): string {
+  let out = `node ${clean(s.node)}  epoch ${clean(s.epoch)}  up ${Math.round(s.uptimeMs / 1000)}s  ${clean(s.addresses?.ipv4 ?? '-')} ${clean(s.addresses?.ipv6 ?? '-')} port ${s.port}\n`;
+  out += `\nlocal pods: ${(s.endpoints ?? []).length}\n`;
+  out += table(['POD', 'IFINDEX', 'IPV4', 'IPV6', 'POLICY'], (s.endpoints ?? []).map((e: any) => [String(e.cnf), String(e.ifindex), String(e.ipv4 ?? '-'), String(e.ipv6 ?? '-'), String(e.policy)]));
+  out += `\npeers: ${(s.peers ?? []).length}\n`;
+  const fam = (f: any) => (f ? `${f.state} rtt ${f.latency_ms ?? '-'}ms jit ${f.jitter_ms ?? '-'}ms loss ${f.packet_loss !== undefined ? (f.packet_loss * 100).toFixed(1) : '-'}%` : '-');
+  out += table(['PEER', 'HEARD', 'PODS', 'IPV4', 'IPV6'], (s.peers ?? []).map((p: any) => [String(p.node), `${p.lastHeardMsAgo}ms ago`, String(p.endpoints), fam(p.families?.IPv4), fam(p.families?.IPv6)]));
+  out += `\npairs: ${(s.pairs ?? []).length}\n`;
+  out += table(['LOCAL', 'REMOTE', 'PEER', 'POLICY', 'PREFERRED', 'WIRE', 'REASON'], (s.pairs ?? []).map((p: any) => [String(p.local), String(p.remote), String(p.peer), String(p.policy), String(p.preferred ?? 'native'), String(p.wire), String(p.reason)]));
+  out += `\nlast switches:\n`;
+  out += table(['AT', 'PAIR', 'FROM', 'TO', 'REASON'], (s.switches ?? []).map((e: any) => [String(e.at), String(e.pair), String(e.from), String(e.to), String(e.reason)]));
+  const drops = Object.entries(s.counters?.drops ?? {}).map(([k, v]) => `${clean(k)}=${v}`).join(' ');
+  out += `\ndropped datagrams: ${drops || 'none'}\n`;
+  return out;
+}
+
+/** Runs `afsteerd status`; resolves with the exit code (0 when the daemon answered ok). */
+export async function runStatus(socket: string | undefined, json: boolean, write: (s: string) => void): Promise<number> {
+  try {
+    const s = await controlRequest(socket ?? DEFAULT_CONTROL_SOCKET, { op: 'status' }, 3000);
+    write(json ? JSON.stringify(s, null, 2) + '\n' : renderStatus(s));
+    return s.ok === true ? 0 : 1;
+  } catch (err) {
+    process.stderr.write(`afsteerd status: ${describeError(err)}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,32 @@
+/** One request to afsteerd's control socket and its one-line answer (`afsteerd status`). */
+import { createConnection } from 'node:net';
+import { encodeControlLine, type ControlRequest } from './messages';
+
+/** Sends one request and waits at most timeoutMs for its one-line answer. */
+export function controlRequest(path: string, req: ControlRequest, timeoutMs: number): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const c = createConnection(path);
+    let buf = '';
+    const timer = setTimeout(() => {
+      c.destroy();
+      reject(new Error(`no answer from ${path} within ${timeoutMs} ms`));
+    }, timeoutMs);
+    c.on('error', (err) => {
+      clearTimeout(timer);
+      reject(new Error(`cannot reach afsteerd at ${path}: ${(err as NodeJS.ErrnoException).code ?? err.message}`, { cause: err }));
+    });
+    c.on('connect', () => c.write(encodeControlLine(req)));
+    c.on('data', (d) => {
+      buf += d.toString('utf8');
+      const nl = buf.indexOf('\n');
+      if (nl < 0) return;
+      clearTimeout(timer);
+      c.end();
+      try {
+        resolve(JSON.parse(buf.slice(0, nl)) as Record<string, unknown>);
+      } catch (err) {
+        reject(new Error('malformed answer from afsteerd', { cause: err }));
+      }
+    });
+  });
+}

@@ -1,0 +1,70 @@
+/**
+ * afsteerd's control socket, as both ends speak it: a unix stream socket (mode 0600) carrying one
+ * JSON object per line, each request answered by one JSON line. The plugin sends the endpoint
+ * notification (src/cni/notify.ts), `afsteerd status` the status request (src/control/client.ts),
+ * and afsteerd serves both (src/negotiator/control.ts). Pure.
+ */
+import * as z from 'zod/mini';
+
+/** Longest request line the daemon reads before answering "request too large". */
+export const MAX_CONTROL_REQUEST = 64 * 1024;
+
+/** `{"op":"status"}`: everything `afsteerd status` shows. */
+export const StatusRequestSchema = z.strictObject({ op: z.literal('status') });
+/**
+ * `{"op":"endpoint","event":"add"|"del","containerId":…,"ifname":…}`: the plugin's ADD/DEL
+ * notification. afsteerd re-reads the state files on it; it does not trust the message's contents.
+ */
+export const EndpointNotificationSchema = z.strictObject({
+  op: z.literal('endpoint'),
+  event: z.enum(['add', 'del']),
+  containerId: z.string(),
+  ifname: z.string(),
+});
+/** Any request. */
+export const ControlRequestSchema = z.discriminatedUnion('op', [StatusRequestSchema, EndpointNotificationSchema]);
+
+/** The status request. */
+export type StatusRequest = z.infer<typeof StatusRequestSchema>;
+/** The plugin's notification. */
+export type EndpointNotification = z.infer<typeof EndpointNotificationSchema>;
+/** A request on the control socket. */
+export type ControlRequest = z.infer<typeof ControlRequestSchema>;
+
+/** The answer to a request that failed (malformed, unknown op, too large). */
+export interface ControlFailure {
+  ok: false;
+  error: string;
+}
+/** The answer to an endpoint notification: how many local pods the daemon now knows. */
+export interface EndpointReply {
+  ok: true;
+  endpoints: number;
+}
+/** The answer to a status request: the daemon's status report, fields as `afsteerd status --json` shows them. */
+export type StatusReply = { ok: true } & Record<string, unknown>;
+/** Any answer. */
+export type ControlReply = ControlFailure | EndpointReply | StatusReply;
+
+/** The plugin's notification of an ADD or DEL. */
+export function endpointNotification(event: 'add' | 'del', containerId: string, ifname: string): EndpointNotification {
+  return { op: 'endpoint', event, containerId, ifname };
+}
+
+/** A message as it goes on the socket: its JSON and a newline. */
+export function encodeControlLine(msg: ControlRequest | ControlReply | Record<string, unknown>): string {
+  return JSON.stringify(msg) + '\n';
+}
+
+/** One received line as a JSON object; throws (SyntaxError, or "expected a JSON object") otherwise. */
+export function decodeControlObject(line: string): Record<string, unknown> {
+  const v = JSON.parse(line) as unknown;
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('expected a JSON object');
+  return v as Record<string, unknown>;
+}
+
+/** A decoded object as a known request, or undefined (the daemon answers it with a ControlFailure). */
+export function parseControlRequest(obj: Record<string, unknown>): ControlRequest | undefined {
+  const r = ControlRequestSchema.safeParse(obj);
+  return r.success ? r.data : undefined;
+}

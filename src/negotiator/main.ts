@@ -1,0 +1,33 @@
+/** `afsteerd run --config FILE`: loads the config and the cluster key, then runs the negotiator until a signal. */
+import { describeError } from '../util/errors';
+import { configureLog, log } from '../util/log';
+import { ConfigError, loadDaemonConfig } from './config';
+
+/** Runs afsteerd from the config file at configPath; resolves with the exit code (2: bad config or key). */
+export async function runDaemon(configPath: string): Promise<number> {
+  let cfg;
+  try {
+    cfg = loadDaemonConfig(configPath);
+  } catch (err) {
+    process.stderr.write(`afsteerd: ${err instanceof ConfigError ? err.message : String(err)}\n`);
+    return 2;
+  }
+  configureLog({ level: cfg.logLevel, base: { node: cfg.nodeName } });
+  const { loadKey } = await import('./key');
+  let key: Buffer;
+  try {
+    key = loadKey(cfg.keyFile);
+  } catch (err) {
+    process.stderr.write(`afsteerd: ${describeError(err)}\n`);
+    return 2;
+  }
+  // The daemon's modules (maps, sockets) load only once the config and key are good.
+  const { startDaemon } = await import('./run');
+  try {
+    return await startDaemon(cfg, key);
+  } catch (err) {
+    const cause = (err as Error).cause;
+    log.error('afsteerd failed to start', { error: describeError(err), ...(cause ? { cause: describeError(cause) } : {}) });
+    return 1;
+  }
+}

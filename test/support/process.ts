@@ -1,0 +1,45 @@
+/** Processes of the simulated nodes: commands inside a network namespace, waiting, and children killed at cleanup. */
+import { execFile, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { promisify } from 'node:util';
+
+/** execFile, promised. */
+export const execFileP = promisify(execFile);
+
+/** Polls cond every 20 ms until it holds; throws after timeoutMs naming what was awaited. */
+export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<number> {
+  const t0 = Date.now();
+  for (;;) {
+    if (await cond()) return Date.now() - t0;
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Runs argv inside the network namespace at nsPath. */
+export async function nsExec(nsPath: string, argv: string[]): Promise<string> {
+  const { stdout } = await execFileP('nsenter', [`--net=${nsPath}`, ...argv], { encoding: 'utf8', maxBuffer: 16 << 20 });
+  return stdout;
+}
+
+/** Resolves when child has exited (at once if it already has). */
+export function exited(child: ChildProcess): Promise<unknown> {
+  return new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)));
+}
+
+/** Child processes a topology started: each tracked until it exits, the rest killed at cleanup. */
+export class Children {
+  private readonly set = new Set<ChildProcess>();
+
+  /** Spawns cmd, tracked until it exits. */
+  spawn(cmd: string, args: string[], opts: SpawnOptions): ChildProcess {
+    const child = spawn(cmd, args, opts);
+    this.set.add(child);
+    child.once('exit', () => this.set.delete(child));
+    return child;
+  }
+
+  /** Kills every child still running. */
+  killAll(): void {
+    for (const c of this.set) c.kill('SIGKILL');
+  }
+}
