@@ -5,8 +5,7 @@
  *   afsteer steer set LOCAL REMOTE ipv4|ipv6|native [--generation N]
  *   afsteer steer clear LOCAL REMOTE
  * LOCAL is a local pod's address, its host veth name or its container id; REMOTE either address
- * of a registered remote pod. Common flags: --pin-dir DIR (default /sys/fs/bpf/afsteer),
- * --state-dir DIR (default /var/lib/afsteer).
+ * of a registered remote pod. Common flags: --pin-dir DIR, --state-dir DIR (defaults: src/defaults.ts).
  */
 import { listEndpoints, localEndpointByAddress } from '../bpf/endpoint-map';
 import { Wire, type WireName } from '../bpf/maps-layout';
@@ -14,8 +13,8 @@ import { clearSteering, listPairs, listRemotes, readStats, registerRemote, setSt
 import { listStates } from '../node/attachments';
 import { canonical, familyOf } from '../net/ip';
 import { withLock } from '../util/lock';
-import { join } from 'node:path';
-import { DEFAULT_PIN_DIR, DEFAULT_STATE_DIR } from '../defaults';
+import { DEFAULT_PIN_DIR, DEFAULT_STATE_DIR, nodeLockPath } from '../defaults';
+import { causeText } from '../util/errors';
 import { printable, table } from './text';
 
 const USAGE = `usage:
@@ -23,7 +22,7 @@ const USAGE = `usage:
   afsteer steer remote add IPV4 IPV6 | remote del ADDR | remote list [--json]
   afsteer steer set LOCAL REMOTE ipv4|ipv6|native [--generation N]
   afsteer steer clear LOCAL REMOTE
-flags: --pin-dir DIR (default /sys/fs/bpf/afsteer)  --state-dir DIR (default /var/lib/afsteer)
+flags: --pin-dir DIR (default ${DEFAULT_PIN_DIR})  --state-dir DIR (default ${DEFAULT_STATE_DIR})
 LOCAL: a local pod address, host veth name or container id; REMOTE: an address of a registered remote pod
 `;
 
@@ -117,7 +116,7 @@ export async function runSteer(argv: string[], write: (s: string) => void): Prom
     const o = parse(argv);
     const [cmd] = o.args;
     if (cmd === 'show' || cmd === undefined || (cmd === 'remote' && o.args[1] === 'list')) return steer(o, write);
-    return await withLock(join(o.stateDir, 'afsteer.lock'), 10_000, async () => steer(o, write));
+    return await withLock(nodeLockPath(o.stateDir), 10_000, async () => steer(o, write));
   } catch (err) {
     return report(err);
   }
@@ -128,7 +127,7 @@ function report(err: unknown): number {
     process.stderr.write(`afsteer steer: ${err.message}\n${USAGE}`);
     return 2;
   }
-  process.stderr.write(`afsteer steer: ${(err as Error).message}${(err as Error).cause ? `: ${String(((err as Error).cause as Error).message ?? (err as Error).cause)}` : ''}\n`);
+  process.stderr.write(`afsteer steer: ${causeText(err)}\n`);
   return 1;
 }
 
@@ -145,7 +144,7 @@ function steer(o: Opts, write: (s: string) => void): number {
         if (sub === 'add' && a && b) {
           addressArg('IPV4', a);
           addressArg('IPV6', b);
-          const [ipv4, ipv6] = familyOf(a) === 4 ? [a, b] : [b, a];
+          const [ipv4, ipv6] = familyOf(a) === 4 ? [a, b] : [b, a]; // either order on the command line
           registerRemote(o.pinDir, { ipv4, ipv6 });
           write(`registered remote pod ${canonical(ipv4)} ${canonical(ipv6)}\n`);
           return 0;

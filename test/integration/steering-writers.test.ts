@@ -6,8 +6,8 @@
  * against both writers' records, while the daemon's pair stays as it was.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IS_ROOT, announceSkip } from './helpers/world';
-import { TwoNodes, waitFor, type SimDaemon, type SimPod } from './helpers/two-nodes';
+import { IS_ROOT, announceSkip } from '../support/world';
+import { TwoNodes, waitFor, type SimDaemon, type SimPod } from '../support/two-nodes';
 import { listPairs } from '../../src/bpf/steering';
 import { openSteeringMaps, SteeringWriter } from '../../src/bpf/steering-writer';
 import { interleaveWriters } from '../support/steering-interleave';
