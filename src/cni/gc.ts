@@ -10,7 +10,7 @@ import { CniCode, CniError, causeText } from './errors';
 import { execIpam } from './ipam';
 import { withNodeLock } from './node-lock';
 import { listStates, removeState } from './state';
-import { teardownAttachment } from './teardown';
+import { releaseBridgeOut, teardownAttachment } from './teardown';
 
 const AttachmentRef = z.looseObject({ containerID: z.string(), ifname: z.string() });
 const GcFields = z.looseObject({
@@ -44,6 +44,7 @@ export async function cmdGc(conf: NetConf, env: CniEnv): Promise<undefined> {
       log.info('collecting stale attachment', { container: s.containerId, ifname: s.ifname });
       await teardownAttachment(conf.pinDir, s, false);
       removeState(conf.stateDir, s.containerId, s.ifname);
+      await releaseBridgeOut(conf.stateDir, s);
     }
     pruneStalePrograms(conf);
   });
