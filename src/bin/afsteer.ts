@@ -12,6 +12,7 @@ function main(): void {
   const name = basename(process.argv0 || process.argv[0] || '');
   const run = name === 'afsteerd'
     ? import('../cli/afsteerd').then((m) => m.runAfsteerd(process.argv.slice(2), (s) => process.stdout.write(s)))
+    : process.argv[2] === 'install' && !process.env.CNI_COMMAND ? import('../install/install').then((m) => m.runInstall(process.argv.slice(3), (s) => process.stdout.write(s)))
     : runCni(process.env, process.argv.slice(2), (s) => process.stdout.write(s));
   run.then(
     (code) => {
