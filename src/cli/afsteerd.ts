@@ -1,6 +1,6 @@
 /**
  * The `afsteerd` command (the same executable as the plugin, called by a second name):
- *   afsteerd run --config FILE                  run the negotiator in the foreground
+ *   afsteerd run --config FILE [--node-name N]  run the negotiator in the foreground
  *   afsteerd status [--json] [--socket PATH]    ask a running one for peers, pairs, switches
  */
 import { parseArgs } from 'node:util';
@@ -11,7 +11,7 @@ import { printable, table } from './text';
 const clean = (s: unknown): string => printable(String(s));
 
 const USAGE = `usage:
-  afsteerd run --config FILE
+  afsteerd run --config FILE [--node-name NAME]   (NAME overrides the config's nodeName)
   afsteerd status [--json] [--socket PATH]   (default socket /run/afsteer/afsteerd.sock)
 `;
 
@@ -39,9 +39,9 @@ export async function runAfsteerd(argv: string[], write: (s: string) => void): P
     write(USAGE);
     return cmd ? 0 : 2;
   }
-  let flags: { values: { config?: string; json?: boolean; socket?: string } };
+  let flags: { values: { config?: string; json?: boolean; socket?: string; 'node-name'?: string } };
   try {
-    flags = parseArgs({ args: rest, options: { config: { type: 'string' }, json: { type: 'boolean' }, socket: { type: 'string' } }, strict: true, allowPositionals: false });
+    flags = parseArgs({ args: rest, options: { config: { type: 'string' }, json: { type: 'boolean' }, socket: { type: 'string' }, 'node-name': { type: 'string' } }, strict: true, allowPositionals: false });
   } catch (err) {
     process.stderr.write(`afsteerd: ${(err as Error).message}\n${USAGE}`);
     return 2;
@@ -65,10 +65,13 @@ export async function runAfsteerd(argv: string[], write: (s: string) => void): P
     process.stderr.write(`afsteerd run: --config FILE is required\n`);
     return 2;
   }
-  const { loadDaemonConfig, ConfigError } = await import('../negotiator/config');
+  const { loadDaemonConfig, parseDaemonConfig, ConfigError } = await import('../negotiator/config');
   let cfg;
   try {
     cfg = loadDaemonConfig(flags.values.config);
+    // One config for every node (a Kubernetes ConfigMap), the node's name from the command line.
+    const name = flags.values['node-name'];
+    if (name !== undefined) cfg = parseDaemonConfig(JSON.stringify({ ...cfg, nodeName: name }), `${flags.values.config} with --node-name`);
   } catch (err) {
     process.stderr.write(`afsteerd: ${err instanceof ConfigError ? err.message : String(err)}\n`);
     return 2;
