@@ -90,7 +90,7 @@ writeFileSync(
       useSnapshot: true,
       execArgv: ['--disable-warning=ExperimentalWarning'],
       execArgvExtension: 'none',
-      assets: { 'afsteer.bpf.o': bpfObj, ...addons },
+      assets: { 'afsteer.bpf.o': bpfObj, ...addons, 'afsteerd.service': join(root, 'conf/afsteerd.service'), '10-afsteer.conflist': join(root, 'conf/10-afsteer.conflist') },
     },
     null,
     2,

@@ -32,7 +32,8 @@ trap 'say "interrupted: run it again, it continues from what is complete"; exit 
 
 PKGS=(clang llvm libbpf-dev libbpf1 bpftool iproute2 iputils-ping util-linux ethtool jq
       containernetworking-plugins golang-go golang-github-appc-cni-dev
-      nftables iperf3 tcpdump hyperfine python3 ca-certificates)
+      nftables iperf3 tcpdump hyperfine python3 ca-certificates
+      containerd runc buildah busybox-static)   # the last four: test/integration/containerd.test.ts, npm run image
 ROOT_USER=0; [ "$(id -u)" = 0 ] && ROOT_USER=1
 
 # --- what cannot work: say so and stop ------------------------------------------------------

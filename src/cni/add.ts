@@ -138,16 +138,19 @@ async function ensureBridgeGateways(host: Rtnl, hostLink: LinkInfo, ips: Result[
 /**
  * When the host veth is a bridge port, makes sure the bridge's egress carries afsteer_bridge_out,
  * which hands tunnelled packets for local pods straight to their veth (keeping tunnel GSO packets
- * whole: the bridge device has no tunnel GSO offload). Shared by every pod on the bridge and left
- * in place on DEL, like the bridge itself.
+ * whole: the bridge device has no tunnel GSO offload). Shared by every pod on the bridge; returns
+ * the bridge for the state file, so the DEL of the bridge's last afsteer pod removes the filter
+ * (and the clsact qdisc when afsteer created it: see releaseBridgeOut).
  */
-async function attachBridgeOut(host: Rtnl, hostLink: LinkInfo, progFd: number): Promise<void> {
-  if (!hostLink.master || query(hostLink.master, 'egress') === objectId(progFd)) return; // usual case: already there
+async function attachBridgeOut(host: Rtnl, hostLink: LinkInfo, progFd: number): Promise<AttachmentState['bridge']> {
+  if (!hostLink.master) return undefined;
   const bridge = await host.linkByIndex(hostLink.master);
-  if (!bridge || bridge.kind !== 'bridge') return;
-  ensureClsact(bridge.index);
+  if (!bridge || bridge.kind !== 'bridge') return undefined;
+  if (query(bridge.index, 'egress') === objectId(progFd)) return { ifindex: bridge.index, name: bridge.name, createdClsact: false }; // usual case: already there
+  const createdClsact = ensureClsact(bridge.index);
   attach(bridge.index, 'egress', progFd);
-  log.info('attached afsteer_bridge_out to bridge egress', { bridge: bridge.name });
+  log.info('attached afsteer_bridge_out to bridge egress', { bridge: bridge.name, createdClsact });
+  return { ifindex: bridge.index, name: bridge.name, createdClsact };
 }
 
 /** Runs ADD and returns the result to print. */
@@ -276,6 +279,7 @@ function addLocked(conf: NetConf, env: CniEnv, prev: Result, ns: NetnsHandle, po
       // 6. BPF: programs pinned once per node, filters on the host veth, endpoint registered.
       const progs = ensurePrograms(conf.pinDir);
       let createdClsact = false;
+      let bridge: AttachmentState['bridge'];
       try {
         createdClsact = ensureClsact(hostLink.index);
         if (createdClsact) undo.push({ what: 'remove clsact', run: () => destroyClsact(hostLink.index) });
@@ -283,7 +287,7 @@ function addLocked(conf: NetConf, env: CniEnv, prev: Result, ns: NetnsHandle, po
         undo.push({ what: 'detach ingress', run: () => detach(hostLink.index, 'ingress') });
         attach(hostLink.index, 'egress', progs.toPod);
         undo.push({ what: 'detach egress', run: () => detach(hostLink.index, 'egress') });
-        await attachBridgeOut(host, hostLink, progs.bridgeOut);
+        bridge = await attachBridgeOut(host, hostLink, progs.bridgeOut);
       } finally {
         closeFds(progs.fromPod, progs.toPod, progs.bridgeOut);
       }
@@ -319,6 +323,7 @@ function addLocked(conf: NetConf, env: CniEnv, prev: Result, ns: NetnsHandle, po
         ...(env.args.get('K8S_POD_NAME') ? { podName: env.args.get('K8S_POD_NAME') } : {}),
         ...(policy ? { policy } : {}),
         createdClsact: createdClsact || Boolean(same?.createdClsact),
+        ...(bridge ? { bridge: { ...bridge, createdClsact: bridge.createdClsact || Boolean(same?.bridge?.createdClsact) } } : {}),
         progDir: progs.dir,
         addedAddresses: [...new Set([...(same?.addedAddresses ?? []), ...added.map((c) => `${c.address}/${c.prefix}`)])],
         delegatedIpam: Boolean(delegated) || Boolean(same?.delegatedIpam),

@@ -7,7 +7,7 @@ import { ipamDel } from './ipam';
 import { withNodeLock } from './node-lock';
 import { loadState, removeState } from '../node/attachments';
 import { notifyDaemon } from './notify';
-import { teardownAttachment } from './teardown';
+import { releaseBridgeOut, teardownAttachment } from './teardown';
 
 /** Runs DEL (prints nothing on success). The pod side is cleaned in the namespace recorded at ADD, not in CNI_NETNS. */
 export async function cmdDel(conf: NetConf, env: CniEnv): Promise<undefined> {
@@ -29,6 +29,7 @@ export async function cmdDel(conf: NetConf, env: CniEnv): Promise<undefined> {
     // IPAM DEL is idempotent and must run even without state (an ADD may have died after allocating).
     if (conf.ipam) ipamDel(conf, env);
     removeState(conf.stateDir, env.containerId, env.ifname);
+    if (state) await releaseBridgeOut(conf.stateDir, state);
     log.info('detached', { container: env.containerId, ifname: env.ifname, hadState: Boolean(state) });
   });
   await notifyDaemon(conf.daemonSocket, 'del', env.containerId, env.ifname);

@@ -11,7 +11,7 @@ import { CniCode, CniError } from './errors';
 import { execIpam } from './ipam';
 import { withNodeLock } from './node-lock';
 import { listStates, removeState } from '../node/attachments';
-import { teardownAttachment } from './teardown';
+import { releaseBridgeOut, teardownAttachment } from './teardown';
 
 const AttachmentRef = z.looseObject({ containerID: z.string(), ifname: z.string() });
 const GcFields = z.looseObject({
@@ -45,6 +45,7 @@ export async function cmdGc(conf: NetConf, env: CniEnv): Promise<undefined> {
       log.info('collecting stale attachment', { container: s.containerId, ifname: s.ifname });
       await teardownAttachment(conf.pinDir, s, false);
       removeState(conf.stateDir, s.containerId, s.ifname);
+      await releaseBridgeOut(conf.stateDir, s);
     }
     pruneStalePrograms(conf);
   });

@@ -7,7 +7,7 @@ import { parseCidr } from '../net/ip';
 import { Rtnl } from '../net/rtnl';
 import { log } from '../util/log';
 import { openRecordedNetns } from './pod-netns';
-import type { AttachmentState } from '../node/attachments';
+import { listStates, saveState, type AttachmentState } from '../node/attachments';
 import { describeError } from '../util/errors';
 
 /**
@@ -61,5 +61,41 @@ export async function teardownAttachment(pinDir: string, state: AttachmentState,
       pod?.close();
       ns.close();
     }
+  }
+}
+
+/**
+ * After `gone`'s state file is removed (DEL, GC): when no other recorded attachment is a port of
+ * its bridge (recorded, or — state from before bridges were recorded — its host veth is still a
+ * port there), removes afsteer_bridge_out from the bridge, and the clsact qdisc when afsteer
+ * created it and no other filter uses it. Otherwise hands the "afsteer created the qdisc" record
+ * on to a remaining pod of that bridge, so the last one removes it.
+ */
+export async function releaseBridgeOut(stateDir: string, gone: AttachmentState): Promise<void> {
+  const b = gone.bridge;
+  if (!b) return;
+  const host = Rtnl.host();
+  try {
+    const others = listStates(stateDir).filter((s) => s.bridge?.ifindex === b.ifindex && s.bridge.name === b.name);
+    if (others.length) {
+      if (b.createdClsact && !others.some((s) => s.bridge!.createdClsact)) saveState(stateDir, { ...others[0]!, bridge: { ...b, createdClsact: true } });
+      return;
+    }
+    const link = await host.linkByIndex(b.ifindex);
+    if (!link || link.name !== b.name || link.kind !== 'bridge') return; // the bridge is gone (or its ifindex reused)
+    for (const s of listStates(stateDir)) {
+      if (s.bridge) continue;
+      const port = await host.linkByIndex(s.hostIfindex);
+      if (port?.name === s.hostIfname && port.master === link.index) return;
+    }
+    detach(link.index, 'egress');
+    log.info('removed afsteer_bridge_out: the last afsteer pod left the bridge', { bridge: link.name });
+    if (b.createdClsact) {
+      const left = (await host.tcFilterCount(link.index, TC_PARENT.ingress)) + (await host.tcFilterCount(link.index, TC_PARENT.egress));
+      if (left === 0) destroyClsact(link.index);
+      else log.info('leaving the bridge clsact in place: other filters use it', { bridge: link.name, filters: left });
+    }
+  } finally {
+    host.close();
   }
 }

@@ -27,6 +27,8 @@ export const AttachmentStateSchema = z.object({
   /** The pod's negotiation policy, when the config or CNI_ARGS gave one (afsteerd reads it). */
   policy: z.optional(PolicySchema),
   createdClsact: z.boolean(),
+  /** The bridge the host veth is a port of, where ADD put afsteer_bridge_out; createdClsact: its clsact qdisc is afsteer's. */
+  bridge: z.optional(z.object({ ifindex: z.number().check(z.int()), name: z.string(), createdClsact: z.boolean() })),
   progDir: z.string(),
   /** Addresses afsteer added in the pod (delegated IPAM), as CIDRs. */
   addedAddresses: z.array(z.string()),
