@@ -24,6 +24,7 @@ import { expireProbes, newPath, pathMetrics, probeDue, probeSent, probeSoon, rep
 import { agreedPreference, isLeader, newPair, pairKey, sendingWire, stepSelection, type PairState } from './pair';
 import type { PairMetrics, PolicyParams } from './policy';
 import { Transport, type Source } from './transport';
+import { EtcdDiscovery } from './discovery/etcd';
 
 /** A peer node. */
 interface Peer {
@@ -85,6 +86,7 @@ export class Daemon {
   private lastTickAt = 0;
   private skippedExpiry = false;
   private readonly sel: PolicyParams;
+  private etcd: EtcdDiscovery | undefined;
 
   constructor(
     private readonly cfg: DaemonConfig,
@@ -133,6 +135,12 @@ export class Daemon {
       }, ms);
       this.timers.push(t);
     };
+    const etcd = this.cfg.discovery.etcd;
+    if (etcd) {
+      const families = FAMILIES.filter((f) => (f === 4 ? this.addresses.ipv4 : this.addresses.ipv6)).map(famName);
+      this.etcd = new EtcdDiscovery({ config: etcd, key: this.key, self: { node: this.cfg.nodeName, addresses: this.addresses, port: this.cfg.port, families } });
+      await this.etcd.start();
+    }
     every(this.tickMs, () => this.probeTick());
     every(this.cfg.timers.evalIntervalMs, () => this.evaluateAll());
     every(this.cfg.timers.demandPollMs, () => this.pollDemand());
@@ -147,10 +155,11 @@ export class Daemon {
   }
 
   /** Stops timers and sockets; the steering in the maps stays as it is. */
-  stop(): void {
+  stop(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
     this.transport.close();
     this.maps.close();
+    return this.etcd?.stop() ?? Promise.resolve();
   }
 
   // ---- sending ------------------------------------------------------------------------------
@@ -284,6 +293,7 @@ export class Daemon {
     this.announceGen++;
     const targets = new Map<string, { ipv4?: string; ipv6?: string; port: number }>();
     for (const s of this.cfg.discovery.static) targets.set(`${s.ipv4}|${s.ipv6}`, { ...s, port: s.port ?? this.cfg.port });
+    for (const t of this.etcd?.targets() ?? []) targets.set(`${t.addresses.ipv4}|${t.addresses.ipv6}`, { ...t.addresses, port: t.port });
     for (const p of this.peers.values()) targets.set(`${p.addresses.ipv4}|${p.addresses.ipv6}`, { ...p.addresses, port: p.port });
     chunks.slice(0, 1024).forEach((c, part) => {
       const payload = Buffer.from(JSON.stringify({ ...base, gen: this.announceGen, part, parts: chunks.length, endpoints: c }));
@@ -727,6 +737,7 @@ export class Daemon {
       switches: this.switches.slice(-20),
       switchesTotal: this.switchesTotal,
       counters: { ...this.counters, sendErrors: this.transport.sendErrors },
+      ...(this.etcd ? { etcd: this.etcd.status() } : {}),
     };
   }
 }

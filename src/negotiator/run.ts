@@ -23,8 +23,8 @@ export async function startDaemon(cfg: DaemonConfig, key: Buffer): Promise<numbe
       log.info('afsteerd stopping; steering left in place', { signal: sig });
       server.close();
       rmSync(cfg.controlSocket, { force: true });
-      daemon.stop();
-      resolve(0);
+      // etcd discovery revokes its lease (bounded wait), so the others drop this node at once.
+      void daemon.stop().finally(() => resolve(0));
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
