@@ -78,7 +78,10 @@ export class EtcdDiscovery {
   private readonly ownKey: string;
   private readonly epoch = BigInt(Date.now());
   private seq = 0n;
-  private ownValue: string | undefined;
+  /** This node's last few record values (a put's watch event can arrive after the next put). */
+  private readonly ownValues: string[] = [];
+  /** etcd's revision after this node's newest put: watch events of its key up to it are old news. */
+  private ownRev = 0n;
   private client: Etcd3 | undefined;
   private loopDone: Promise<void> | undefined;
   private stopped = false;
@@ -193,7 +196,7 @@ export class EtcdDiscovery {
     clearInterval(this.expireTimer);
     this.endSession?.();
     this.wakeBackoff?.();
-    if (this.loopDone) await withTimeout(this.loopDone, this.T * 2, 'stopping').catch((err) => this.log.warn('etcd discovery did not stop cleanly', { error: describe(err) }));
+    if (this.loopDone) await withTimeout(this.loopDone, this.T * 3, 'stopping').catch((err) => this.log.warn('etcd discovery did not stop cleanly', { error: describe(err) }));
     this.client?.close();
   }
 
@@ -304,9 +307,12 @@ export class EtcdDiscovery {
   private async putOwn(lease: Lease): Promise<void> {
     this.seq++;
     const v = encodeRecord(this.o.key, { ...this.o.self, epoch: this.epoch, seq: this.seq, writtenAt: Date.now() });
-    this.ownValue = v;
+    this.ownValues.push(v);
+    if (this.ownValues.length > 4) this.ownValues.shift();
     try {
-      await withTimeout(lease.put(this.ownKey).value(v).exec(), this.T, `putting ${this.ownKey}`);
+      const res = await withTimeout(lease.put(this.ownKey).value(v).exec(), this.T, `putting ${this.ownKey}`);
+      // Not a max: an etcd restored from an older backup counts revisions from lower again.
+      this.ownRev = BigInt(res.header.revision);
     } catch (err) {
       // etcd no longer knows the lease (it expired during an outage): grant a new one next session.
       if (this.lease === lease && (lease.revoked() || hasCause(err, this.mod!.EtcdLeaseInvalidError))) {
@@ -323,7 +329,7 @@ export class EtcdDiscovery {
   private onPut(kv: IKeyValue, lease: Lease, fail: (err: unknown) => void): void {
     const key = kv.key.toString('latin1');
     if (key === this.ownKey) {
-      if (kv.value.toString('latin1') !== this.ownValue) this.restoreOwn(lease, fail, 'overwritten');
+      if (BigInt(kv.mod_revision) > this.ownRev && !this.ownValues.includes(kv.value.toString('latin1'))) this.restoreOwn(lease, fail, 'overwritten');
       return;
     }
     const r = this.book.put(key, kv.value, Date.now());
@@ -341,7 +347,7 @@ export class EtcdDiscovery {
     const key = kv.key.toString('latin1');
     if (key === this.ownKey) {
       // Our lease expiring also ends here; then 'lost' ends the session, and a failed put does too.
-      this.restoreOwn(lease, fail, 'deleted');
+      if (BigInt(kv.mod_revision) > this.ownRev) this.restoreOwn(lease, fail, 'deleted');
       return;
     }
     if (this.book.delete(key)) this.changed();
