@@ -78,8 +78,8 @@ export class EtcdDiscovery {
   private readonly ownKey: string;
   private readonly epoch = BigInt(Date.now());
   private seq = 0n;
-  /** This node's last few record values (a put's watch event can arrive after the next put). */
-  private readonly ownValues: string[] = [];
+  /** This node's newest record value (put, or being put). */
+  private ownLatest: string | undefined;
   /** etcd's revision after this node's newest put: watch events of its key up to it are old news. */
   private ownRev = 0n;
   private client: Etcd3 | undefined;
@@ -307,8 +307,7 @@ export class EtcdDiscovery {
   private async putOwn(lease: Lease): Promise<void> {
     this.seq++;
     const v = encodeRecord(this.o.key, { ...this.o.self, epoch: this.epoch, seq: this.seq, writtenAt: Date.now() });
-    this.ownValues.push(v);
-    if (this.ownValues.length > 4) this.ownValues.shift();
+    this.ownLatest = v;
     try {
       const res = await withTimeout(lease.put(this.ownKey).value(v).exec(), this.T, `putting ${this.ownKey}`);
       // Not a max: an etcd restored from an older backup counts revisions from lower again.
@@ -329,7 +328,9 @@ export class EtcdDiscovery {
   private onPut(kv: IKeyValue, lease: Lease, fail: (err: unknown) => void): void {
     const key = kv.key.toString('latin1');
     if (key === this.ownKey) {
-      if (BigInt(kv.mod_revision) > this.ownRev && !this.ownValues.includes(kv.value.toString('latin1'))) this.restoreOwn(lease, fail, 'overwritten');
+      // A write after this node's newest put that is not that put: someone else's (a forgery, or
+      // an old record of ours put back). Events up to that put's revision are old news.
+      if (BigInt(kv.mod_revision) > this.ownRev && kv.value.toString('latin1') !== this.ownLatest) this.restoreOwn(lease, fail, 'overwritten');
       return;
     }
     const r = this.book.put(key, kv.value, Date.now());
