@@ -34,7 +34,7 @@ export async function until(cond: () => boolean | Promise<boolean>, timeoutMs: n
   }
 }
 
-/** One etcd member on loopback. */
+/** One etcd member: on loopback (random free ports), or inside a test's network namespace on one of its addresses (ports 2379, 2380). */
 export class EtcdServer {
   readonly dir = mkdtempSync(join(tmpdir(), 'afsteer-etcd-'));
   private child: ChildProcess | undefined;
@@ -42,9 +42,20 @@ export class EtcdServer {
   clientPort = 0;
   private peerPort = 0;
 
-  /** The client URL (http://127.0.0.1:PORT). */
+  constructor(private readonly where: { nsPath: string; host: string } | undefined = undefined) {
+    if (where) {
+      this.clientPort = 2379;
+      this.peerPort = 2380;
+    }
+  }
+
+  private get host(): string {
+    return this.where?.host ?? '127.0.0.1';
+  }
+
+  /** The client URL (http://HOST:PORT). */
   get url(): string {
-    return `http://127.0.0.1:${this.clientPort}`;
+    return `http://${this.host}:${this.clientPort}`;
   }
 
   /** Starts etcd (ports picked on the first start, kept on restarts) and waits until it is healthy. */
@@ -54,15 +65,18 @@ export class EtcdServer {
       this.clientPort = await freePort();
       this.peerPort = await freePort();
     }
-    const peer = `http://127.0.0.1:${this.peerPort}`;
+    const peer = `http://${this.host}:${this.peerPort}`;
     const log = createWriteStream(join(this.dir, 'etcd.log'), { flags: 'a' });
-    const child = spawn(ETCD_BIN, [
+    const argv = [
       '--name', 'test', '--data-dir', join(this.dir, 'data'),
       '--listen-client-urls', this.url, '--advertise-client-urls', this.url,
       '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer,
       '--initial-cluster', `test=${peer}`, '--initial-cluster-state', 'new',
       '--log-level', 'warn', '--logger', 'zap',
-    ], { stdio: ['ignore', 'pipe', 'pipe'] });
+    ];
+    const child = this.where
+      ? spawn('nsenter', [`--net=${this.where.nsPath}`, ETCD_BIN, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn(ETCD_BIN, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout!.pipe(log);
     child.stderr!.pipe(log);
     this.child = child;
@@ -76,6 +90,10 @@ export class EtcdServer {
 
   /** Whether etcd answers /health with health true. */
   async healthy(): Promise<boolean> {
+    if (this.where) {
+      const r = spawnSync('nsenter', [`--net=${this.where.nsPath}`, 'curl', '-sf', '-m', '1', `${this.url}/health`], { encoding: 'utf8' });
+      return r.status === 0 && r.stdout.includes('"health":"true"');
+    }
     try {
       const r = await fetch(`${this.url}/health`, { signal: AbortSignal.timeout(1000) });
       return r.ok && ((await r.json()) as { health?: string }).health === 'true';
