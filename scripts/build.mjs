@@ -8,6 +8,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { appendFileSync, chmodSync, copyFileSync, mkdirSync, readFileSync, writeFileSync, existsSync, statSync, rmSync, symlinkSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -50,7 +51,25 @@ const addons = {
 for (const [n, p] of Object.entries(addons)) if (!existsSync(p)) throw new Error(`addon ${n} not found at ${p} (npm ci?)`);
 const hashes = Object.fromEntries(Object.entries(addons).map(([n, p]) => [n, sha(p)]));
 
-// 3. Bundle.
+// 3. Bundle. etcd3 (etcd discovery, loaded with import() only when configured) reads its .proto
+// files from beside its own module at load time, which a single executable does not have: the
+// plugin below parses them here, as etcd3 would, and inlines the result (proto-loader's fromJSON).
+const etcdProtos = {
+  name: 'etcd3-protos',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]etcd3[\\/]lib[\\/]connection-pool\.js$/ }, (args) => {
+      const src = readFileSync(args.path, 'utf8');
+      const call = '(0, proto_loader_1.loadSync)(`${__dirname}/../proto/rpc.proto`, {';
+      if (!src.includes(call)) throw new Error(`build: ${args.path} no longer loads its protos as expected; update the etcd3-protos plugin`);
+      const opts = { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true };
+      const req = createRequire(args.path);
+      const util = createRequire(req.resolve('@grpc/proto-loader'))('./util');
+      const json = util.loadProtosWithOptionsSync(join(dirname(args.path), '..', 'proto', 'rpc.proto'), opts).toJSON();
+      return { contents: src.replace(call, `(0, proto_loader_1.fromJSON)(${JSON.stringify(json)}, {`), loader: 'js' };
+    });
+  },
+};
+
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 const bundle = join(out, 'afsteer.cjs');
 step('esbuild src/bin/afsteer.ts');
@@ -65,6 +84,7 @@ await build({
   legalComments: 'none',
   logLevel: 'warning',
   logOverride: { 'empty-import-meta': 'silent' },
+  plugins: [etcdProtos],
   alias: {
     koffi: join(root, 'src/native/sea/koffi.cjs'),
     'node-gyp-build': join(root, 'src/native/sea/node-gyp-build.cjs'),

@@ -14,7 +14,7 @@ import { printable } from '../cli/text';
 export const AFSTEER_VERSION = process.env.AFSTEER_BUILD_VERSION ?? '0.1.0-dev';
 
 const AFSTEERD_USAGE = `usage:
-  afsteerd run --config FILE
+  afsteerd run --config FILE [--node-name NAME]   (NAME overrides the config's nodeName)
   afsteerd status [--json] [--socket PATH]   (default socket ${DEFAULT_CONTROL_SOCKET})
 `;
 
@@ -31,6 +31,9 @@ export async function runAfsteer(env: NodeJS.ProcessEnv, argv: string[], write: 
   if (!env.CNI_COMMAND && argv[0] === 'steer') {
     return (await import('../cli/steer')).runSteer(argv.slice(1), write);
   }
+  if (!env.CNI_COMMAND && argv[0] === 'install') {
+    return (await import('../install/install')).runInstall(argv.slice(1), write);
+  }
   return runCni(env, write);
 }
 
@@ -41,9 +44,9 @@ export async function runAfsteerd(argv: string[], write: (s: string) => void): P
     write(AFSTEERD_USAGE);
     return cmd ? 0 : 2;
   }
-  let flags: { values: { config?: string; json?: boolean; socket?: string } };
+  let flags: { values: { config?: string; json?: boolean; socket?: string; 'node-name'?: string } };
   try {
-    flags = parseArgs({ args: rest, options: { config: { type: 'string' }, json: { type: 'boolean' }, socket: { type: 'string' } }, strict: true, allowPositionals: false });
+    flags = parseArgs({ args: rest, options: { config: { type: 'string' }, json: { type: 'boolean' }, socket: { type: 'string' }, 'node-name': { type: 'string' } }, strict: true, allowPositionals: false });
   } catch (err) {
     process.stderr.write(`afsteerd: ${(err as Error).message}\n${AFSTEERD_USAGE}`);
     return 2;
@@ -57,7 +60,7 @@ export async function runAfsteerd(argv: string[], write: (s: string) => void): P
     process.stderr.write(`afsteerd run: --config FILE is required\n`);
     return 2;
   }
-  return (await import('../negotiator/main')).runDaemon(flags.values.config);
+  return (await import('../negotiator/main')).runDaemon(flags.values.config, flags.values['node-name']);
 }
 
 /** Evaluates every module of the plugin and the operator commands (no native code), for the startup snapshot. */

@@ -28,6 +28,38 @@ export const StaticPeerSchema = z.strictObject({
   port: z.optional(z.number().check(z.int(), z.gte(1, 'must be 1–65535'), z.lte(65535, 'must be 1–65535'))),
 }).check(z.refine((a) => a.ipv4 !== undefined || a.ipv6 !== undefined, 'needs ipv4, ipv6 or both'));
 
+/** Default etcd key prefix under which each node's record lives (prefix + node name). */
+export const DEFAULT_ETCD_PREFIX = '/afsteer/nodes/';
+
+const etcdEndpoint = () => z.string().check(z.refine((s) => {
+  try {
+    const u = new URL(s);
+    return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '' && u.port !== '' && (u.pathname === '/' || u.pathname === '') && !u.search && !u.hash && !u.username;
+  } catch {
+    return false;
+  }
+}, 'must be http(s)://host:port'));
+
+/** etcd discovery: where the records live, TLS files, and the lease's TTL. */
+export const EtcdDiscoverySchema = z.strictObject({
+  endpoints: z.array(etcdEndpoint()).check(z.minLength(1, 'needs at least one endpoint'), z.maxLength(64)),
+  prefix: z._default(z.string().check(z.regex(/^\/[\x21-\x7e]{0,200}\/$/, 'must start and end with "/" (printable ASCII, no spaces)')), DEFAULT_ETCD_PREFIX),
+  /** CA bundle to verify etcd's certificate (https endpoints). */
+  ca: z.optional(absPath()),
+  /** Client certificate and key for etcd's mutual TLS (both or neither). */
+  cert: z.optional(absPath()),
+  key: z.optional(absPath()),
+  /** TTL of this node's lease: a node that stops keeping it alive is dropped this long after. */
+  leaseTtlS: z._default(z.number().check(z.int('must be an integer number of s'), z.gte(2, 'must be ≥ 2'), z.lte(3600, 'must be ≤ 3600')), 10),
+  /** A record written longer ago than this (by its writer's clock) is refused; writers re-put theirs every quarter of it. */
+  maxRecordAgeS: z._default(z.number().check(z.int('must be an integer number of s'), z.gte(20, 'must be ≥ 20'), z.lte(86_400, 'must be ≤ 86400')), 300),
+}).check(
+  z.refine((e) => (e.cert === undefined) === (e.key === undefined), { message: 'cert and key go together', path: ['cert'] }),
+  z.refine((e) => !(e.ca || e.cert) || e.endpoints.every((u) => u.startsWith('https:')), { message: 'ca/cert need https endpoints', path: ['endpoints'] }),
+);
+/** A parsed etcd discovery config. */
+export type EtcdDiscoveryConfig = z.infer<typeof EtcdDiscoverySchema>;
+
 /** The daemon config. */
 export const DaemonConfigSchema = z.strictObject({
   nodeName: z.string().check(z.regex(NODE_NAME, 'must be 1–63 characters [A-Za-z0-9._-], starting alphanumeric')),
@@ -47,6 +79,8 @@ export const DaemonConfigSchema = z.strictObject({
         interface: z.optional(z.string().check(z.regex(/^[A-Za-z0-9._@-]{1,15}$/, 'must be an interface name'))),
       })])),
       static: z._default(z.array(StaticPeerSchema).check(z.maxLength(4096)), []),
+      /** Records in etcd (for clusters spanning subnets multicast does not cross). */
+      etcd: z.optional(EtcdDiscoverySchema),
     }),
     { static: [] },
   ),

@@ -31,6 +31,12 @@ import type { DatagramTransport } from './transport';
 
 export type { SwitchEvent } from './switch-log';
 
+/** A source of announcement targets (etcd discovery). */
+export interface DiscoverySource {
+  targets(): Iterable<Target>;
+  status(): unknown;
+}
+
 /** What a daemon is built from. */
 export interface DaemonDeps {
   cfg: DaemonConfig;
@@ -67,6 +73,7 @@ export class Daemon {
   private readonly negotiation: Negotiation;
   private readonly discovery: Discovery;
   private readonly receiver: Receiver;
+  private discoveryStatus?: () => unknown;
 
   constructor(private readonly deps: DaemonDeps) {
     const { cfg, clock, writer, transport } = deps;
@@ -117,9 +124,10 @@ export class Daemon {
     }, () => clock.now());
   }
 
-  /** More announcement targets (e.g. etcd discovery's records), read at each announcement. */
-  setExtraTargets(fn: () => Iterable<Target>): void {
-    this.discovery.extraTargets = fn;
+  /** A discovery source besides multicast and static peers (etcd): its targets are announced to at each announcement; its status is shown. */
+  addDiscoverySource(src: DiscoverySource): void {
+    this.discovery.extraTargets = () => src.targets();
+    this.discoveryStatus = () => src.status();
   }
 
   /** Starts the transport and timers; adopts the steering found in the maps. */
@@ -234,6 +242,6 @@ export class Daemon {
     return buildStatus({
       cfg: this.cfg, epoch: this.epoch, addresses: this.deps.addresses, local: this.local, peers: this.peers, pairs: this.pairs,
       switches: this.switches, counters: this.counters, sendErrors: this.transport.sendErrors,
-    }, this.clock.now(), this.startedAt);
+    }, this.clock.now(), this.startedAt, this.discoveryStatus?.());
   }
 }

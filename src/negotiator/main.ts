@@ -1,13 +1,15 @@
 /** `afsteerd run --config FILE`: loads the config and the cluster key, then runs the negotiator until a signal. */
 import { describeError } from '../util/errors';
 import { configureLog, log } from '../util/log';
-import { ConfigError, loadDaemonConfig } from './config';
+import { ConfigError, loadDaemonConfig, parseDaemonConfig } from './config';
 
-/** Runs afsteerd from the config file at configPath; resolves with the exit code (2: bad config or key). */
-export async function runDaemon(configPath: string): Promise<number> {
+/** Runs afsteerd from the config file at configPath (nodeName overridden when given); resolves with the exit code (2: bad config or key). */
+export async function runDaemon(configPath: string, nodeName?: string): Promise<number> {
   let cfg;
   try {
     cfg = loadDaemonConfig(configPath);
+    // One config for every node (a Kubernetes ConfigMap), the node's name from the command line.
+    if (nodeName !== undefined) cfg = parseDaemonConfig(JSON.stringify({ ...cfg, nodeName }), `${configPath} with --node-name`);
   } catch (err) {
     process.stderr.write(`afsteerd: ${err instanceof ConfigError ? err.message : String(err)}\n`);
     return 2;

@@ -10,6 +10,7 @@ import { systemClock } from './clock';
 import { Daemon } from './daemon';
 import { readLocalEndpoints } from './endpoints';
 import { UdpTransport } from './transport';
+import { addressOf, FAMILIES, familyName } from '../net/family';
 
 /** Runs afsteerd until a termination signal; resolves with the exit code. The steering stays in the maps. */
 export async function startDaemon(cfg: DaemonConfig, key: Buffer): Promise<number> {
@@ -25,14 +26,25 @@ export async function startDaemon(cfg: DaemonConfig, key: Buffer): Promise<numbe
     readLocal: () => readLocalEndpoints(cfg.stateDir, (file, err) => log.warn('unreadable state file', { file, error: String((err as Error).message ?? err) })),
   });
   await daemon.start();
+  // etcd discovery, when configured: this node's record under a lease, the others' as announcement targets.
+  let etcd: { stop(): Promise<void> } | undefined;
+  if (cfg.discovery.etcd) {
+    const { EtcdDiscovery } = await import('./discovery/etcd');
+    const families = FAMILIES.filter((f) => addressOf(addresses, f)).map(familyName);
+    const e = new EtcdDiscovery({ config: cfg.discovery.etcd, key, self: { node: cfg.nodeName, addresses, port: cfg.port, families } });
+    await e.start();
+    daemon.addDiscoverySource(e);
+    etcd = e;
+  }
   const server = await serveControl(cfg.controlSocket, (req) => daemon.control(req));
   return new Promise<number>((resolve) => {
     const stop = (sig: string) => {
       log.info('afsteerd stopping; steering left in place', { signal: sig });
       server.close();
       rmSync(cfg.controlSocket, { force: true });
+      // etcd discovery revokes its lease (bounded wait), so the others drop this node at once.
       daemon.stop();
-      resolve(0);
+      void (etcd?.stop() ?? Promise.resolve()).catch(() => {}).finally(() => resolve(0));
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));

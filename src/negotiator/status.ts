@@ -61,6 +61,8 @@ export interface StatusReport {
   switches: SwitchEvent[];
   switchesTotal: number;
   counters: DaemonCounters & { sendErrors: { 4: number; 6: number } };
+  /** etcd discovery (reachable, outages, targets, refused records), when configured. */
+  etcd?: unknown;
 }
 
 /** The parts a report is read from. */
@@ -77,7 +79,7 @@ export interface StatusSources {
 }
 
 /** Builds the report at time now (uptime counted from startedAt). */
-export function buildStatus(s: StatusSources, now: number, startedAt: number): StatusReport {
+export function buildStatus(s: StatusSources, now: number, startedAt: number, etcd?: unknown): StatusReport {
   const r = (x: number) => Math.round(x);
   return {
     node: s.cfg.nodeName,
@@ -114,5 +116,6 @@ export function buildStatus(s: StatusSources, now: number, startedAt: number): S
     switches: s.switches.last(20),
     switchesTotal: s.switches.total,
     counters: { ...s.counters, sendErrors: s.sendErrors },
+    ...(etcd !== undefined ? { etcd } : {}),
   };
 }

@@ -6,7 +6,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { IS_ROOT, ROOT, World, announceSkip, sh } from './helpers/world';
+import { IS_ROOT, ROOT, World, announceSkip, sh } from '../support/world';
 
 announceSkip('bridge hygiene (afsteer_bridge_out removed with the last pod)');
 

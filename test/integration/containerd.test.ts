@@ -17,7 +17,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFile
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IS_ROOT, REFERENCE_PLUGINS, ROOT, sh, shQuiet } from './helpers/world';
+import { IS_ROOT, REFERENCE_PLUGINS, ROOT, sh, shQuiet } from '../support/world';
 import { listEndpoints } from '../../src/bpf/endpoint-map';
 
 const HAVE_TOOLS = ['containerd', 'ctr', 'runc', 'buildah', 'unshare'].every((t) => {

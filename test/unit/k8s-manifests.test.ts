@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseAllDocuments } from 'yaml';
 import { describe, expect, it, vi } from 'vitest';
-import { runAfsteerd } from '../../src/cli/afsteerd';
+import { runAfsteerd } from '../../src/bin/route';
 import { INSTALL_OPTIONS, INSTALL_PATHS } from '../../src/install/install';
 import { parseDaemonConfig } from '../../src/negotiator/config';
 import { parseNetConf } from '../../src/cni/config';

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_PORT } from '../../../src/defaults';
-import { parseDaemonConfig } from '../../../src/negotiator/config';
+import { DEFAULT_ETCD_PREFIX, parseDaemonConfig } from '../../../src/negotiator/config';
 
 describe('afsteerd config', () => {
   it('fills defaults', () => {
@@ -45,5 +45,47 @@ describe('afsteerd config', () => {
     } catch (err) {
       expect((err as Error).message).not.toContain('\n');
     }
+  });
+});
+
+describe('afsteerd config: discovery.etcd', () => {
+  const cfg = (etcd: unknown) => `{"nodeName":"a","keyFile":"/k","discovery":{"etcd":${JSON.stringify(etcd)}}}`;
+  it('is absent unless configured', () => {
+    expect(parseDaemonConfig('{"nodeName":"a","keyFile":"/k"}').discovery.etcd).toBeUndefined();
+  });
+  it('fills defaults', () => {
+    const e = parseDaemonConfig(cfg({ endpoints: ['http://127.0.0.1:2379'] })).discovery.etcd!;
+    expect(e).toEqual({ endpoints: ['http://127.0.0.1:2379'], prefix: DEFAULT_ETCD_PREFIX, leaseTtlS: 10, maxRecordAgeS: 300 });
+  });
+  it('takes TLS files, a prefix and a TTL', () => {
+    const e = parseDaemonConfig(cfg({
+      endpoints: ['https://etcd-1.example:2379', 'https://[fd00::1]:2379'], prefix: '/c1/afsteer/', ca: '/etc/afsteer/etcd-ca.pem',
+      cert: '/etc/afsteer/etcd.pem', key: '/etc/afsteer/etcd-key.pem', leaseTtlS: 3,
+    })).discovery.etcd!;
+    expect(e.prefix).toBe('/c1/afsteer/');
+    expect(e.leaseTtlS).toBe(3);
+    expect(e.cert).toBe('/etc/afsteer/etcd.pem');
+  });
+  it.each([
+    [{}, /discovery\.etcd\.endpoints: /],
+    [{ endpoints: [] }, /discovery\.etcd\.endpoints: needs at least one endpoint/],
+    [{ endpoints: ['127.0.0.1:2379'] }, /discovery\.etcd\.endpoints\.0: must be http\(s\):\/\/host:port/],
+    [{ endpoints: ['http://127.0.0.1'] }, /discovery\.etcd\.endpoints\.0: must be http\(s\):\/\/host:port/],
+    [{ endpoints: ['unix:///run/etcd.sock'] }, /discovery\.etcd\.endpoints\.0: /],
+    [{ endpoints: ['http://h:2379/path'] }, /discovery\.etcd\.endpoints\.0: /],
+    [{ endpoints: ['http://h:2379'], prefix: 'afsteer/' }, /discovery\.etcd\.prefix: must start and end with "\/"/],
+    [{ endpoints: ['http://h:2379'], prefix: '/afsteer' }, /discovery\.etcd\.prefix: /],
+    [{ endpoints: ['http://h:2379'], prefix: '/a b/' }, /discovery\.etcd\.prefix: /],
+    [{ endpoints: ['https://h:2379'], ca: 'ca.pem' }, /discovery\.etcd\.ca: must be an absolute path/],
+    [{ endpoints: ['https://h:2379'], cert: '/c.pem' }, /discovery\.etcd\.cert: cert and key go together/],
+    [{ endpoints: ['https://h:2379'], key: '/k.pem' }, /discovery\.etcd\.cert: cert and key go together/],
+    [{ endpoints: ['http://h:2379'], ca: '/ca.pem' }, /discovery\.etcd\.endpoints: ca\/cert need https endpoints/],
+    [{ endpoints: ['http://h:2379'], leaseTtlS: 1 }, /discovery\.etcd\.leaseTtlS: must be ≥ 2/],
+    [{ endpoints: ['http://h:2379'], leaseTtlS: 2.5 }, /discovery\.etcd\.leaseTtlS: must be /],
+    [{ endpoints: ['http://h:2379'], maxRecordAgeS: 5 }, /discovery\.etcd\.maxRecordAgeS: must be ≥ 20/],
+    [{ endpoints: ['http://h:2379'], user: 'x' }, /discovery\.etcd\.user: unknown key/],
+    ['http://h:2379', /discovery\.etcd: must be an object/],
+  ])('rejects %j with one line naming the key', (etcd, re) => {
+    expect(() => parseDaemonConfig(cfg(etcd))).toThrow(re);
   });
 });
