@@ -3,6 +3,7 @@
  * and free ports, started, stopped and restarted by the test (same data dir and ports on
  * restart, as a member coming back after a reboot).
  */
+import { waitFor } from './process';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -24,15 +25,8 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** Polls cond every 50 ms until it holds; throws after timeoutMs naming what was awaited. */
-export async function until(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<number> {
-  const t0 = Date.now();
-  for (;;) {
-    if (await cond()) return Date.now() - t0;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** Polls cond until it holds; throws after timeoutMs naming what was awaited (the simulated nodes' waitFor). */
+export const until = waitFor;
 
 /** One etcd member: on loopback (random free ports), or inside a test's network namespace on one of its addresses (ports 2379, 2380). */
 export class EtcdServer {
