@@ -61,11 +61,13 @@ export class PinDirLock implements WriterLock {
     }
     try {
       const now = this.read();
-      const changed = this.seen !== now;
-      const out = fn(changed);
-      this.seen = now + 1n;
-      this.write(this.seen);
-      return out;
+      try {
+        return fn(this.seen !== now);
+      } finally {
+        // Bumped also when fn threw: a change that failed half-way may still have written.
+        this.seen = now + 1n;
+        this.write(this.seen);
+      }
     } finally {
       tryFlock(this.dirFd, LOCK_UN);
     }

@@ -95,11 +95,12 @@ export class MemoryLock implements WriterLock {
     if (this.state.held) throw new Error('writer lock taken twice (re-entrant use)');
     this.state.held = true;
     try {
-      const changed = this.seen !== this.state.gen;
-      const out = fn(changed);
-      this.state.gen++;
-      this.seen = this.state.gen;
-      return out;
+      try {
+        return fn(this.seen !== this.state.gen);
+      } finally {
+        this.state.gen++;
+        this.seen = this.state.gen;
+      }
     } finally {
       this.state.held = false;
     }
