@@ -2,6 +2,7 @@
  * The `afsteerd` command (the same executable as the plugin, called by a second name):
  *   afsteerd run --config FILE                  run the negotiator in the foreground
  *   afsteerd status [--json] [--socket PATH]    ask a running one for peers, pairs, switches
+ *   afsteerd prefer PEER-NODE|CNF-ID ipv4|ipv6|auto [--socket PATH]   pin a family (auto: negotiate)
  */
 import { parseArgs } from 'node:util';
 import { configureLog, log } from '../util/log';
@@ -13,6 +14,7 @@ const clean = (s: unknown): string => printable(String(s));
 const USAGE = `usage:
   afsteerd run --config FILE
   afsteerd status [--json] [--socket PATH]   (default socket /run/afsteer/afsteerd.sock)
+  afsteerd prefer PEER-NODE|CNF-ID ipv4|ipv6|auto [--socket PATH]
 `;
 
 /** Renders a status answer as text. */
@@ -39,12 +41,16 @@ export async function runAfsteerd(argv: string[], write: (s: string) => void): P
     write(USAGE);
     return cmd ? 0 : 2;
   }
-  let flags: { values: { config?: string; json?: boolean; socket?: string } };
+  let flags: { values: { config?: string; json?: boolean; socket?: string }; positionals?: string[] };
   try {
-    flags = parseArgs({ args: rest, options: { config: { type: 'string' }, json: { type: 'boolean' }, socket: { type: 'string' } }, strict: true, allowPositionals: false });
+    flags = parseArgs({ args: rest, options: { config: { type: 'string' }, json: { type: 'boolean' }, socket: { type: 'string' } }, strict: true, allowPositionals: cmd === 'prefer' });
   } catch (err) {
     process.stderr.write(`afsteerd: ${(err as Error).message}\n${USAGE}`);
     return 2;
+  }
+  if (cmd === 'prefer') {
+    const { runPrefer } = await import('./prefer');
+    return runPrefer((flags as { positionals?: string[] }).positionals ?? [], flags.values.socket ?? '/run/afsteer/afsteerd.sock', flags.values.json ?? false, write);
   }
   if (cmd === 'status') {
     const { controlRequest } = await import('../negotiator/control');
@@ -74,6 +80,8 @@ export async function runAfsteerd(argv: string[], write: (s: string) => void): P
     return 2;
   }
   configureLog({ level: cfg.logLevel, base: { node: cfg.nodeName } });
+  const { usePino } = await import('../negotiator/pino-log');
+  await usePino(cfg.logLevel, { node: cfg.nodeName });
   const { loadKey } = await import('../negotiator/key');
   let key: Buffer;
   try {

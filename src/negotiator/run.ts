@@ -10,6 +10,8 @@ import { systemClock } from './clock';
 import { Daemon } from './daemon';
 import { readLocalEndpoints } from './endpoints';
 import { UdpTransport } from './transport';
+import { startOps } from './ops';
+import { readStats } from '../bpf/steering';
 
 /** Runs afsteerd until a termination signal; resolves with the exit code. The steering stays in the maps. */
 export async function startDaemon(cfg: DaemonConfig, key: Buffer): Promise<number> {
@@ -22,9 +24,11 @@ export async function startDaemon(cfg: DaemonConfig, key: Buffer): Promise<numbe
     writer: SteeringWriter.open(cfg.pinDir),
     transport: new UdpTransport(cfg.port),
     clock: systemClock(),
+    pinsDir: cfg.stateDir,
     readLocal: () => readLocalEndpoints(cfg.stateDir, (file, err) => log.warn('unreadable state file', { file, error: String((err as Error).message ?? err) })),
   });
   await daemon.start();
+  const ops = await startOps(daemon.parts(), () => readStats(cfg.pinDir), process.env.AFSTEER_BUILD_VERSION ?? 'dev');
   const server = await serveControl(cfg.controlSocket, (req) => daemon.control(req));
   return new Promise<number>((resolve) => {
     const stop = (sig: string) => {
@@ -32,7 +36,7 @@ export async function startDaemon(cfg: DaemonConfig, key: Buffer): Promise<numbe
       server.close();
       rmSync(cfg.controlSocket, { force: true });
       daemon.stop();
-      resolve(0);
+      void ops.stop().then(() => resolve(0));
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
