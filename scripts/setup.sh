@@ -30,7 +30,7 @@ logged() {
 elapsed() { echo "$((SECONDS - $1)) s"; }
 trap 'say "interrupted: run it again, it continues from what is complete"; exit 130' INT TERM
 
-PKGS=(clang llvm libbpf-dev libbpf1 bpftool iproute2 iputils-ping util-linux ethtool jq
+PKGS=(clang llvm libbpf-dev libbpf1 bpftool iproute2 iputils-ping util-linux ethtool jq prometheus chromium
       containernetworking-plugins golang-go golang-github-appc-cni-dev
       nftables iperf3 tcpdump hyperfine python3 ca-certificates)
 ROOT_USER=0; [ "$(id -u)" = 0 ] && ROOT_USER=1

@@ -97,8 +97,13 @@ export class History {
     return [...new Set([...this.series.keys(), ...this.marks.keys()])].sort();
   }
 
-  /** A peer's samples and switches newer than since (wall ms), oldest first. */
-  of(peer: string, since = -Infinity, now = Date.now()): PeerHistory {
+  /** The newest sample's time (wall ms), NaN before the first. */
+  latest(): number {
+    return this.times[(this.head + HISTORY_SLOTS - 1) % HISTORY_SLOTS]!;
+  }
+
+  /** A peer's samples and switches newer than since (wall ms) and within HISTORY_MS of now (default: the newest sample), oldest first. */
+  of(peer: string, since = -Infinity, now = this.latest()): PeerHistory {
     const s = this.series.get(peer) ?? {};
     const slots: number[] = [];
     for (let i = 0; i < HISTORY_SLOTS; i++) {

@@ -53,17 +53,9 @@ export async function createMetrics(parts: DaemonParts, readStats: StatsReader |
   const prom = await import('prom-client');
   const registry = new prom.Registry();
   prom.collectDefaultMetrics({ register: registry });
+  // One read of the parts per scrape (text() clears it): every gauge below collects from it.
   let snap: Snapshot | undefined;
-  let snapAt = -Infinity;
-  // One read of the parts per scrape: every gauge below collects from it.
-  const snapshot = () => {
-    const now = parts.clock.now();
-    if (!snap || now - snapAt > 200 || now < snapAt) {
-      snap = takeSnapshot(parts);
-      snapAt = now;
-    }
-    return snap;
-  };
+  const snapshot = () => (snap ??= takeSnapshot(parts));
   const gauge = (name: string, help: string, labelNames: string[], collect: (g: import('prom-client').Gauge<string>) => void) =>
     new prom.Gauge({ name, help, labelNames, registers: [registry], collect() { this.reset(); collect(this); } });
   const counter = (name: string, help: string, labelNames: string[], values: () => [Record<string, string>, number][]) =>
@@ -135,11 +127,10 @@ export async function createMetrics(parts: DaemonParts, readStats: StatsReader |
 
   let statsErrors = 0;
   let stats: Record<string, bigint> | undefined;
-  let statsAt = -Infinity;
+  let statsRead = false;
   const readDataPlane = () => {
-    const now = parts.clock.now();
-    if (now - statsAt < 200 && now >= statsAt) return stats;
-    statsAt = now;
+    if (statsRead) return stats;
+    statsRead = true;
     try {
       stats = readStats?.();
     } catch {
@@ -157,5 +148,17 @@ export async function createMetrics(parts: DaemonParts, readStats: StatsReader |
     return s ? Object.entries(STAT_METRIC).filter(([, m]) => m.drop).map(([k, m]) => [{ reason: m.drop! }, Number(s[k] ?? 0n)]) : [];
   });
   counter('afsteer_dataplane_read_errors_total', 'Scrapes at which the pinned stats map could not be read.', [], () => [[{}, statsErrors]]);
-  return { registry, contentType: registry.contentType, text: () => registry.metrics() };
+  return {
+    registry, contentType: registry.contentType,
+    text: async () => {
+      snap = undefined;
+      statsRead = false;
+      try {
+        return await registry.metrics();
+      } finally {
+        snap = undefined;
+        stats = undefined;
+      }
+    },
+  };
 }

@@ -44,8 +44,8 @@ export async function serveWeb(host: string, port: number, src: WebSources, time
         const limit = Math.max(1, Math.min(10_000, Number(url.searchParams.get('limit') ?? DEFAULT_PEER_LIMIT) || DEFAULT_PEER_LIMIT));
         const active = src.activePeers();
         const peers = src.history.peers().sort((a, b) => Number(active.has(b)) - Number(active.has(a)) || (a < b ? -1 : a > b ? 1 : 0)).slice(0, limit);
-        const now = Date.now();
-        send(200, 'application/json', JSON.stringify({ node: src.node, now, peers: peers.map((p) => ({ ...src.history.of(p, Number.isNaN(since) ? -Infinity : since, now), active: active.has(p) })) }));
+        const now = src.history.latest();
+        send(200, 'application/json', JSON.stringify({ node: src.node, now, peers: peers.map((p) => ({ ...src.history.of(p, Number.isNaN(since) ? -Infinity : since), active: active.has(p) })) }));
         return;
       }
       case '/healthz':
