@@ -52,7 +52,16 @@ const FRAME_TYPES = ['announce', 'negotiate', 'probe', 'probeReply'];
 export async function createMetrics(parts: DaemonParts, readStats: StatsReader | undefined, version: string): Promise<DaemonMetrics> {
   const prom = await import('prom-client');
   const registry = new prom.Registry();
-  prom.collectDefaultMetrics({ register: registry });
+  // A few process metrics of our own: prom-client's defaults include nodejs_*_total gauges that
+  // `promtool check metrics` rejects.
+  new prom.Counter({ name: 'process_cpu_seconds_total', help: 'User and system CPU time of afsteerd.', registers: [registry], collect() {
+    const u = process.cpuUsage();
+    this.reset();
+    this.inc((u.user + u.system) / 1e6);
+  } });
+  new prom.Gauge({ name: 'process_resident_memory_bytes', help: 'Resident memory of afsteerd.', registers: [registry], collect() { this.set(process.memoryUsage.rss()); } });
+  const startedAt = Date.now() / 1000 - process.uptime();
+  new prom.Gauge({ name: 'process_start_time_seconds', help: 'Start time of afsteerd since the epoch.', registers: [registry], collect() { this.set(Math.round(startedAt)); } });
   // One read of the parts per scrape (text() clears it): every gauge below collects from it.
   let snap: Snapshot | undefined;
   const snapshot = () => (snap ??= takeSnapshot(parts));

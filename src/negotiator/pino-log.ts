@@ -12,12 +12,12 @@ export async function usePino(level: Level, base: Record<string, unknown>, fd = 
   const { default: pino } = await import('pino');
   // Level names and an ISO "ts", as the plugin's lines have them (tools read both kinds alike).
   const logger = pino({
-    level, base, messageKey: 'msg',
+    level, base: undefined, messageKey: 'msg',
     formatters: { level: (label) => ({ level: label }) },
     timestamp: () => `,"ts":"${new Date().toISOString()}"`,
   }, pino.destination({ fd, sync: true }));
   setLogBackend((lvl, msg, fields) => {
-    if (fields) logger[lvl](fields, msg);
-    else logger[lvl](msg);
+    // Base fields merged here, not by pino, so a line that names the node itself has it once.
+    logger[lvl](fields ? { ...base, ...fields } : base, msg);
   });
 }
