@@ -26,7 +26,7 @@ svg text{font-size:10px;fill:#555} .axis{stroke:#ccc} .IPv4{stroke:#1f77b4} .IPv
 <script>
 (function(){
 var SPAN=15*60*1000, W=940, H=190, TOP=10, RH=110, LT=135, LH=40, L=46, R=8, NS='http://www.w3.org/2000/svg';
-var data={}, since=-1, last=0;
+var data={}, since=-1, last=0, first=Infinity, span=60000;
 function el(n,a,p){var e=document.createElementNS(NS,n);for(var k in a)e.setAttribute(k,a[k]);if(p)p.appendChild(e);return e}
 function merge(h){
   for(var i=0;i<h.peers.length;i++){var p=h.peers[i],d=data[p.peer];
@@ -36,15 +36,17 @@ function merge(h){
       var pad=d.t.length-f.rtt.length;for(var j=0;j<pad;j++){f.rtt.push(null);f.loss.push(null);f.state.push(null)}
       f.rtt=f.rtt.concat(g.rtt);f.loss=f.loss.concat(g.loss);f.state=f.state.concat(g.state)}
     d.t=d.t.concat(p.t);d.sw=d.sw.concat(p.switches);
-    for(var k=0;k<p.t.length;k++)if(p.t[k]>last)last=p.t[k];
+    for(var k=0;k<p.t.length;k++){if(p.t[k]>last)last=p.t[k];if(p.t[k]<first)first=p.t[k]}
     for(var s=0;s<p.switches.length;s++)if(p.switches[s].t>last)last=p.switches[s].t;}
   var from=last-SPAN;
   for(var n in data){var d=data[n],c=0;while(c<d.t.length&&d.t[c]<from)c++;
     d.t=d.t.slice(c);for(var fam in d.f){var f=d.f[fam];f.rtt=f.rtt.slice(c);f.loss=f.loss.slice(c);f.state=f.state.slice(c)}
     d.sw=d.sw.filter(function(s){return s.t>=from})}
   since=last;
+  // The axis shows what there is: from one minute up to the 15 minutes kept.
+  span=Math.max(60000,Math.min(SPAN,last-Math.max(first,from)));
 }
-function x(t){return L+(W-L-R)*(t-(last-SPAN))/SPAN}
+function x(t){return L+(W-L-R)*(t-(last-span))/span}
 function draw(){
   var root=document.getElementById('peers'),names=Object.keys(data).sort(function(a,b){return (data[b].active-data[a].active)||(a<b?-1:1)});
   for(var i=0;i<names.length;i++){var n=names[i],d=data[n],box=document.getElementById('peer-'+n);
@@ -59,7 +61,7 @@ function draw(){
     el('line',{x1:L,x2:W-R,y1:TOP+RH,y2:TOP+RH,'class':'axis'},svg);el('line',{x1:L,x2:W-R,y1:LT+LH,y2:LT+LH,'class':'axis'},svg);
     el('text',{x:2,y:TOP+8},svg).textContent=max+' ms';el('text',{x:2,y:TOP+RH},svg).textContent='0';
     el('text',{x:2,y:LT+8},svg).textContent='loss';el('text',{x:2,y:LT+LH},svg).textContent='0%';
-    for(var m=0;m<=15;m+=5){el('text',{x:x(last-SPAN+m*60000)-10,y:H-2},svg).textContent=(m-15)+' min'}
+    for(var m=0;m<=4;m++){var ago=span*(4-m)/4;el('text',{x:x(last-ago)-(m===4?24:10),y:H-2},svg).textContent=ago>=120000?'-'+Math.round(ago/60000)+' min':(ago?'-'+Math.round(ago/1000)+' s':'now')}
     for(var a=0;a<fams.length;a++){var fam=fams[a],f=d.f[fam],pr='',pl='',pen=false,pen2=false,bh=null;
       for(var j=0;j<d.t.length;j++){var X=x(d.t[j]).toFixed(1);
         if(f.rtt[j]!==null){pr+=(pen?'L':'M')+X+' '+(TOP+RH-RH*f.rtt[j]/max).toFixed(1);pen=true}else pen=false;
@@ -69,7 +71,8 @@ function draw(){
       el('path',{d:pr||'M0 0','class':'rtt '+fam,'data-family':fam,'data-points':String(f.rtt.filter(function(v){return v!==null}).length)},svg);
       el('path',{d:pl||'M0 0','class':'loss '+fam,'data-family':fam},svg)}
     for(var s=0;s<d.sw.length;s++){var w=d.sw[s],X=x(w.t),g=el('g',{'class':'switch','data-reason':w.class,'data-to':w.to},svg);
-      el('line',{x1:X,x2:X,y1:TOP,y2:LT+LH},g);el('text',{x:X+2,y:TOP+10+12*(s%3)},g).textContent=w.from+'\\u2192'+w.to+' '+w['class'];
+      var lbl=el('text',{x:X>W-200?X-3:X+3,y:TOP+10+12*(s%3),'text-anchor':X>W-200?'end':'start'},g);lbl.textContent=w.from+'\\u2192'+w.to+' '+w['class'];
+      el('line',{x1:X,x2:X,y1:TOP,y2:LT+LH},g);
       el('title',{},g).textContent=new Date(w.t).toISOString()+' '+w.pair+': '+w.from+' \\u2192 '+w.to+' ('+w.reason+')'}}
 }
 function poll(){

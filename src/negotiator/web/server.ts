@@ -37,7 +37,7 @@ export async function serveWeb(host: string, port: number, src: WebSources, time
         src.metrics.text().then((t) => send(200, src.metrics.contentType, t), (err: Error) => send(500, 'text/plain', `metrics failed: ${err.message}\n`));
         return;
       case '/':
-        send(200, 'text/html; charset=utf-8', PAGE_HTML.replace('__NODE__', escapeHtml(src.node)));
+        send(200, 'text/html; charset=utf-8', PAGE_HTML.replaceAll('__NODE__', escapeHtml(src.node)));
         return;
       case '/history.json': {
         const since = Number(url.searchParams.get('since') ?? '-Infinity');
