@@ -1,7 +1,7 @@
 /**
  * A load generator of simulated afsteerd peers speaking the real authenticated protocol (frames
  * with the cluster key, this boot's epoch and a counter per peer): each peer binds its own IPv4
- * and IPv6 address on port 6170, announces 10 pods every second to the daemon over both
+ * and IPv6 address on port 6171, announces 10 pods every second to the daemon over both
  * families, reflects the daemon's probes at once, and probes the daemon itself (every 20 ms per
  * family for "active" peers, 1/s otherwise), counting the replies. Run inside the benchmark's
  * namespace: `loadgen.ts KEYFILE N ACTIVE DAEMON_V4 DAEMON_V6`; prints one JSON line of counters
@@ -19,7 +19,9 @@ const [keyFile, nArg, activeArg, d4, d6] = process.argv.slice(2);
 const key = readFileSync(keyFile!);
 const N = Number(nArg);
 const ACTIVE = Number(activeArg);
-const PORT = 6170;
+/** The simulated peers' port (announced; the daemon listens on 6170 with a wildcard bind). */
+const PORT = 6171;
+const DAEMON_PORT = 6170;
 const epoch = BigInt(Date.now());
 const stats = { txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0, rxBad: 0, probeReplies: 0, probesReflected: 0 };
 
@@ -31,7 +33,7 @@ interface Sim {
   nextId: number;
 }
 
-function send(s: Sim, fam: 4 | 6, type: 'announce' | 'probe' | 'probeReply', payload: Buffer, to: string, port = PORT): void {
+function send(s: Sim, fam: 4 | 6, type: 'announce' | 'probe' | 'probeReply', payload: Buffer, to: string, port = DAEMON_PORT): void {
   s.seq += 1n;
   const b = encodeFrame(key, { type, epoch, seq: s.seq, node: s.name, payload });
   stats.txPackets++;
