@@ -13,7 +13,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { simAddressOf } from './scale-addresses';
@@ -90,9 +90,14 @@ export async function runScale(n: number, measureS = MEASURE_S, warmupMs = 8000)
     const scrape: number[] = [];
     let known = 0;
     for (let k = 0; k < 7; k++) {
-      const out = execFileSync('nsenter', [`--net=${nsPath}`, 'curl', '-s', '-o', join(dir, 'm.txt'), '-w', '%{time_total}', '--max-time', '5', 'http://127.0.0.1:9617/metrics'], { encoding: 'utf8', timeout: 8000 });
+      let out: string;
+      try {
+        out = execFileSync('nsenter', [`--net=${nsPath}`, 'curl', '-s', '-o', join(dir, 'm.txt'), '-w', '%{time_total}', '--max-time', '10', 'http://127.0.0.1:9617/metrics'], { encoding: 'utf8', timeout: 15_000 });
+      } catch {
+        out = 'Infinity';
+      }
       scrape.push(Number(out) * 1000);
-      known = Number(/^afsteer_peers (\d+)/m.exec(readFileSync(join(dir, 'm.txt'), 'utf8'))?.[1] ?? 0);
+      if (existsSync(join(dir, 'm.txt'))) known = Math.max(known, Number(/^afsteer_peers (\d+)/m.exec(readFileSync(join(dir, 'm.txt'), 'utf8'))?.[1] ?? 0));
     }
     scrape.sort((a, b) => a - b);
     const sentProbes = Math.round(n / 10) * 2 * 50 + (n - Math.round(n / 10)) * 2;
@@ -100,7 +105,7 @@ export async function runScale(n: number, measureS = MEASURE_S, warmupMs = 8000)
     return {
       peers: n, known, cpu: ((c1 - c0) / CLK_TCK / secs) * 100, rss: rssMb(d.pid!),
       inBps: (s1.txBytes! - s0.txBytes!) / secs, outBps: (s1.rxBytes! - s0.rxBytes!) / secs,
-      scrapeMs: scrape[3]!, lossPct: Math.max(0, 100 * (1 - replies / sentProbes)), metrics: readFileSync(join(dir, 'm.txt'), 'utf8'),
+      scrapeMs: scrape[3]!, lossPct: Math.max(0, 100 * (1 - replies / sentProbes)), metrics: existsSync(join(dir, 'm.txt')) ? readFileSync(join(dir, 'm.txt'), 'utf8') : '',
     };
   } finally {
     for (const c of children.reverse()) {
