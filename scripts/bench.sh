@@ -12,4 +12,5 @@ status=0
 node test/bench/cni-latency.mjs || status=1
 node scripts/run-ts.mjs test/bench/dataplane.ts || status=1
 node scripts/run-ts.mjs test/bench/failover.ts || status=1
+node scripts/run-ts.mjs test/bench/scale.ts || status=1
 exit $status

@@ -8,8 +8,22 @@
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { AFSTEERD_BIN, TwoNodes, waitFor, type SimDaemon } from '../test/support/two-nodes';
 import { listPairs } from '../src/bpf/steering';
+import { withPage } from '../test/support/netns-tools';
+
+/** The daemon's page (http://127.0.0.1:9617/ in node-a's namespace) in headless Chromium, saved as build/demo-peers.png. */
+async function savePage(d: SimDaemon): Promise<void> {
+  const png = join(process.cwd(), 'build', 'demo-peers.png');
+  try {
+    await sleep(1500);
+    await withPage(t.dir, d.node.nsPath, 'http://127.0.0.1:9617/', 'svg.chart g.switch', '1', png);
+    say(`node-a's page (one chart per peer: RTT and loss of both families, the switch and its reason) saved: build/demo-peers.png`);
+  } catch (err) {
+    console.log(`  (page not saved: ${(err as Error).message.split('\n')[0]})`);
+  }
+}
 
 const t = new TwoNodes('bridge');
 const say = (s: string) => console.log(`\n\x1b[1m== ${s}\x1b[0m`);
@@ -63,6 +77,7 @@ try {
   await counts('after the blackhole');
   const wires = () => listPairs(t.a.pinDir).map((p) => p.wire).join(',') + ' / ' + listPairs(t.b.pinDir).map((p) => p.wire).join(',');
   console.log(`  wire family in the maps (node-a / node-b): ${wires()}`);
+  await savePage(da);
   const c = await client;
   const s = await done;
   say('stream result');

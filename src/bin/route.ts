@@ -1,6 +1,6 @@
 /**
  * What the executable does with its name and arguments: called `afsteerd`, the negotiator's
- * commands (run | status); otherwise `afsteer --version`, the operator commands (show, steer)
+ * commands (run | status | prefer); otherwise `afsteer --version`, the operator commands (show, steer)
  * or, with CNI_COMMAND, the CNI plugin. Each command's modules load only when it runs, so the
  * plugin's start-up path does not carry the negotiator's.
  */
@@ -16,6 +16,7 @@ export const AFSTEER_VERSION = process.env.AFSTEER_BUILD_VERSION ?? '0.1.0-dev';
 const AFSTEERD_USAGE = `usage:
   afsteerd run --config FILE [--node-name NAME]   (NAME overrides the config's nodeName)
   afsteerd status [--json] [--socket PATH]   (default socket ${DEFAULT_CONTROL_SOCKET})
+  afsteerd prefer PEER-NODE|CNF-ID ipv4|ipv6|auto [--json] [--socket PATH]   (pin a family; auto: negotiate again)
 `;
 
 /** Runs `afsteer ARGS` (CNI when CNI_COMMAND is set); resolves with the exit code. Output goes through write. */
@@ -44,14 +45,15 @@ export async function runAfsteerd(argv: string[], write: (s: string) => void): P
     write(AFSTEERD_USAGE);
     return cmd ? 0 : 2;
   }
-  let flags: { values: { config?: string; json?: boolean; socket?: string; 'node-name'?: string } };
+  let flags: { values: { config?: string; json?: boolean; socket?: string; 'node-name'?: string }; positionals: string[] };
   try {
-    flags = parseArgs({ args: rest, options: { config: { type: 'string' }, json: { type: 'boolean' }, socket: { type: 'string' }, 'node-name': { type: 'string' } }, strict: true, allowPositionals: false });
+    flags = parseArgs({ args: rest, options: { config: { type: 'string' }, json: { type: 'boolean' }, socket: { type: 'string' }, 'node-name': { type: 'string' } }, strict: true, allowPositionals: cmd === 'prefer' });
   } catch (err) {
     process.stderr.write(`afsteerd: ${(err as Error).message}\n${AFSTEERD_USAGE}`);
     return 2;
   }
   if (cmd === 'status') return (await import('../cli/afsteerd-status')).runStatus(flags.values.socket, flags.values.json ?? false, write);
+  if (cmd === 'prefer') return (await import('../cli/prefer')).runPrefer(flags.positionals, flags.values.socket, flags.values.json ?? false, write);
   if (cmd !== 'run') {
     process.stderr.write(`afsteerd: unknown command ${JSON.stringify(printable(String(cmd)))}\n${AFSTEERD_USAGE}`);
     return 2;

@@ -1,7 +1,7 @@
 /**
  * afsteerd's control socket, as both ends speak it: a unix stream socket (mode 0600) carrying one
  * JSON object per line, each request answered by one JSON line. The plugin sends the endpoint
- * notification (src/cni/notify.ts), `afsteerd status` the status request (src/control/client.ts),
+ * notification (src/cni/notify.ts), `afsteerd status` and `afsteerd prefer` their requests (src/control/client.ts),
  * and afsteerd serves both (src/negotiator/control.ts). Pure.
  */
 import * as z from 'zod/mini';
@@ -21,13 +21,21 @@ export const EndpointNotificationSchema = z.strictObject({
   containerId: z.string(),
   ifname: z.string(),
 });
+/** `{"op":"prefer","target":PEER-NODE|CNF-ID,"family":"ipv4"|"ipv6"|"auto"}`: `afsteerd prefer`, an operator pin. */
+export const PreferRequestSchema = z.strictObject({
+  op: z.literal('prefer'),
+  target: z.string(),
+  family: z.enum(['ipv4', 'ipv6', 'auto']),
+});
 /** Any request. */
-export const ControlRequestSchema = z.discriminatedUnion('op', [StatusRequestSchema, EndpointNotificationSchema]);
+export const ControlRequestSchema = z.discriminatedUnion('op', [StatusRequestSchema, EndpointNotificationSchema, PreferRequestSchema]);
 
 /** The status request. */
 export type StatusRequest = z.infer<typeof StatusRequestSchema>;
 /** The plugin's notification. */
 export type EndpointNotification = z.infer<typeof EndpointNotificationSchema>;
+/** The operator's pin request. */
+export type PreferRequest = z.infer<typeof PreferRequestSchema>;
 /** A request on the control socket. */
 export type ControlRequest = z.infer<typeof ControlRequestSchema>;
 
@@ -49,6 +57,11 @@ export type ControlReply = ControlFailure | EndpointReply | StatusReply;
 /** The plugin's notification of an ADD or DEL. */
 export function endpointNotification(event: 'add' | 'del', containerId: string, ifname: string): EndpointNotification {
   return { op: 'endpoint', event, containerId, ifname };
+}
+
+/** `afsteerd prefer TARGET FAMILY` as a request. */
+export function preferRequest(target: string, family: PreferRequest['family']): PreferRequest {
+  return { op: 'prefer', target, family };
 }
 
 /** A message as it goes on the socket: its JSON and a newline. */

@@ -8,6 +8,25 @@ import { PolicySchema } from '../policy/schema';
 import { DEFAULT_MIN_SAMPLES, DEFAULT_PROBE } from './probe/path';
 import { DEFAULT_POLICY_PARAMS } from './policy';
 
+/** Default listen address of the metrics endpoint and page (9617: next to node_exporter's 9100 range, unassigned in Prometheus's port list). */
+export const DEFAULT_METRICS = '127.0.0.1:9617';
+
+/** A listen address "host:port" or "[v6]:port" split; undefined when it is not one. */
+export function parseListen(s: string): { host: string; port: number } | undefined {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|(\d{1,3}(?:\.\d{1,3}){3})):(\d{1,5})$/.exec(s);
+  if (!m) return undefined;
+  const host = m[1] ?? m[2]!;
+  const port = Number(m[3]);
+  if (port < 1 || port > 65535) return undefined;
+  if (m[1] !== undefined ? !isIPv6(host) : !isIPv4(host)) return undefined;
+  return { host, port };
+}
+
+/** True for 127.0.0.0/8 and ::1. */
+export function isLoopback(host: string): boolean {
+  return isIPv4(host) ? host.startsWith('127.') : host === '::1' || /^(0{0,4}:){7}0{0,3}1$/.test(host) || host === '0:0:0:0:0:0:0:1';
+}
+
 /** Default multicast groups for discovery. */
 export const DEFAULT_MCAST = { ipv4Group: '239.255.61.70', ipv6Group: 'ff02::6170' } as const;
 
@@ -114,7 +133,14 @@ export const DaemonConfigSchema = z.strictObject({
     holdDownMs: ms(0, 86_400_000, DEFAULT_POLICY_PARAMS.holdDownMs),
   }), {}),
   logLevel: z._default(z.enum(['debug', 'info', 'warn', 'error']), 'info'),
-});
+  /** Prometheus metrics, history and the page: "host:port" ("[::1]:9617" for IPv6), "" off. Loopback unless metricsAllowRemote. */
+  metrics: z._default(z.string().check(z.refine((s) => s === '' || parseListen(s) !== undefined, 'must be "host:port" with an IP address (e.g. "127.0.0.1:9617"), or "" for off')), DEFAULT_METRICS),
+  /** Lets `metrics` listen on a non-loopback address (the page and metrics carry no secrets, but do describe the cluster). */
+  metricsAllowRemote: z._default(z.boolean(), false),
+}).check(z.refine((c) => c.metrics === '' || c.metricsAllowRemote || !parseListen(c.metrics) || isLoopback(parseListen(c.metrics)!.host), {
+  message: 'must be a loopback address unless metricsAllowRemote is true',
+  path: ['metrics'],
+}));
 
 /** A parsed, defaulted daemon config. */
 export type DaemonConfig = z.infer<typeof DaemonConfigSchema>;

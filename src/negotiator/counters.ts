@@ -9,11 +9,21 @@ export interface DaemonCounters {
   tx: Tally;
   drops: Tally;
   events: Tally;
+  /** Datagrams and bytes by "tx|rx", type and family: "tx|probe|4" (metrics; bounded by types × families). */
+  packets: Tally;
+  bytes: Tally;
 }
 
 /** Fresh, empty counters. */
 export function newCounters(): DaemonCounters {
-  return { rx: {}, tx: {}, drops: {}, events: {} };
+  return { rx: {}, tx: {}, drops: {}, events: {}, packets: {}, bytes: {} };
+}
+
+/** Counts one datagram of n bytes, sent (tx) or accepted (rx), by type and family. */
+export function countTraffic(c: DaemonCounters, dir: 'tx' | 'rx', type: string, family: 4 | 6, n: number): void {
+  const k = `${dir}|${type}|${family}`;
+  c.packets[k] = (c.packets[k] ?? 0) + 1;
+  c.bytes[k] = (c.bytes[k] ?? 0) + n;
 }
 
 /** Adds one to where[k]. */

@@ -21,6 +21,7 @@ import { PairLifecycle } from './pair-lifecycle';
 import { PairTable } from './pairs';
 import { PeerTable } from './peers';
 import { Prober } from './prober';
+import { PinStore, preferTarget } from './prefer';
 import { Receiver } from './receiver';
 import { RemoteRegistry } from './remotes';
 import { isIdle, probeTickMs } from './rules';
@@ -50,6 +51,21 @@ export interface DaemonDeps {
   readLocal: LocalReader;
   /** This boot's epoch (default: the wall clock in ms). */
   epoch?: bigint;
+  /** Where operator pins persist (the stateDir); none: kept in memory only. */
+  pinsDir?: string;
+}
+
+/** Read-only views of a daemon's parts (metrics, history, the page). */
+export interface DaemonParts {
+  cfg: DaemonConfig;
+  clock: Clock;
+  peers: PeerTable;
+  pairs: PairTable;
+  prober: Prober;
+  switches: SwitchLog;
+  counters: DaemonCounters;
+  sendErrors: { 4: number; 6: number };
+  pins: PinStore;
 }
 
 /** The running negotiator of one node. */
@@ -74,6 +90,7 @@ export class Daemon {
   private readonly discovery: Discovery;
   private readonly receiver: Receiver;
   private discoveryStatus?: () => unknown;
+  private readonly pins: PinStore;
 
   constructor(private readonly deps: DaemonDeps) {
     const { cfg, clock, writer, transport } = deps;
@@ -91,6 +108,8 @@ export class Daemon {
     this.lifecycle = new PairLifecycle(cfg, clock, writer, this.pairs, this.peers, this.local, this.prober, this.switches);
     this.negotiation = new Negotiation(cfg, clock, sender, writer, this.peers, this.pairs, this.local, this.lifecycle, this.prober, this.counters);
     this.lifecycle.onCreated = (peer) => this.negotiation.send(peer);
+    this.pins = new PinStore(deps.pinsDir, (err) => log.error('operator pins not loaded', { error: err.message }));
+    this.negotiation.pins = this.pins;
     this.discovery = new Discovery(cfg, deps.addresses, clock, sender, this.peers, this.pairs, this.local, this.remotes, this.lifecycle);
     this.receiver = new Receiver(deps.key, cfg.nodeName, this.counters, {
       announce: (f, a, src) => {
@@ -229,6 +248,8 @@ export class Daemon {
     switch (req.op) {
       case 'status':
         return { ok: true, ...this.status() };
+      case 'prefer':
+        return this.prefer(String(req.target ?? ''), String(req.family ?? ''));
       case 'endpoint':
         this.rescanLocal(false);
         return { ok: true, endpoints: this.local.size };
@@ -237,11 +258,35 @@ export class Daemon {
     }
   }
 
+  /** Read-only views of the parts, for metrics, history and the page (observe.ts). */
+  parts(): DaemonParts {
+    return { cfg: this.cfg, clock: this.clock, peers: this.peers, pairs: this.pairs, prober: this.prober, switches: this.switches, counters: this.counters, sendErrors: this.transport.sendErrors, pins: this.pins };
+  }
+
+  /** `afsteerd prefer`: pins a family for a peer node or a CNF ('auto' clears it); applied and told to the peers at once. */
+  prefer(target: string, family: string): Record<string, unknown> {
+    const fam = family === 'ipv4' ? 'IPv4' : family === 'ipv6' ? 'IPv6' : family === 'auto' ? 'auto' : undefined;
+    if (!fam) return { ok: false, error: `family must be ipv4, ipv6 or auto, not ${JSON.stringify(family)}` };
+    const kind = preferTarget(target, this.peers, this.local, this.pins);
+    if (!kind) return { ok: false, error: `${JSON.stringify(target)} is neither a known peer node nor a known CNF id` };
+    try {
+      this.pins.set(kind, target, fam);
+    } catch (err) {
+      return { ok: false, error: `cannot persist the pin: ${(err as Error).message}` };
+    }
+    log.info('operator pin', { target, kind, family: fam });
+    for (const peer of this.peers.values()) {
+      this.negotiation.evaluatePeer(peer);
+      this.negotiation.send(peer);
+    }
+    return { ok: true, target, kind, family: fam, pairs: [...this.pairs.values()].filter((p) => p.pin).length };
+  }
+
   /** Everything `afsteerd status` shows. */
   status(): StatusReport {
     return buildStatus({
       cfg: this.cfg, epoch: this.epoch, addresses: this.deps.addresses, local: this.local, peers: this.peers, pairs: this.pairs,
       switches: this.switches, counters: this.counters, sendErrors: this.transport.sendErrors,
-    }, this.clock.now(), this.startedAt, this.discoveryStatus?.());
+    }, this.clock.now(), this.startedAt, { etcd: this.discoveryStatus?.(), pins: this.pins.list() });
   }
 }

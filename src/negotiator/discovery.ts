@@ -20,7 +20,7 @@ import type { Sender, Target } from './sender';
 import type { Source } from './transport';
 
 /** Capabilities this node announces. */
-export const CAPABILITIES = ['encap-4in6', 'encap-6in4', 'probe-v1', 'negotiate-v1'];
+export const CAPABILITIES = ['encap-4in6', 'encap-6in4', 'probe-v1', 'negotiate-v1', 'prefer-v1'];
 
 /** Announcing and taking in announcements. */
 export class Discovery {
@@ -71,6 +71,7 @@ export class Discovery {
     const peer = this.peers.getOrAdd(node, a.port, now, src.family, a.addresses);
     this.peers.heard(peer, src.family, now);
     this.peers.setAddresses(peer, a.addresses, a.port, this.addresses, now);
+    peer.capabilities = a.capabilities;
     const { state, complete } = addAnnouncePart(peer.assembling, a);
     peer.assembling = state;
     if (complete) this.applyPeerEndpoints(peer, complete);

@@ -15,6 +15,9 @@ export async function runDaemon(configPath: string, nodeName?: string): Promise<
     return 2;
   }
   configureLog({ level: cfg.logLevel, base: { node: cfg.nodeName } });
+  // pino JSON lines on stderr from here on (util/log's backend).
+  const { usePino } = await import('./pino-log');
+  await usePino(cfg.logLevel, { node: cfg.nodeName });
   const { loadKey } = await import('./key');
   let key: Buffer;
   try {

@@ -9,7 +9,8 @@ import type { Clock } from './clock';
 import type { DaemonConfig } from './config';
 import { count, type DaemonCounters } from './counters';
 import type { LocalPods } from './local-pods';
-import { agreedPreference, pairKey, stepSelection, type PairState } from './pair';
+import { agreedPreference, pairKey, type PairState } from './pair';
+import { PREFER_CAPABILITY, stepPinned, type PinStore } from './prefer';
 import type { PairLifecycle } from './pair-lifecycle';
 import type { PairTable } from './pairs';
 import type { Peer, PeerTable } from './peers';
@@ -23,6 +24,9 @@ import type { Sender } from './sender';
 
 /** Negotiation messages in and out, and evaluation. */
 export class Negotiation {
+  /** Operator pins (`afsteerd prefer`); a daemon without them negotiates every pair. */
+  pins?: PinStore;
+
   constructor(
     private readonly cfg: DaemonConfig,
     private readonly clock: Clock,
@@ -37,7 +41,8 @@ export class Negotiation {
   ) {}
 
   /** This node's entry for a pair in a negotiation message. */
-  private pairMessage(p: PairState, metrics: PairMetrics): PairMessage {
+  private pairMessage(p: PairState, metrics: PairMetrics, peer: Peer): PairMessage {
+    const pinned = peer.capabilities?.includes(PREFER_CAPABILITY) ? this.pins?.ownPin(p)?.family : undefined;
     return {
       source_CNF_ID: p.localCnf,
       destination_CNF_ID: p.remoteCnf,
@@ -48,13 +53,14 @@ export class Negotiation {
       decap: this.writer.remoteByAddress(p.remote.ipv6) !== undefined,
       round: p.round,
       active: this.clock.now() - p.lastActiveAt < this.cfg.timers.pairIdleMs,
+      ...(pinned ? { pinned } : {}),
     };
   }
 
   /** Sends every pair with this peer (and the ones dropped since), in as many datagrams as it takes. */
   send(peer: Peer): void {
     const metrics = this.prober.metricsOf(peer);
-    const entries = this.pairs.ofPeer(peer.node).map(([, p]) => this.pairMessage(p, metrics));
+    const entries = this.pairs.ofPeer(peer.node).map(([, p]) => this.pairMessage(p, metrics, peer));
     const dropped = [...peer.dropped];
     peer.dropped.clear();
     peer.negotiateDue = false;
@@ -94,7 +100,7 @@ export class Negotiation {
       }
       if (isStaleRound(p, e.round, epoch)) continue;
       if (!p.peer?.decap && e.decap) reply = true;
-      p.peer = { preferred: e.preferred_family, round: e.round, epoch, decap: e.decap, active: e.active, metrics: e.performance_metrics, policy: e.policy, at: now };
+      p.peer = { preferred: e.preferred_family, round: e.round, epoch, decap: e.decap, active: e.active, metrics: e.performance_metrics, policy: e.policy, at: now, ...(e.pinned ? { pinned: e.pinned } : {}) };
       if (e.active) p.lastActiveAt = Math.max(p.lastActiveAt, now);
       if (p.adopted) {
         p.adopted = false;
@@ -111,7 +117,7 @@ export class Negotiation {
     const now = this.clock.now();
     let changed = false;
     for (const [k, p] of this.pairs.ofPeer(peer.node)) {
-      const next = stepSelection(p, mine, now, this.cfg.timers.peerTimeoutMs, this.cfg.selection);
+      const next = stepPinned(p, this.pins?.forPair(p, peer, now, this.cfg.timers.peerTimeoutMs), mine, now, this.cfg.timers.peerTimeoutMs, this.cfg.selection);
       if (next.round !== p.round) {
         changed = true;
         const c = next.selection.lastChange!;

@@ -26,6 +26,8 @@ export interface PeerView {
   metrics: PairMetrics;
   policy: Policy;
   at: number;
+  /** The peer's operator pin for the pair, if any (prefer-v1). */
+  pinned?: FamilyName;
 }
 
 /** The daemon's state of one pair. */
@@ -50,6 +52,18 @@ export interface PairState {
   createdAt: number;
   /** Restored from the maps after a restart: left as found until the peer is heard. */
   adopted: boolean;
+  /** An operator pin in force for the pair (prefer.ts), and whether the pinned family is what the pair uses. */
+  pin?: PinInfo;
+}
+
+/** An operator pin as applied to one pair. */
+export interface PinInfo {
+  family: FamilyName;
+  /** Where it comes from: this node's pin of the peer node or of a CNF, or the peer's pin. */
+  source: 'node' | 'cnf' | 'peer';
+  /** False while the pinned family is blackholed (the pair is on the other) or the peer cannot honour it. */
+  honoured: boolean;
+  note?: string;
 }
 
 /** Key of a pair in maps and messages: "local|remote". */

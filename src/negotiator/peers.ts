@@ -24,6 +24,8 @@ export interface Peer {
   negotiateDue: boolean;
   /** Pairs dropped since the last negotiation message ("local|remote" as this node names them). */
   dropped: Set<string>;
+  /** The capabilities it announced (e.g. prefer-v1: it understands a pair's `pinned`). */
+  capabilities?: string[];
 }
 
 /** Every peer this node knows, by node name. */

@@ -3,7 +3,7 @@
  * payload is parsed before the replay state is kept, so a malformed message changes nothing.
  */
 import { log } from '../util/log';
-import { count, type DaemonCounters } from './counters';
+import { count, countTraffic, type DaemonCounters } from './counters';
 import { decodeFrame, type Frame, type RejectReason } from './protocol/frame';
 import { AnnounceSchema, NegotiateSchema, parsePayload, type Announce, type Negotiate } from './protocol/messages';
 import { decodeProbe, type Probe } from './protocol/probe';
@@ -61,6 +61,7 @@ export class Receiver {
     this.replay.set(f.node, r);
     this.replaySeen.set(f.node, this.now());
     count(this.counters.rx, f.type);
+    countTraffic(this.counters, 'rx', f.type, src.family, b.length);
   }
 
   private dispatch(f: Frame, src: Source): Handled {

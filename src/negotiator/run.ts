@@ -11,6 +11,8 @@ import { Daemon } from './daemon';
 import { readLocalEndpoints } from './endpoints';
 import { UdpTransport } from './transport';
 import { addressOf, FAMILIES, familyName } from '../net/family';
+import { startOps } from './ops';
+import { readStats } from '../bpf/steering';
 
 /** Runs afsteerd until a termination signal; resolves with the exit code. The steering stays in the maps. */
 export async function startDaemon(cfg: DaemonConfig, key: Buffer): Promise<number> {
@@ -23,6 +25,7 @@ export async function startDaemon(cfg: DaemonConfig, key: Buffer): Promise<numbe
     writer: SteeringWriter.open(cfg.pinDir),
     transport: new UdpTransport(cfg.port),
     clock: systemClock(),
+    pinsDir: cfg.stateDir,
     readLocal: () => readLocalEndpoints(cfg.stateDir, (file, err) => log.warn('unreadable state file', { file, error: String((err as Error).message ?? err) })),
   });
   await daemon.start();
@@ -36,6 +39,7 @@ export async function startDaemon(cfg: DaemonConfig, key: Buffer): Promise<numbe
     daemon.addDiscoverySource(e);
     etcd = e;
   }
+  const ops = await startOps(daemon.parts(), () => readStats(cfg.pinDir), process.env.AFSTEER_BUILD_VERSION ?? 'dev');
   const server = await serveControl(cfg.controlSocket, (req) => daemon.control(req));
   return new Promise<number>((resolve) => {
     const stop = (sig: string) => {
@@ -44,7 +48,7 @@ export async function startDaemon(cfg: DaemonConfig, key: Buffer): Promise<numbe
       rmSync(cfg.controlSocket, { force: true });
       // etcd discovery revokes its lease (bounded wait), so the others drop this node at once.
       daemon.stop();
-      void (etcd?.stop() ?? Promise.resolve()).catch(() => {}).finally(() => resolve(0));
+      void Promise.allSettled([ops.stop(), etcd?.stop() ?? Promise.resolve()]).then(() => resolve(0));
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));

@@ -1,6 +1,6 @@
 /** Sending: every datagram framed and authenticated with this boot's epoch and a fresh counter, then counted. */
 import { log } from '../util/log';
-import { count, type DaemonCounters } from './counters';
+import { count, countTraffic, type DaemonCounters } from './counters';
 import { encodeFrame, type FrameTypeName } from './protocol/frame';
 import type { DatagramTransport } from './transport';
 import { FAMILIES, addressOf, type Family } from '../net/family';
@@ -33,8 +33,10 @@ export class Sender {
 
   /** Sends one message over one family to an address and port. */
   to(family: Family, address: string, port: number, type: FrameTypeName, payload: Buffer): void {
-    this.transport.send(family, address, port, this.frame(type, payload));
+    const frame = this.frame(type, payload);
+    this.transport.send(family, address, port, frame);
     count(this.counters.tx, type);
+    countTraffic(this.counters, 'tx', type, family, frame.length);
   }
 
   /** Sends a message to a target over every family both have (each copy with its own counter). */
@@ -51,6 +53,7 @@ export class Sender {
       }
       this.transport.send(f, to, t.port, frame);
       count(this.counters.tx, type);
+      countTraffic(this.counters, 'tx', type, f, frame.length);
     }
   }
 

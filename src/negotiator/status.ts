@@ -3,7 +3,7 @@ import { FAMILIES, familyName } from '../net/family';
 import type { DaemonConfig } from './config';
 import type { DaemonCounters } from './counters';
 import type { LocalPods } from './local-pods';
-import { agreedPreference } from './pair';
+import { agreedPreference, type PinInfo } from './pair';
 import type { PairTable } from './pairs';
 import type { PeerTable } from './peers';
 import type { Preference } from './policy';
@@ -46,6 +46,8 @@ export interface PairStatus {
   peerDecap: boolean;
   round: number;
   adopted: boolean;
+  /** An operator pin in force (`afsteerd prefer`): honoured false while its family is blackholed. */
+  pin: PinInfo | null;
 }
 
 /** Everything `afsteerd status` shows. */
@@ -63,6 +65,8 @@ export interface StatusReport {
   counters: DaemonCounters & { sendErrors: { 4: number; 6: number } };
   /** etcd discovery (reachable, outages, targets, refused records), when configured. */
   etcd?: unknown;
+  /** This node's operator pins, by peer node and by CNF. */
+  pins?: { nodes: Record<string, string>; cnfs: Record<string, string> };
 }
 
 /** The parts a report is read from. */
@@ -79,7 +83,7 @@ export interface StatusSources {
 }
 
 /** Builds the report at time now (uptime counted from startedAt). */
-export function buildStatus(s: StatusSources, now: number, startedAt: number, etcd?: unknown): StatusReport {
+export function buildStatus(s: StatusSources, now: number, startedAt: number, extra: Pick<StatusReport, 'etcd' | 'pins'> = {}): StatusReport {
   const r = (x: number) => Math.round(x);
   return {
     node: s.cfg.nodeName,
@@ -111,11 +115,12 @@ export function buildStatus(s: StatusSources, now: number, startedAt: number, et
       policy: p.policy.criterion, preferred: agreedPreference(p), wire: p.wire, reason: p.wireReason,
       lastChange: p.selection.lastChange ? { ...p.selection.lastChange, msAgo: r(now - p.selection.lastChange.at) } : null,
       heldDown: p.selection.heldDown && p.selection.heldDown.until > now ? { family: p.selection.heldDown.family, msLeft: r(p.selection.heldDown.until - now) } : null,
-      peerDecap: p.peer?.decap ?? false, round: p.round, adopted: p.adopted,
+      peerDecap: p.peer?.decap ?? false, round: p.round, adopted: p.adopted, pin: p.pin ?? null,
     })),
     switches: s.switches.last(20),
     switchesTotal: s.switches.total,
     counters: { ...s.counters, sendErrors: s.sendErrors },
-    ...(etcd !== undefined ? { etcd } : {}),
+    ...(extra.etcd !== undefined ? { etcd: extra.etcd } : {}),
+    ...(extra.pins ? { pins: extra.pins } : {}),
   };
 }

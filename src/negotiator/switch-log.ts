@@ -19,12 +19,15 @@ export class SwitchLog {
   private readonly events: SwitchEvent[] = [];
   /** Every switch since start-up. */
   total = 0;
+  /** Called with each switch as it is recorded (metrics, history). */
+  readonly listeners: ((ev: SwitchEvent) => void)[] = [];
 
   /** Records one switch. */
   add(ev: SwitchEvent): void {
     this.events.push(ev);
     this.total++;
     if (this.events.length > SWITCHES_KEPT) this.events.shift();
+    for (const l of this.listeners) l(ev);
   }
 
   /** The last n switches, oldest first. */

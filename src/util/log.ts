@@ -40,7 +40,17 @@ export function configureLog(opts: { level?: Level; file?: string; stderr?: bool
   if (opts.base) sink.base = { ...sink.base, ...opts.base };
 }
 
+/** Another writer of log lines (afsteerd's pino, src/negotiator/pino-log.ts); the plugin keeps this file's own. */
+export type LogBackend = (level: Level, msg: string, fields?: Record<string, unknown>) => void;
+let backend: LogBackend | undefined;
+
+/** Sends every log line to fn instead (levels are then fn's to filter). */
+export function setLogBackend(fn: LogBackend | undefined): void {
+  backend = fn;
+}
+
 function write(level: Level, msg: string, fields?: Record<string, unknown>): void {
+  if (backend) return backend(level, msg, fields);
   if (rank[level] < rank[sink.level]) return;
   // ms: time since process start, so a slow CNI call shows where its time went.
   const line = JSON.stringify({ ts: new Date().toISOString(), ms: Math.round(performance.now() * 10) / 10, level, msg, ...sink.base, ...fields }) + '\n';

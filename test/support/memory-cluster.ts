@@ -22,6 +22,8 @@ export interface MemoryNode {
   daemon: Daemon;
   writer: SteeringWriter;
   epoch: bigint;
+  /** Where its operator pins persist (set before start to keep them across restart()). */
+  pinsDir?: string;
 }
 
 /** The cluster's shared key. */
@@ -53,7 +55,7 @@ export class MemoryCluster {
     node.writer = new SteeringWriter(node.maps, new MemoryLock(node.lockState));
     node.daemon = new Daemon({
       cfg: node.cfg, key: MEMORY_KEY, addresses: node.addresses, writer: node.writer, clock: this.clock,
-      transport: this.net.transport(node.cfg.port), readLocal: () => new Map([[node.pod.cnf, node.pod]]), epoch: node.epoch,
+      transport: this.net.transport(node.cfg.port), readLocal: () => new Map([[node.pod.cnf, node.pod]]), epoch: node.epoch, pinsDir: node.pinsDir,
     });
   }
 

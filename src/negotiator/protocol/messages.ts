@@ -70,6 +70,12 @@ export const PairMessageSchema = z.strictObject({
   round: z.number().check(z.int(), z.gte(0)),
   /** The sender saw traffic on the pair within its idle timeout. */
   active: z.boolean(),
+  /**
+   * An operator pinned the pair to this family on the sender's node (`afsteerd prefer`); the leader
+   * follows its own pin, else the follower's. Sent only to peers announcing the prefer-v1
+   * capability: an older peer's strict schema would refuse the whole datagram.
+   */
+  pinned: z.optional(FamilySchema),
 });
 /** One pair entry. */
 export type PairMessage = z.infer<typeof PairMessageSchema>;

@@ -1,0 +1,25 @@
+/** npm run bench, part 4: the scale table (test/bench/scale-run.ts) with PASS/FAIL. */
+import { runScale, type Row } from './scale-run';
+
+const SIZES = (process.env.BENCH_SCALE_SIZES ?? '10,100,1000').split(',').map(Number);
+console.log('afsteerd scale: one daemon against simulated peers (10% probing it every 20 ms per family)');
+const rows: Row[] = [];
+for (const n of SIZES) {
+  const r = await runScale(n);
+  rows.push(r);
+  console.log(`  ${String(n).padStart(5)} peers (${r.known} known): CPU ${r.cpu.toFixed(1)}% of a core, RSS ${r.rss.toFixed(0)} MB, control in ${(r.inBps / 1024).toFixed(1)} KiB/s, out ${(r.outBps / 1024).toFixed(1)} KiB/s, /metrics median ${r.scrapeMs.toFixed(1)} ms, daemon's replies to the generator's probes lost ${r.lossPct.toFixed(1)}%`);
+}
+const big = rows.find((r) => r.peers === 1000);
+let fail = false;
+const target = (ok: boolean, what: string) => {
+  console.log(`  ${ok ? 'PASS' : 'FAIL'}  ${what}`);
+  if (!ok) fail = true;
+};
+if (big) {
+  target(big.known === 1000, `all 1,000 simulated peers known to the daemon (${big.known})`);
+  target(big.cpu <= 10, `CPU at 1,000 peers ≤ 10% of a core (${big.cpu.toFixed(1)}%)`);
+  target(big.rss <= 150, `RSS at 1,000 peers ≤ 150 MB (${big.rss.toFixed(0)} MB)`);
+  target(big.scrapeMs <= 100, `/metrics scrape at 1,000 peers ≤ 100 ms (median ${big.scrapeMs.toFixed(1)} ms)`);
+  console.log('  NOT MEASURED  failover p95 ≤ 200 ms for an active pair while the other 999 are probed (the simulated peers hold no pairs)');
+}
+process.exitCode = fail ? 1 : 0;
