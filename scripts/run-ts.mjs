@@ -2,7 +2,7 @@
 // Runs a TypeScript entry (a benchmark or tool script) with Node: bundles it with esbuild into
 // build/run/<name>.mjs (node_modules stay external) and executes it with the remaining arguments.
 import { build } from 'esbuild';
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -17,5 +17,7 @@ await build({
   entryPoints: [resolve(entry)], outfile: out, bundle: true, platform: 'node', format: 'esm', target: 'node24',
   packages: 'external', logLevel: 'warning', banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
 });
-const r = spawnSync(process.execPath, [out, ...rest], { stdio: 'inherit', env: { ...process.env, AFSTEER_REPO_ROOT: root } });
-process.exit(r.status ?? 1);
+const child = spawn(process.execPath, [out, ...rest], { stdio: 'inherit', env: { ...process.env, AFSTEER_REPO_ROOT: root } });
+// A signal to this wrapper goes to the script too (a benchmark stopping its load generator).
+for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP']) process.on(sig, () => child.kill(sig));
+child.on('exit', (code, signal) => process.exit(code ?? (signal ? 128 + 1 : 1)));
