@@ -39,6 +39,8 @@ const bpfObj = join(out, 'afsteer.bpf.o');
 const cflags = ['-target', 'bpf', '-O2', '-g', '-Wall', '-Werror', '-I/usr/include/x86_64-linux-gnu', '-I' + join(root, 'bpf')];
 step('clang bpf/afsteer.bpf.c');
 run('clang', [...cflags, '-c', join(root, 'bpf/afsteer.bpf.c'), '-o', bpfObj]);
+step('clang bpf/afsteer_echo.bpf.c');
+run('clang', [...cflags, '-c', join(root, 'bpf/afsteer_echo.bpf.c'), '-o', join(out, 'afsteer_echo.bpf.o')]);
 // The benchmark's baseline (an empty tc program); not shipped in the executable.
 run('clang', [...cflags, '-c', join(root, 'bpf/bench_empty.bpf.c'), '-o', join(out, 'bench_empty.bpf.o')]);
 if (process.argv.includes('--bpf-only')) process.exit(0);
@@ -110,7 +112,7 @@ writeFileSync(
       useSnapshot: true,
       execArgv: ['--disable-warning=ExperimentalWarning'],
       execArgvExtension: 'none',
-      assets: { 'afsteer.bpf.o': bpfObj, ...addons, 'afsteerd.service': join(root, 'conf/afsteerd.service'), '10-afsteer.conflist': join(root, 'conf/10-afsteer.conflist') },
+      assets: { 'afsteer.bpf.o': bpfObj, 'afsteer_echo.bpf.o': join(out, 'afsteer_echo.bpf.o'), ...addons, 'afsteerd.service': join(root, 'conf/afsteerd.service'), '10-afsteer.conflist': join(root, 'conf/10-afsteer.conflist') },
     },
     null,
     2,

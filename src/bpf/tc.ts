@@ -23,13 +23,13 @@ function hook(ifindex: number, point: number): Buffer {
   return b;
 }
 
-function opts(progFd = 0, flags = 0): Buffer {
+function opts(progFd = 0, flags = 0, handle = AFSTEER_TC_HANDLE): Buffer {
   const b = Buffer.alloc(32); // struct bpf_tc_opts { size_t sz; int prog_fd; __u32 flags, prog_id, handle, priority; }
   b.writeBigUInt64LE(32n, 0);
   b.writeInt32LE(progFd, 8);
   b.writeUInt32LE(flags, 12);
-  b.writeUInt32LE(AFSTEER_TC_HANDLE, 20);
-  b.writeUInt32LE(AFSTEER_TC_PRIORITY, 24);
+  b.writeUInt32LE(handle, 20);
+  b.writeUInt32LE(handle === AFSTEER_TC_HANDLE ? AFSTEER_TC_PRIORITY : handle, 24);
   return b;
 }
 
@@ -47,24 +47,24 @@ export function destroyClsact(ifindex: number): void {
   if (rc < 0 && rc !== -ENOENT && rc !== -EINVAL && rc !== -ENODEV) check(`remove clsact on link #${ifindex}`, rc);
 }
 
-/** Attaches (or replaces) afsteer's filter at point with progFd; returns the attached program id. */
-export function attach(ifindex: number, point: TcPointName, progFd: number): number {
-  const o = opts(progFd, BPF_TC_F_REPLACE);
+/** Attaches (or replaces) afsteer's filter at point with progFd; returns the attached program id. handle (also the priority): another afsteer filter, e.g. the echo reflector's. */
+export function attach(ifindex: number, point: TcPointName, progFd: number, handle = AFSTEER_TC_HANDLE): number {
+  const o = opts(progFd, BPF_TC_F_REPLACE, handle);
   check(`attach tc ${point} filter on link #${ifindex}`, libbpf().tcAttach(hook(ifindex, TcPoint[point]), o));
   return o.readUInt32LE(16);
 }
 
-/** Program id of afsteer's filter at point, or undefined when it is absent. */
-export function query(ifindex: number, point: TcPointName): number | undefined {
-  const o = opts();
+/** Program id of afsteer's filter (handle) at point, or undefined when it is absent. */
+export function query(ifindex: number, point: TcPointName, handle = AFSTEER_TC_HANDLE): number | undefined {
+  const o = opts(0, 0, handle);
   const rc = libbpf().tcQuery(hook(ifindex, TcPoint[point]), o);
   if (rc === -ENOENT || rc === -EINVAL || rc === -ENODEV) return undefined;
   check(`query tc ${point} filter on link #${ifindex}`, rc);
   return o.readUInt32LE(16);
 }
 
-/** Detaches afsteer's filter at point; already gone (or link gone) is not an error. */
-export function detach(ifindex: number, point: TcPointName): void {
-  const rc = libbpf().tcDetach(hook(ifindex, TcPoint[point]), opts());
+/** Detaches afsteer's filter (handle) at point; already gone (or link gone) is not an error. */
+export function detach(ifindex: number, point: TcPointName, handle = AFSTEER_TC_HANDLE): void {
+  const rc = libbpf().tcDetach(hook(ifindex, TcPoint[point]), opts(0, 0, handle));
   if (rc < 0 && rc !== -ENOENT && rc !== -EINVAL && rc !== -ENODEV) check(`detach tc ${point} filter on link #${ifindex}`, rc);
 }

@@ -7,6 +7,7 @@ import * as sea from 'node:sea';
 /** Asset name → path relative to the repository root when running from source. */
 const DEV_PATHS: Record<string, string> = {
   'afsteer.bpf.o': 'build/afsteer.bpf.o',
+  'afsteer_echo.bpf.o': 'build/afsteer_echo.bpf.o',
   // For `afsteer install`:
   'afsteerd.service': 'conf/afsteerd.service',
   '10-afsteer.conflist': 'conf/10-afsteer.conflist',

@@ -20,7 +20,9 @@ import { pairKey } from './pair';
 import { PairLifecycle } from './pair-lifecycle';
 import { PairTable } from './pairs';
 import { PeerTable } from './peers';
-import { Prober } from './prober';
+import { EchoReflector } from './echo-reflector';
+import { ECHO_CAPABILITY, Prober } from './prober';
+import { decodeEcho, echoPortOf } from './protocol/echo';
 import { PinStore, preferTarget } from './prefer';
 import { Receiver } from './receiver';
 import { RemoteRegistry } from './remotes';
@@ -53,6 +55,8 @@ export interface DaemonDeps {
   epoch?: bigint;
   /** Where operator pins persist (the stateDir); none: kept in memory only. */
   pinsDir?: string;
+  /** A transport on the echo port (port + 1) for the userspace echo reflector; none: this node does not announce echo-v1. */
+  echoTransport?: DatagramTransport;
 }
 
 /** Read-only views of a daemon's parts (metrics, history, the page). */
@@ -91,6 +95,8 @@ export class Daemon {
   private readonly receiver: Receiver;
   private discoveryStatus?: () => unknown;
   private readonly pins: PinStore;
+  private readonly echo?: EchoReflector;
+  private lastResyncAt = -Infinity;
 
   constructor(private readonly deps: DaemonDeps) {
     const { cfg, clock, writer, transport } = deps;
@@ -110,6 +116,7 @@ export class Daemon {
     this.lifecycle.onCreated = (peer) => this.negotiation.send(peer);
     this.pins = new PinStore(deps.pinsDir, (err) => log.error('operator pins not loaded', { error: err.message }));
     this.negotiation.pins = this.pins;
+    this.echo = deps.echoTransport && new EchoReflector(deps.echoTransport, echoPortOf(cfg.port));
     this.discovery = new Discovery(cfg, deps.addresses, clock, sender, this.peers, this.pairs, this.local, this.remotes, this.lifecycle);
     this.receiver = new Receiver(deps.key, cfg.nodeName, this.counters, {
       announce: (f, a, src) => {
@@ -128,6 +135,18 @@ export class Daemon {
         if (peer) this.peers.heard(peer, src.family, clock.now());
         // Reflect at once, over the family it came in on, to where it came from.
         sender.to(src.family, src.address, src.port, 'probeReply', f.payload);
+        return true;
+      },
+      echo: (b, src) => {
+        const p = decodeEcho(b);
+        if (!p || p.family !== src.family) return false;
+        const peer = this.peers.byAddress(src.family, src.address);
+        if (!peer) return 'unknown-peer';
+        // From the peer's echo port, with this path's nonce and an id in flight (prober.reply).
+        if (src.port !== echoPortOf(peer.port) || !peer.paths[src.family]) return false;
+        const r = this.prober.reply(peer, src.family, p, clock.now());
+        if (r === 'foreign') return false;
+        if (r === 'recovered') this.negotiation.evaluatePeer(peer);
         return true;
       },
       probeReply: (f, p, src) => {
@@ -158,6 +177,10 @@ export class Daemon {
     const adopted = this.lifecycle.loadOrphans();
     const mc = this.cfg.discovery.multicast;
     await this.transport.start(this.deps.addresses, mc ? mc : undefined, (b, src) => this.receiver.receive(b, src));
+    if (this.echo) {
+      await this.echo.start(this.deps.addresses);
+      this.discovery.capabilities.push(ECHO_CAPABILITY);
+    }
     const every = (ms: number, fn: () => void) => {
       this.cancels.push(this.clock.every(ms, () => {
         try {
@@ -185,6 +208,7 @@ export class Daemon {
   stop(): void {
     for (const c of this.cancels.splice(0)) c();
     this.transport.close();
+    this.echo?.close();
     this.writer.close();
   }
 
@@ -238,8 +262,14 @@ export class Daemon {
     for (const n of change.policyChanged) {
       for (const p of this.pairs.values()) if (p.localCnf === n.cnf) p.policy = n.policy!;
     }
-    // Re-reading every route and remote is O(N) syscalls: periodic only, not on each ADD/DEL.
-    if (resyncMaps) this.writer.resync();
+    // Re-reading every route and remote is O(N) syscalls (20,000 for 1,000 peers of 10 pods): a
+    // healer against writes outside the writer lock, once per mapsResyncMs, never on an ADD/DEL.
+    // Writers that take the lock are followed at once (writer.refresh in housekeeping).
+    const now = this.clock.now();
+    if (resyncMaps && now - this.lastResyncAt >= this.cfg.timers.mapsResyncMs) {
+      this.lastResyncAt = now;
+      this.writer.resync();
+    }
     if (change.membershipChanged && this.cancels.length) this.discovery.announce();
   }
 

@@ -46,7 +46,37 @@ const DROP_LABEL: Record<string, string> = {
 };
 /** Every label value of afsteer_control_datagrams_dropped_total (all exported, at 0 until one happens). */
 export const DROP_REASONS = [...new Set(Object.values(DROP_LABEL))];
-const FRAME_TYPES = ['announce', 'negotiate', 'probe', 'probeReply'];
+const FRAME_TYPES = ['announce', 'negotiate', 'probe', 'probeReply', 'echo'];
+
+/** One series' labels and value, as a collector hands them to the registry. */
+interface Sample {
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** A gauge whose series are computed at scrape time and written as exposition text directly. */
+interface TextGauge {
+  name: string;
+  help: string;
+  values: () => Sample[];
+}
+
+/** Label values here are node names ([A-Za-z0-9._-]), family, state and wire names; escaped anyway as the format asks. */
+const escapeLabel = (v: string): string => (/[\\"\n]/.test(v) ? v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n') : v);
+
+/** The exposition text of text gauges (# HELP, # TYPE, one line per series). */
+export function textGauges(gauges: TextGauge[]): string {
+  const out: string[] = [];
+  for (const g of gauges) {
+    out.push(`# HELP ${g.name} ${g.help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}`, `# TYPE ${g.name} gauge`);
+    for (const s of g.values()) {
+      let labels = '';
+      for (const k in s.labels) labels += `${labels ? ',' : ''}${k}="${escapeLabel(s.labels[k]!)}"`;
+      out.push(`${g.name}{${labels}} ${Number.isFinite(s.value) ? s.value : s.value > 0 ? '+Inf' : s.value < 0 ? '-Inf' : 'NaN'}`);
+    }
+  }
+  return out.join('\n') + '\n';
+}
 
 /** Builds the registry over the daemon's parts. version: the build's. */
 export async function createMetrics(parts: DaemonParts, readStats: StatsReader | undefined, version: string): Promise<DaemonMetrics> {
@@ -72,30 +102,32 @@ export async function createMetrics(parts: DaemonParts, readStats: StatsReader |
 
   gauge('afsteer_info', 'This afsteerd: node name and version (always 1).', ['node', 'version'], (g) => g.set({ node: parts.cfg.nodeName, version }, 1));
   gauge('afsteer_peers', 'Peer nodes known.', [], (g) => g.set(snapshot().peers.length));
-  gauge('afsteer_peer_up', 'Peer heard within the peer timeout (1) or silent (0).', ['peer'], (g) => {
-    for (const p of snapshot().peers) g.set({ peer: p.node }, p.alive ? 1 : 0);
-  });
+  // Per-peer series (22 per peer, 22,000 at 1,000 peers) skip prom-client, whose per-series set()
+  // hashes every label set and whose formatter copies each: written as text directly, after the rest.
+  const peerGauges: TextGauge[] = [];
+  const perPeer = (name: string, help: string, values: (p: Snapshot['peers'][0], out: Sample[]) => void) =>
+    void peerGauges.push({ name, help, values: () => {
+      const out: Sample[] = [];
+      for (const p of snapshot().peers) values(p, out);
+      return out;
+    } });
+  perPeer('afsteer_peer_up', 'Peer heard within the peer timeout (1) or silent (0).', (p, out) => void out.push({ labels: { peer: p.node }, value: p.alive ? 1 : 0 }));
   const perFamily = (name: string, help: string, v: (m: NonNullable<Snapshot['peers'][0]['families']['IPv4']>['metrics'] & object) => number) =>
-    gauge(name, help, ['peer', 'family'], (g) => {
-      for (const p of snapshot().peers) for (const [family, f] of Object.entries(p.families)) if (f.metrics) g.set({ peer: p.node, family }, v(f.metrics));
+    perPeer(name, help, (p, out) => {
+      for (const [family, f] of Object.entries(p.families)) if (f.metrics) out.push({ labels: { peer: p.node, family }, value: v(f.metrics) });
     });
   perFamily('afsteer_peer_rtt_seconds', 'Median probe round-trip time over the window, per peer and family.', (m) => m.latency_ms / 1000);
   perFamily('afsteer_peer_jitter_seconds', 'Mean absolute difference of successive probe RTTs over the window.', (m) => m.jitter_ms / 1000);
   perFamily('afsteer_peer_loss_ratio', 'Probes lost over the window (0–1).', (m) => m.packet_loss);
   perFamily('afsteer_peer_probe_samples', 'Probe outcomes in the window.', (m) => m.samples);
-  gauge('afsteer_peer_family_state', 'State of a family toward a peer: 1 for the current state (probing, up, degraded, blackhole), 0 for the others.', ['peer', 'family', 'state'], (g) => {
-    for (const p of snapshot().peers) {
-      for (const [family, f] of Object.entries(p.families)) for (const state of FAMILY_STATES) g.set({ peer: p.node, family, state }, f.state === state ? 1 : 0);
-    }
+  perPeer('afsteer_peer_family_state', 'State of a family toward a peer: 1 for the current state (probing, up, degraded, blackhole), 0 for the others.', (p, out) => {
+    for (const [family, f] of Object.entries(p.families)) for (const state of FAMILY_STATES) out.push({ labels: { peer: p.node, family, state }, value: f.state === state ? 1 : 0 });
   });
-  gauge('afsteer_pairs', 'Pod pairs with a peer by the wire family of this node\'s sending direction (native, ipv4, ipv6).', ['peer', 'wire'], (g) => {
-    for (const p of snapshot().peers) for (const [wire, n] of Object.entries(p.pairs)) g.set({ peer: p.node, wire }, n);
+  perPeer('afsteer_pairs', 'Pod pairs with a peer by the wire family of this node\'s sending direction (native, ipv4, ipv6).', (p, out) => {
+    for (const [wire, n] of Object.entries(p.pairs)) out.push({ labels: { peer: p.node, wire }, value: n });
   });
-  gauge('afsteer_pairs_pinned', 'Pairs under an operator pin (afsteerd prefer); honoured="false" while the pinned family is blackholed and the pair is on the other.', ['peer', 'honoured'], (g) => {
-    for (const p of snapshot().peers) {
-      g.set({ peer: p.node, honoured: 'true' }, p.pinned.honoured);
-      g.set({ peer: p.node, honoured: 'false' }, p.pinned.overridden);
-    }
+  perPeer('afsteer_pairs_pinned', 'Pairs under an operator pin (afsteerd prefer); honoured="false" while the pinned family is blackholed and the pair is on the other.', (p, out) => {
+    out.push({ labels: { peer: p.node, honoured: 'true' }, value: p.pinned.honoured }, { labels: { peer: p.node, honoured: 'false' }, value: p.pinned.overridden });
   });
   const switchCounts = new Map<string, number>(SWITCH_REASONS.map((r) => [r, 0]));
   parts.switches.listeners.push((ev) => {
@@ -105,7 +137,7 @@ export async function createMetrics(parts: DaemonParts, readStats: StatsReader |
   counter('afsteer_switches_total', 'Switches of this node\'s sending wire family, by reason (blackhole, policy, peer-choice, pinned, peer-silent, no-decap, other).', ['reason'],
     () => [...switchCounts].map(([reason, v]) => [{ reason }, v]));
   const byType = (t: Record<string, number>) => FRAME_TYPES.map((type): [Record<string, string>, number] => [{ type }, t[type] ?? 0]);
-  counter('afsteer_control_datagrams_sent_total', 'Control datagrams sent, by type (announce, negotiate, probe, probeReply).', ['type'], () => byType(parts.counters.tx));
+  counter('afsteer_control_datagrams_sent_total', 'Control datagrams sent, by type (announce, negotiate, probe, probeReply, echo: an echo probe, looped back by the peer).', ['type'], () => byType(parts.counters.tx));
   counter('afsteer_control_datagrams_received_total', 'Control datagrams accepted (authenticated, fresh, well-formed), by type.', ['type'], () => byType(parts.counters.rx));
   counter('afsteer_control_datagrams_dropped_total', 'Control datagrams dropped, by reason (bad_mac, replay, malformed, oversized, unknown_version, unknown_type, self, unknown_peer, unknown_pair, internal).', ['reason'], () => {
     const out = new Map<string, number>(DROP_REASONS.map((r) => [r, 0]));
@@ -119,7 +151,7 @@ export async function createMetrics(parts: DaemonParts, readStats: StatsReader |
     const out = new Map<string, [Record<string, string>, number]>();
     for (const [k, v] of Object.entries(t)) {
       const [dir, type, fam] = k.split('|') as [string, string, string];
-      const isProbe = type === 'probe' || type === 'probeReply';
+      const isProbe = type === 'probe' || type === 'probeReply' || type === 'echo';
       if (probesOnly && !isProbe) continue;
       const labels: Record<string, string> = probesOnly ? { direction: dir === 'tx' ? 'sent' : 'received', family: familyName(Number(fam) as 4 | 6) } : { direction: dir === 'tx' ? 'sent' : 'received' };
       const key = JSON.stringify(labels);
@@ -130,8 +162,8 @@ export async function createMetrics(parts: DaemonParts, readStats: StatsReader |
   counter('afsteer_control_bytes_total', 'Bytes of control datagrams sent and accepted (UDP payload).', ['direction'], () => traffic(parts.counters.bytes, false));
   counter('afsteer_control_send_errors_total', 'Control datagrams the kernel refused to send, by family.', ['family'],
     () => FAMILIES.map((f) => [{ family: familyName(f) }, parts.sendErrors[f]]));
-  counter('afsteer_probe_packets_total', 'Probe and probe-reply datagrams, sent and accepted, by family.', ['direction', 'family'], () => traffic(parts.counters.packets, true));
-  counter('afsteer_probe_bytes_total', 'Bytes of probe and probe-reply datagrams (UDP payload), by direction and family.', ['direction', 'family'], () => traffic(parts.counters.bytes, true));
+  counter('afsteer_probe_packets_total', 'Probe datagrams (MACed probes and replies, echo probes and their returns), sent and accepted, by family.', ['direction', 'family'], () => traffic(parts.counters.packets, true));
+  counter('afsteer_probe_bytes_total', 'Bytes of probe datagrams (UDP payload), by direction and family.', ['direction', 'family'], () => traffic(parts.counters.bytes, true));
   counter('afsteer_daemon_events_total', 'Notable daemon events (e.g. event-loop-stall).', ['event'], () => Object.entries(parts.counters.events).map(([event, v]) => [{ event }, v]));
 
   let statsErrors = 0;
@@ -163,7 +195,7 @@ export async function createMetrics(parts: DaemonParts, readStats: StatsReader |
       snap = undefined;
       statsRead = false;
       try {
-        return await registry.metrics();
+        return (await registry.metrics()) + textGauges(peerGauges);
       } finally {
         snap = undefined;
         stats = undefined;

@@ -31,8 +31,15 @@ export interface Peer {
 /** Every peer this node knows, by node name. */
 export class PeerTable {
   private readonly peers = new Map<string, Peer>();
+  /** "family|address" → peer, for datagrams that name no node (echo replies). */
+  private readonly byAddr = new Map<string, Peer>();
 
   constructor(private readonly timeoutMs: number) {}
+
+  /** The peer whose control address over family is address (as the socket reports it), if known. */
+  byAddress(family: Family, address: string): Peer | undefined {
+    return this.byAddr.get(`${family}|${address}`) ?? this.byAddr.get(`${family}|${canonical(address)}`);
+  }
 
   /** The peer named node, if known. */
   get(node: string): Peer | undefined {
@@ -67,7 +74,16 @@ export class PeerTable {
 
   /** Removes a peer. */
   delete(node: string): void {
+    const peer = this.peers.get(node);
+    if (peer) this.unindex(peer);
     this.peers.delete(node);
+  }
+
+  private unindex(peer: Peer): void {
+    for (const f of FAMILIES) {
+      const k = `${f}|${addressOf(peer.addresses, f)}`;
+      if (this.byAddr.get(k) === peer) this.byAddr.delete(k);
+    }
   }
 
   /** Records that the peer was heard over family. */
@@ -88,8 +104,13 @@ export class PeerTable {
 
   /** Takes the control addresses and port a peer announced; a probe path per family both nodes have. */
   setAddresses(peer: Peer, a: { ipv4?: string; ipv6?: string }, port: number, mine: { ipv4?: string; ipv6?: string }, now: number): void {
+    this.unindex(peer);
     peer.addresses = { ...(a.ipv4 ? { ipv4: canonical(a.ipv4) } : {}), ...(a.ipv6 ? { ipv6: canonical(a.ipv6) } : {}) };
     peer.port = port;
+    for (const f of FAMILIES) {
+      const addr = addressOf(peer.addresses, f);
+      if (addr) this.byAddr.set(`${f}|${addr}`, peer);
+    }
     for (const f of FAMILIES) {
       const both = addressOf(peer.addresses, f) && addressOf(mine, f);
       if (both && !peer.paths[f]) peer.paths[f] = newPath(now);

@@ -1,6 +1,9 @@
 /**
- * Probing: on each tick, expire the probes of every peer's paths (blackhole detection), send the
- * ones due (fast toward peers with pairs, slow otherwise), and take in replies. The window,
+ * Probing: on each tick, expire the probes of the peers' paths (blackhole detection), send the
+ * ones due (fast toward peers with pairs, slow otherwise), and take in replies. Each tick visits
+ * only the fast set (peers with pairs); every SCAN_EVERY-th tick visits every peer and rebuilds
+ * that set, so the work per tick grows with active peers, not with all peers (an idle peer's
+ * probe goes out, and is found lost, within SCAN_EVERY ticks of when it is due). The window,
  * metrics and blackhole rules are in probe/path.ts; this holds the tick and the sockets' side.
  */
 import { log } from '../util/log';
@@ -9,14 +12,29 @@ import { count, type DaemonCounters } from './counters';
 import type { Peer } from './peers';
 import type { PairMetrics } from './policy';
 import { expireProbes, pathMetrics, probeDue, probeSent, replyReceived, type ProbeParams } from './probe/path';
+import { encodeEcho, echoPortOf } from './protocol/echo';
 import { encodeProbe, type Probe } from './protocol/probe';
 import { probeExpiry } from './rules';
 import type { Sender } from './sender';
+
+/** Capability of a peer that reflects echo probes (protocol/echo.ts) on its port + 1. */
+export const ECHO_CAPABILITY = 'echo-v1';
+
+/** True when probes to peer go as echoes. */
+export function usesEcho(peer: Peer): boolean {
+  return peer.capabilities?.includes(ECHO_CAPABILITY) ?? false;
+}
+
+/** Every how many ticks all peers are visited (the others visit only the fast set). */
+export const SCAN_EVERY = 10;
 
 /** The prober of one daemon. */
 export class Prober {
   private lastTickAt = 0;
   private skippedExpiry = false;
+  private ticks = 0;
+  /** Peers visited on every tick: those with pairs at the last full scan, or hurried since. */
+  private readonly fast = new Set<Peer>();
 
   constructor(
     private readonly prm: ProbeParams & { minSamples: number },
@@ -33,8 +51,11 @@ export class Prober {
     this.skippedExpiry = !expire;
     if (stalled && !expire) count(this.counters.events, 'event-loop-stall');
     const changed: Peer[] = [];
-    for (const peer of peers) {
+    const scan = this.ticks++ % SCAN_EVERY === 0;
+    if (scan) this.fast.clear();
+    for (const peer of scan ? peers : this.fast) {
       const active = isActive(peer);
+      if (scan && active) this.fast.add(peer);
       let blackholed = false;
       for (const f of FAMILIES) {
         const path = peer.paths[f];
@@ -46,13 +67,20 @@ export class Prober {
         }
         if (probeDue(path, now)) {
           const id = probeSent(path, now, active, this.prm);
-          const payload = encodeProbe({ family: f, active, id, t1: BigInt(Math.round(now * 1000)), nonce: path.nonce });
-          this.sender.to(f, to, peer.port, 'probe', payload);
+          const probe: Probe = { family: f, active, id, t1: BigInt(Math.round(now * 1000)), nonce: path.nonce };
+          // A peer with a reflector gets echoes (looped back by its kernel); an older one MACed probes its afsteerd answers.
+          if (usesEcho(peer)) this.sender.raw(f, to, echoPortOf(peer.port), encodeEcho(probe), 'echo');
+          else this.sender.to(f, to, peer.port, 'probe', encodeProbe(probe));
         }
       }
       if (blackholed) changed.push(peer);
     }
     return changed;
+  }
+
+  /** Visits peer on every tick from now on (a pair toward it was just made), until a scan finds it idle. */
+  hurry(peer: Peer): void {
+    this.fast.add(peer);
   }
 
   /**

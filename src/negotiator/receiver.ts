@@ -1,11 +1,14 @@
 /**
  * The receive path: authenticate → replay window → parse → dispatch, or drop and count. The
  * payload is parsed before the replay state is kept, so a malformed message changes nothing.
+ * Echo probes coming back (not frames) go straight to their handler, which checks them against
+ * what this node sent.
  */
 import { log } from '../util/log';
 import { count, countTraffic, type DaemonCounters } from './counters';
 import { decodeFrame, type Frame, type RejectReason } from './protocol/frame';
 import { AnnounceSchema, NegotiateSchema, parsePayload, type Announce, type Negotiate } from './protocol/messages';
+import { isEcho } from './protocol/echo';
 import { decodeProbe, type Probe } from './protocol/probe';
 import { checkReplay, type ReplayState } from './protocol/replay';
 import type { Source } from './transport';
@@ -19,6 +22,8 @@ export interface ReceiveHandlers {
   negotiate(f: Frame, m: Negotiate, src: Source): Handled;
   probe(f: Frame, p: Probe, src: Source): Handled;
   probeReply(f: Frame, p: Probe, src: Source): Handled;
+  /** An echo probe come back (not a frame: no MAC, no node name; see protocol/echo.ts). */
+  echo(b: Buffer, src: Source): Handled;
 }
 
 /** Why a datagram was dropped. */
@@ -50,6 +55,14 @@ export class Receiver {
 
   private handle(b: Buffer, src: Source): void {
     const drop = (reason: DropReason) => count(this.counters.drops, reason);
+    if (isEcho(b)) {
+      const ok = this.handlers.echo(b, src);
+      if (ok === false) return drop('payload');
+      if (ok === 'unknown-peer') return drop('unknown-peer');
+      count(this.counters.rx, 'echo');
+      countTraffic(this.counters, 'rx', 'echo', src.family, b.length);
+      return;
+    }
     const f = decodeFrame(this.key, b);
     if (typeof f === 'string') return drop(f);
     if (f.node === this.node) return drop('self');

@@ -10,8 +10,12 @@ import { systemClock } from './clock';
 import { Daemon } from './daemon';
 import { readLocalEndpoints } from './endpoints';
 import { UdpTransport } from './transport';
+import { Rtnl } from '../net/rtnl';
 import { addressOf, FAMILIES, familyName } from '../net/family';
 import { startOps } from './ops';
+import { attachEchoReflector } from '../bpf/echo-reflector';
+import { echoPortOf } from './protocol/echo';
+import { describeError } from '../util/errors';
 import { readStats } from '../bpf/steering';
 
 /** Runs afsteerd until a termination signal; resolves with the exit code. The steering stays in the maps. */
@@ -24,10 +28,12 @@ export async function startDaemon(cfg: DaemonConfig, key: Buffer): Promise<numbe
     cfg, key, addresses,
     writer: SteeringWriter.open(cfg.pinDir),
     transport: new UdpTransport(cfg.port),
+    echoTransport: new UdpTransport(echoPortOf(cfg.port)),
     clock: systemClock(),
     pinsDir: cfg.stateDir,
     readLocal: () => readLocalEndpoints(cfg.stateDir, (file, err) => log.warn('unreadable state file', { file, error: String((err as Error).message ?? err) })),
   });
+  await attachKernelReflector(cfg.pinDir, echoPortOf(cfg.port), addresses);
   await daemon.start();
   // etcd discovery, when configured: this node's record under a lease, the others' as announcement targets.
   let etcd: { stop(): Promise<void> } | undefined;
@@ -53,4 +59,26 @@ export async function startDaemon(cfg: DaemonConfig, key: Buffer): Promise<numbe
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
+}
+
+/** Puts the kernel echo reflector on the links holding the control addresses; on failure the userspace one answers (logged). */
+async function attachKernelReflector(pinDir: string, echoPort: number, addresses: { ipv4?: string; ipv6?: string }): Promise<void> {
+  const rtnl = Rtnl.host();
+  try {
+    const links = new Set<number>();
+    for (const a of [addresses.ipv4, addresses.ipv6]) {
+      const i = a ? await rtnl.linkOfAddress(a) : undefined;
+      if (i !== undefined) links.add(i);
+    }
+    if (links.size === 0) {
+      log.warn('no link holds the control addresses: echo probes answered in userspace', { addresses });
+      return;
+    }
+    attachEchoReflector(pinDir, echoPort, [...links]);
+    log.info('echo reflector attached', { links: [...links], echoPort });
+  } catch (err) {
+    log.warn('kernel echo reflector not attached: echo probes answered in userspace', { error: describeError(err) });
+  } finally {
+    rtnl.close();
+  }
 }

@@ -39,6 +39,13 @@ export class Sender {
     countTraffic(this.counters, 'tx', type, family, frame.length);
   }
 
+  /** Sends a datagram that is not a frame (an echo probe), counted under kind. */
+  raw(family: Family, address: string, port: number, b: Buffer, kind: string): void {
+    this.transport.send(family, address, port, b);
+    count(this.counters.tx, kind);
+    countTraffic(this.counters, 'tx', kind, family, b.length);
+  }
+
   /** Sends a message to a target over every family both have (each copy with its own counter). */
   toTarget(t: Target, type: FrameTypeName, payload: Buffer, what = 'peer'): void {
     for (const f of FAMILIES) {

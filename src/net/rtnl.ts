@@ -1,6 +1,6 @@
 /** rtnetlink operations afsteer needs (links, addresses, routes, tc filters) over node-netlink, each with a timeout. */
 import { createRtNetlink, type RtNetlinkSocket } from 'netlink';
-import { addressBytes, bytesToAddress, type Cidr } from './ip';
+import { addressBytes, bytesToAddress, canonical, type Cidr } from './ip';
 import { inNetns } from './netns';
 import { constants as osConstants } from 'node:os';
 
@@ -98,6 +98,17 @@ export class Rtnl {
       out.push({ index, family: fam, address: bytesToAddress(raw), prefix: m.data.prefixlen ?? 0 });
     }
     return out;
+  }
+
+  /** Index of the link holding address (any state: a link without carrier yet is found too), or undefined. */
+  async linkOfAddress(address: string): Promise<number | undefined> {
+    const want = canonical(address);
+    const msgs = await wrap('list addresses', this.sock.getAddresses({}, {}, this.opts()));
+    for (const m of msgs) {
+      const raw = m.attrs.local ?? m.attrs.address;
+      if (raw && canonical(bytesToAddress(raw)) === want) return m.data.index;
+    }
+    return undefined;
   }
 
   /** Adds an address; nodad skips duplicate address detection (IPv6). Existing is not an error. */

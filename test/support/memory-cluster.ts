@@ -35,7 +35,8 @@ export class MemoryCluster {
   readonly net = new MemoryNetwork(this.clock);
   readonly nodes: MemoryNode[] = [];
 
-  constructor(n: number, private readonly overrides: Record<string, unknown> = {}) {
+  /** n nodes; nodes named in opts.noEcho run without the echo reflector (as an older afsteerd: no echo-v1). */
+  constructor(n: number, private readonly overrides: Record<string, unknown> = {}, private readonly opts: { noEcho?: string[] } = {}) {
     for (let i = 1; i <= n; i++) {
       const name = `node-${i}`;
       const addresses = { ipv4: `10.0.0.${i}`, ipv6: `fd00::${i}` };
@@ -55,7 +56,7 @@ export class MemoryCluster {
     node.writer = new SteeringWriter(node.maps, new MemoryLock(node.lockState));
     node.daemon = new Daemon({
       cfg: node.cfg, key: MEMORY_KEY, addresses: node.addresses, writer: node.writer, clock: this.clock,
-      transport: this.net.transport(node.cfg.port), readLocal: () => new Map([[node.pod.cnf, node.pod]]), epoch: node.epoch, pinsDir: node.pinsDir,
+      transport: this.net.transport(node.cfg.port), ...(this.opts.noEcho?.includes(node.name) ? {} : { echoTransport: this.net.transport(node.cfg.port + 1) }), readLocal: () => new Map([[node.pod.cnf, node.pod]]), epoch: node.epoch, pinsDir: node.pinsDir,
     });
   }
 
