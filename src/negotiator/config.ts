@@ -106,6 +106,8 @@ export const DaemonConfigSchema = z.strictObject({
   policy: z._default(PolicySchema, { criterion: 'lowest-latency' }),
   timers: z.prefault(z.strictObject({
     announceIntervalMs: ms(50, 60_000, 1000),
+    /** An unchanged announcement is repeated to every peer this often (default: a quarter of peerTimeoutMs); a change goes at once. */
+    announceRefreshMs: z.optional(z.number().check(z.int('must be an integer number of ms'), z.gte(50, 'must be ≥ 50'), z.lte(600_000, 'must be ≤ 600000'))),
     peerTimeoutMs: ms(200, 600_000, 5000),
     /** After a peer ages out, its pods stay registered (decapsulated) this long before they are unregistered. */
     remoteRetentionMs: ms(0, 86_400_000, 300_000),
@@ -114,6 +116,8 @@ export const DaemonConfigSchema = z.strictObject({
     negotiateIntervalMs: ms(50, 60_000, 1000),
     demandPollMs: ms(5, 10_000, 50),
     rescanMs: ms(100, 600_000, 5000),
+    /** How often the steering index is re-read whole from the maps (a healer; changes by other writers are followed at once). */
+    mapsResyncMs: ms(100, 3_600_000, 60_000),
   }), {}),
   probe: z.prefault(z.strictObject({
     activeIntervalMs: ms(5, 10_000, DEFAULT_PROBE.activeIntervalMs),

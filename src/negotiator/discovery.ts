@@ -17,6 +17,7 @@ import { payloadRoom } from './protocol/frame';
 import type { Announce, AnnouncedEndpoint } from './protocol/messages';
 import type { RemoteRegistry } from './remotes';
 import type { Sender, Target } from './sender';
+import { announceRefreshDue } from './rules';
 import type { Source } from './transport';
 
 /** Capabilities this node announces. */
@@ -25,6 +26,8 @@ export const CAPABILITIES = ['encap-4in6', 'encap-6in4', 'probe-v1', 'negotiate-
 /** Announcing and taking in announcements. */
 export class Discovery {
   private gen = 0;
+  /** What this node announces it can do (echo-v1 added once its reflector runs). */
+  readonly capabilities = [...CAPABILITIES];
   /** More targets to announce to (e.g. from etcd), besides the static and known peers. */
   extraTargets: () => Iterable<Target> = () => [];
 
@@ -40,7 +43,17 @@ export class Discovery {
     private readonly lifecycle: PairLifecycle,
   ) {}
 
-  /** Sends this node's announcement (in parts when its pods do not fit one datagram). */
+  /** What the last full announcement said, when it went, and the targets that have it. */
+  private lastSaid = '';
+  private lastFullAt = -Infinity;
+  private readonly told = new Set<string>();
+
+  /**
+   * Announces this node (in parts when its pods do not fit one datagram): to every target when
+   * what it says changed or the refresh is due (timers.announceRefreshMs, default a quarter of
+   * the peer timeout), otherwise only to targets that have not had it yet (a peer or static
+   * target just known). Called every announceIntervalMs and on a change of the local pods.
+   */
   announce(): void {
     const eps: AnnouncedEndpoint[] = [...this.local.values()]
       .filter((e): e is LocalEndpoint & { ipv4: string; ipv6: string } => Boolean(e.ipv4 && e.ipv6))
@@ -49,29 +62,49 @@ export class Discovery {
       addresses: this.addresses,
       port: this.cfg.port,
       supported_families: FAMILIES.filter((f) => addressOf(this.addresses, f)).map(familyName),
-      capabilities: CAPABILITIES,
+      capabilities: this.capabilities,
     };
-    this.gen++;
+    const now = this.clock.now();
+    const said = JSON.stringify([base, eps]);
+    const full = said !== this.lastSaid || announceRefreshDue(this.lastFullAt, now, this.refreshMs);
     const targets = new Map<string, Target>();
     for (const s of this.cfg.discovery.static) targets.set(`${s.ipv4}|${s.ipv6}`, { addresses: s, port: s.port ?? this.cfg.port });
     for (const t of this.extraTargets()) targets.set(`${t.addresses.ipv4}|${t.addresses.ipv6}`, t);
     for (const p of this.peers.values()) targets.set(`${p.addresses.ipv4}|${p.addresses.ipv6}`, p);
-    for (const payload of announcementPayloads(base, eps, this.gen, payloadRoom(this.cfg.nodeName))) {
-      this.sender.multicast('announce', payload, Boolean(this.cfg.discovery.multicast));
-      for (const t of targets.values()) {
-        if (t.addresses.ipv4 === this.addresses.ipv4 && t.addresses.ipv6 === this.addresses.ipv6) continue;
-        this.sender.toTarget(t, 'announce', payload, 'announcement target');
-      }
+    for (const k of targets.keys()) if (k === `${this.addresses.ipv4}|${this.addresses.ipv6}`) targets.delete(k);
+    if (full) {
+      this.gen++;
+      this.lastSaid = said;
+      this.lastFullAt = now;
+      this.told.clear();
+    } else {
+      // Known peers that have it are not told again; a target not heard from yet is, each time.
+      const known = new Set([...this.peers.values()].map((p) => `${p.addresses.ipv4}|${p.addresses.ipv6}`));
+      for (const k of targets.keys()) if (this.told.has(k) && known.has(k)) targets.delete(k);
+      if (targets.size === 0) return;
     }
+    for (const payload of announcementPayloads(base, eps, this.gen, payloadRoom(this.cfg.nodeName))) {
+      if (full) this.sender.multicast('announce', payload, Boolean(this.cfg.discovery.multicast));
+      for (const t of targets.values()) this.sender.toTarget(t, 'announce', payload, 'announcement target');
+    }
+    for (const k of targets.keys()) this.told.add(k);
+  }
+
+  /** The refresh period of unchanged announcements. */
+  get refreshMs(): number {
+    return this.cfg.timers.announceRefreshMs ?? Math.max(this.cfg.timers.announceIntervalMs, this.cfg.timers.peerTimeoutMs / 4);
   }
 
   /** Takes in one announcement part from node. */
   receive(node: string, a: Announce, src: Source): void {
     const now = this.clock.now();
+    const isNew = !this.peers.has(node);
     const peer = this.peers.getOrAdd(node, a.port, now, src.family, a.addresses);
     this.peers.heard(peer, src.family, now);
     this.peers.setAddresses(peer, a.addresses, a.port, this.addresses, now);
     peer.capabilities = a.capabilities;
+    // A peer just heard may have missed what was sent to its address before it was up: told again at the next announce.
+    if (isNew) this.told.delete(`${peer.addresses.ipv4}|${peer.addresses.ipv6}`);
     const { state, complete } = addAnnouncePart(peer.assembling, a);
     peer.assembling = state;
     if (complete) this.applyPeerEndpoints(peer, complete);

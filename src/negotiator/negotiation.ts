@@ -59,6 +59,12 @@ export class Negotiation {
 
   /** Sends every pair with this peer (and the ones dropped since), in as many datagrams as it takes. */
   send(peer: Peer): void {
+    if (!this.pairs.peerHasPairs(peer.node) && peer.dropped.size === 0) {
+      // Nothing to say (no datagram would go): no metrics computed for it either.
+      peer.negotiateDue = false;
+      peer.lastNegotiateAt = this.clock.now();
+      return;
+    }
     const metrics = this.prober.metricsOf(peer);
     const entries = this.pairs.ofPeer(peer.node).map(([, p]) => this.pairMessage(p, metrics, peer));
     const dropped = [...peer.dropped];
@@ -113,8 +119,12 @@ export class Negotiation {
 
   /** The leader's evaluation of every pair with a peer; tells the peer of a decision at once. */
   evaluatePeer(peer: Peer): void {
-    const mine = this.prober.metricsOf(peer);
     const now = this.clock.now();
+    if (!this.pairs.peerHasPairs(peer.node)) {
+      if (peer.negotiateDue && now - peer.lastNegotiateAt > 5) this.send(peer);
+      return;
+    }
+    const mine = this.prober.metricsOf(peer);
     let changed = false;
     for (const [k, p] of this.pairs.ofPeer(peer.node)) {
       const next = stepPinned(p, this.pins?.forPair(p, peer, now, this.cfg.timers.peerTimeoutMs), mine, now, this.cfg.timers.peerTimeoutMs, this.cfg.selection);

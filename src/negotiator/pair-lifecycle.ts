@@ -71,6 +71,7 @@ export class PairLifecycle {
     log.info('pair created', { pair: k, peer: peer.node, why, leader: p.leader, policy: p.policy.criterion });
     this.write(p, 'native', 'new pair (native until negotiated)');
     for (const f of FAMILIES) if (peer.paths[f]) probeSoon(peer.paths[f]!, now);
+    this.prober.hurry(peer);
     peer.negotiateDue = true;
     this.onCreated(peer);
     return p;

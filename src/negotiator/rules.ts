@@ -55,3 +55,8 @@ export function orphansExpired(now: number, startedAt: number, peerTimeoutMs: nu
 export function probeTickMs(activeIntervalMs: number): number {
   return Math.max(2, Math.min(10, Math.floor(activeIntervalMs / 2)));
 }
+
+/** An unchanged announcement is sent again to every target once refreshMs have passed since the last full one. */
+export function announceRefreshDue(lastFullAt: number, now: number, refreshMs: number): boolean {
+  return now - lastFullAt >= refreshMs;
+}

@@ -76,8 +76,21 @@ export class UdpTransport implements DatagramTransport {
         });
       });
     // Wildcard binds: multicast needs them, and a node's control address may move.
-    if (addresses.ipv4) this.v4 = await bind('udp4', 4, '0.0.0.0');
-    if (addresses.ipv6) this.v6 = await bind('udp6', 6, '::');
+    // Bound to the control address, so the kernel never searches the node's addresses for a
+    // source on each send (IPv6 source selection scans every address of every interface); with
+    // multicast discovery to the wildcard, to receive the groups. An address not usable yet (a
+    // tentative IPv6 address) falls back to the wildcard.
+    const host = async (type: 'udp4' | 'udp6', family: 4 | 6, address: string, wildcard: string): Promise<Socket> => {
+      if (multicast) return bind(type, family, wildcard);
+      try {
+        return await bind(type, family, address);
+      } catch (err) {
+        if (!/EADDRNOTAVAIL/.test(String((err as Error).message))) throw err;
+        return bind(type, family, wildcard);
+      }
+    };
+    if (addresses.ipv4) this.v4 = await host('udp4', 4, addresses.ipv4, '0.0.0.0');
+    if (addresses.ipv6) this.v6 = await host('udp6', 6, addresses.ipv6, '::');
     if (multicast) {
       this.mcast = { port: this.port };
       if (this.v4 && addresses.ipv4) {

@@ -21,18 +21,25 @@ import { simAddressOf } from './scale-addresses';
 const ROOT = process.env.AFSTEER_REPO_ROOT ?? process.cwd();
 const MEASURE_S = Number(process.env.BENCH_SCALE_S ?? 15);
 const CLK_TCK = 100;
+/** The large-cluster setting (README, Scale): a 30 s peer timeout, so unchanged announcements are refreshed every 7.5 s. */
+const PEER_TIMEOUT_MS = 30_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function cpuTicks(pid: number): number {
+  const t = cpuSplit(pid);
+  return t.user + t.system;
+}
+/** User and system CPU ticks of pid (/proc/PID/stat utime, stime). */
+function cpuSplit(pid: number): { user: number; system: number } {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return Number(f[11]) + Number(f[12]);
+  return { user: Number(f[11]), system: Number(f[12]) };
 }
 function rssMb(pid: number): number {
   return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
 }
 
 /** One size's figures. */
-export interface Row { peers: number; known: number; cpu: number; rss: number; inBps: number; outBps: number; scrapeMs: number; lossPct: number; metrics: string }
+export interface Row { peers: number; known: number; cpu: number; cpuSystem: number; rss: number; inBps: number; outBps: number; scrapeMs: number; lossPct: number; metrics: string }
 
 /** One real afsteerd against n simulated peers (10% active), measured over measureS seconds after an 8 s warm-up. */
 export async function runScale(n: number, measureS = MEASURE_S, warmupMs = 8000): Promise<Row> {
@@ -54,7 +61,7 @@ export async function runScale(n: number, measureS = MEASURE_S, warmupMs = 8000)
     const cfg = join(dir, 'afsteerd.json');
     writeFileSync(cfg, JSON.stringify({
       nodeName: 'bench-daemon', keyFile, pinDir, stateDir: join(dir, 'state'), controlSocket: join(dir, 'd.sock'),
-      addresses: { ipv4: '127.0.0.1', ipv6: 'fd77::1' }, logLevel: 'warn', timers: { peerTimeoutMs: 5000 },
+      addresses: { ipv4: '127.0.0.1', ipv6: 'fd77::1' }, logLevel: 'warn', timers: { peerTimeoutMs: PEER_TIMEOUT_MS },
     }));
     const d = spawn('nsenter', [`--net=${nsPath}`, join(ROOT, 'dist', 'afsteerd'), 'run', '--config', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
     children.push(d);
@@ -62,7 +69,7 @@ export async function runScale(n: number, measureS = MEASURE_S, warmupMs = 8000)
     d.stderr!.on('data', (c) => (dlog = (dlog + c).slice(-3000)));
     await sleep(1500);
     if (d.exitCode !== null) throw new Error(`afsteerd exited: ${dlog}`);
-    const lg = spawn('nsenter', [`--net=${nsPath}`, process.execPath, join(ROOT, 'scripts', 'run-ts.mjs'), join(ROOT, 'test', 'bench', 'loadgen.ts'), keyFile, String(n), String(Math.round(n / 10)), '127.0.0.1', 'fd77::1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const lg = spawn('nsenter', [`--net=${nsPath}`, process.execPath, join(ROOT, 'scripts', 'run-ts.mjs'), join(ROOT, 'test', 'bench', 'loadgen.ts'), keyFile, String(n), String(Math.round(n / 10)), '127.0.0.1', 'fd77::1'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOADGEN_ANNOUNCE_MS: String(PEER_TIMEOUT_MS / 4) } });
     children.push(lg);
     let last: Record<string, number> | undefined;
     let lgErr = '';
@@ -81,9 +88,11 @@ export async function runScale(n: number, measureS = MEASURE_S, warmupMs = 8000)
     await sleep(warmupMs);
     const s0 = { ...last };
     const c0 = cpuTicks(d.pid!);
+    const u0 = cpuSplit(d.pid!);
     const w0 = Date.now();
     await sleep(measureS * 1000);
     const c1 = cpuTicks(d.pid!);
+    const u1 = cpuSplit(d.pid!);
     const w1 = Date.now();
     const s1 = { ...last! };
     const secs = (w1 - w0) / 1000;
@@ -103,7 +112,7 @@ export async function runScale(n: number, measureS = MEASURE_S, warmupMs = 8000)
     const sentProbes = Math.round(n / 10) * 2 * 50 + (n - Math.round(n / 10)) * 2;
     const replies = (s1.probeReplies! - s0.probeReplies!) / secs;
     return {
-      peers: n, known, cpu: ((c1 - c0) / CLK_TCK / secs) * 100, rss: rssMb(d.pid!),
+      peers: n, known, cpu: ((c1 - c0) / CLK_TCK / secs) * 100, cpuSystem: ((u1.system - u0.system) / CLK_TCK / secs) * 100, rss: rssMb(d.pid!),
       inBps: (s1.txBytes! - s0.txBytes!) / secs, outBps: (s1.rxBytes! - s0.rxBytes!) / secs,
       scrapeMs: scrape[3]!, lossPct: Math.max(0, 100 * (1 - replies / sentProbes)), metrics: existsSync(join(dir, 'm.txt')) ? readFileSync(join(dir, 'm.txt'), 'utf8') : '',
     };

@@ -7,7 +7,7 @@ const rows: Row[] = [];
 for (const n of SIZES) {
   const r = await runScale(n);
   rows.push(r);
-  console.log(`  ${String(n).padStart(5)} peers (${r.known} known): CPU ${r.cpu.toFixed(1)}% of a core, RSS ${r.rss.toFixed(0)} MB, control in ${(r.inBps / 1024).toFixed(1)} KiB/s, out ${(r.outBps / 1024).toFixed(1)} KiB/s, /metrics median ${r.scrapeMs.toFixed(1)} ms, daemon's replies to the generator's probes lost ${r.lossPct.toFixed(1)}%`);
+  console.log(`  ${String(n).padStart(5)} peers (${r.known} known): CPU ${r.cpu.toFixed(1)}% of a core (${r.cpuSystem.toFixed(1)}% in the kernel), RSS ${r.rss.toFixed(0)} MB, control in ${(r.inBps / 1024).toFixed(1)} KiB/s, out ${(r.outBps / 1024).toFixed(1)} KiB/s, /metrics median ${r.scrapeMs.toFixed(1)} ms, daemon's replies to the generator's probes lost ${r.lossPct.toFixed(1)}%`);
 }
 const big = rows.find((r) => r.peers === 1000);
 let fail = false;

@@ -48,6 +48,11 @@ export interface PathState {
   late: number;
   lateRttMs?: number;
   lateAt?: number;
+  /** Outcomes pushed so far, and the median RTT as of a count (probeTimeout's cache). */
+  pushes?: number;
+  medianAt?: { pushes: number; ms: number };
+  /** pathMetrics' cache: the metrics as of a count of outcomes and a blackhole flag. */
+  metricsAt?: { pushes: number; blackhole: boolean; m: FamilyMetrics };
 }
 
 /** How long a late reply keeps lifting the probe timeout. */
@@ -81,6 +86,7 @@ export function probeSoon(p: PathState, now: number): void {
 }
 
 function push(p: PathState, v: number | null, prm: ProbeParams): void {
+  p.pushes = (p.pushes ?? 0) + 1;
   p.outcomes.push(v);
   if (p.outcomes.length > prm.window) p.outcomes.splice(0, p.outcomes.length - prm.window);
 }
@@ -126,8 +132,12 @@ export const LATE_LIFT_CAP = 2.5;
 
 /** Per-probe timeout: three times the median RTT plus slack, at least minTimeoutMs (and 1.5 × a recent late reply's RTT, up to LATE_LIFT_CAP × minTimeoutMs), at most 2 s. */
 export function probeTimeout(p: PathState, prm: ProbeParams, now?: number): number {
-  const rtts = p.outcomes.filter((o): o is number => o !== null);
-  const med = rtts.length ? median(rtts) : 0;
+  // The median changes only with the window: computed once per new outcome, not per tick.
+  if (p.medianAt?.pushes !== (p.pushes ?? 0)) {
+    const rtts = p.outcomes.filter((o): o is number => o !== null);
+    p.medianAt = { pushes: p.pushes ?? 0, ms: rtts.length ? median(rtts) : 0 };
+  }
+  const med = p.medianAt.ms;
   const late = p.lateRttMs !== undefined && p.lateAt !== undefined && now !== undefined && now - p.lateAt < LATE_MEMORY_MS ? Math.min(1.5 * p.lateRttMs, LATE_LIFT_CAP * prm.minTimeoutMs) : 0;
   return Math.min(2000, Math.max(prm.minTimeoutMs, 3 * med + 10, late));
 }
@@ -153,6 +163,9 @@ export function blackholeThreshold(p: PathState, prm: ProbeParams): number {
 
 /** Expires probes older than the timeout as losses; returns true when the path just became a blackhole. */
 export function expireProbes(p: PathState, now: number, prm: ProbeParams): boolean {
+  // The oldest probe in flight comes first (ids go in in send order); none old enough: nothing to do.
+  const oldest = p.inFlight.values().next();
+  if (oldest.done || now - oldest.value < prm.minTimeoutMs) return false;
   const timeout = probeTimeout(p, prm, now);
   let became = false;
   for (const [id, sentAt] of p.inFlight) {
@@ -174,6 +187,15 @@ export function expireProbes(p: PathState, now: number, prm: ProbeParams): boole
 /** Latency (median RTT), jitter (mean absolute difference of successive RTTs) and loss over the window. */
 export function pathMetrics(p: PathState): FamilyMetrics | undefined {
   if (p.outcomes.length === 0) return undefined;
+  // The window changes only with an outcome (and the flag with a late reply): computed once per change, not per read.
+  const c = p.metricsAt;
+  if (c && c.pushes === (p.pushes ?? 0) && c.blackhole === p.blackhole) return { ...c.m };
+  const m = computeMetrics(p);
+  p.metricsAt = { pushes: p.pushes ?? 0, blackhole: p.blackhole, m };
+  return { ...m };
+}
+
+function computeMetrics(p: PathState): FamilyMetrics {
   const rtts = p.outcomes.filter((o): o is number => o !== null);
   let jitter = 0;
   for (let i = 1; i < rtts.length; i++) jitter += Math.abs(rtts[i]! - rtts[i - 1]!);

@@ -12,14 +12,14 @@
  *   .. payload            JSON (announce, negotiate) or binary (probe, probe reply)
  *   -32 mac               HMAC-SHA-256(key, every byte before it)
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { MAC_LEN, mac, macVerifies } from './mac';
 
 /** Protocol version carried in byte 2. */
 export const PROTOCOL_VERSION = 1;
 /** Largest datagram afsteerd sends or accepts: fits one IPv6 minimum-MTU packet (1280 − 40 − 8). */
 export const MAX_DATAGRAM = 1232;
 /** HMAC-SHA-256 length. */
-export const MAC_LEN = 32;
+export { MAC_LEN };
 const HEADER_LEN = 21;
 
 /** Message types. */
@@ -59,7 +59,7 @@ export function encodeFrame(key: Buffer, f: Frame): Buffer {
   node.copy(b, HEADER_LEN);
   f.payload.copy(b, HEADER_LEN + node.length);
   const macAt = len - MAC_LEN;
-  createHmac('sha256', key).update(b.subarray(0, macAt)).digest().copy(b, macAt);
+  mac(key, b.subarray(0, macAt)).copy(b, macAt);
   return b;
 }
 
@@ -69,8 +69,7 @@ export function decodeFrame(key: Buffer, b: Buffer): Frame | RejectReason {
   if (b.length < HEADER_LEN + 1 + MAC_LEN) return 'short';
   if (b[0] !== 0x41 || b[1] !== 0x46) return 'magic';
   const macAt = b.length - MAC_LEN;
-  const want = createHmac('sha256', key).update(b.subarray(0, macAt)).digest();
-  if (!timingSafeEqual(want, b.subarray(macAt))) return 'mac';
+  if (!macVerifies(key, b)) return 'mac';
   if (b[2] !== PROTOCOL_VERSION) return 'version';
   const type = typeNames.get(b[3]!);
   if (!type) return 'type';

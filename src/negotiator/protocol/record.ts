@@ -16,7 +16,7 @@
  * (epoch, seq) orders one writer's records, so a reader recognises an older record put back;
  * writtenAt bounds how long a copy of a record can be replayed at all. Pure.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { mac, macVerifies } from './mac';
 import * as z from 'zod/mini';
 import { NodeAddressesSchema } from '../config';
 import { MAC_LEN, NODE_NAME } from './frame';
@@ -72,7 +72,7 @@ export function encodeRecord(key: Buffer, r: SignedRecord): string {
   node.copy(b, HEADER_LEN);
   payload.copy(b, HEADER_LEN + node.length);
   const macAt = len - MAC_LEN;
-  createHmac('sha256', key).update(b.subarray(0, macAt)).digest().copy(b, macAt);
+  mac(key, b.subarray(0, macAt)).copy(b, macAt);
   return b.toString('base64');
 }
 
@@ -85,8 +85,7 @@ export function decodeRecord(key: Buffer, value: Buffer | string): SignedRecord 
   if (b.length < HEADER_LEN + 1 + MAC_LEN) return 'short';
   if (b[0] !== 0x41 || b[1] !== 0x52) return 'magic';
   const macAt = b.length - MAC_LEN;
-  const want = createHmac('sha256', key).update(b.subarray(0, macAt)).digest();
-  if (!timingSafeEqual(want, b.subarray(macAt))) return 'mac';
+  if (!macVerifies(key, b)) return 'mac';
   if (b[2] !== RECORD_VERSION || b[3] !== 0) return 'version';
   const nodeLen = b[28]!;
   if (nodeLen < 1 || HEADER_LEN + nodeLen > macAt) return 'node';
