@@ -1,5 +1,6 @@
 /** npm run bench, part 4: the scale table (test/bench/scale-run.ts) with PASS/FAIL. */
 import { runScale, type Row } from './scale-run';
+import { udpFloor } from './udp-floor';
 
 const SIZES = (process.env.BENCH_SCALE_SIZES ?? '10,100,1000').split(',').map(Number);
 console.log('afsteerd scale: one daemon against simulated peers (10% probing it every 20 ms per family)');
@@ -21,5 +22,10 @@ if (big) {
   target(big.rss <= 150, `RSS at 1,000 peers ≤ 150 MB (${big.rss.toFixed(0)} MB)`);
   target(big.scrapeMs <= 100, `/metrics scrape at 1,000 peers ≤ 100 ms (median ${big.scrapeMs.toFixed(1)} ms)`);
   console.log('  NOT MEASURED  failover p95 ≤ 200 ms for an active pair while the other 999 are probed (the simulated peers hold no pairs)');
+}
+// The floor beside the CPU target: Node's UDP path alone at the probe rates of 1,000 idle peers and of 100 active ones.
+for (const rate of [2000, 20000]) {
+  const f = await udpFloor(rate);
+  console.log(`  floor (bare Node UDP, no daemon logic): ${rate} probes/s sent and returned → ${f.cpuPct.toFixed(1)}% of a core (${f.perProbeUs.toFixed(1)} µs a probe)`);
 }
 process.exitCode = fail ? 1 : 0;
