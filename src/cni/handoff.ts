@@ -73,6 +73,7 @@ export function tryHandOff(env: NodeJS.ProcessEnv, stdin: string, trace: (phase:
   const cniEnv: Record<string, string> = {};
   for (const k of HANDOFF_ENV_KEYS) if (env[k] !== undefined) cniEnv[k] = env[k]!;
   const request = JSON.stringify(cniAddRequest(cniEnv, stdin, ns, performance.now(), Boolean(env.AFSTEER_TRACE_PHASES))) + '\n';
+  trace('handoff: request built');
   return new Promise((resolve) => {
     let went = false;
     let settled = false;

@@ -6,6 +6,7 @@
 import { statSync } from 'node:fs';
 import { CNI_ADD_OP, CNI_GO_OP, CNI_HANDOFF_VERSION, HANDOFF_ENV_KEYS, type CniAddResultReply, type CniDeclineReply, type CniReadyReply, type NsIdentity } from '../control/handoff';
 import { CniAddRequestSchema, type CniAddRequestMessage } from '../control/messages';
+import { log } from '../util/log';
 import type { ControlConnection, ControlHandler } from './control';
 
 /** Runs one CNI ADD as the plugin would in-process: its env and stdin in, what it would print and its exit code out. */
@@ -81,7 +82,9 @@ export function withCniHandoff(run: CniAddRunner | undefined, next: ControlHandl
       if (!pending || !run) return { ok: false, error: 'cni-go without a ready cni-add before it on this connection' };
       // The plugin that sent cni-go waits for the outcome; if it is gone, nobody would read it: run nothing.
       if (conn.closed) return { ok: false, error: 'the plugin is gone' };
+      const t0 = performance.now();
       return run(cniEnvOf(pending.env), pending.stdin, { clientMs: pending.clientMs, trace: pending.trace }).then((r): Record<string, unknown> => {
+        log.info('ran a handed-over ADD', { containerId: pending.env.CNI_CONTAINERID, ifname: pending.env.CNI_IFNAME, exitCode: r.exitCode, ms: Math.round((performance.now() - t0) * 10) / 10 });
         const reply: CniAddResultReply = { ok: true, ...r };
         return { ...reply };
       });
