@@ -84,7 +84,7 @@ export function withCniHandoff(run: CniAddRunner | undefined, next: ControlHandl
       if (conn.closed) return { ok: false, error: 'the plugin is gone' };
       const t0 = performance.now();
       return run(cniEnvOf(pending.env), pending.stdin, { clientMs: pending.clientMs, trace: pending.trace }).then((r): Record<string, unknown> => {
-        log.info('ran a handed-over ADD', { containerId: pending.env.CNI_CONTAINERID, ifname: pending.env.CNI_IFNAME, exitCode: r.exitCode, ms: Math.round((performance.now() - t0) * 10) / 10 });
+        log.info('ran a handed-over ADD', { containerId: pending.env.CNI_CONTAINERID, ifname: pending.env.CNI_IFNAME, exitCode: r.exitCode, tookMs: Math.round((performance.now() - t0) * 10) / 10 });
         const reply: CniAddResultReply = { ok: true, ...r };
         return { ...reply };
       });

@@ -12,7 +12,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exited, waitFor } from '../support/process';
-import { IS_ROOT, ROOT, World, announceSkip } from '../support/world';
+import { IS_ROOT, REFERENCE_PLUGINS, ROOT, World, announceSkip, runWithInput } from '../support/world';
 
 announceSkip('ADD hand-off to afsteerd');
 
@@ -87,7 +87,8 @@ describe.skipIf(!IS_ROOT)('ADD hand-off to afsteerd', () => {
     const ns = w.netns('same');
     const bridgeConf = { cniVersion: '1.0.0', name: `same-${w.id}`, type: 'bridge', bridge: w.bridge, isGateway: true, ipMasq: false, ipam: { type: 'host-local', ranges: [[{ subnet: w.v4Subnet }], [{ subnet: w.v6Subnet }]], dataDir: w.ipamDir } };
     const env = { CNI_CONTAINERID: 'ctr-same', CNI_NETNS: ns, CNI_IFNAME: 'eth0' };
-    const prev = await w.plugin('ADD', bridgeConf, env);
+    const bridgePlugin = (verb: string) => runWithInput(join(REFERENCE_PLUGINS, 'bridge'), [], JSON.stringify(bridgeConf), { PATH: process.env.PATH, CNI_COMMAND: verb, CNI_PATH: w.cniPath, ...env });
+    const prev = await bridgePlugin('ADD');
     expect(prev.code, prev.stderr).toBe(0);
     const prevResult = JSON.parse(prev.stdout) as Record<string, unknown>;
     const state = () => {
@@ -122,7 +123,7 @@ describe.skipIf(!IS_ROOT)('ADD hand-off to afsteerd', () => {
     expect(JSON.parse(upErr.stdout).code).toBe(7);
     expect(upErr.stdout).toBe(dnErr.stdout);
     expect(upErr.code).toBe(dnErr.code);
-    expect((await w.plugin('DEL', bridgeConf, env)).code).toBe(0);
+    expect((await bridgePlugin('DEL')).code).toBe(0);
   }, 60_000);
 
   it('an afsteerd that hangs (SIGSTOP): ADD is done in-process within the short timeout, and not again by the resumed daemon', async () => {
