@@ -7,7 +7,7 @@
  * commands. The routing of names and subcommands is ./route.ts.
  */
 import { basename } from 'node:path';
-import { preloadForSnapshot, runAfsteer, runAfsteerd } from './route';
+import { preloadForCodeCache, runAfsteer, runAfsteerd } from './route';
 
 /** Runs the executable for this process (exit code through process.exitCode, afsteerd: exit); stdin: the CNI stdin when already read. */
 export function main(stdin?: string): void {
@@ -28,4 +28,4 @@ export function main(stdin?: string): void {
 }
 
 /** Evaluates the plugin's modules and warms its hot paths (no native code, no kernel state): build time only. */
-export const preload = preloadForSnapshot;
+export const preload = preloadForCodeCache;

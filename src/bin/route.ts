@@ -69,8 +69,8 @@ export async function runAfsteerd(argv: string[], write: (s: string) => void): P
   return (await import('../negotiator/main')).runDaemon(flags.values.config, flags.values['node-name'], cniAdd);
 }
 
-/** Evaluates every module of the plugin and the operator commands (no native code), for the startup snapshot. */
-export async function preloadForSnapshot(): Promise<void> {
+/** Evaluates every module of the plugin and the operator commands (no native code), for the program's code cache (build time). */
+export async function preloadForCodeCache(): Promise<void> {
   await Promise.all([import('../cli/show'), import('../cli/steer')]);
   await preloadVerbs();
 }

@@ -80,7 +80,7 @@ export async function runCni(env: NodeJS.ProcessEnv, write: (s: string) => void,
   }
 }
 
-/** Initialises every verb module (no native code is loaded by doing so); used when building the startup snapshot. */
+/** Initialises every verb module (no native code is loaded by doing so); used when making the program's code cache. */
 export async function preloadVerbs(): Promise<void> {
   await Promise.all([import('./add'), import('./del'), import('./check'), import('./gc'), import('./status')]);
   (await import('./warmup')).warmUp();
