@@ -17,6 +17,8 @@ export const HANDOFF_READY_TIMEOUT_MS = 30;
 /** After the go-ahead: the ADD's own bound (the config's lockTimeoutMs) plus this margin. */
 export const HANDOFF_RUN_MARGIN_MS = 30_000;
 const DEFAULT_LOCK_TIMEOUT_MS = 60_000;
+/** Largest stdin offered (the request adds the environment and namespace ids; afsteerd's line limit is 64 KiB). */
+export const HANDOFF_MAX_STDIN = 56 * 1024;
 /** CNI "try again later": afsteerd was given the ADD and did not say how it ended. */
 const TRY_AGAIN_LATER = 11;
 
@@ -30,10 +32,12 @@ export interface HandoffOutcome {
 /**
  * The control socket to try, from the raw config: daemonSocket when it is a plain absolute path
  * (the config schema's text rules, checked again in-process), else the default; undefined when the
- * config is not a JSON object, delegates IPAM (stays in the plugin) or names a socket this will not
- * judge. Pure.
+ * config is larger than HANDOFF_MAX_STDIN, not a JSON object, delegates IPAM (stays in the plugin)
+ * or names a socket this will not judge. Pure.
  */
 export function handoffTarget(stdin: string): { socket: string; lockTimeoutMs: number; cniVersion: string } | undefined {
+  // afsteerd reads at most MAX_CONTROL_REQUEST (64 KiB) per request: a larger config stays here.
+  if (stdin.length > HANDOFF_MAX_STDIN) return undefined;
   let conf: unknown;
   try {
     conf = JSON.parse(stdin);

@@ -47,7 +47,7 @@ describe('the plugin: which socket, and whether to try', () => {
     expect(handoffTarget(conf({ cniVersion: '9.9.9' }))?.cniVersion).toBe('1.1.0');
   });
   it('not tried (the in-process ADD reports or does it): no JSON object, delegated IPAM, a socket path it will not judge', () => {
-    for (const s of ['', 'x', '[]', 'null', '"s"', conf({ ipam: { type: 'host-local' } }), conf({ daemonSocket: 'rel.sock' }), conf({ daemonSocket: '/run/../x.sock' }), conf({ daemonSocket: '/run/./x' }), conf({ daemonSocket: '/run/a\nb' }), conf({ daemonSocket: 7 }), conf({ daemonSocket: '/' + 'a'.repeat(120) })]) {
+    for (const s of ['', 'x', '[]', 'null', '"s"', conf({ ipam: { type: 'host-local' } }), conf({ daemonSocket: 'rel.sock' }), conf({ daemonSocket: '/run/../x.sock' }), conf({ daemonSocket: '/run/./x' }), conf({ daemonSocket: '/run/a\nb' }), conf({ daemonSocket: 7 }), conf({ daemonSocket: '/' + 'a'.repeat(120) }), conf({ pad: 'x'.repeat(60 * 1024) })]) {
       expect(handoffTarget(s), s).toBeUndefined();
     }
   });
