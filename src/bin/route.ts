@@ -9,6 +9,7 @@ import { DEFAULT_CONTROL_SOCKET } from '../defaults';
 import { preloadVerbs, runCni } from '../cni/main';
 import { SUPPORTED_VERSIONS } from '../cni/version';
 import { printable } from '../cli/text';
+import type { CniAddRunner } from '../negotiator/cni-handoff';
 
 /** afsteer's release version (set by the build). */
 export const AFSTEER_VERSION = process.env.AFSTEER_BUILD_VERSION ?? '0.1.0-dev';
@@ -19,8 +20,11 @@ const AFSTEERD_USAGE = `usage:
   afsteerd prefer PEER-NODE|CNF-ID ipv4|ipv6|auto [--json] [--socket PATH]   (pin a family; auto: negotiate again)
 `;
 
-/** Runs `afsteer ARGS` (CNI when CNI_COMMAND is set); resolves with the exit code. Output goes through write. */
-export async function runAfsteer(env: NodeJS.ProcessEnv, argv: string[], write: (s: string) => void): Promise<number> {
+/**
+ * Runs `afsteer ARGS` (CNI when CNI_COMMAND is set); resolves with the exit code. Output goes
+ * through write. stdin: the CNI request's stdin when the main script already read it.
+ */
+export async function runAfsteer(env: NodeJS.ProcessEnv, argv: string[], write: (s: string) => void, stdin?: string): Promise<number> {
   if (!env.CNI_COMMAND && argv.some((a) => a === '--version' || a === '-v' || a === 'version')) {
     write(`CNI afsteer plugin ${AFSTEER_VERSION}\nCNI protocol versions supported: ${SUPPORTED_VERSIONS.join(', ')}\n`);
     return 0;
@@ -35,7 +39,7 @@ export async function runAfsteer(env: NodeJS.ProcessEnv, argv: string[], write: 
   if (!env.CNI_COMMAND && argv[0] === 'install') {
     return (await import('../install/install')).runInstall(argv.slice(1), write);
   }
-  return runCni(env, write);
+  return runCni(env, write, stdin);
 }
 
 /** Runs `afsteerd ARGS`; resolves with the exit code (run: when the daemon stops). */
@@ -62,11 +66,13 @@ export async function runAfsteerd(argv: string[], write: (s: string) => void): P
     process.stderr.write(`afsteerd run: --config FILE is required\n`);
     return 2;
   }
-  return (await import('../negotiator/main')).runDaemon(flags.values.config, flags.values['node-name']);
+  // ADDs handed over by the plugin run the plugin's own code, loaded on the first one.
+  const cniAdd: CniAddRunner = async (env, stdin, opts) => (await import('../cni/run-captured')).runCniCaptured(env, stdin, opts);
+  return (await import('../negotiator/main')).runDaemon(flags.values.config, flags.values['node-name'], cniAdd);
 }
 
-/** Evaluates every module of the plugin and the operator commands (no native code), for the startup snapshot. */
-export async function preloadForSnapshot(): Promise<void> {
+/** Evaluates every module of the plugin and the operator commands (no native code), for the program's code cache (build time). */
+export async function preloadForCodeCache(): Promise<void> {
   await Promise.all([import('../cli/show'), import('../cli/steer')]);
   await preloadVerbs();
 }

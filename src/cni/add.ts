@@ -11,7 +11,7 @@ import { Rtnl, type LinkInfo } from '../net/rtnl';
 import { setNetSysctl } from '../net/sysctl';
 import { ensureLiberalTcpTracking } from '../net/conntrack';
 import { addressBytes } from '../net/ip';
-import { log } from '../util/log';
+import { log, tracePhase } from '../util/log';
 import type { NetConf } from './config';
 import type { CniEnv } from './env';
 import { causeText } from '../util/errors';
@@ -167,6 +167,7 @@ export async function cmdAdd(conf: NetConf, env: CniEnv): Promise<Record<string,
   }
   // After the node lock is released; bounded to a few milliseconds, never fails the ADD.
   await notifyDaemon(conf.daemonSocket, 'add', env.containerId, env.ifname);
+  tracePhase('add: afsteerd notified');
   return out;
 }
 
@@ -181,8 +182,10 @@ function podPolicy(conf: NetConf, env: CniEnv): Policy | undefined {
 
 function addLocked(conf: NetConf, env: CniEnv, prev: Result, ns: NetnsHandle, policy: Policy | undefined): Promise<Record<string, unknown>> {
   log.debug('add: start');
+  tracePhase('add: start');
   return withNodeLock(conf, async () => {
     log.debug('add: locked');
+    tracePhase('add: locked');
     requireBpffs(conf.pinDir);
     const undo: Undo[] = [];
     const host = Rtnl.host();
@@ -191,12 +194,14 @@ function addLocked(conf: NetConf, env: CniEnv, prev: Result, ns: NetnsHandle, po
       pod = openPod(ns, env.netns);
       const { podLink, hostLink } = await findVethPair(pod, host, env);
       log.debug('add: found veth pair');
+      tracePhase('add: found veth pair');
       const result: Result = structuredClone(prev);
       let ifIdx = containerInterfaceIndex(result, env.ifname);
       const have = familiesFor(result, ifIdx);
       if (have.size === 0) throw new CniError(CniCode.InvalidConfig, `prevResult assigns no address to ${env.ifname} (addresses on host-side interfaces are not the pod's)`);
       await proveClaims(conf.pinDir, pod, podLink, hostLink, podIps(result, ifIdx), env);
       log.debug('add: claims proven');
+      tracePhase('add: claims proven');
       const missing = ([4, 6] as const).filter((f) => !have.has(f));
 
       // 1. The missing family, from the delegated IPAM plugin.
@@ -228,6 +233,7 @@ function addLocked(conf: NetConf, env: CniEnv, prev: Result, ns: NetnsHandle, po
       }
 
       log.debug('add: sysctls set');
+      tracePhase('add: sysctls set');
       // 3. Addresses and routes for the delegated family.
       const added: Cidr[] = [];
       for (const ip of newIps) {
@@ -276,8 +282,10 @@ function addLocked(conf: NetConf, env: CniEnv, prev: Result, ns: NetnsHandle, po
       const ipv6 = own.has(6) ? addrOf(6) : undefined;
 
       log.debug('add: pod configured');
+      tracePhase('add: pod configured');
       // 6. BPF: programs pinned once per node, filters on the host veth, endpoint registered.
       const progs = ensurePrograms(conf.pinDir);
+      tracePhase('add: bpf programs (pinned: opened, else loaded)');
       let createdClsact = false;
       let bridge: AttachmentState['bridge'];
       try {
@@ -292,6 +300,7 @@ function addLocked(conf: NetConf, env: CniEnv, prev: Result, ns: NetnsHandle, po
         closeFds(progs.fromPod, progs.toPod, progs.bridgeOut);
       }
       log.debug('add: filters attached');
+      tracePhase('add: filters attached');
       if (ensureLiberalTcpTracking()) log.info('enabled liberal TCP conntrack (nf_conntrack_tcp_be_liberal=1) so steering switches never hit stale conntrack windows');
       // An entry left for this ifindex by another pod (a DEL that never ran) must not lend this
       // pod its steering: start clean.
@@ -303,6 +312,7 @@ function addLocked(conf: NetConf, env: CniEnv, prev: Result, ns: NetnsHandle, po
       refuseForeignAddresses(conf.pinDir, [ipv4, ipv6].filter((a) => a !== undefined), hostLink.index);
       putEndpoint(conf.pinDir, hostLink.index, { ...(ipv4 ? { ipv4 } : {}), ...(ipv6 ? { ipv6 } : {}), podIfindex: podLink.index });
       undo.push({ what: 'remove endpoint', run: () => deleteEndpoint(conf.pinDir, hostLink.index) });
+      tracePhase('add: endpoint map written');
 
       // 7. State, written last: its presence means the attachment is complete. A repeated ADD
       //    for the same attachment keeps what the first one changed, so DEL still undoes it.
@@ -332,6 +342,7 @@ function addLocked(conf: NetConf, env: CniEnv, prev: Result, ns: NetnsHandle, po
       };
       saveState(conf.stateDir, state);
       undo.push({ what: 'remove state', run: () => removeState(conf.stateDir, env.containerId, env.ifname) });
+      tracePhase('add: state saved');
       log.info('attached', { container: env.containerId, ifname: env.ifname, host: hostLink.name, ipv4, ipv6, mtu });
       return formatResult(result, conf.cniVersion);
     } catch (err) {

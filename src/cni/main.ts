@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { describeError } from '../util/errors';
-import { configureLog, log } from '../util/log';
+import { configureLog, log, tracePhase } from '../util/log';
 import { parseNetConf } from './config';
 import { readEnv, readVerb } from './env';
 import { CniError, toCniError } from './errors';
@@ -30,12 +30,16 @@ function requestedVersion(stdin: string): string {
   }
 }
 
-/** Runs one CNI invocation; returns the process exit code. Output goes through write. */
-export async function runCni(env: NodeJS.ProcessEnv, write: (s: string) => void): Promise<number> {
+/**
+ * Runs one CNI invocation; returns the process exit code. Output goes through write. stdin: the
+ * request's stdin when already read (the executable's main script read it to try afsteerd, or
+ * afsteerd runs a handed-over ADD); otherwise it is read here.
+ */
+export async function runCni(env: NodeJS.ProcessEnv, write: (s: string) => void, given?: string): Promise<number> {
   let cniVersion = CURRENT_VERSION;
   try {
     const verb = readVerb(env);
-    const stdin = readStdin();
+    const stdin = given ?? readStdin();
     cniVersion = requestedVersion(stdin);
     if (verb === 'VERSION') {
       write(JSON.stringify({ cniVersion, supportedVersions: SUPPORTED_VERSIONS }) + '\n');
@@ -46,6 +50,7 @@ export async function runCni(env: NodeJS.ProcessEnv, write: (s: string) => void)
     configureLog({ level: conf.logLevel, ...(conf.logFile ? { file: conf.logFile } : {}), base: { verb, network: conf.name } });
     const cenv = readEnv(env, verb);
     log.debug('config parsed');
+    tracePhase('config parsed');
     let out: Record<string, unknown> | undefined;
     // Verbs are imported lazily so that VERSION and input errors never load netlink, koffi or libbpf.
     switch (verb) {
@@ -75,7 +80,7 @@ export async function runCni(env: NodeJS.ProcessEnv, write: (s: string) => void)
   }
 }
 
-/** Initialises every verb module (no native code is loaded by doing so); used when building the startup snapshot. */
+/** Initialises every verb module (no native code is loaded by doing so); used when making the program's code cache. */
 export async function preloadVerbs(): Promise<void> {
   await Promise.all([import('./add'), import('./del'), import('./check'), import('./gc'), import('./status')]);
   (await import('./warmup')).warmUp();

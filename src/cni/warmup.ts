@@ -1,7 +1,7 @@
 /**
- * Runs the pure-JS hot paths of ADD/DEL once with sample data while the executable's startup
- * snapshot is built, so their bytecode is in the snapshot and a real invocation does not pay
- * for lazy compilation. Touches no kernel state and no native code.
+ * Runs the pure-JS hot paths of ADD/DEL once with sample data while the program's V8 code cache
+ * is made at build time (scripts/make-code-cache.cjs), so their compiled code is in it and a real
+ * invocation does not pay for lazy compilation. Touches no kernel state and no native code.
  */
 import { encodeEndpoint, decodeEndpoint } from '../bpf/maps-layout';
 import { parseCidr, canonical } from '../net/ip';

@@ -1,10 +1,12 @@
 /**
  * afsteerd's control socket, as both ends speak it: a unix stream socket (mode 0600) carrying one
  * JSON object per line, each request answered by one JSON line. The plugin sends the endpoint
- * notification (src/cni/notify.ts), `afsteerd status` and `afsteerd prefer` their requests (src/control/client.ts),
- * and afsteerd serves both (src/negotiator/control.ts). Pure.
+ * notification (src/cni/notify.ts), `afsteerd status` and `afsteerd prefer` their requests
+ * (src/control/client.ts), the plugin's main script the ADD hand-off (./handoff.ts: the
+ * conversation and its replies), and afsteerd serves them (src/negotiator/control.ts). Pure.
  */
 import * as z from 'zod/mini';
+import { CNI_ADD_OP, CNI_GO_OP, type CniAddResultReply, type CniDeclineReply, type CniReadyReply } from './handoff';
 
 /** Longest request line the daemon reads before answering "request too large". */
 export const MAX_CONTROL_REQUEST = 64 * 1024;
@@ -27,8 +29,21 @@ export const PreferRequestSchema = z.strictObject({
   target: z.string(),
   family: z.enum(['ipv4', 'ipv6', 'auto']),
 });
+const NsIdentitySchema = z.strictObject({ dev: z.number(), ino: z.number() });
+/** The plugin's ADD hand-off request (./handoff.ts). The env keys afsteerd uses are the CNI ones; others are ignored. */
+export const CniAddRequestSchema = z.strictObject({
+  op: z.literal(CNI_ADD_OP),
+  v: z.number(),
+  env: z.record(z.string(), z.string()),
+  stdin: z.string(),
+  ns: z.strictObject({ net: NsIdentitySchema, mnt: NsIdentitySchema }),
+  clientMs: z.number(),
+  trace: z.boolean(),
+});
+/** The plugin's go-ahead for the request before it on the same connection. */
+export const CniGoSchema = z.strictObject({ op: z.literal(CNI_GO_OP) });
 /** Any request. */
-export const ControlRequestSchema = z.discriminatedUnion('op', [StatusRequestSchema, EndpointNotificationSchema, PreferRequestSchema]);
+export const ControlRequestSchema = z.discriminatedUnion('op', [StatusRequestSchema, EndpointNotificationSchema, PreferRequestSchema, CniAddRequestSchema, CniGoSchema]);
 
 /** The status request. */
 export type StatusRequest = z.infer<typeof StatusRequestSchema>;
@@ -51,8 +66,10 @@ export interface EndpointReply {
 }
 /** The answer to a status request: the daemon's status report, fields as `afsteerd status --json` shows them. */
 export type StatusReply = { ok: true } & Record<string, unknown>;
+/** The hand-off request, as validated. */
+export type CniAddRequestMessage = z.infer<typeof CniAddRequestSchema>;
 /** Any answer. */
-export type ControlReply = ControlFailure | EndpointReply | StatusReply;
+export type ControlReply = ControlFailure | EndpointReply | StatusReply | CniReadyReply | CniDeclineReply | CniAddResultReply;
 
 /** The plugin's notification of an ADD or DEL. */
 export function endpointNotification(event: 'add' | 'del', containerId: string, ifname: string): EndpointNotification {

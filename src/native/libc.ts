@@ -10,7 +10,7 @@ function bind() {
     mount: libc.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)'),
   };
 }
-/** libc functions, bound on first use (never at module load, so snapshots and VERSION stay native-free). */
+/** libc functions, bound on first use (never at module load, so the build-time preload and VERSION stay native-free). */
 function libc(): ReturnType<typeof bind> {
   return (fns ??= bind());
 }

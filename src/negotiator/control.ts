@@ -1,7 +1,7 @@
 /**
  * afsteerd's side of the control socket: a unix stream socket (mode 0600) speaking one JSON
- * object per line, each request answered by one line. The messages (status request, the plugin's
- * endpoint notification, replies) are src/control/messages.ts.
+ * object per line, each request answered by one line, in order. The messages (status request, the
+ * plugin's endpoint notification, the plugin's ADD hand-off, replies) are src/control/messages.ts.
  */
 import { chmodSync, lstatSync, mkdirSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
@@ -9,8 +9,16 @@ import { dirname } from 'node:path';
 import { decodeControlObject, encodeControlLine, MAX_CONTROL_REQUEST } from '../control/messages';
 import { describeError } from '../util/errors';
 
-/** A request handler: request object → response object. */
-export type ControlHandler = (req: Record<string, unknown>) => Record<string, unknown>;
+/** One connection as a handler sees it: state kept between the lines of a conversation (the plugin's ADD hand-off), and whether the peer is gone. */
+export interface ControlConnection {
+  state?: unknown;
+  readonly closed: boolean;
+}
+/** A request handler: request object → response object (or its promise; a connection's lines are answered in order). */
+export type ControlHandler = (req: Record<string, unknown>, conn: ControlConnection) => Record<string, unknown> | Promise<Record<string, unknown>>;
+
+/** A connection idle this long is closed; not while a request is being answered (a handed-over ADD may wait for the node lock). */
+const IDLE_TIMEOUT_MS = 5000;
 
 /** Listens on path (replacing a stale socket, never another kind of file). */
 export async function serveControl(path: string, handle: ControlHandler): Promise<Server> {
@@ -23,8 +31,26 @@ export async function serveControl(path: string, handle: ControlHandler): Promis
   }
   const server = createServer((c) => {
     let buf = '';
-    c.setTimeout(5000, () => c.destroy());
+    let queue = Promise.resolve();
+    const conn = { state: undefined as unknown, closed: false };
+    c.setTimeout(IDLE_TIMEOUT_MS, () => c.destroy());
     c.on('error', () => {});
+    c.on('close', () => {
+      conn.closed = true;
+    });
+    const answer = async (line: string): Promise<void> => {
+      let res: Record<string, unknown>;
+      c.setTimeout(0);
+      try {
+        res = await handle(decodeControlObject(line), conn);
+      } catch (err) {
+        res = { ok: false, error: describeError(err) };
+      }
+      if (!conn.closed) {
+        c.setTimeout(IDLE_TIMEOUT_MS);
+        c.write(encodeControlLine(res));
+      }
+    };
     c.on('data', (d) => {
       buf += d.toString('utf8');
       if (buf.length > MAX_CONTROL_REQUEST) {
@@ -37,13 +63,7 @@ export async function serveControl(path: string, handle: ControlHandler): Promis
       while ((nl = buf.indexOf('\n')) >= 0) {
         const line = buf.slice(0, nl);
         buf = buf.slice(nl + 1);
-        let res: Record<string, unknown>;
-        try {
-          res = handle(decodeControlObject(line));
-        } catch (err) {
-          res = { ok: false, error: describeError(err) };
-        }
-        c.write(encodeControlLine(res));
+        queue = queue.then(() => answer(line));
       }
     });
   });

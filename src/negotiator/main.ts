@@ -1,10 +1,14 @@
 /** `afsteerd run --config FILE`: loads the config and the cluster key, then runs the negotiator until a signal. */
 import { describeError } from '../util/errors';
 import { configureLog, log } from '../util/log';
+import type { CniAddRunner } from './cni-handoff';
 import { ConfigError, loadDaemonConfig, parseDaemonConfig } from './config';
 
-/** Runs afsteerd from the config file at configPath (nodeName overridden when given); resolves with the exit code (2: bad config or key). */
-export async function runDaemon(configPath: string, nodeName?: string): Promise<number> {
+/**
+ * Runs afsteerd from the config file at configPath (nodeName overridden when given); resolves with
+ * the exit code (2: bad config or key). cniAdd: the plugin's ADD, for ADDs handed over on the control socket.
+ */
+export async function runDaemon(configPath: string, nodeName?: string, cniAdd?: CniAddRunner): Promise<number> {
   let cfg;
   try {
     cfg = loadDaemonConfig(configPath);
@@ -29,7 +33,7 @@ export async function runDaemon(configPath: string, nodeName?: string): Promise<
   // The daemon's modules (maps, sockets) load only once the config and key are good.
   const { startDaemon } = await import('./run');
   try {
-    return await startDaemon(cfg, key);
+    return await startDaemon(cfg, key, cniAdd);
   } catch (err) {
     const cause = (err as Error).cause;
     log.error('afsteerd failed to start', { error: describeError(err), ...(cause ? { cause: describeError(cause) } : {}) });

@@ -6,6 +6,7 @@ import { log } from '../util/log';
 import { resolveAddresses } from './addresses';
 import type { DaemonConfig } from './config';
 import { serveControl } from './control';
+import { withCniHandoff, type CniAddRunner } from './cni-handoff';
 import { systemClock } from './clock';
 import { Daemon } from './daemon';
 import { readLocalEndpoints } from './endpoints';
@@ -18,8 +19,8 @@ import { echoPortOf } from './protocol/echo';
 import { describeError } from '../util/errors';
 import { readStats } from '../bpf/steering';
 
-/** Runs afsteerd until a termination signal; resolves with the exit code. The steering stays in the maps. */
-export async function startDaemon(cfg: DaemonConfig, key: Buffer): Promise<number> {
+/** Runs afsteerd until a termination signal; resolves with the exit code. The steering stays in the maps. cniAdd runs handed-over ADDs. */
+export async function startDaemon(cfg: DaemonConfig, key: Buffer, cniAdd?: CniAddRunner): Promise<number> {
   const addresses = resolveAddresses(cfg.addresses);
   // The plugin pins the object on its first ADD; a daemon started first pins it itself.
   const fds = ensurePrograms(cfg.pinDir);
@@ -46,7 +47,7 @@ export async function startDaemon(cfg: DaemonConfig, key: Buffer): Promise<numbe
     etcd = e;
   }
   const ops = await startOps(daemon.parts(), () => readStats(cfg.pinDir), process.env.AFSTEER_BUILD_VERSION ?? 'dev');
-  const server = await serveControl(cfg.controlSocket, (req) => daemon.control(req));
+  const server = await serveControl(cfg.controlSocket, withCniHandoff(cniAdd, (req) => daemon.control(req)));
   return new Promise<number>((resolve) => {
     const stop = (sig: string) => {
       log.info('afsteerd stopping; steering left in place', { signal: sig });

@@ -1,5 +1,6 @@
 /** rtnetlink operations afsteer needs (links, addresses, routes, tc filters) over node-netlink, each with a timeout. */
-import { createRtNetlink, type RtNetlinkSocket } from 'netlink';
+// rtnetlink alone: the package's index also loads nl80211, genl and wireguard (~300 KB of JS to evaluate on every ADD).
+import { createRtNetlink, type RtNetlinkSocket } from 'netlink/dist/rt/rt';
 import { addressBytes, bytesToAddress, canonical, type Cidr } from './ip';
 import { inNetns } from './netns';
 import { constants as osConstants } from 'node:os';

@@ -4,8 +4,6 @@ import { dirname } from 'node:path';
 import { LOCK_EX, LOCK_NB, LOCK_UN, tryFlock } from '../native/libc';
 import { ensureTrustedDir, LOCK_FLAGS, openOwnFile } from './safe-fs';
 
-let sleepCell: Int32Array | undefined;
-
 /**
  * Runs fn while holding an exclusive flock on path; waits at most timeoutMs for the lock. The
  * directory must be trusted and the lock a regular file (never a link, FIFO or someone else's
@@ -21,7 +19,8 @@ export async function withLock<T>(path: string, timeoutMs: number, fn: () => Pro
       if (Date.now() >= deadline) {
         throw Object.assign(new Error(`timed out after ${timeoutMs} ms waiting for lock ${path}`), { code: 'ELOCKTIMEOUT' });
       }
-      Atomics.wait((sleepCell ??= new Int32Array(new SharedArrayBuffer(4))), 0, 0, wait);
+      // A timer, not a blocking wait: afsteerd runs handed-over ADDs on its event loop.
+      await new Promise((resolve) => setTimeout(resolve, wait));
       wait = Math.min(wait * 2, 20);
     }
     try {

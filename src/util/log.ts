@@ -1,5 +1,10 @@
-/** Structured logging to stderr (never stdout, which carries the CNI result) and an optional file. */
-import { writeSync } from 'node:fs';
+/**
+ * Structured logging to stderr (never stdout, which carries the CNI result) and an optional file.
+ * One process-wide sink, or, inside withLogScope (afsteerd running a CNI ADD handed over by the
+ * plugin), that request's own sink, whose "stderr" lines go back to the plugin.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { closeSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { APPEND_FLAGS, ensureTrustedDir, openOwnFile } from './safe-fs';
 
@@ -21,9 +26,20 @@ interface Sink {
   fd?: number;
   stderr: boolean;
   base: Record<string, unknown>;
+  /** A scope's stderr: collects lines instead of writing them to the process's stderr. */
+  collect?: (line: string) => void;
+  /** A scope's clock: its ms field counts from here (minus offsetMs), not from process start. */
+  t0?: number;
+  offsetMs?: number;
+  /** AFSTEER_TRACE_PHASES: phase lines (tracePhase) are written. */
+  trace: boolean;
 }
 
-const sink: Sink = { level: 'info', stderr: true, base: {} };
+/** Environment variable that turns on the per-phase timing lines on stderr. */
+export const TRACE_PHASES_ENV = 'AFSTEER_TRACE_PHASES';
+const processSink: Sink = { level: 'info', stderr: true, base: {}, trace: Boolean(process.env[TRACE_PHASES_ENV]) };
+const scopes = new AsyncLocalStorage<Sink>();
+const current = (): Sink => scopes.getStore() ?? processSink;
 
 /**
  * Configures where log lines go; called once the network config is parsed. A file is opened
@@ -31,6 +47,7 @@ const sink: Sink = { level: 'info', stderr: true, base: {} };
  * and must be a regular file owned by root: otherwise an UnsafePathError, before anything else.
  */
 export function configureLog(opts: { level?: Level; file?: string; stderr?: boolean; base?: Record<string, unknown> }): void {
+  const sink = current();
   if (opts.level) sink.level = opts.level;
   if (opts.file !== undefined) {
     ensureTrustedDir(dirname(opts.file), 0o750);
@@ -49,12 +66,38 @@ export function setLogBackend(fn: LogBackend | undefined): void {
   backend = fn;
 }
 
+/** ms for a log line: since process start, or in a scope since the handed-over request's process started. */
+export function logClockMs(): number {
+  const sink = current();
+  const ms = sink.t0 === undefined ? performance.now() : performance.now() - sink.t0 + (sink.offsetMs ?? 0);
+  return Math.round(ms * 10) / 10;
+}
+
+/** Writes a raw line (already formatted, newline-terminated) to the current sink's stderr. */
+export function writeStderrLine(line: string): void {
+  const sink = current();
+  if (!sink.stderr) return;
+  if (sink.collect) sink.collect(line);
+  else process.stderr.write(line);
+}
+
+/**
+ * With AFSTEER_TRACE_PHASES set (for a handed-over ADD: set in the plugin's environment), writes
+ * `{"phase":…,"ms":…}` to stderr: where an invocation's time goes. Off, it costs one property read.
+ */
+export function tracePhase(phase: string): void {
+  const sink = current();
+  if (sink.trace) writeStderrLine(JSON.stringify({ phase, ms: logClockMs() }) + '\n');
+}
+
 function write(level: Level, msg: string, fields?: Record<string, unknown>): void {
-  if (backend) return backend(level, msg, fields);
+  const sink = current();
+  // afsteerd's own lines go to its backend (pino); a handed-over ADD's stay in its scope, as the plugin writes them.
+  if (backend && sink === processSink) return backend(level, msg, fields);
   if (rank[level] < rank[sink.level]) return;
   // ms: time since process start, so a slow CNI call shows where its time went.
-  const line = JSON.stringify({ ts: new Date().toISOString(), ms: Math.round(performance.now() * 10) / 10, level, msg, ...sink.base, ...fields }) + '\n';
-  if (sink.stderr) process.stderr.write(line);
+  const line = JSON.stringify({ ts: new Date().toISOString(), ms: logClockMs(), level, msg, ...sink.base, ...fields }) + '\n';
+  if (sink.stderr) writeStderrLine(line);
   if (sink.fd !== undefined) {
     try {
       writeSync(sink.fd, line);
@@ -71,3 +114,23 @@ export const log: Logger = {
   warn: (m, f) => write('warn', m, f),
   error: (m, f) => write('error', m, f),
 };
+
+/**
+ * Runs fn with a log sink of its own (level info, nothing configured, stderr lines given to
+ * collect; ms counted as offsetMs + time since the call; phase lines when trace), closing any log file fn's configureLog
+ * opened when it ends. The daemon's process-wide sink is untouched.
+ */
+export async function withLogScope<T>(opts: { collect: (line: string) => void; offsetMs: number; trace: boolean }, fn: () => Promise<T>): Promise<T> {
+  const sink: Sink = { level: 'info', stderr: true, base: {}, collect: opts.collect, t0: performance.now(), offsetMs: opts.offsetMs, trace: opts.trace };
+  try {
+    return await scopes.run(sink, fn);
+  } finally {
+    if (sink.fd !== undefined) {
+      try {
+        closeSync(sink.fd);
+      } catch {
+        // Already closed: nothing to release.
+      }
+    }
+  }
+}
