@@ -4,7 +4,7 @@
 #      under /var/cache/afsteer-fresh-debian; `FRESH_REBUILD=1` makes it anew),
 #   2. a clone of this repository's HEAD commit in it (/root/afsteer),
 #   3. inside a chroot with what a real machine has — proc, sysfs, bpffs on /sys/fs/bpf, dev,
-#      dev/pts, dev/shm, a tmpfs on /run, the root bind-mounted onto itself (so that the
+#      dev/pts, dev/shm, cgroup2, a tmpfs on /run, the root bind-mounted onto itself (so that the
 #      `mount --make-rslave /` of `ip netns`/`ip -n` works), the host's CA certificates (npm's
 #      cafile points at the bundle),
 #      a clean environment — run `bash scripts/demo.sh`, then `bash scripts/test.sh` in the
@@ -119,6 +119,8 @@ in_chroot() {
     mount -t proc proc "$r/proc"
     mount -t sysfs sysfs "$r/sys"
     mount -t bpf bpf "$r/sys/fs/bpf"
+    # The cgroup2 hierarchy a booted Debian has (runc, in the containerd test, needs it).
+    mount -t cgroup2 cgroup2 "$r/sys/fs/cgroup"
     mount --bind /dev "$r/dev"
     mount -t devpts -o newinstance,ptmxmode=0666,mode=620 devpts "$r/dev/pts"
     mount -t tmpfs -o mode=1777 tmpfs "$r/dev/shm"
