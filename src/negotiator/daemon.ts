@@ -9,6 +9,7 @@
  */
 import type { SteeringWriter } from '../bpf/steering-writer';
 import { canonical } from '../net/ip';
+import { effectivePolicy } from '../policy/schema';
 import { log } from '../util/log';
 import type { Cancel, Clock } from './clock';
 import type { DaemonConfig } from './config';
@@ -217,7 +218,7 @@ export class Daemon {
       for (const [k, p] of [...this.pairs.entries()]) if (p.localCnf === cnf) this.lifecycle.drop(k, 'local pod gone');
     }
     for (const n of change.policyChanged) {
-      for (const p of this.pairs.values()) if (p.localCnf === n.cnf) p.policy = n.policy!;
+      for (const p of this.pairs.values()) if (p.localCnf === n.cnf) p.policy = effectivePolicy(n.policy, this.cfg.policy);
     }
     // Re-reading every route and remote is O(N) syscalls: periodic only, not on each ADD/DEL.
     if (resyncMaps) this.writer.resync();

@@ -6,6 +6,7 @@
  */
 import type { WireName } from '../bpf/maps-layout';
 import type { SteeringWriter } from '../bpf/steering-writer';
+import { effectivePolicy } from '../policy/schema';
 import { log } from '../util/log';
 import { FAMILIES } from '../net/family';
 import type { Clock } from './clock';
@@ -57,7 +58,7 @@ export class PairLifecycle {
   private base(l: LocalEndpoint, peer: Peer, e: AnnouncedEndpoint) {
     return {
       localCnf: l.cnf, remoteCnf: e.cnf, peerNode: peer.node, ifindex: l.ifindex, remote: { ipv4: e.ipv4, ipv6: e.ipv6 },
-      policy: l.policy ?? this.cfg.policy, leader: isLeader(l.cnf, e.cnf, this.cfg.nodeName, peer.node),
+      policy: effectivePolicy(l.policy, this.cfg.policy), leader: isLeader(l.cnf, e.cnf, this.cfg.nodeName, peer.node),
     };
   }
 

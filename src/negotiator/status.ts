@@ -1,5 +1,6 @@
 /** What `afsteerd status` shows, as a typed report built from the daemon's parts. */
 import { FAMILIES, familyName } from '../net/family';
+import { effectivePolicy, type ProtectMode } from '../policy/schema';
 import type { DaemonConfig } from './config';
 import type { DaemonCounters } from './counters';
 import type { LocalPods } from './local-pods';
@@ -55,7 +56,7 @@ export interface StatusReport {
   uptimeMs: number;
   addresses: { ipv4?: string; ipv6?: string };
   port: number;
-  endpoints: { cnf: string; ifindex: number; ipv4?: string; ipv6?: string; policy: string }[];
+  endpoints: { cnf: string; ifindex: number; ipv4?: string; ipv6?: string; policy: string; protect: ProtectMode }[];
   peers: PeerStatus[];
   pairs: PairStatus[];
   switches: SwitchEvent[];
@@ -87,7 +88,7 @@ export function buildStatus(s: StatusSources, now: number, startedAt: number, et
     uptimeMs: r(now - startedAt),
     addresses: s.addresses,
     port: s.cfg.port,
-    endpoints: [...s.local.values()].map((l) => ({ cnf: l.cnf, ifindex: l.ifindex, ipv4: l.ipv4, ipv6: l.ipv6, policy: (l.policy ?? s.cfg.policy).criterion })),
+    endpoints: [...s.local.values()].map((l) => ({ cnf: l.cnf, ifindex: l.ifindex, ipv4: l.ipv4, ipv6: l.ipv6, policy: effectivePolicy(l.policy, s.cfg.policy).criterion, protect: effectivePolicy(l.policy, s.cfg.policy).protect ?? 'off' })),
     peers: [...s.peers.values()].map((p) => ({
       node: p.node,
       addresses: p.addresses,
