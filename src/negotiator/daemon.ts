@@ -3,7 +3,8 @@
  * its own file: receiver.ts (authenticate → replay window → dispatch), discovery.ts
  * (announcements → peers.ts and remotes.ts), prober.ts (probes per peer and family),
  * negotiation.ts (pair messages, the leader's evaluation), pair-lifecycle.ts (create, adopt,
- * reconcile, drop), housekeeping below, status.ts. Decisions live in pure modules (protocol/,
+ * reconcile, drop), protection.ts (protected pairs: mode, suspicion, dedup window, duplication),
+ * housekeeping below, status.ts. Decisions live in pure modules (protocol/,
  * probe/path.ts, policy.ts, pair.ts, rules.ts). The transport, the clock, the map writer and the
  * local-pod reader are injected, so tests can run several daemons in one process.
  */
@@ -22,6 +23,7 @@ import { PairLifecycle } from './pair-lifecycle';
 import { PairTable } from './pairs';
 import { PeerTable } from './peers';
 import { Prober } from './prober';
+import { Protection } from './protection';
 import { Receiver } from './receiver';
 import { RemoteRegistry } from './remotes';
 import { isIdle, probeTickMs } from './rules';
@@ -70,6 +72,7 @@ export class Daemon {
   private readonly switches = new SwitchLog();
   private readonly remotes: RemoteRegistry;
   private readonly prober: Prober;
+  private readonly protection: Protection;
   private readonly lifecycle: PairLifecycle;
   private readonly negotiation: Negotiation;
   private readonly discovery: Discovery;
@@ -89,10 +92,13 @@ export class Daemon {
     this.local = new LocalPods(deps.readLocal);
     this.remotes = new RemoteRegistry(writer, cfg.timers.remoteRetentionMs);
     this.prober = new Prober(cfg.probe, probeTickMs(cfg.probe.activeIntervalMs), sender, this.counters);
-    this.lifecycle = new PairLifecycle(cfg, clock, writer, this.pairs, this.peers, this.local, this.prober, this.switches);
-    this.negotiation = new Negotiation(cfg, clock, sender, writer, this.peers, this.pairs, this.local, this.lifecycle, this.prober, this.counters);
+    this.protection = new Protection(cfg, clock, writer, this.counters);
+    this.prober.onProbeLost = (peer) => this.protection.review(peer, this.pairs.ofPeer(peer.node).map(([, p]) => p));
+    this.lifecycle = new PairLifecycle(cfg, clock, writer, this.pairs, this.peers, this.local, this.prober, this.switches, this.protection);
+    this.negotiation = new Negotiation(cfg, clock, sender, writer, this.peers, this.pairs, this.local, this.lifecycle, this.prober, this.counters, this.protection);
     this.lifecycle.onCreated = (peer) => this.negotiation.send(peer);
     this.discovery = new Discovery(cfg, deps.addresses, clock, sender, this.peers, this.pairs, this.local, this.remotes, this.lifecycle);
+    this.discovery.extraCapabilities = this.protection.capabilities();
     this.receiver = new Receiver(deps.key, cfg.nodeName, this.counters, {
       announce: (f, a, src) => {
         this.discovery.receive(f.node, a, src);
@@ -138,6 +144,7 @@ export class Daemon {
     // claimed by an announcement or the retention runs out.
     this.remotes.retainAll(this.clock.now());
     const adopted = this.lifecycle.loadOrphans();
+    this.protection.applyBudget();
     const mc = this.cfg.discovery.multicast;
     await this.transport.start(this.deps.addresses, mc ? mc : undefined, (b, src) => this.receiver.receive(b, src));
     const every = (ms: number, fn: () => void) => {
@@ -242,7 +249,7 @@ export class Daemon {
   status(): StatusReport {
     return buildStatus({
       cfg: this.cfg, epoch: this.epoch, addresses: this.deps.addresses, local: this.local, peers: this.peers, pairs: this.pairs,
-      switches: this.switches, counters: this.counters, sendErrors: this.transport.sendErrors,
+      switches: this.switches, counters: this.counters, sendErrors: this.transport.sendErrors, protection: this.protection,
     }, this.clock.now(), this.startedAt, this.discoveryStatus?.());
   }
 }

@@ -27,6 +27,8 @@ export class Discovery {
   private gen = 0;
   /** More targets to announce to (e.g. from etcd), besides the static and known peers. */
   extraTargets: () => Iterable<Target> = () => [];
+  /** Capabilities announced besides CAPABILITIES (protection's dedup-v1). */
+  extraCapabilities: readonly string[] = [];
 
   constructor(
     private readonly cfg: DaemonConfig,
@@ -49,7 +51,7 @@ export class Discovery {
       addresses: this.addresses,
       port: this.cfg.port,
       supported_families: FAMILIES.filter((f) => addressOf(this.addresses, f)).map(familyName),
-      capabilities: CAPABILITIES,
+      capabilities: [...CAPABILITIES, ...this.extraCapabilities],
     };
     this.gen++;
     const targets = new Map<string, Target>();
@@ -71,6 +73,7 @@ export class Discovery {
     const peer = this.peers.getOrAdd(node, a.port, now, src.family, a.addresses);
     this.peers.heard(peer, src.family, now);
     this.peers.setAddresses(peer, a.addresses, a.port, this.addresses, now);
+    peer.capabilities = a.capabilities;
     const { state, complete } = addAnnouncePart(peer.assembling, a);
     peer.assembling = state;
     if (complete) this.applyPeerEndpoints(peer, complete);

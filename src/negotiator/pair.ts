@@ -11,7 +11,8 @@
  */
 import type { WireName } from '../bpf/maps-layout';
 import { otherName } from '../net/family';
-import type { Policy } from '../policy/schema';
+import type { Policy, ProtectMode } from '../policy/schema';
+import type { PairProtection } from './protection';
 import type { FamilyMetrics, FamilyName } from './protocol/messages';
 import { evaluate, initialSelection, type PairMetrics, type PolicyParams, type Preference, type SelectionState } from './policy';
 
@@ -26,6 +27,10 @@ export interface PeerView {
   metrics: PairMetrics;
   policy: Policy;
   at: number;
+  /** Protection, from a peer that announces dedup-v1: its agreed mode, its dedup window, its duplication. */
+  protect?: ProtectMode;
+  dedup?: boolean;
+  dup?: boolean;
 }
 
 /** The daemon's state of one pair. */
@@ -50,6 +55,8 @@ export interface PairState {
   createdAt: number;
   /** Restored from the maps after a restart: left as found until the peer is heard. */
   adopted: boolean;
+  /** This node's protection of the pair (protection.ts), once reconciled. */
+  protection?: PairProtection;
 }
 
 /** Key of a pair in maps and messages: "local|remote". */

@@ -17,6 +17,8 @@ import type { Sender } from './sender';
 export class Prober {
   private lastTickAt = 0;
   private skippedExpiry = false;
+  /** Called once per tick for each peer where a probe was just counted lost (protection's first sign of trouble). */
+  onProbeLost: (peer: Peer) => void = () => {};
 
   constructor(
     private readonly prm: ProbeParams & { minSamples: number },
@@ -36,14 +38,17 @@ export class Prober {
     for (const peer of peers) {
       const active = isActive(peer);
       let blackholed = false;
+      let lost = false;
       for (const f of FAMILIES) {
         const path = peer.paths[f];
         const to = addressOf(peer.addresses, f);
         if (!path || !to) continue;
+        const lostBefore = path.consecutiveLost;
         if (expire && expireProbes(path, now, this.prm)) {
           log.warn('blackhole', { peer: peer.node, family: familyName(f), consecutiveLost: path.consecutiveLost });
           blackholed = true;
         }
+        if (path.consecutiveLost > lostBefore) lost = true;
         if (probeDue(path, now)) {
           const id = probeSent(path, now, active, this.prm);
           const payload = encodeProbe({ family: f, active, id, t1: BigInt(Math.round(now * 1000)), nonce: path.nonce });
@@ -51,6 +56,7 @@ export class Prober {
         }
       }
       if (blackholed) changed.push(peer);
+      if (lost) this.onProbeLost(peer);
     }
     return changed;
   }
