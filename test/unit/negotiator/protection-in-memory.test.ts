@@ -9,7 +9,18 @@ import { decodeDupBudget } from '../../../src/bpf/protect-maps';
 import { u32 } from '../../../src/bpf/pinned-map';
 import type { ProtectMode } from '../../../src/policy/schema';
 import { configureLog } from '../../../src/util/log';
-import { MemoryCluster, type MemoryNode } from '../../support/memory-cluster';
+import * as z from 'zod/mini';
+import { decodeFrame } from '../../../src/negotiator/protocol/frame';
+import { NegotiateSchema, PairMessageSchema } from '../../../src/negotiator/protocol/messages';
+import { MEMORY_KEY, MemoryCluster, type MemoryNode } from '../../support/memory-cluster';
+
+/** The pair message as a node from before protection validates it: strict, without the protect keys. */
+const LegacyPolicy = z.strictObject({
+  criterion: z.enum(['lowest-latency', 'lowest-loss', 'weighted']),
+  weights: z.optional(z.strictObject({ latency: z.number(), jitter: z.number(), loss: z.number() })),
+});
+const { protect: _p, dedup: _d, dup: _u, policy: _pol, ...legacyShape } = PairMessageSchema.def.shape;
+const LegacyPair = z.strictObject({ ...legacyShape, policy: LegacyPolicy });
 
 beforeAll(() => configureLog({ level: 'error' }));
 
@@ -117,8 +128,25 @@ describe('protected pairs, daemons in one process', () => {
   });
 
   it('a peer without dedup support (protection.dedup false, as a node before protection): no window, no duplication, nothing it cannot parse', async () => {
-    const { c, a, b } = await pair('always', undefined, [{}, { protection: { dedup: false } }]);
+    const c0 = (cluster = new MemoryCluster(2, {}, [{}, { protection: { dedup: false } }]));
+    const [a, b] = c0.nodes as [MemoryNode, MemoryNode];
+    a.pod.policy = { protect: 'always' };
+    // Every negotiation datagram a sends b must pass the strict schema of a node from before protection.
+    const toB: unknown[] = [];
+    c0.net.tap = (buf, _f, address) => {
+      const f = decodeFrame(MEMORY_KEY, buf);
+      if (typeof f !== 'string' && f.type === 'negotiate' && f.node === a.name && (address === b.addresses.ipv4 || address === b.addresses.ipv6)) toB.push(JSON.parse(f.payload.toString()));
+    };
+    await c0.start();
+    c0.clock.advance(1500);
+    c0.firstPacket(a, b);
+    const c = c0;
     c.clock.advance(3000);
+    expect(toB.length).toBeGreaterThan(0);
+    for (const m of toB) {
+      expect(NegotiateSchema.safeParse(m).success).toBe(true);
+      for (const e of (m as { pairs: unknown[] }).pairs) expect(LegacyPair.safeParse(e).error).toBeUndefined();
+    }
     for (const [x, y] of [[a, b], [b, a]] as const) {
       expect(prot(x)).toMatchObject({ protect: 'off', written: 'off', duplicating: false, peerDedup: false });
       expect(sends(x, y)).toBe(false);
