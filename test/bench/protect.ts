@@ -37,7 +37,7 @@ async function main(): Promise<void> {
     const pairs = {} as Record<Mode, [SimPod, SimPod]>;
     let i = 0;
     for (const m of ['always', 'on-suspicion', 'off'] as Mode[]) {
-      pairs[m] = [await t.addPod(t.a, `a${i}`, m === 'off' ? undefined : `AFSTEER_PROTECT=${m}`), await t.addPod(t.b, `b${i}`)];
+      pairs[m] = [await t.addPod(t.a, `a${i}`, m === 'off' ? undefined : `IgnoreUnknown=1;AFSTEER_PROTECT=${m}`), await t.addPod(t.b, `b${i}`)];
       i++;
     }
     const cfg = { protection: { budgetBytesPerSecond: 200_000_000 }, selection: { holdDownMs: 1000, intervals: 3 } };
@@ -59,22 +59,27 @@ async function main(): Promise<void> {
           return fs?.IPv4?.state === 'up' && fs?.IPv6?.state === 'up';
         }, 20_000, 'both families up');
         await sleep(1500);
-        // on-suspicion: watch A's route for the first duplication after the blackhole (every 2 ms).
-        let t0 = 0, firstDupMs: number | undefined, watching = mode === 'on-suspicion';
-        const watch = (async () => {
-          while (watching) {
-            if (t0 && firstDupMs === undefined && listPairs(t.a.pinDir).find((p) => p.ifindex === a.hostIfindex)?.protect) firstDupMs = performance.now() - t0;
-            await sleep(2);
-          }
-        })();
-        const blackholeAtMs = 1000;
-        setTimeout(() => (t0 = performance.now()), blackholeAtMs);
-        const r = await crossBlackhole(t, a, b, fam, { port: (port += 2), rate: RATE, durationMs: 2500, blackholeAtMs });
+        // on-suspicion starts each trial healthy: not still duplicating from the last one (a switch back after the hold-down extends it by settleMs).
+        if (mode === 'on-suspicion') await waitFor(async () => (await local('on-suspicion'))?.protection.duplicating === false, 20_000, 'on-suspicion settled');
+        // on-suspicion: from the blackhole on, watch A's route for the first duplication (every 5 ms).
+        let firstDupMs: number | undefined, watching = false, watch = Promise.resolve();
+        const onBlackhole = () => {
+          if (mode !== 'on-suspicion') return;
+          const t0 = performance.now();
+          watching = true;
+          watch = (async () => {
+            while (watching && firstDupMs === undefined) {
+              if (listPairs(t.a.pinDir).find((p) => p.ifindex === a.hostIfindex)?.protect) firstDupMs = performance.now() - t0;
+              await sleep(5);
+            }
+          })();
+        };
+        const r = await crossBlackhole(t, a, b, fam, { port: (port += 2), rate: RATE, durationMs: 2500, blackholeAtMs: 1000, onBlackhole });
         watching = false;
         await watch;
         if (mode === 'on-suspicion') suspicionBound.push(firstDupMs === undefined ? Infinity : Math.ceil((firstDupMs * RATE) / 1000));
         results[mode].push(r);
-        console.log(`  trial ${n + 1} ${mode} IPv${fam}: TCP stall ${r.tcp.stallMs} ms${r.tcp.intact ? '' : ' (BROKEN)'}, UDP lost ${r.udp.lost} dup ${r.udp.duplicated}${mode === 'on-suspicion' ? `, first duplication ${firstDupMs?.toFixed(0) ?? 'never'} ms after the blackhole` : ''}`);
+        console.log(`  trial ${n + 1} ${mode} IPv${fam}: TCP stall ${r.tcp.stallMs} ms${r.tcp.intact ? '' : ' (BROKEN)'}, UDP lost ${r.udp.lost} dup ${r.udp.duplicated} longest gap ${r.udp.stallMs} ms${mode === 'on-suspicion' ? `, first duplication ${firstDupMs?.toFixed(0) ?? 'never'} ms after the blackhole` : ''}`);
       }
     }
 

@@ -20,6 +20,8 @@ export interface CrossingOptions {
   durationMs?: number;
   blackholeAtMs?: number;
   port: number;
+  /** Called as soon as the blackhole is in place. */
+  onBlackhole?: () => void;
 }
 
 /** Streams from `from` to `to` over `family` addresses; blackholes `family` part-way; lifts it. */
@@ -34,6 +36,7 @@ export async function crossBlackhole(t: TwoNodes, from: SimPod, to: SimPod, fami
   try {
     await new Promise((r) => setTimeout(r, at));
     await t.impair(family, 'blackhole');
+    o.onBlackhole?.();
     const [c, s, uc, us] = [await tcpCli, await tcpSrv.done, await udpCli, await udpSrv.done];
     return {
       tcp: { stallMs: Number(s.maxGapMs), intact: s.sha256 === c.sha256 && s.bytes === c.bytes, bytes: Number(s.bytes) },
