@@ -724,7 +724,10 @@ static __always_inline int dedup_window(struct afsteer_protect *p, __u32 seq, __
 
 	bpf_spin_lock(&p->lock);
 	top = p->rx_top;
-	if (!p->rx_valid || now - p->rx_last_ns > AFSTEER_DEDUP_IDLE_NS) {
+	/* `now` was read before the lock: another CPU may have stored a later time meanwhile. Such a
+	 * copy is not idle — unsigned, now - rx_last_ns would wrap and restart a live window, and the
+	 * second copies of the packets just accepted would be delivered again. */
+	if (!p->rx_valid || (now > p->rx_last_ns && now - p->rx_last_ns > AFSTEER_DEDUP_IDLE_NS)) {
 #pragma unroll
 		for (i = 0; i < AFSTEER_DEDUP_WORDS; i++)
 			p->rx_bits[i] = 0;
@@ -763,7 +766,7 @@ out:
 		p->rx_dup += 1;
 	else
 		p->rx_old += 1;
-	if (v != DEDUP_OLD)
+	if (v != DEDUP_OLD && now > p->rx_last_ns)
 		p->rx_last_ns = now;
 	bpf_spin_unlock(&p->lock);
 	return v;

@@ -33,7 +33,8 @@ export class DedupWindow {
     const bit = 1n << BigInt(seq & 63);
     const word = (seq >> 6) & (DEDUP_WORDS - 1);
     let v: DedupVerdict = 'new';
-    if (!this.valid || nowNs - this.lastNs > DEDUP_IDLE_NS) {
+    // A copy timed before the newest (read on another CPU before the lock) is never idle.
+    if (!this.valid || (nowNs > this.lastNs && nowNs - this.lastNs > DEDUP_IDLE_NS)) {
       this.bits.fill(0n);
       this.valid = true;
       this.top = seq;
@@ -53,7 +54,7 @@ export class DedupWindow {
         else this.bits[word]! |= bit;
       }
     }
-    if (v !== 'old') this.lastNs = nowNs;
+    if (v !== 'old' && nowNs > this.lastNs) this.lastNs = nowNs;
     return v;
   }
 }

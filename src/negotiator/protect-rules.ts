@@ -50,16 +50,22 @@ export const LATENCY_RISE_MS = 10;
 export const LATENCY_RISE_MIN_SAMPLES = 10;
 
 /**
- * The first sign of trouble on one family, or undefined: a probe lost and not yet answered since
- * (or a blackhole), a reply that came after its probe was counted lost (within recentMs), the
- * newest RTTs well above the median, or the peer's own measurement saying blackhole.
+ * Lost probes in a row that count as trouble. One alone is too often a late reply on a loaded
+ * host (a starved daemon on either end: the root test on a 2-core VM saw it within 15 s healthy);
+ * two cost one more probe interval (20 ms) of detection.
  */
-export function familyTrouble(path: PathState | undefined, peer: FamilyMetrics | undefined, now: number, recentMs: number): string | undefined {
+export const SUSPECT_AFTER_LOST = 2;
+
+/**
+ * The first sign of trouble on one family, or undefined: SUSPECT_AFTER_LOST probes lost in a row
+ * (or a blackhole), the newest RTTs well above the median, or the peer's own measurement saying
+ * blackhole. (A reply later than its timeout is not one by itself: it is the same starved host.)
+ */
+export function familyTrouble(path: PathState | undefined, peer: FamilyMetrics | undefined, _now: number, _recentMs: number): string | undefined {
   if (peer?.blackhole) return 'peer sees a blackhole';
   if (!path) return undefined;
   if (path.blackhole) return 'blackhole';
-  if (path.consecutiveLost > 0) return `${path.consecutiveLost} probe(s) lost`;
-  if (path.lateAt !== undefined && now - path.lateAt < recentMs) return 'late probe reply';
+  if (path.consecutiveLost >= SUSPECT_AFTER_LOST) return `${path.consecutiveLost} probes lost in a row`;
   const rtts: number[] = [];
   for (let i = path.outcomes.length - 1; i >= 0 && rtts.length < 64; i--) if (path.outcomes[i] !== null) rtts.push(path.outcomes[i] as number);
   if (rtts.length >= LATENCY_RISE_MIN_SAMPLES + LATENCY_RISE_RUN) {

@@ -106,6 +106,17 @@ describe('protected pair receive window', () => {
     expect(bad).toBe(0);
   });
 
+  it('a copy timed before the newest (two CPUs: the time read before the lock) does not restart the window', () => {
+    const w = new DedupWindow();
+    const t = 10n * DEDUP_IDLE_NS;
+    expect(w.admit(100, t)).toBe('new');
+    expect(w.admit(101, t + 1000n)).toBe('new');
+    // The second copy of 100 carries a time read just before the other CPU stored t + 1000.
+    expect(w.admit(100, t + 500n)).toBe('dup');
+    expect(w.admit(101, t + 400n)).toBe('dup');
+    expect(w.admit(102, t + 2000n)).toBe('new');
+  });
+
   it('after an idle period the window starts again (a sender that re-created the pair)', () => {
     const w = new DedupWindow();
     expect(w.admit(5000, 0n)).toBe('new');
