@@ -17,7 +17,7 @@ try {
   await t.up();
   const a0 = await t.addPod(t.a, 'a0');
   const b0 = await t.addPod(t.b, 'b0');
-  const a1 = await t.addPod(t.a, 'a1', 'AFSTEER_PROTECT=always');
+  const a1 = await t.addPod(t.a, 'a1', 'IgnoreUnknown=1;AFSTEER_PROTECT=always');
   const b1 = await t.addPod(t.b, 'b1');
   say('pods: a0 -> b0 unprotected; a1 -> b1 with CNI_ARGS AFSTEER_PROTECT=always');
   const da = await t.startDaemon(t.a);
