@@ -119,6 +119,31 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } afsteer_demand SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, AFSTEER_MAX_PROTECTED);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, struct afsteer_protect);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} afsteer_protect SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct afsteer_dup_budget);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} afsteer_dup_budget SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, AFSTEER_PSTAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} afsteer_protect_stats SEC(".maps");
+
 static __always_inline void stat_inc(__u32 which)
 {
 	__u64 *v = bpf_map_lookup_elem(&afsteer_stats, &which);
@@ -179,6 +204,14 @@ static __always_inline void note_demand(struct afsteer_route_key *rkey, __u32 fo
 	bpf_map_update_elem(&afsteer_demand, rkey, &d, BPF_NOEXIST);
 }
 
+static __always_inline void pstat_add(__u32 which, __u64 n)
+{
+	__u64 *v = bpf_map_lookup_elem(&afsteer_protect_stats, &which);
+
+	if (v)
+		*v += n;
+}
+
 /* Count one packet in the endpoint's counter cell (a per-CPU array: no hashing, no locking). */
 static __always_inline void count_endpoint(const struct afsteer_endpoint *ep, __u8 family, __u8 direction, __u32 len)
 {
@@ -233,17 +266,22 @@ struct outer4 {
 	struct iphdr ip;
 } __attribute__((packed));
 
-/* Wrap the IPv4 packet after the Ethernet header in an outer IPv6 header (next header 4). */
-static __always_inline int encap_in_ipv6(struct __sk_buff *skb, const __u8 *src6, const __u8 *dst6, __u8 tos, __u8 ttl)
+/*
+ * Wrap the packet after the Ethernet header in an outer IPv6 header: next header 4 for an IPv4
+ * packet (steering), 41 for an IPv6 one (a protected pair's IPv6 copy); the flow label's low 16
+ * bits carry `mark` (AFSTEER_SEQ_MARK | seq for a protected pair's copy, else 0).
+ */
+static __always_inline int encap_in_ipv6(struct __sk_buff *skb, const __u8 *src6, const __u8 *dst6, __u8 tos, __u8 ttl,
+					 __u8 nexthdr, __u16 mark)
 {
 	struct outer6 o = {
 		.h_proto = bpf_htons(ETH_P_IPV6),
 		.ip6 = {
 			.version = 6,
 			.priority = tos >> 4,
-			.flow_lbl = { (__u8)(tos << 4), 0, 0 },
+			.flow_lbl = { (__u8)(tos << 4), (__u8)(mark >> 8), (__u8)mark },
 			.payload_len = bpf_htons((__u16)(skb->len - ETH_HLEN)),
-			.nexthdr = IPPROTO_IPIP,
+			.nexthdr = nexthdr,
 			.hop_limit = ttl,
 		},
 	};
@@ -257,8 +295,13 @@ static __always_inline int encap_in_ipv6(struct __sk_buff *skb, const __u8 *src6
 	return bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_proto), &o, sizeof(o), 0) ? -2 : 0;
 }
 
-/* Wrap the IPv6 packet after the Ethernet header in an outer IPv4 header (protocol 41, DF). */
-static __always_inline int encap_in_ipv4(struct __sk_buff *skb, const __u8 *src4, const __u8 *dst4, __u8 tclass, __u8 hop_limit)
+/*
+ * Wrap the packet after the Ethernet header in an outer IPv4 header (DF): protocol 41 for an IPv6
+ * packet (steering), 4 for an IPv4 one (a protected pair's IPv4 copy); the identification carries
+ * `mark` (AFSTEER_SEQ_MARK | seq for a protected pair's copy, else 0).
+ */
+static __always_inline int encap_in_ipv4(struct __sk_buff *skb, const __u8 *src4, const __u8 *dst4, __u8 tclass, __u8 hop_limit,
+					 __u8 proto, __u16 mark)
 {
 	__u32 outer_len = skb->len - ETH_HLEN + sizeof(struct iphdr);
 	struct outer4 o = {
@@ -267,9 +310,10 @@ static __always_inline int encap_in_ipv4(struct __sk_buff *skb, const __u8 *src4
 			.version = 4,
 			.ihl = 5,
 			.tos = tclass,
+			.id = bpf_htons(mark),
 			.frag_off = bpf_htons(IP_DF),
 			.ttl = hop_limit,
-			.protocol = IPPROTO_IPV6,
+			.protocol = proto,
 		},
 	};
 	__u32 sum;
@@ -280,8 +324,8 @@ static __always_inline int encap_in_ipv4(struct __sk_buff *skb, const __u8 *src4
 	o.ip.saddr = *(const __be32 *)src4;
 	o.ip.daddr = *(const __be32 *)dst4;
 	/* Header checksum over the ten 16-bit words (check is zero), folded. */
-	sum = ((__u32)bpf_htons(0x4500 | tclass)) + o.ip.tot_len + bpf_htons(IP_DF) +
-	      ((__u32)bpf_htons(((__u16)hop_limit << 8) | IPPROTO_IPV6)) +
+	sum = ((__u32)bpf_htons(0x4500 | tclass)) + o.ip.tot_len + o.ip.id + bpf_htons(IP_DF) +
+	      ((__u32)bpf_htons(((__u16)hop_limit << 8) | proto)) +
 	      (o.ip.saddr & 0xffff) + (o.ip.saddr >> 16) + (o.ip.daddr & 0xffff) + (o.ip.daddr >> 16);
 	o.ip.check = csum_fold(sum);
 	if (bpf_skb_adjust_room(skb, sizeof(struct iphdr), BPF_ADJ_ROOM_MAC,
@@ -348,6 +392,175 @@ static __always_inline struct afsteer_pair_counters *pair_counters(const struct 
 	return bpf_map_lookup_elem(&afsteer_pair_counters, &idx);
 }
 
+/* Protected pairs, sending side. */
+enum protect_verdict { PROTECT_NO = 0, PROTECT_SENT = 1, PROTECT_DROP = 2 };
+
+/*
+ * Takes len bytes from the node-wide duplication budget (token bucket, refilled at rate bytes/s
+ * up to burst); 0 when it is spent or was never configured (rate 0).
+ */
+static __always_inline int dup_budget_take(__u32 len)
+{
+	__u32 zero = 0;
+	struct afsteer_dup_budget *b = bpf_map_lookup_elem(&afsteer_dup_budget, &zero);
+	__u64 now = bpf_ktime_get_ns(), elapsed, tokens;
+	int ok = 0;
+
+	if (!b)
+		return 0;
+	bpf_spin_lock(&b->lock);
+	if (b->rate) {
+		elapsed = now - b->last_ns;
+		if (elapsed > 1000000000ULL)
+			elapsed = 1000000000ULL;
+		/* us x bytes/s / 10^6: no overflow below 1.8 x 10^13 bytes/s. */
+		tokens = b->tokens + (elapsed / 1000) * b->rate / 1000000;
+		if (tokens > b->burst)
+			tokens = b->burst;
+		if (tokens >= len) {
+			tokens -= len;
+			ok = 1;
+		}
+		b->tokens = tokens;
+		b->last_ns = now;
+	}
+	bpf_spin_unlock(&b->lock);
+	return ok;
+}
+
+/* One copy of a protected pair's packet: wrapped for the outer family (IPv6 when outer6) with seq. */
+static __always_inline int encap_copy(struct __sk_buff *skb, const struct afsteer_endpoint *ep,
+				      const struct afsteer_route *route, __u8 fam, int outer6, __u16 seq, __u8 tos, __u8 ttl)
+{
+	__u8 inner = fam == AFSTEER_FAMILY_IPV4 ? IPPROTO_IPIP : IPPROTO_IPV6;
+	__u16 mark = AFSTEER_SEQ_MARK | (seq & AFSTEER_SEQ_MASK);
+
+	if (outer6)
+		return encap_in_ipv6(skb, ep->ipv6, route->remote_ipv6, tos, ttl, inner, mark);
+	return encap_in_ipv4(skb, ep->ipv4, route->remote_ipv4, tos, ttl, inner, mark);
+}
+
+/*
+ * A protected pair's packet (the pod's own source, both its addresses, checked by the caller):
+ * take a sequence number, send a clone back into this program (bpf_clone_redirect to the host
+ * veth's ingress, the mark naming its family and number: second_copy() wraps it there, so it
+ * leaves by the same path as every packet of the pod), then wrap this one for the pair's wire
+ * family (its own family when the pair is native). The clone is made before the first copy is
+ * wrapped: both copies carry the inner packet as the pod sent it, GSO packets whole.
+ * PROTECT_NO: send as today (no window entry, or the node's duplication budget is spent).
+ */
+static __always_inline int protect_send(struct __sk_buff *skb, const struct afsteer_endpoint *ep,
+					const struct afsteer_route *route, struct afsteer_pair_counters *pc,
+					__u8 fam, __u8 tos, __u8 ttl, __u32 len)
+{
+	__u32 idx = route->pair, mark = skb->mark;
+	struct afsteer_protect *p = bpf_map_lookup_elem(&afsteer_protect, &idx);
+	int first6, rc;
+	__u16 seq;
+
+	if (!p)
+		return PROTECT_NO;
+	if (!dup_budget_take(len)) {
+		pstat_add(AFSTEER_PSTAT_DUP_CAPPED, 1);
+		PAIR_ADD(p, dup_capped, 1);
+		return PROTECT_NO;
+	}
+	bpf_spin_lock(&p->lock);
+	seq = p->tx_seq & AFSTEER_SEQ_MASK;
+	p->tx_seq += 1;
+	bpf_spin_unlock(&p->lock);
+	if (route->wire == AFSTEER_WIRE_IPV6)
+		first6 = 1;
+	else if (route->wire == AFSTEER_WIRE_IPV4)
+		first6 = 0;
+	else
+		first6 = fam == AFSTEER_FAMILY_IPV6;
+	skb->mark = AFSTEER_CLONE_MARK | (first6 ? 0 : AFSTEER_CLONE_F_IPV6) | seq;
+	rc = bpf_clone_redirect(skb, skb->ifindex, BPF_F_INGRESS);
+	skb->mark = mark;
+	if (rc)
+		pstat_add(AFSTEER_PSTAT_DUP_FAIL, 1);
+	rc = encap_copy(skb, ep, route, fam, first6, seq, tos, ttl);
+	if (rc) {
+		/* A packet the kernel will not resize goes native, as unprotected ones do (its clone
+		 * fails the same way in second_copy and is dropped there). */
+		stat_inc(AFSTEER_STAT_ENCAP_FAIL);
+		if (pc)
+			PAIR_ADD(pc, encap_fail, 1);
+		return rc == -2 ? PROTECT_DROP : PROTECT_NO;
+	}
+	stat_inc(AFSTEER_STAT_ENCAP);
+	if (pc) {
+		PAIR_ADD(pc, encap_packets[fam & 1], 1);
+		PAIR_ADD(pc, encap_bytes[fam & 1], len);
+	}
+	return PROTECT_SENT;
+}
+
+/*
+ * The second copy of a protected pair's packet, back in afsteer_from_pod from bpf_clone_redirect
+ * with AFSTEER_CLONE_MARK: the first pass checked it (source, anti-spoofing, route) and counted it;
+ * this pass wraps it for the family the mark names, with the mark's sequence number. When the
+ * endpoint or the route went away in between, the copy is dropped: the first one is on its way.
+ */
+static __always_inline int second_copy(struct __sk_buff *skb, __u32 mark)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct afsteer_route_key rkey = { .ifindex = skb->ifindex };
+	struct afsteer_endpoint *ep;
+	struct afsteer_route *route;
+	struct afsteer_protect *p;
+	__u32 len = skb->len, idx;
+	__u8 fam, tos, ttl;
+
+	skb->mark = 0;
+	ep = lookup_endpoint(skb->ifindex);
+	if (!ep || (void *)(eth + 1) > data_end)
+		goto drop;
+	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = (void *)(eth + 1);
+
+		if ((void *)(ip + 1) > data_end)
+			goto drop;
+		fam = AFSTEER_FAMILY_IPV4;
+		rkey.family = 4;
+		*(__be32 *)rkey.addr = ip->daddr;
+		tos = ip->tos;
+		ttl = ip->ttl;
+	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+
+		if ((void *)(ip6 + 1) > data_end)
+			goto drop;
+		fam = AFSTEER_FAMILY_IPV6;
+		rkey.family = 6;
+		copy6(rkey.addr, ip6->daddr.in6_u.u6_addr8);
+		tos = (ip6->priority << 4) | (ip6->flow_lbl[0] >> 4);
+		ttl = ip6->hop_limit;
+	} else {
+		goto drop;
+	}
+	route = bpf_map_lookup_elem(&afsteer_routes, &rkey);
+	if (!route)
+		goto drop;
+	idx = route->pair;
+	if (encap_copy(skb, ep, route, fam, !!(mark & AFSTEER_CLONE_F_IPV6), mark & AFSTEER_SEQ_MASK, tos, ttl))
+		goto drop;
+	pstat_add(AFSTEER_PSTAT_DUP, 1);
+	pstat_add(AFSTEER_PSTAT_DUP_BYTES, len);
+	p = bpf_map_lookup_elem(&afsteer_protect, &idx);
+	if (p) {
+		PAIR_ADD(p, dup_packets, 1);
+		PAIR_ADD(p, dup_bytes, len);
+	}
+	return TC_ACT_OK;
+drop:
+	pstat_add(AFSTEER_PSTAT_DUP_FAIL, 1);
+	return TC_ACT_SHOT;
+}
+
 /* The from-pod program's logic. */
 static __always_inline int from_pod(struct __sk_buff *skb)
 {
@@ -364,6 +577,8 @@ static __always_inline int from_pod(struct __sk_buff *skb)
 	__u32 proto, wire_flag, fold;
 	int own_src, rc;
 
+	if ((skb->mark & AFSTEER_CLONE_MARK_MASK) == AFSTEER_CLONE_MARK)
+		return second_copy(skb, skb->mark);
 	ep = lookup_endpoint(ifindex);
 	if (!ep)
 		return TC_ACT_OK;
@@ -436,6 +651,17 @@ static __always_inline int from_pod(struct __sk_buff *skb)
 		return TC_ACT_SHOT;
 	}
 
+	/* A protected pair: both families, one sequence number (only the pod's own address, and
+	 * only when the pod has both; anything else is steered as today). */
+	if ((route->flags & AFSTEER_ROUTE_F_PROTECT) && own_src &&
+	    (ep->flags & (AFSTEER_EP_F_IPV4 | AFSTEER_EP_F_IPV6)) == (AFSTEER_EP_F_IPV4 | AFSTEER_EP_F_IPV6)) {
+		rc = protect_send(skb, ep, route, pc, fam, tos, ttl, len);
+		if (rc == PROTECT_SENT)
+			return TC_ACT_OK;
+		if (rc == PROTECT_DROP)
+			return TC_ACT_SHOT;
+	}
+
 	/* Steered to the other family: wrap it (only the pod's own address, and only when the pod
 	 * has an address in the wire family). */
 	if (fam == AFSTEER_FAMILY_IPV4 && route->wire == AFSTEER_WIRE_IPV6)
@@ -448,8 +674,8 @@ static __always_inline int from_pod(struct __sk_buff *skb)
 		stat_inc(AFSTEER_STAT_SRC_FOREIGN);
 		goto native;
 	}
-	rc = wire_flag == AFSTEER_EP_F_IPV6 ? encap_in_ipv6(skb, ep->ipv6, route->remote_ipv6, tos, ttl)
-					    : encap_in_ipv4(skb, ep->ipv4, route->remote_ipv4, tos, ttl);
+	rc = wire_flag == AFSTEER_EP_F_IPV6 ? encap_in_ipv6(skb, ep->ipv6, route->remote_ipv6, tos, ttl, IPPROTO_IPIP, 0)
+					    : encap_in_ipv4(skb, ep->ipv4, route->remote_ipv4, tos, ttl, IPPROTO_IPV6, 0);
 	if (rc) {
 		stat_inc(AFSTEER_STAT_ENCAP_FAIL);
 		if (pc)
@@ -473,8 +699,102 @@ native:
 	return TC_ACT_OK;
 }
 
-/* Decapsulation result. */
-enum decap_verdict { PASS = 0, DECAPPED = 1, DROP = 2 };
+/* Decapsulation result. DUPLICATE: a protected pair's copy whose sequence number was delivered
+ * (or is older than the window). */
+enum decap_verdict { PASS = 0, DECAPPED = 1, DROP = 2, DUPLICATE = 3 };
+
+/* No route, so no pair index (tunnel_peer). */
+#define AFSTEER_NO_PAIR 0xffffffffU
+
+/* Window verdicts. */
+enum dedup_verdict { DEDUP_NEW = 0, DEDUP_DUP = 1, DEDUP_OLD = 2 };
+
+/*
+ * The receive window of one protected pair (RFC 6479's ring of words, sequence numbers of 15
+ * bits): newer than the newest accepted advances it (clearing the words it passes), within
+ * AFSTEER_DEDUP_WINDOW behind is judged by its bit, older is dropped. A window idle for
+ * AFSTEER_DEDUP_IDLE_NS starts again. src/bpf/dedup-window.ts is the same algorithm in
+ * TypeScript, checked against this one and against a reference model.
+ */
+static __always_inline int dedup_window(struct afsteer_protect *p, __u32 seq, __u64 now)
+{
+	__u32 top, fwd, back, wd, i, w;
+	__u64 bit = 1ULL << (seq & 63);
+	int v = DEDUP_NEW;
+
+	bpf_spin_lock(&p->lock);
+	top = p->rx_top;
+	/* `now` was read before the lock: another CPU may have stored a later time meanwhile. Such a
+	 * copy is not idle — unsigned, now - rx_last_ns would wrap and restart a live window, and the
+	 * second copies of the packets just accepted would be delivered again. */
+	if (!p->rx_valid || (now > p->rx_last_ns && now - p->rx_last_ns > AFSTEER_DEDUP_IDLE_NS)) {
+#pragma unroll
+		for (i = 0; i < AFSTEER_DEDUP_WORDS; i++)
+			p->rx_bits[i] = 0;
+		p->rx_valid = 1;
+		p->rx_top = seq;
+		p->rx_bits[(seq >> 6) & (AFSTEER_DEDUP_WORDS - 1)] = bit;
+		goto out;
+	}
+	fwd = (seq - top) & AFSTEER_SEQ_MASK;
+	if (fwd == 0) {
+		v = DEDUP_DUP;
+	} else if (fwd <= AFSTEER_SEQ_MASK / 2) {
+		/* Newer: clear the words between the old newest and this one (all when it jumped past
+		 * the ring). 512 words span the sequence space. */
+		wd = ((seq >> 6) - (top >> 6)) & ((AFSTEER_SEQ_MASK + 1) / 64 - 1);
+#pragma unroll
+		for (i = 1; i <= AFSTEER_DEDUP_WORDS; i++)
+			if (i <= wd)
+				p->rx_bits[((top >> 6) + i) & (AFSTEER_DEDUP_WORDS - 1)] = 0;
+		p->rx_top = seq;
+		p->rx_bits[(seq >> 6) & (AFSTEER_DEDUP_WORDS - 1)] |= bit;
+	} else {
+		back = (top - seq) & AFSTEER_SEQ_MASK;
+		w = (seq >> 6) & (AFSTEER_DEDUP_WORDS - 1);
+		if (back >= AFSTEER_DEDUP_WINDOW)
+			v = DEDUP_OLD;
+		else if (p->rx_bits[w] & bit)
+			v = DEDUP_DUP;
+		else
+			p->rx_bits[w] |= bit;
+	}
+out:
+	if (v == DEDUP_NEW)
+		p->rx_first += 1;
+	else if (v == DEDUP_DUP)
+		p->rx_dup += 1;
+	else
+		p->rx_old += 1;
+	if (v != DEDUP_OLD && now > p->rx_last_ns)
+		p->rx_last_ns = now;
+	bpf_spin_unlock(&p->lock);
+	return v;
+}
+
+/*
+ * Whether a verified tunnel packet of pair (index from tunnel_peer) with outer mark (the IPv4
+ * identification / low flow label bits) is delivered: unmarked ones always (today's steering);
+ * marked ones once per sequence number. Called only after the address checks, so a copy with a
+ * forged number from another source never reaches a pair's window. No window (pair unknown or
+ * not protected here) ⇒ delivered.
+ */
+static __always_inline int dedup_admit(__u32 pair, __u16 mark)
+{
+	struct afsteer_protect *p;
+	int v;
+
+	if (!(mark & AFSTEER_SEQ_MARK))
+		return 1;
+	p = pair == AFSTEER_NO_PAIR ? 0 : bpf_map_lookup_elem(&afsteer_protect, &pair);
+	if (!p) {
+		pstat_add(AFSTEER_PSTAT_RX_NOSTATE, 1);
+		return 1;
+	}
+	v = dedup_window(p, mark & AFSTEER_SEQ_MASK, bpf_ktime_get_ns());
+	pstat_add(v == DEDUP_NEW ? AFSTEER_PSTAT_RX_FIRST : v == DEDUP_DUP ? AFSTEER_PSTAT_RX_DUP : AFSTEER_PSTAT_RX_OLD, 1);
+	return v == DEDUP_NEW;
+}
 
 /*
  * The tunnel peer for (local pod, outer source address): its route when the pair is steered
@@ -483,12 +803,13 @@ enum decap_verdict { PASS = 0, DECAPPED = 1, DROP = 2 };
  */
 static __always_inline const __u8 *tunnel_peer(const struct afsteer_endpoint *ep, __u32 ifindex, __u8 family,
 						 const void *outer_src, __u8 want_family,
-						 struct afsteer_pair_counters **pc)
+						 struct afsteer_pair_counters **pc, __u32 *pair)
 {
 	struct afsteer_addr_key akey = { .family = family };
 	struct afsteer_remote *remote;
 
 	*pc = 0;
+	*pair = AFSTEER_NO_PAIR;
 	if (ep->route_bloom & (family == 4 ? bloom4(*(const __be32 *)outer_src) : bloom6(outer_src))) {
 		struct afsteer_route_key rkey = { .ifindex = ifindex, .family = family };
 		struct afsteer_route *route;
@@ -500,6 +821,7 @@ static __always_inline const __u8 *tunnel_peer(const struct afsteer_endpoint *ep
 		route = bpf_map_lookup_elem(&afsteer_routes, &rkey);
 		if (route) {
 			*pc = pair_counters(route);
+			*pair = route->pair;
 			return want_family == 4 ? route->remote_ipv4 : route->remote_ipv6;
 		}
 	}
@@ -543,6 +865,99 @@ fail:
 	return PASS;
 }
 
+/*
+ * A protected pair's IPv6 copy of an IPv6 packet (outer next header 41, marked flow label; the
+ * caller checked the outer destination is this pod): the inner destination must be this pod and
+ * the inner source the remote pod the outer source belongs to — else it is dropped as a mismatch,
+ * before its sequence number is looked at. An unmarked IPv6-in-IPv6 packet is not afsteer's and
+ * passes untouched, as before.
+ */
+static __always_inline int decap_6in6(struct __sk_buff *skb, struct afsteer_endpoint *ep, __u32 ifindex, __u16 mark)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ipv6hdr *outer = data + ETH_HLEN;
+	struct ipv6hdr *inner = (void *)(outer + 1);
+	struct afsteer_pair_counters *pc;
+	const __u8 *peer6;
+	__u8 src[16];
+	__u32 pair;
+
+	if ((void *)(inner + 1) > data_end)
+		return PASS;
+	if (!addr_eq6(inner->daddr.in6_u.u6_addr8, ep->ipv6))
+		return PASS;
+	copy6(src, outer->saddr.in6_u.u6_addr8);
+	peer6 = tunnel_peer(ep, ifindex, 6, src, 6, &pc, &pair);
+	data = (void *)(long)skb->data;
+	data_end = (void *)(long)skb->data_end;
+	inner = data + ETH_HLEN + sizeof(struct ipv6hdr);
+	if ((void *)(inner + 1) > data_end)
+		return PASS;
+	if (!peer6 || inner->version != 6 || !addr_eq6(inner->saddr.in6_u.u6_addr8, peer6)) {
+		stat_inc(AFSTEER_STAT_DROP_MISMATCH);
+		if (pc)
+			PAIR_ADD(pc, drop_mismatch, 1);
+		return DROP;
+	}
+	if (!dedup_admit(pair, mark))
+		return DUPLICATE;
+	return strip_outer(skb, sizeof(struct ipv6hdr), BPF_F_ADJ_ROOM_DECAP_L3_IPV6, ETH_P_IPV6, AFSTEER_FAMILY_IPV6, pc);
+}
+
+/*
+ * A protected pair's IPv4 copy of an IPv4 packet (outer protocol 4, marked identification; the
+ * caller checked neither): the same checks as decap_6in6, and an outer fragment passes untouched
+ * (decap_fail), as for protocol 41.
+ */
+static __always_inline int decap_4in4(struct __sk_buff *skb, struct afsteer_endpoint *ep, __u32 ifindex, __u16 mark)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct iphdr *outer = data + ETH_HLEN;
+	struct iphdr *inner;
+	struct afsteer_pair_counters *pc;
+	const __u8 *peer4;
+	__be32 src;
+	__u32 hlen, pair;
+
+	if ((void *)(outer + 1) > data_end)
+		return PASS;
+	if (!(ep->flags & AFSTEER_EP_F_IPV4) || outer->daddr != *(__be32 *)ep->ipv4)
+		return PASS;
+	src = outer->saddr;
+	if (outer->frag_off & bpf_htons(IP_MF | IP_OFFSET)) {
+		peer4 = tunnel_peer(ep, ifindex, 4, &src, 4, &pc, &pair);
+		stat_inc(AFSTEER_STAT_DECAP_FAIL);
+		if (pc)
+			PAIR_ADD(pc, decap_fail, 1);
+		return PASS;
+	}
+	hlen = outer->ihl * 4;
+	if (hlen < sizeof(*outer) || hlen > 60)
+		return PASS;
+	inner = (void *)outer + hlen;
+	if ((void *)(inner + 1) > data_end)
+		return PASS;
+	if (inner->daddr != *(__be32 *)ep->ipv4)
+		return PASS;
+	peer4 = tunnel_peer(ep, ifindex, 4, &src, 4, &pc, &pair);
+	data = (void *)(long)skb->data;
+	data_end = (void *)(long)skb->data_end;
+	inner = data + ETH_HLEN + hlen;
+	if ((void *)(inner + 1) > data_end)
+		return PASS;
+	if (!peer4 || inner->version != 4 || inner->saddr != *(const __be32 *)peer4) {
+		stat_inc(AFSTEER_STAT_DROP_MISMATCH);
+		if (pc)
+			PAIR_ADD(pc, drop_mismatch, 1);
+		return DROP;
+	}
+	if (!dedup_admit(pair, mark))
+		return DUPLICATE;
+	return strip_outer(skb, hlen, BPF_F_ADJ_ROOM_DECAP_L3_IPV4, ETH_P_IP, AFSTEER_FAMILY_IPV4, pc);
+}
+
 /* Outer IPv6 (next header 4) to this pod: check and strip it. */
 static __always_inline int decap_from_ipv6(struct __sk_buff *skb, struct afsteer_endpoint *ep, __u32 ifindex)
 {
@@ -553,14 +968,19 @@ static __always_inline int decap_from_ipv6(struct __sk_buff *skb, struct afsteer
 	struct afsteer_pair_counters *pc;
 	const __u8 *peer4;
 	__u8 src[16];
+	__u32 pair;
+	__u16 mark;
 
 	if ((void *)(outer + 1) > data_end)
 		return PASS;
 	if (!(ep->flags & AFSTEER_EP_F_IPV6) || !addr_eq6(outer->daddr.in6_u.u6_addr8, ep->ipv6))
 		return PASS;
+	mark = ((__u16)outer->flow_lbl[1] << 8) | outer->flow_lbl[2];
 	if (outer->nexthdr != IPPROTO_IPIP) {
 		__u8 nh = outer->nexthdr;
 
+		if (nh == IPPROTO_IPV6 && (mark & AFSTEER_SEQ_MARK))
+			return decap_6in6(skb, ep, ifindex, mark);
 		if (nh == IPPROTO_TCP || nh == IPPROTO_UDP || nh == IPPROTO_ICMPV6 || nh == IPPROTO_IPV6)
 			return PASS;
 		/* afsteer never sends extension headers before the tunnelled packet: an IPv4
@@ -577,7 +997,7 @@ static __always_inline int decap_from_ipv6(struct __sk_buff *skb, struct afsteer
 	if (!(ep->flags & AFSTEER_EP_F_IPV4) || inner->daddr != *(__be32 *)ep->ipv4)
 		return PASS;
 	copy6(src, outer->saddr.in6_u.u6_addr8);
-	peer4 = tunnel_peer(ep, ifindex, 6, src, 4, &pc);
+	peer4 = tunnel_peer(ep, ifindex, 6, src, 4, &pc, &pair);
 	/* tunnel_peer looked up maps: re-derive packet pointers before reading the packet again. */
 	data = (void *)(long)skb->data;
 	data_end = (void *)(long)skb->data_end;
@@ -590,6 +1010,8 @@ static __always_inline int decap_from_ipv6(struct __sk_buff *skb, struct afsteer
 			PAIR_ADD(pc, drop_mismatch, 1);
 		return DROP;
 	}
+	if (!dedup_admit(pair, mark))
+		return DUPLICATE;
 	return strip_outer(skb, sizeof(struct ipv6hdr), BPF_F_ADJ_ROOM_DECAP_L3_IPV4, ETH_P_IP, AFSTEER_FAMILY_IPV4, pc);
 }
 
@@ -603,10 +1025,14 @@ static __always_inline int decap_from_ipv4(struct __sk_buff *skb, struct afsteer
 	struct afsteer_pair_counters *pc;
 	const __u8 *peer6;
 	__be32 src;
-	__u32 hlen;
+	__u32 hlen, pair;
+	__u16 mark;
 
 	if ((void *)(outer + 1) > data_end)
 		return PASS;
+	mark = bpf_ntohs(outer->id);
+	if (outer->protocol == IPPROTO_IPIP && (mark & AFSTEER_SEQ_MARK))
+		return decap_4in4(skb, ep, ifindex, mark);
 	if (outer->protocol != IPPROTO_IPV6 || !(ep->flags & AFSTEER_EP_F_IPV4) ||
 	    outer->daddr != *(__be32 *)ep->ipv4)
 		return PASS;
@@ -614,7 +1040,7 @@ static __always_inline int decap_from_ipv4(struct __sk_buff *skb, struct afsteer
 	/* An outer fragment cannot be stripped (and a non-first one has no inner header to
 	 * read): let it through untouched (the pod drops it). afsteer sends with DF. */
 	if (outer->frag_off & bpf_htons(IP_MF | IP_OFFSET)) {
-		peer6 = tunnel_peer(ep, ifindex, 4, &src, 6, &pc);
+		peer6 = tunnel_peer(ep, ifindex, 4, &src, 6, &pc, &pair);
 		stat_inc(AFSTEER_STAT_DECAP_FAIL);
 		if (pc)
 			PAIR_ADD(pc, decap_fail, 1);
@@ -628,7 +1054,7 @@ static __always_inline int decap_from_ipv4(struct __sk_buff *skb, struct afsteer
 		return PASS;
 	if (!(ep->flags & AFSTEER_EP_F_IPV6) || !addr_eq6(inner->daddr.in6_u.u6_addr8, ep->ipv6))
 		return PASS;
-	peer6 = tunnel_peer(ep, ifindex, 4, &src, 6, &pc);
+	peer6 = tunnel_peer(ep, ifindex, 4, &src, 6, &pc, &pair);
 	data = (void *)(long)skb->data;
 	data_end = (void *)(long)skb->data_end;
 	inner = data + ETH_HLEN + hlen;
@@ -640,6 +1066,8 @@ static __always_inline int decap_from_ipv4(struct __sk_buff *skb, struct afsteer
 			PAIR_ADD(pc, drop_mismatch, 1);
 		return DROP;
 	}
+	if (!dedup_admit(pair, mark))
+		return DUPLICATE;
 	return strip_outer(skb, hlen, BPF_F_ADJ_ROOM_DECAP_L3_IPV6, ETH_P_IPV6, AFSTEER_FAMILY_IPV6, pc);
 }
 
@@ -674,10 +1102,10 @@ static __always_inline int to_pod(struct __sk_buff *skb)
 		v = decap_from_ipv6(skb, ep, ifindex);
 	else if (fam == AFSTEER_FAMILY_IPV4)
 		v = decap_from_ipv4(skb, ep, ifindex);
-	if (v == DROP)
+	if (v == DROP || v == DUPLICATE)
 		return TC_ACT_SHOT;
 	if (v == DECAPPED)
-		fam = fam == AFSTEER_FAMILY_IPV6 ? AFSTEER_FAMILY_IPV4 : AFSTEER_FAMILY_IPV6;
+		fam = frame_family(skb);
 	count_endpoint(ep, fam, AFSTEER_DIR_TO_POD, skb->len);
 	return TC_ACT_OK;
 }
@@ -715,14 +1143,18 @@ int afsteer_bridge_out(struct __sk_buff *skb)
 	if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6 = (void *)(eth + 1);
 
-		if ((void *)(ip6 + 1) > data_end || ip6->nexthdr != IPPROTO_IPIP)
+		if ((void *)(ip6 + 1) > data_end)
+			return TC_ACT_OK;
+		if (ip6->nexthdr != IPPROTO_IPIP && !(ip6->nexthdr == IPPROTO_IPV6 && (ip6->flow_lbl[1] & (AFSTEER_SEQ_MARK >> 8))))
 			return TC_ACT_OK;
 		key.family = 6;
 		copy6(key.addr, ip6->daddr.in6_u.u6_addr8);
 	} else if (eth->h_proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = (void *)(eth + 1);
 
-		if ((void *)(ip + 1) > data_end || ip->protocol != IPPROTO_IPV6)
+		if ((void *)(ip + 1) > data_end)
+			return TC_ACT_OK;
+		if (ip->protocol != IPPROTO_IPV6 && !(ip->protocol == IPPROTO_IPIP && (ip->id & bpf_htons(AFSTEER_SEQ_MARK))))
 			return TC_ACT_OK;
 		key.family = 4;
 		*(__be32 *)key.addr = ip->daddr;

@@ -9,6 +9,8 @@
 #  part 3: the same two nodes with afsteerd running: discovery, a pair negotiated on its first
 #          packet, the stream's family blackholed, both nodes switch by themselves within
 #          ~150 ms, the stream intact; restored, held down, back to native (demo-negotiator.ts).
+#  part 4: a protected pair (AFSTEER_PROTECT=always) next to an unprotected one, each crossing a
+#          blackhole under TCP and 10,000 UDP datagrams/s: stall and loss side by side (demo-protect.ts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -87,4 +89,6 @@ say "part 2: steering between two simulated nodes, by hand (afsteer steer)"
 node scripts/run-ts.mjs scripts/demo-steering.ts
 say "part 3: afsteerd measures, negotiates and switches by itself"
 node scripts/run-ts.mjs scripts/demo-negotiator.ts
+say "part 4: a protected pair crosses a blackhole"
+node scripts/run-ts.mjs scripts/demo-protect.ts
 say "demo done"

@@ -9,6 +9,7 @@
 #define AFSTEER_MAPS_H
 
 #include <linux/types.h>
+#include <linux/bpf.h> /* struct bpf_spin_lock */
 
 /* Capacity of the local endpoint map: pods on one node. */
 #define AFSTEER_MAX_ENDPOINTS 1024
@@ -143,7 +144,8 @@ struct afsteer_route_key {
 /* Value of afsteer_routes: the pair's steering and everything encapsulation needs. */
 struct afsteer_route {
 	__u8 wire;             /* enum afsteer_wire */
-	__u8 pad[3];           /* zero */
+	__u8 flags;            /* AFSTEER_ROUTE_F_* (zero before protection existed) */
+	__u8 pad[2];           /* zero */
 	__u32 generation;      /* set by the writer (negotiation round) */
 	__u32 pair;            /* index in afsteer_pair_counters (< AFSTEER_MAX_PAIRS) */
 	__u8 remote_ipv4[4];   /* the remote pod's addresses */
@@ -163,6 +165,80 @@ struct afsteer_pair_counters {
 	__u64 drop_mismatch;
 	__u64 encap_fail;
 	__u64 decap_fail;
+};
+
+/* ---- Protected pairs: every packet on both families, the first copy to arrive delivered ----
+ *
+ * Wire: while a pair is protected, both copies travel encapsulated between the two pods' own
+ * addresses, one in each family (IPv4-in-IPv4 / IPv6-in-IPv4 over IPv4, IPv4-in-IPv6 /
+ * IPv6-in-IPv6 over IPv6), and carry the same per-pair sequence number in the outer header:
+ * AFSTEER_SEQ_MARK | seq in the outer IPv4 identification (DF is set, so the field is free,
+ * RFC 6864) or in the low 16 bits of the outer IPv6 flow label. An unmarked tunnel packet is
+ * today's steering and is never deduplicated. */
+
+/* afsteer_route.flags: the sender duplicates this pair (the peer confirmed it deduplicates). */
+#define AFSTEER_ROUTE_F_PROTECT (1U << 0)
+/* Marker bit and sequence number bits in the outer identification / flow label. */
+#define AFSTEER_SEQ_MARK 0x8000
+#define AFSTEER_SEQ_MASK 0x7fff
+/* Receive window: a ring of AFSTEER_DEDUP_WORDS x 64 bits indexed by seq (RFC 6479). A copy up
+ * to AFSTEER_DEDUP_WINDOW sequence numbers behind the newest accepted one is judged exactly;
+ * an older one is dropped (counted dedup_old). */
+#define AFSTEER_DEDUP_WORDS 32
+#define AFSTEER_DEDUP_WINDOW ((AFSTEER_DEDUP_WORDS - 1) * 64)
+/* A window that saw no copy for this long starts again at the next copy (a sender that
+ * re-created the pair starts its sequence again). */
+#define AFSTEER_DEDUP_IDLE_NS 500000000ULL
+/* Protected pairs on one node (afsteer_protect entries). */
+#define AFSTEER_MAX_PROTECTED 8192
+/* skb->mark of the second copy while it re-enters afsteer_from_pod (bpf_clone_redirect to the
+ * host veth's ingress): AFSTEER_CLONE_MARK | (outer IPv6 ? AFSTEER_CLONE_F_IPV6 : 0) | seq.
+ * A pod cannot set it: crossing into the host namespace scrubs skb->mark. */
+#define AFSTEER_CLONE_MARK 0xaf5a0000U
+#define AFSTEER_CLONE_MARK_MASK 0xffff0000U
+#define AFSTEER_CLONE_F_IPV6 0x8000U
+
+/* Value of afsteer_protect (hash keyed by the pair's index, the route's `pair`): the sender's
+ * sequence number and the receiver's window of one protected pair, with its counters. Created
+ * by the steering writer when the pair is protected, removed with the pair's routes; missing
+ * means no duplication and every copy delivered. */
+struct afsteer_protect {
+	struct bpf_spin_lock lock; /* guards every field below but the dup_* counters */
+	__u32 tx_seq;              /* next sequence number to send (low 15 bits go on the wire) */
+	__u32 rx_top;              /* newest sequence number accepted */
+	__u32 rx_valid;            /* 0 until the first copy (and again after AFSTEER_DEDUP_IDLE_NS) */
+	__u64 rx_last_ns;          /* bpf_ktime_get_ns() of the last copy inside the window */
+	__u64 rx_bits[AFSTEER_DEDUP_WORDS]; /* bit seq % (64 x words): that copy was delivered */
+	__u64 rx_first;            /* copies delivered (the first of each sequence number) */
+	__u64 rx_dup;              /* copies dropped: that sequence number was delivered */
+	__u64 rx_old;              /* copies dropped: older than the window */
+	__u64 dup_packets;         /* second copies sent (atomic adds) */
+	__u64 dup_bytes;
+	__u64 dup_capped;          /* packets sent once: the node's duplication budget was spent */
+};
+
+/* Value of afsteer_dup_budget (array of one): the node-wide token bucket of duplicated bytes.
+ * rate 0 (the map as created) allows no duplication. Written by afsteerd from its config. */
+struct afsteer_dup_budget {
+	struct bpf_spin_lock lock;
+	__u32 pad;
+	__u64 rate;    /* bytes per second */
+	__u64 burst;   /* bucket depth, bytes */
+	__u64 tokens;  /* bytes left */
+	__u64 last_ns; /* last refill */
+};
+
+/* Node-wide protection counters (afsteer_protect_stats, per-CPU array index). */
+enum afsteer_protect_stat {
+	AFSTEER_PSTAT_DUP = 0,          /* second copies sent */
+	AFSTEER_PSTAT_DUP_BYTES = 1,    /* their bytes */
+	AFSTEER_PSTAT_DUP_CAPPED = 2,   /* protected packets sent once: budget spent */
+	AFSTEER_PSTAT_DUP_FAIL = 3,     /* the second copy could not be made or sent */
+	AFSTEER_PSTAT_RX_FIRST = 4,     /* marked copies delivered */
+	AFSTEER_PSTAT_RX_DUP = 5,       /* marked copies dropped as duplicates */
+	AFSTEER_PSTAT_RX_OLD = 6,       /* marked copies dropped as older than the window */
+	AFSTEER_PSTAT_RX_NOSTATE = 7,   /* marked copies delivered without a window (pair unknown) */
+	AFSTEER_PSTAT_MAX = 8,
 };
 
 #endif /* AFSTEER_MAPS_H */

@@ -93,7 +93,8 @@ export const RouteLayout = {
   size: 32,
   fields: {
     wire: { offset: 0, size: 1 },
-    pad: { offset: 1, size: 3 },
+    flags: { offset: 1, size: 1 },
+    pad: { offset: 2, size: 2 },
     generation: { offset: 4, size: 4 },
     pair: { offset: 8, size: 4 },
     remote_ipv4: { offset: 12, size: 4 },
@@ -137,6 +138,40 @@ export const DemandLayout = {
   },
 } as const satisfies StructLayout;
 
+/** struct afsteer_protect (AFSTEER_DEDUP_WORDS = 32) */
+export const ProtectLayout = {
+  name: 'afsteer_protect',
+  size: 328,
+  fields: {
+    lock: { offset: 0, size: 4 },
+    tx_seq: { offset: 4, size: 4 },
+    rx_top: { offset: 8, size: 4 },
+    rx_valid: { offset: 12, size: 4 },
+    rx_last_ns: { offset: 16, size: 8 },
+    rx_bits: { offset: 24, size: 256 },
+    rx_first: { offset: 280, size: 8 },
+    rx_dup: { offset: 288, size: 8 },
+    rx_old: { offset: 296, size: 8 },
+    dup_packets: { offset: 304, size: 8 },
+    dup_bytes: { offset: 312, size: 8 },
+    dup_capped: { offset: 320, size: 8 },
+  },
+} as const satisfies StructLayout;
+
+/** struct afsteer_dup_budget */
+export const DupBudgetLayout = {
+  name: 'afsteer_dup_budget',
+  size: 40,
+  fields: {
+    lock: { offset: 0, size: 4 },
+    pad: { offset: 4, size: 4 },
+    rate: { offset: 8, size: 8 },
+    burst: { offset: 16, size: 8 },
+    tokens: { offset: 24, size: 8 },
+    last_ns: { offset: 32, size: 8 },
+  },
+} as const satisfies StructLayout;
+
 /** Every mirrored struct, for the BTF check. */
 export const ALL_LAYOUTS: readonly StructLayout[] = [
   EndpointLayout,
@@ -149,6 +184,8 @@ export const ALL_LAYOUTS: readonly StructLayout[] = [
   PairCountersLayout,
   RemoteBloomLayout,
   DemandLayout,
+  ProtectLayout,
+  DupBudgetLayout,
 ];
 
 /** Map names and capacities (AFSTEER_MAX_* in the header). */
@@ -163,7 +200,16 @@ export const MAPS = {
   stats: { name: 'afsteer_stats', keySize: 4, valueSize: 8, maxEntries: 8 },
   remoteBloom: { name: 'afsteer_remote_bloom', keySize: 4, valueSize: RemoteBloomLayout.size, maxEntries: 1 },
   demand: { name: 'afsteer_demand', keySize: RouteKeyLayout.size, valueSize: DemandLayout.size, maxEntries: 4096 },
+  protect: { name: 'afsteer_protect', keySize: 4, valueSize: ProtectLayout.size, maxEntries: 8192 },
+  dupBudget: { name: 'afsteer_dup_budget', keySize: 4, valueSize: DupBudgetLayout.size, maxEntries: 1 },
+  protectStats: { name: 'afsteer_protect_stats', keySize: 4, valueSize: 8, maxEntries: 8 },
 } as const;
+
+/** AFSTEER_ROUTE_F_* (afsteer_route.flags) */
+export const RouteFlags = { protect: 1 } as const;
+
+/** enum afsteer_protect_stat, by name. */
+export const ProtectStat = { dup: 0, dupBytes: 1, dupCapped: 2, dupFail: 3, rxFirst: 4, rxDup: 5, rxOld: 6, rxNoState: 7 } as const;
 
 /** enum afsteer_wire */
 export const Wire = { native: 0, ipv4: 4, ipv6: 6 } as const;
@@ -319,6 +365,8 @@ export interface Route {
   /** Index of the pair's counters. */
   pair: number;
   remote: RemotePod;
+  /** AFSTEER_ROUTE_F_PROTECT: this node duplicates the pair's packets (absent = false). */
+  protect?: boolean;
 }
 
 /** Encodes a route value. */
@@ -326,6 +374,7 @@ export function encodeRoute(r: Route): Buffer {
   const f = RouteLayout.fields;
   const b = Buffer.alloc(RouteLayout.size);
   b.writeUInt8(Wire[r.wire], f.wire.offset);
+  b.writeUInt8(r.protect ? RouteFlags.protect : 0, f.flags.offset);
   b.writeUInt32LE(r.generation >>> 0, f.generation.offset);
   b.writeUInt32LE(r.pair, f.pair.offset);
   addressBytes(r.remote.ipv4).copy(b, f.remote_ipv4.offset);
@@ -341,6 +390,7 @@ export function decodeRoute(b: Buffer): Route {
   if (!wire) throw new Error(`unknown wire family ${w} in route`);
   return {
     wire,
+    ...(b.readUInt8(f.flags.offset) & RouteFlags.protect ? { protect: true } : {}),
     generation: b.readUInt32LE(f.generation.offset),
     pair: b.readUInt32LE(f.pair.offset),
     remote: {

@@ -15,8 +15,9 @@ import {
   decodeEndpoint, decodeRemote, decodeRoute, decodeRouteKey, EP_CACHE_SIZE, encodeAddrKey, encodeEndpoint, encodeRemote, encodeRoute,
   encodeRouteKey, MAPS, PairCountersLayout, setRemoteBloomBits, bloomBit, sumPairCounters, type PairCounters, type RemotePod, type WireName,
 } from './maps-layout';
-import { BPF_EXIST, PinnedMap, u32 } from './pinned-map';
+import { BPF_EXIST, BPF_NOEXIST, PinnedMap, u32 } from './pinned-map';
 import { PinDirLock, type WriterLock } from './writer-lock';
+import { decodeProtect, encodeDupBudget, type ProtectCounters, type ProtectionMode } from './protect-maps';
 import { canonical, familyOf } from '../net/ip';
 
 /** Why a steering change was refused. */
@@ -36,6 +37,8 @@ export interface IndexedPair {
   wire: WireName;
   generation: number;
   pair: number;
+  /** The route's AFSTEER_ROUTE_F_PROTECT: this node sends both copies. */
+  protect?: boolean;
 }
 
 /** A first packet from a local pod to a remote pod without a route (afsteer_demand). */
@@ -58,6 +61,9 @@ export interface SteeringMapSet {
   /** Absent in pins made before on-demand negotiation. */
   demand?: MapHandle;
   remoteBloom?: MapHandle;
+  /** Absent in pins made before protected pairs. */
+  protect?: MapHandle;
+  dupBudget?: MapHandle;
 }
 
 const indexKey = (ifindex: number, remoteIpv6: string) => `${ifindex}|${remoteIpv6}`;
@@ -85,6 +91,8 @@ export function openSteeringMaps(pinDir: string): SteeringMapSet {
     pairCounters: open({ ...MAPS.pairCounters, valueSize: PairCountersLayout.size })!,
     demand: open(MAPS.demand, true),
     remoteBloom: open(MAPS.remoteBloom, true),
+    protect: open(MAPS.protect, true),
+    dupBudget: open(MAPS.dupBudget, true),
   };
 }
 
@@ -151,7 +159,7 @@ export class SteeringWriter {
       // Either route of a pair indexes it (its value names both addresses): a pair left half
       // written by a crash between the two updates is still seen, and cleared or rewritten whole.
       const pk = indexKey(key.ifindex, r.remote.ipv6);
-      if (key.family === 6 || !this.pairs.has(pk)) this.pairs.set(pk, { ifindex: key.ifindex, remote: r.remote, wire: r.wire, generation: r.generation, pair: r.pair });
+      if (key.family === 6 || !this.pairs.has(pk)) this.pairs.set(pk, { ifindex: key.ifindex, remote: r.remote, wire: r.wire, generation: r.generation, pair: r.pair, ...(r.protect ? { protect: true } : {}) });
     }
     this.remoteByAddr.clear();
     for (const k of this.maps.remotes.keys()) {
@@ -285,7 +293,8 @@ export class SteeringWriter {
         // The bloom bits go in before the routes exist, or the routes' first packets would skip them.
         this.writeEndpointRoutes(ifindex, [remote.ipv4, remote.ipv6], 2);
       }
-      const value = encodeRoute({ wire, generation, pair, remote });
+      const protect = existing?.protect === true;
+      const value = encodeRoute({ wire, generation, pair, remote, protect });
       this.maps.routes.update(encodeRouteKey(ifindex, remote.ipv6), value, 0, MAPS.routes.maxEntries);
       try {
         this.maps.routes.update(encodeRouteKey(ifindex, remote.ipv4), value, 0, MAPS.routes.maxEntries);
@@ -297,7 +306,52 @@ export class SteeringWriter {
         throw err;
       }
       this.usedPairIdx.add(pair);
-      this.pairs.set(indexKey(ifindex, remote.ipv6), { ifindex, remote, wire, generation, pair });
+      this.pairs.set(indexKey(ifindex, remote.ipv6), { ifindex, remote, wire, generation, pair, ...(protect ? { protect: true } : {}) });
+    });
+  }
+
+  /**
+   * Sets what this node does for a routed pair's protection: 'send' duplicates its packets (the
+   * route's protect flag) and deduplicates, 'dedup' only deduplicates what arrives, 'off' neither
+   * (its window is removed: copies in flight are all delivered). The window (afsteer_protect) is
+   * created before the flag is set, so a protected packet never lacks its sequence number.
+   * False when the pair has no route, or the pins predate protection.
+   */
+  setProtection(ifindex: number, remoteAddress: string, mode: ProtectionMode): boolean {
+    return this.change(() => {
+      const p = this.getPair(ifindex, remoteAddress);
+      const m = this.maps.protect;
+      if (!p || !m) return false;
+      const key = u32(p.pair);
+      if (mode !== 'off' && !m.lookup(key)) m.update(key, Buffer.alloc(MAPS.protect.valueSize), BPF_NOEXIST, MAPS.protect.maxEntries);
+      const send = mode === 'send';
+      if ((p.protect === true) !== send) {
+        const value = encodeRoute({ wire: p.wire, generation: p.generation, pair: p.pair, remote: p.remote, protect: send });
+        this.maps.routes.update(encodeRouteKey(ifindex, p.remote.ipv6), value, BPF_EXIST);
+        this.maps.routes.update(encodeRouteKey(ifindex, p.remote.ipv4), value, BPF_EXIST);
+        const next: IndexedPair = { ...p };
+        if (send) next.protect = true;
+        else delete next.protect;
+        this.pairs.set(indexKey(ifindex, p.remote.ipv6), next);
+      }
+      if (mode === 'off') m.delete(key);
+      return true;
+    });
+  }
+
+  /** A pair's protection counters, when it has a window. */
+  protectCounters(ifindex: number, remoteAddress: string): ProtectCounters | undefined {
+    const p = this.getPair(ifindex, remoteAddress);
+    const v = p && this.maps.protect?.lookup(u32(p.pair));
+    return v ? decodeProtect(v) : undefined;
+  }
+
+  /** Sets the node-wide budget of duplicated bytes (rate bytes/s, burst bytes; 0 allows none); false when the pins predate it. */
+  setDupBudget(rateBytesPerSec: number, burstBytes: number): boolean {
+    return this.change(() => {
+      if (!this.maps.dupBudget) return false;
+      this.maps.dupBudget.update(u32(0), encodeDupBudget(rateBytesPerSec, burstBytes));
+      return true;
     });
   }
 
@@ -319,6 +373,7 @@ export class SteeringWriter {
         if (p.ifindex !== ifindex) continue;
         this.pairs.delete(indexKey(ifindex, p.remote.ipv6));
         this.usedPairIdx.delete(p.pair);
+        this.maps.protect?.delete(u32(p.pair));
       }
       this.writeEndpointRoutes(ifindex, [], 0);
     });
@@ -329,6 +384,7 @@ export class SteeringWriter {
     this.maps.routes.delete(encodeRouteKey(p.ifindex, p.remote.ipv4));
     this.pairs.delete(indexKey(p.ifindex, p.remote.ipv6));
     this.usedPairIdx.delete(p.pair);
+    this.maps.protect?.delete(u32(p.pair));
     this.writeEndpointRoutes(p.ifindex, [], 0);
   }
 

@@ -60,6 +60,8 @@ export interface PairRow {
   generation: number;
   /** The pair's counter index (afsteer_pair_counters). */
   pair: number;
+  /** This node sends both copies of the pair's packets (protected). */
+  protect?: boolean;
   counters?: PairCounters;
 }
 
@@ -70,7 +72,7 @@ export function listPairs(pinDir: string): PairRow[] {
       const counters = w.pairCounters(p.ifindex, p.remote.ipv6);
       return {
         ifindex: p.ifindex, remoteIpv6: p.remote.ipv6, remoteIpv4: p.remote.ipv4, wire: p.wire, generation: p.generation, pair: p.pair,
-        ...(counters ? { counters } : {}),
+        ...(p.protect ? { protect: true } : {}), ...(counters ? { counters } : {}),
       };
     }),
   );

@@ -25,8 +25,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadState, removeState, saveState, type AttachmentState } from '../node/attachments';
 import { notifyDaemon } from './notify';
-import { parsePolicyArg } from '../policy/cni-arg';
-import type { Policy } from '../policy/schema';
+import { parsePolicyArg, parseProtectArg } from '../policy/cni-arg';
+import type { PodPolicy } from '../policy/schema';
 import { compareVersions } from './version';
 
 /** Bytes the outer header of a steered packet takes (IPv6 40 ≥ IPv4 20). */
@@ -171,16 +171,31 @@ export async function cmdAdd(conf: NetConf, env: CniEnv): Promise<Record<string,
   return out;
 }
 
-/** The pod's policy: CNI_ARGS AFSTEER_POLICY, else the config's `policy`, else none (afsteerd's default). */
-function podPolicy(conf: NetConf, env: CniEnv): Policy | undefined {
+/**
+ * The pod's policy: CNI_ARGS AFSTEER_POLICY for its criterion and AFSTEER_PROTECT for its
+ * protection, each else the config's `policy`, else none (afsteerd's default).
+ */
+function podPolicy(conf: NetConf, env: CniEnv): PodPolicy | undefined {
   const arg = env.args.get('AFSTEER_POLICY');
-  if (arg === undefined) return conf.policy;
-  const p = parsePolicyArg(arg);
-  if (typeof p === 'string') throw new CniError(CniCode.InvalidEnv, `invalid CNI_ARGS: ${p}`);
-  return p;
+  const protectArg = env.args.get('AFSTEER_PROTECT');
+  let sel: PodPolicy | undefined = conf.policy && { ...conf.policy };
+  if (sel) delete sel.protect;
+  if (arg !== undefined) {
+    const p = parsePolicyArg(arg);
+    if (typeof p === 'string') throw new CniError(CniCode.InvalidEnv, `invalid CNI_ARGS: ${p}`);
+    sel = p;
+  }
+  let protect = conf.policy?.protect;
+  if (protectArg !== undefined) {
+    const m = parseProtectArg(protectArg);
+    if (!(m === 'off' || m === 'on-suspicion' || m === 'always')) throw new CniError(CniCode.InvalidEnv, `invalid CNI_ARGS: ${m}`);
+    protect = m;
+  }
+  if (!sel && !protect) return undefined;
+  return { ...sel, ...(protect ? { protect } : {}) };
 }
 
-function addLocked(conf: NetConf, env: CniEnv, prev: Result, ns: NetnsHandle, policy: Policy | undefined): Promise<Record<string, unknown>> {
+function addLocked(conf: NetConf, env: CniEnv, prev: Result, ns: NetnsHandle, policy: PodPolicy | undefined): Promise<Record<string, unknown>> {
   log.debug('add: start');
   tracePhase('add: start');
   return withNodeLock(conf, async () => {

@@ -4,7 +4,7 @@ import { DEFAULT_CONTROL_SOCKET, DEFAULT_PIN_DIR, DEFAULT_STATE_DIR } from '../d
 import { CniCode, CniError } from './errors';
 import { logFileProblem, normalizePath, pathProblem } from './paths';
 import { isSupported, SUPPORTED_VERSIONS } from './version';
-import { PolicySchema } from '../policy/schema';
+import { PodPolicySchema } from '../policy/schema';
 
 /** A path key: absolute, no NUL/control characters, no '.'/'..' components (see paths.ts); normalised. */
 const absPath = () =>
@@ -44,8 +44,8 @@ export const NetConfSchema = z.looseObject({
   lockTimeoutMs: z._default(z.number().check(z.int(), z.gt(0)), 60000),
   /** afsteerd's control socket, told of each ADD/DEL (best effort). */
   daemonSocket: z._default(absPath(), DEFAULT_CONTROL_SOCKET),
-  /** The pods' negotiation policy (CNI_ARGS AFSTEER_POLICY overrides it); default: afsteerd's. */
-  policy: z.optional(PolicySchema),
+  /** The pods' negotiation policy and protection (CNI_ARGS AFSTEER_POLICY / AFSTEER_PROTECT override them); what it leaves out is afsteerd's. */
+  policy: z.optional(PodPolicySchema),
 });
 
 /** A parsed and defaulted afsteer network config. */
@@ -65,7 +65,7 @@ export const KEY_RULES: ReadonlyMap<string, string> = new Map([
   ['logLevel', 'one of "debug", "info", "warn", "error"'],
   ['lockTimeoutMs', 'a positive integer (milliseconds)'],
   ['daemonSocket', 'an absolute path'],
-  ['policy', 'an object {"criterion": "lowest-latency" | "lowest-loss" | "weighted", "weights"?: {"latency", "jitter", "loss"}}'],
+  ['policy', 'an object {"criterion": "lowest-latency" | "lowest-loss" | "weighted", "weights"?: {"latency", "jitter", "loss"}, "protect"?: "off" | "on-suspicion" | "always"}'],
 ]);
 
 /** One readable line per zod issue: "mtu must be an integer between 1280 and 65535 (got 3.5)". */
@@ -78,7 +78,9 @@ export function describeIssues(issues: readonly z.core.$ZodIssue[], raw: unknown
       let got: unknown = raw;
       for (const p of i.path) got = got !== null && typeof got === 'object' && Object.hasOwn(got, p as PropertyKey) ? (got as Record<PropertyKey, unknown>)[p as PropertyKey] : undefined;
       const shown = got === undefined ? 'nothing' : (JSON.stringify(got) ?? String(got)).slice(0, 60);
-      return rule && i.path.length === 1 ? `${key} must be ${rule} (got ${shown})` : `${key}: ${i.message} (got ${shown})`;
+      if (rule && i.path.length === 1) return `${key} must be ${rule} (got ${shown})`;
+      if (i.code === 'invalid_value') return `${key} must be one of ${i.values.map((v) => JSON.stringify(v)).join(', ')} (got ${shown})`;
+      return `${key}: ${i.message} (got ${shown})`;
     })
     .join('; ');
 }

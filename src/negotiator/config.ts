@@ -104,6 +104,17 @@ export const DaemonConfigSchema = z.strictObject({
     { static: [] },
   ),
   policy: z._default(PolicySchema, { criterion: 'lowest-latency' }),
+  /** Protected pairs (policy.protect): the node-wide cap on duplicated bytes, and when on-suspicion stops. */
+  protection: z.prefault(z.strictObject({
+    /** Duplicated bytes per second this node may send, all pairs together (default 12.5 MB/s = 100 Mbit/s); 0 allows none. */
+    budgetBytesPerSecond: z._default(z.number().check(z.int(), z.gte(0, 'must be ≥ 0'), z.lte(1e11, 'must be ≤ 1e11')), 12_500_000),
+    /** Burst of the budget, bytes (default: a tenth of a second of the rate, at least 64 KiB). */
+    burstBytes: z.optional(z.number().check(z.int(), z.gte(0, 'must be ≥ 0'), z.lte(1e10, 'must be ≤ 1e10'))),
+    /** This node deduplicates protected pairs and announces it (dedup-v1); false: it behaves as a node without protection (no pair of it is protected). */
+    dedup: z._default(z.boolean(), true),
+    /** on-suspicion: how long the pair's families must look healthy (and a switch be past) before duplication stops. */
+    settleMs: ms(0, 600_000, 2000),
+  }), {}),
   timers: z.prefault(z.strictObject({
     announceIntervalMs: ms(50, 60_000, 1000),
     /** An unchanged announcement is repeated to every peer this often (default: a quarter of peerTimeoutMs); a change goes at once. */

@@ -3,12 +3,14 @@
  * its own file: receiver.ts (authenticate → replay window → dispatch), discovery.ts
  * (announcements → peers.ts and remotes.ts), prober.ts (probes per peer and family),
  * negotiation.ts (pair messages, the leader's evaluation), pair-lifecycle.ts (create, adopt,
- * reconcile, drop), housekeeping below, status.ts. Decisions live in pure modules (protocol/,
+ * reconcile, drop), protection.ts (protected pairs: mode, suspicion, dedup window, duplication),
+ * housekeeping below, status.ts. Decisions live in pure modules (protocol/,
  * probe/path.ts, policy.ts, pair.ts, rules.ts). The transport, the clock, the map writer and the
  * local-pod reader are injected, so tests can run several daemons in one process.
  */
 import type { SteeringWriter } from '../bpf/steering-writer';
 import { canonical } from '../net/ip';
+import { effectivePolicy } from '../policy/schema';
 import { log } from '../util/log';
 import type { Cancel, Clock } from './clock';
 import type { DaemonConfig } from './config';
@@ -24,6 +26,7 @@ import { EchoReflector } from './echo-reflector';
 import { ECHO_CAPABILITY, Prober } from './prober';
 import { decodeEcho, echoPortOf } from './protocol/echo';
 import { PinStore, preferTarget } from './prefer';
+import { Protection } from './protection';
 import { Receiver } from './receiver';
 import { RemoteRegistry } from './remotes';
 import { isIdle, probeTickMs } from './rules';
@@ -89,6 +92,7 @@ export class Daemon {
   private readonly switches = new SwitchLog();
   private readonly remotes: RemoteRegistry;
   private readonly prober: Prober;
+  private readonly protection: Protection;
   private readonly lifecycle: PairLifecycle;
   private readonly negotiation: Negotiation;
   private readonly discovery: Discovery;
@@ -111,13 +115,16 @@ export class Daemon {
     this.local = new LocalPods(deps.readLocal);
     this.remotes = new RemoteRegistry(writer, cfg.timers.remoteRetentionMs);
     this.prober = new Prober(cfg.probe, probeTickMs(cfg.probe.activeIntervalMs), sender, this.counters);
-    this.lifecycle = new PairLifecycle(cfg, clock, writer, this.pairs, this.peers, this.local, this.prober, this.switches);
-    this.negotiation = new Negotiation(cfg, clock, sender, writer, this.peers, this.pairs, this.local, this.lifecycle, this.prober, this.counters);
+    this.protection = new Protection(cfg, clock, writer, this.counters);
+    this.prober.onProbeLost = (peer) => this.protection.review(peer, this.pairs.ofPeer(peer.node).map(([, p]) => p));
+    this.lifecycle = new PairLifecycle(cfg, clock, writer, this.pairs, this.peers, this.local, this.prober, this.switches, this.protection);
+    this.negotiation = new Negotiation(cfg, clock, sender, writer, this.peers, this.pairs, this.local, this.lifecycle, this.prober, this.counters, this.protection);
     this.lifecycle.onCreated = (peer) => this.negotiation.send(peer);
     this.pins = new PinStore(deps.pinsDir, (err) => log.error('operator pins not loaded', { error: err.message }));
     this.negotiation.pins = this.pins;
     this.echo = deps.echoTransport && new EchoReflector(deps.echoTransport, echoPortOf(cfg.port));
     this.discovery = new Discovery(cfg, deps.addresses, clock, sender, this.peers, this.pairs, this.local, this.remotes, this.lifecycle);
+    this.discovery.extraCapabilities = this.protection.capabilities();
     this.receiver = new Receiver(deps.key, cfg.nodeName, this.counters, {
       announce: (f, a, src) => {
         this.discovery.receive(f.node, a, src);
@@ -175,6 +182,7 @@ export class Daemon {
     // claimed by an announcement or the retention runs out.
     this.remotes.retainAll(this.clock.now());
     const adopted = this.lifecycle.loadOrphans();
+    this.protection.applyBudget();
     const mc = this.cfg.discovery.multicast;
     await this.transport.start(this.deps.addresses, mc ? mc : undefined, (b, src) => this.receiver.receive(b, src));
     if (this.echo) {
@@ -260,7 +268,7 @@ export class Daemon {
       for (const [k, p] of [...this.pairs.entries()]) if (p.localCnf === cnf) this.lifecycle.drop(k, 'local pod gone');
     }
     for (const n of change.policyChanged) {
-      for (const p of this.pairs.values()) if (p.localCnf === n.cnf) p.policy = n.policy!;
+      for (const p of this.pairs.values()) if (p.localCnf === n.cnf) p.policy = effectivePolicy(n.policy, this.cfg.policy);
     }
     // Re-reading every route and remote is O(N) syscalls (20,000 for 1,000 peers of 10 pods): a
     // healer against writes outside the writer lock, once per mapsResyncMs, never on an ADD/DEL.
@@ -316,7 +324,7 @@ export class Daemon {
   status(): StatusReport {
     return buildStatus({
       cfg: this.cfg, epoch: this.epoch, addresses: this.deps.addresses, local: this.local, peers: this.peers, pairs: this.pairs,
-      switches: this.switches, counters: this.counters, sendErrors: this.transport.sendErrors,
+      switches: this.switches, counters: this.counters, sendErrors: this.transport.sendErrors, protection: this.protection,
     }, this.clock.now(), this.startedAt, { etcd: this.discoveryStatus?.(), pins: this.pins.list() });
   }
 }

@@ -30,6 +30,8 @@ export class Discovery {
   readonly capabilities = [...CAPABILITIES];
   /** More targets to announce to (e.g. from etcd), besides the static and known peers. */
   extraTargets: () => Iterable<Target> = () => [];
+  /** Capabilities announced besides CAPABILITIES (protection's dedup-v1). */
+  extraCapabilities: readonly string[] = [];
 
   constructor(
     private readonly cfg: DaemonConfig,
@@ -62,7 +64,7 @@ export class Discovery {
       addresses: this.addresses,
       port: this.cfg.port,
       supported_families: FAMILIES.filter((f) => addressOf(this.addresses, f)).map(familyName),
-      capabilities: this.capabilities,
+      capabilities: [...this.capabilities, ...this.extraCapabilities],
     };
     const now = this.clock.now();
     const said = JSON.stringify([base, eps]);

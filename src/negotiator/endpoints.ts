@@ -1,7 +1,7 @@
 /** This node's pods as afsteerd knows them: read from the plugin's state files. */
 import { cnfIdOf, listStates } from '../node/attachments';
 import { canonical } from '../net/ip';
-import type { Policy } from '../policy/schema';
+import type { PodPolicy } from '../policy/schema';
 import { CnfIdSchema } from './protocol/messages';
 
 /** A local pod (one attachment). */
@@ -13,7 +13,7 @@ export interface LocalEndpoint {
   ipv4?: string;
   ipv6?: string;
   /** The pod's own policy (plugin config / CNI_ARGS), if it has one. */
-  policy?: Policy;
+  policy?: PodPolicy;
 }
 
 /** Every local endpoint of the state dir, by CNF id (unreadable files are reported and skipped). */
@@ -25,7 +25,7 @@ export function readLocalEndpoints(stateDir: string, onError: (file: string, err
       onError(`${s.containerId}_${s.ifname}.json`, new Error(`CNF id ${JSON.stringify(cnf)} cannot travel in the protocol`));
       continue;
     }
-    const policy = (s as { policy?: Policy }).policy;
+    const policy = (s as { policy?: PodPolicy }).policy;
     out.set(cnf, {
       cnf, containerId: s.containerId, ifname: s.ifname, ifindex: s.hostIfindex,
       ...(s.ipv4 ? { ipv4: canonical(s.ipv4) } : {}), ...(s.ipv6 ? { ipv6: canonical(s.ipv6) } : {}),

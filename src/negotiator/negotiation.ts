@@ -20,6 +20,7 @@ import { payloadRoom } from './protocol/frame';
 import type { Negotiate, PairMessage } from './protocol/messages';
 import { packNegotiate } from './protocol/pack';
 import { isStaleRound } from './rules';
+import { Protection } from './protection';
 import type { Sender } from './sender';
 
 /** Negotiation messages in and out, and evaluation. */
@@ -38,22 +39,25 @@ export class Negotiation {
     private readonly lifecycle: PairLifecycle,
     private readonly prober: Prober,
     private readonly counters: DaemonCounters,
+    private readonly protection: Protection,
   ) {}
 
-  /** This node's entry for a pair in a negotiation message. */
+  /** This node's entry for a pair in a negotiation message (pinned only to a prefer-v1 peer, protect fields only to one that deduplicates). */
   private pairMessage(p: PairState, metrics: PairMetrics, peer: Peer): PairMessage {
-    const pinned = peer.capabilities?.includes(PREFER_CAPABILITY) ? this.pins?.ownPin(p)?.family : undefined;
+    const pinned = peer.capabilities.includes(PREFER_CAPABILITY) ? this.pins?.ownPin(p)?.family : undefined;
+    const protect = this.protection.speaksTo(peer) ? this.protection.advert(p) : undefined;
     return {
       source_CNF_ID: p.localCnf,
       destination_CNF_ID: p.remoteCnf,
       supported_families: ['IPv4', 'IPv6'],
       performance_metrics: metrics,
       preferred_family: agreedPreference(p),
-      policy: p.policy,
+      policy: this.protection.speaksTo(peer) ? p.policy : Protection.legacyPolicy(p.policy),
       decap: this.writer.remoteByAddress(p.remote.ipv6) !== undefined,
       round: p.round,
       active: this.clock.now() - p.lastActiveAt < this.cfg.timers.pairIdleMs,
       ...(pinned ? { pinned } : {}),
+      ...(protect ?? {}),
     };
   }
 
@@ -82,7 +86,7 @@ export class Negotiation {
     for (const d of m.dropped ?? []) {
       const [src, dst] = d.split('|');
       const p = this.pairs.get(pairKey(dst ?? '', src ?? ''));
-      if (p && p.peerNode === peer.node && p.peer) p.peer = { ...p.peer, active: false, decap: p.peer.decap };
+      if (p && p.peerNode === peer.node && p.peer) p.peer = { ...p.peer, active: false, decap: p.peer.decap, dedup: false, dup: false };
     }
     let reply = false;
     for (const e of m.pairs) {
@@ -106,7 +110,12 @@ export class Negotiation {
       }
       if (isStaleRound(p, e.round, epoch)) continue;
       if (!p.peer?.decap && e.decap) reply = true;
-      p.peer = { preferred: e.preferred_family, round: e.round, epoch, decap: e.decap, active: e.active, metrics: e.performance_metrics, policy: e.policy, at: now, ...(e.pinned ? { pinned: e.pinned } : {}) };
+      if (!p.peer?.dedup && e.dedup) reply = true;
+      p.peer = {
+        preferred: e.preferred_family, round: e.round, epoch, decap: e.decap, active: e.active, metrics: e.performance_metrics, policy: e.policy, at: now,
+        ...(e.pinned ? { pinned: e.pinned } : {}),
+        ...(e.protect !== undefined ? { protect: e.protect } : {}), ...(e.dedup !== undefined ? { dedup: e.dedup } : {}), ...(e.dup !== undefined ? { dup: e.dup } : {}),
+      };
       if (e.active) p.lastActiveAt = Math.max(p.lastActiveAt, now);
       if (p.adopted) {
         p.adopted = false;
@@ -114,7 +123,8 @@ export class Negotiation {
       }
       this.lifecycle.reconcile(p);
     }
-    if (reply) this.send(peer);
+    // A change of this node's protection (a window made, duplication started) is told at once.
+    if (reply || peer.negotiateDue) this.send(peer);
   }
 
   /** The leader's evaluation of every pair with a peer; tells the peer of a decision at once. */

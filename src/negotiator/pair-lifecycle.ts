@@ -6,6 +6,7 @@
  */
 import type { WireName } from '../bpf/maps-layout';
 import type { SteeringWriter } from '../bpf/steering-writer';
+import { effectivePolicy } from '../policy/schema';
 import { log } from '../util/log';
 import { FAMILIES } from '../net/family';
 import type { Clock } from './clock';
@@ -19,6 +20,7 @@ import type { Prober } from './prober';
 import { probeSoon } from './probe/path';
 import type { AnnouncedEndpoint } from './protocol/messages';
 import { adoptionHolds, orphansExpired } from './rules';
+import type { Protection } from './protection';
 import type { SwitchLog } from './switch-log';
 import type { LocalPods } from './local-pods';
 
@@ -45,6 +47,7 @@ export class PairLifecycle {
     private readonly local: LocalPods,
     private readonly prober: Prober,
     private readonly switches: SwitchLog,
+    private readonly protection: Protection,
   ) {}
 
   /** Remembers every pair the maps hold (a previous run's) as an orphan to adopt; returns how many. */
@@ -57,7 +60,7 @@ export class PairLifecycle {
   private base(l: LocalEndpoint, peer: Peer, e: AnnouncedEndpoint) {
     return {
       localCnf: l.cnf, remoteCnf: e.cnf, peerNode: peer.node, ifindex: l.ifindex, remote: { ipv4: e.ipv4, ipv6: e.ipv6 },
-      policy: l.policy ?? this.cfg.policy, leader: isLeader(l.cnf, e.cnf, this.cfg.nodeName, peer.node),
+      policy: effectivePolicy(l.policy, this.cfg.policy), leader: isLeader(l.cnf, e.cnf, this.cfg.nodeName, peer.node),
     };
   }
 
@@ -103,7 +106,7 @@ export class PairLifecycle {
     this.orphans.clear();
   }
 
-  /** Brings the pair's route to the wire its state calls for. */
+  /** Brings the pair's route to the wire its state calls for, then its protection. */
   reconcile(p: PairState, mine?: PairMetrics): void {
     const peer = this.peers.get(p.peerNode);
     const now = this.clock.now();
@@ -114,8 +117,8 @@ export class PairLifecycle {
     }
     const { wire, reason } = sendingWire(p, mine ?? (peer ? this.prober.metricsOf(peer) : {}), alive, { now, maxAgeMs: this.cfg.timers.peerTimeoutMs });
     const inMap = this.writer.getPair(p.ifindex, p.remote.ipv6);
-    if (wire === p.wire && inMap?.wire === wire) return;
-    this.write(p, wire, reason);
+    if (wire !== p.wire || inMap?.wire !== wire) this.write(p, wire, reason);
+    this.protection.reconcile(p, peer);
   }
 
   /** Writes the pair's wire; a switch is logged and recorded. A failing write is logged and left for the next reconcile. */

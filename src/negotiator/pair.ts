@@ -11,7 +11,8 @@
  */
 import type { WireName } from '../bpf/maps-layout';
 import { otherName } from '../net/family';
-import type { Policy } from '../policy/schema';
+import type { Policy, ProtectMode } from '../policy/schema';
+import type { PairProtection } from './protection';
 import type { FamilyMetrics, FamilyName } from './protocol/messages';
 import { evaluate, initialSelection, type PairMetrics, type PolicyParams, type Preference, type SelectionState } from './policy';
 
@@ -28,6 +29,10 @@ export interface PeerView {
   at: number;
   /** The peer's operator pin for the pair, if any (prefer-v1). */
   pinned?: FamilyName;
+  /** Protection, from a peer that announces dedup-v1: its agreed mode, its dedup window, its duplication. */
+  protect?: ProtectMode;
+  dedup?: boolean;
+  dup?: boolean;
 }
 
 /** The daemon's state of one pair. */
@@ -54,6 +59,8 @@ export interface PairState {
   adopted: boolean;
   /** An operator pin in force for the pair (prefer.ts), and whether the pinned family is what the pair uses. */
   pin?: PinInfo;
+  /** This node's protection of the pair (protection.ts), once reconciled. */
+  protection?: PairProtection;
 }
 
 /** An operator pin as applied to one pair. */

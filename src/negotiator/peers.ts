@@ -24,8 +24,8 @@ export interface Peer {
   negotiateDue: boolean;
   /** Pairs dropped since the last negotiation message ("local|remote" as this node names them). */
   dropped: Set<string>;
-  /** The capabilities it announced (e.g. prefer-v1: it understands a pair's `pinned`). */
-  capabilities?: string[];
+  /** The capabilities of its last announcement. */
+  capabilities: readonly string[];
 }
 
 /** Every peer this node knows, by node name. */
@@ -65,7 +65,7 @@ export class PeerTable {
   getOrAdd(node: string, port: number, now: number, via: Family, addresses: unknown): Peer {
     let peer = this.peers.get(node);
     if (!peer) {
-      peer = { node, addresses: {}, port, lastHeard: {}, lastHeardAny: now, endpoints: new Map(), paths: {}, lastNegotiateAt: 0, negotiateDue: false, dropped: new Set() };
+      peer = { node, addresses: {}, port, lastHeard: {}, lastHeardAny: now, endpoints: new Map(), paths: {}, lastNegotiateAt: 0, negotiateDue: false, dropped: new Set(), capabilities: [] };
       this.peers.set(node, peer);
       log.info('peer discovered', { peer: node, addresses, via: familyName(via) });
     }

@@ -35,6 +35,8 @@ export class Prober {
   private ticks = 0;
   /** Peers visited on every tick: those with pairs at the last full scan, or hurried since. */
   private readonly fast = new Set<Peer>();
+  /** Called once per tick for each peer where a probe was just counted lost (protection's first sign of trouble). */
+  onProbeLost: (peer: Peer) => void = () => {};
 
   constructor(
     private readonly prm: ProbeParams & { minSamples: number },
@@ -57,14 +59,17 @@ export class Prober {
       const active = isActive(peer);
       if (scan && active) this.fast.add(peer);
       let blackholed = false;
+      let lost = false;
       for (const f of FAMILIES) {
         const path = peer.paths[f];
         const to = addressOf(peer.addresses, f);
         if (!path || !to) continue;
+        const lostBefore = path.consecutiveLost;
         if (expire && expireProbes(path, now, this.prm)) {
           log.warn('blackhole', { peer: peer.node, family: familyName(f), consecutiveLost: path.consecutiveLost });
           blackholed = true;
         }
+        if (path.consecutiveLost > lostBefore) lost = true;
         if (probeDue(path, now)) {
           const id = probeSent(path, now, active, this.prm);
           const probe: Probe = { family: f, active, id, t1: BigInt(Math.round(now * 1000)), nonce: path.nonce };
@@ -74,6 +79,7 @@ export class Prober {
         }
       }
       if (blackholed) changed.push(peer);
+      if (lost) this.onProbeLost(peer);
     }
     return changed;
   }

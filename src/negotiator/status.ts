@@ -1,5 +1,6 @@
 /** What `afsteerd status` shows, as a typed report built from the daemon's parts. */
 import { FAMILIES, familyName } from '../net/family';
+import { effectivePolicy, type ProtectMode } from '../policy/schema';
 import type { DaemonConfig } from './config';
 import type { DaemonCounters } from './counters';
 import type { LocalPods } from './local-pods';
@@ -9,6 +10,7 @@ import type { PeerTable } from './peers';
 import type { Preference } from './policy';
 import { pathMetrics } from './probe/path';
 import type { FamilyMetrics } from './protocol/messages';
+import type { PairProtectStatus, Protection } from './protection';
 import type { SwitchEvent, SwitchLog } from './switch-log';
 import type { WireName } from '../bpf/maps-layout';
 
@@ -48,6 +50,21 @@ export interface PairStatus {
   adopted: boolean;
   /** An operator pin in force (`afsteerd prefer`): honoured false while its family is blackholed. */
   pin: PinInfo | null;
+  /** Its protection: agreed mode, what this node wrote (off / dedup / send), duplicating, the peer's side, counters. */
+  protection: PairProtectStatus;
+}
+
+/** This node's protection: whether it deduplicates, its budget, and the pairs' duplication summed. */
+export interface ProtectionStatus {
+  dedup: boolean;
+  budgetBytesPerSecond: number;
+  burstBytes: number;
+  protectedPairs: number;
+  duplicatingPairs: number;
+  dupPackets: number;
+  dupBytes: number;
+  dupCapped: number;
+  rxDup: number;
 }
 
 /** Everything `afsteerd status` shows. */
@@ -57,11 +74,12 @@ export interface StatusReport {
   uptimeMs: number;
   addresses: { ipv4?: string; ipv6?: string };
   port: number;
-  endpoints: { cnf: string; ifindex: number; ipv4?: string; ipv6?: string; policy: string }[];
+  endpoints: { cnf: string; ifindex: number; ipv4?: string; ipv6?: string; policy: string; protect: ProtectMode }[];
   peers: PeerStatus[];
   pairs: PairStatus[];
   switches: SwitchEvent[];
   switchesTotal: number;
+  protection: ProtectionStatus;
   counters: DaemonCounters & { sendErrors: { 4: number; 6: number } };
   /** etcd discovery (reachable, outages, targets, refused records), when configured. */
   etcd?: unknown;
@@ -80,18 +98,28 @@ export interface StatusSources {
   switches: SwitchLog;
   counters: DaemonCounters;
   sendErrors: { 4: number; 6: number };
+  protection: Protection;
 }
 
 /** Builds the report at time now (uptime counted from startedAt). */
 export function buildStatus(s: StatusSources, now: number, startedAt: number, extra: Pick<StatusReport, 'etcd' | 'pins'> = {}): StatusReport {
   const r = (x: number) => Math.round(x);
+  const pairs: PairStatus[] = [...s.pairs.values()].map((p) => ({
+    local: p.localCnf, remote: p.remoteCnf, peer: p.peerNode, leader: p.leader,
+    policy: p.policy.criterion, preferred: agreedPreference(p), wire: p.wire, reason: p.wireReason,
+    lastChange: p.selection.lastChange ? { ...p.selection.lastChange, msAgo: r(now - p.selection.lastChange.at) } : null,
+    heldDown: p.selection.heldDown && p.selection.heldDown.until > now ? { family: p.selection.heldDown.family, msLeft: r(p.selection.heldDown.until - now) } : null,
+    peerDecap: p.peer?.decap ?? false, round: p.round, adopted: p.adopted, pin: p.pin ?? null,
+    protection: s.protection.status(p),
+  }));
+  const sum = (k: 'dupPackets' | 'dupBytes' | 'dupCapped' | 'rxDup') => pairs.reduce((a, p) => a + (p.protection.counters?.[k] ?? 0), 0);
   return {
     node: s.cfg.nodeName,
     epoch: String(s.epoch),
     uptimeMs: r(now - startedAt),
     addresses: s.addresses,
     port: s.cfg.port,
-    endpoints: [...s.local.values()].map((l) => ({ cnf: l.cnf, ifindex: l.ifindex, ipv4: l.ipv4, ipv6: l.ipv6, policy: (l.policy ?? s.cfg.policy).criterion })),
+    endpoints: [...s.local.values()].map((l) => ({ cnf: l.cnf, ifindex: l.ifindex, ipv4: l.ipv4, ipv6: l.ipv6, policy: effectivePolicy(l.policy, s.cfg.policy).criterion, protect: effectivePolicy(l.policy, s.cfg.policy).protect ?? 'off' })),
     peers: [...s.peers.values()].map((p) => ({
       node: p.node,
       addresses: p.addresses,
@@ -110,15 +138,14 @@ export function buildStatus(s: StatusSources, now: number, startedAt: number, ex
         return [familyName(f), fs];
       })),
     })),
-    pairs: [...s.pairs.values()].map((p) => ({
-      local: p.localCnf, remote: p.remoteCnf, peer: p.peerNode, leader: p.leader,
-      policy: p.policy.criterion, preferred: agreedPreference(p), wire: p.wire, reason: p.wireReason,
-      lastChange: p.selection.lastChange ? { ...p.selection.lastChange, msAgo: r(now - p.selection.lastChange.at) } : null,
-      heldDown: p.selection.heldDown && p.selection.heldDown.until > now ? { family: p.selection.heldDown.family, msLeft: r(p.selection.heldDown.until - now) } : null,
-      peerDecap: p.peer?.decap ?? false, round: p.round, adopted: p.adopted, pin: p.pin ?? null,
-    })),
+    pairs,
     switches: s.switches.last(20),
     switchesTotal: s.switches.total,
+    protection: {
+      dedup: s.protection.enabled, budgetBytesPerSecond: s.protection.enabled ? s.cfg.protection.budgetBytesPerSecond : 0, burstBytes: s.protection.enabled ? s.protection.burstBytes() : 0,
+      protectedPairs: pairs.filter((p) => p.protection.protect !== 'off').length, duplicatingPairs: pairs.filter((p) => p.protection.duplicating).length,
+      dupPackets: sum('dupPackets'), dupBytes: sum('dupBytes'), dupCapped: sum('dupCapped'), rxDup: sum('rxDup'),
+    },
     counters: { ...s.counters, sendErrors: s.sendErrors },
     ...(extra.etcd !== undefined ? { etcd: extra.etcd } : {}),
     ...(extra.pins ? { pins: extra.pins } : {}),

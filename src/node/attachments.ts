@@ -5,7 +5,7 @@
 import { lstatSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import * as z from 'zod/mini';
-import { PolicySchema } from '../policy/schema';
+import { PodPolicySchema } from '../policy/schema';
 import { writeFileAtomic } from '../util/atomic-file';
 import { ensureTrustedDir, fileKind, readOwnFile, UnsafePathError } from '../util/safe-fs';
 
@@ -25,7 +25,7 @@ export const AttachmentStateSchema = z.object({
   podNamespace: z.optional(z.string()),
   podName: z.optional(z.string()),
   /** The pod's negotiation policy, when the config or CNI_ARGS gave one (afsteerd reads it). */
-  policy: z.optional(PolicySchema),
+  policy: z.optional(PodPolicySchema),
   createdClsact: z.boolean(),
   /** The bridge the host veth is a port of, where ADD put afsteer_bridge_out; createdClsact: its clsact qdisc is afsteer's. */
   bridge: z.optional(z.object({ ifindex: z.number().check(z.int()), name: z.string(), createdClsact: z.boolean() })),

@@ -35,8 +35,9 @@ export class MemoryCluster {
   readonly net = new MemoryNetwork(this.clock);
   readonly nodes: MemoryNode[] = [];
 
-  /** n nodes; nodes named in opts.noEcho run without the echo reflector (as an older afsteerd: no echo-v1). */
-  constructor(n: number, private readonly overrides: Record<string, unknown> = {}, private readonly opts: { noEcho?: string[] } = {}) {
+  /** overrides apply to every node's config, nodeOverrides[i] to node i+1's on top (shallow). */
+  /** nodes named in opts.noEcho run without the echo reflector (as an older afsteerd: no echo-v1). */
+  constructor(n: number, private readonly overrides: Record<string, unknown> = {}, nodeOverrides: Record<string, unknown>[] = [], private readonly opts: { noEcho?: string[] } = {}) {
     for (let i = 1; i <= n; i++) {
       const name = `node-${i}`;
       const addresses = { ipv4: `10.0.0.${i}`, ipv6: `fd00::${i}` };
@@ -45,7 +46,7 @@ export class MemoryCluster {
       addMemoryEndpoint(maps, pod.ifindex, pod);
       const statics = [];
       for (let j = 1; j <= n; j++) if (j !== i) statics.push({ ipv4: `10.0.0.${j}`, ipv6: `fd00::${j}` });
-      const cfg = parseDaemonConfig(JSON.stringify({ nodeName: name, keyFile: '/unused', discovery: { static: statics }, ...overrides }));
+      const cfg = parseDaemonConfig(JSON.stringify({ nodeName: name, keyFile: '/unused', discovery: { static: statics }, ...overrides, ...nodeOverrides[i - 1] }));
       const node = { name, cfg, addresses, maps, lockState: { gen: 0n, held: false }, pod, epoch: BigInt(i) } as MemoryNode;
       this.build(node);
       this.nodes.push(node);

@@ -59,9 +59,11 @@ export function memoryMaps(): MemoryMapSet {
   const maps = {
     routes: mk(MAPS.routes), remotes: mk(MAPS.remotes), endpoints: mk(MAPS.endpoints), endpointCache: mk(MAPS.endpointCache),
     localAddrs: mk(MAPS.localAddrs), pairCounters: mk(MAPS.pairCounters), demand: mk(MAPS.demand), remoteBloom: mk(MAPS.remoteBloom),
+    protect: mk(MAPS.protect), dupBudget: mk(MAPS.dupBudget),
   };
   // An array map always holds its entries (zeroed).
   maps.remoteBloom.update(u32(0), Buffer.alloc(MAPS.remoteBloom.valueSize));
+  maps.dupBudget.update(u32(0), Buffer.alloc(MAPS.dupBudget.valueSize));
   return maps;
 }
 

@@ -15,6 +15,8 @@ export class MemoryNetwork {
   readonly blackholed = new Set<4 | 6>();
   /** Datagrams delivered so far. */
   delivered = 0;
+  /** Sees every datagram sent (before a blackhole drops it), with the receiver's address. */
+  tap: (b: Buffer, family: 4 | 6, address: string) => void = () => {};
 
   constructor(readonly clock: ManualClock) {}
 
@@ -36,6 +38,7 @@ export class MemoryNetwork {
 
   /** @internal */
   deliver(from: MemoryTransport, family: 4 | 6, address: string, port: number, b: Buffer): void {
+    this.tap(b, family, address);
     if (this.blackholed.has(family)) return;
     const to = this.bound.get(`${family}|${address}|${port}`);
     const src = from.addressOf(family);

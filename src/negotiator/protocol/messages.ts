@@ -6,7 +6,7 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import * as z from 'zod/mini';
 import { FAMILY_NAMES } from '../../net/family';
-import { PolicySchema } from '../../policy/schema';
+import { PolicySchema, ProtectModeSchema } from '../../policy/schema';
 
 /** A family as the protocol names it. */
 export const FamilySchema = z.enum(FAMILY_NAMES);
@@ -76,6 +76,15 @@ export const PairMessageSchema = z.strictObject({
    * capability: an older peer's strict schema would refuse the whole datagram.
    */
   pinned: z.optional(FamilySchema),
+  /**
+   * Protection (sent only to a node announcing dedup-v1; a node without it refuses these keys, as
+   * its strict schema does every unknown key, so it is never sent them): the sender's agreed mode
+   * (the leader's is the decision), whether it holds the pair's dedup window (the peer may send
+   * both copies), whether it sends both copies now.
+   */
+  protect: z.optional(ProtectModeSchema),
+  dedup: z.optional(z.boolean()),
+  dup: z.optional(z.boolean()),
 });
 /** One pair entry. */
 export type PairMessage = z.infer<typeof PairMessageSchema>;

@@ -64,7 +64,7 @@ describe('echo probes between daemons (in memory)', () => {
   });
 
   it('an older peer (no echo-v1) gets MACed probes and answers them; it still echo-probes the newer node', async () => {
-    cluster = new MemoryCluster(2, {}, { noEcho: ['node-2'] });
+    cluster = new MemoryCluster(2, {}, [], { noEcho: ['node-2'] });
     await cluster.start();
     cluster.clock.advance(5000);
     const [a, b] = cluster.nodes as [MemoryNode, MemoryNode];
@@ -81,7 +81,7 @@ describe('echo probes between daemons (in memory)', () => {
 
   it('a forged echo return is dropped: from an unknown address, from the wrong port, with a foreign nonce', async () => {
     // node-2 without a reflector of its own, so the test can send from its address and echo port.
-    cluster = new MemoryCluster(2, {}, { noEcho: ['node-2'] });
+    cluster = new MemoryCluster(2, {}, [], { noEcho: ['node-2'] });
     await cluster.start();
     cluster.clock.advance(2000);
     const [a] = cluster.nodes as [MemoryNode, MemoryNode];
