@@ -177,7 +177,7 @@ export function parseDaemonConfig(text: string, source = 'config'): DaemonConfig
     const at = i.path.map(String);
     if (i.code === 'unrecognized_keys') throw new ConfigError(`${source}: ${[...at, i.keys[0]].join('.')}: unknown key`);
     const key = at.length ? at.join('.') : '(top level)';
-    const msg = i.code === 'invalid_type' ? `must be ${i.expected === 'object' ? 'an object' : `a ${i.expected}`}` : i.code === 'invalid_value' ? `must be one of ${i.values.map((v) => JSON.stringify(v)).join(', ')}` : i.message;
+    const msg = i.code === 'invalid_type' ? `must be ${i.expected === 'object' ? 'an object' : i.expected === 'int' ? 'an integer' : `a ${i.expected}`}` : i.code === 'invalid_value' ? `must be one of ${i.values.map((v) => JSON.stringify(v)).join(', ')}` : i.message;
     throw new ConfigError(`${source}: ${key}: ${msg}`);
   }
   return r.data;

@@ -121,3 +121,23 @@ describe('echo probes between daemons (in memory)', () => {
     expect(b.daemon.status().peers.map((p) => p.node)).toEqual(['node-1']);
   });
 });
+
+describe('prefer: hostile requests on the control socket (in memory)', () => {
+  it('refuses unknown targets (huge, control characters, a path, empty) and families other than ipv4/ipv6/auto, and pins nothing', async () => {
+    cluster = new MemoryCluster(2);
+    await cluster.start();
+    cluster.clock.advance(1500);
+    const [a] = cluster.nodes as [MemoryNode, MemoryNode];
+    for (const target of ['x'.repeat(100_000), 'node-2\n', '../../etc/passwd', '', '\u0000']) {
+      const r = a.daemon.control({ op: 'prefer', target, family: 'ipv4' });
+      expect(r.ok).toBe(false);
+      expect(String(r.error)).toMatch(/neither a known peer node nor a known CNF id/);
+    }
+    for (const family of ['IPv4', 'ipv5', '', 4, null, { x: 1 }]) {
+      const r = a.daemon.control({ op: 'prefer', target: 'node-2', family });
+      expect(r.ok).toBe(false);
+      expect(String(r.error)).toMatch(/family must be ipv4, ipv6 or auto/);
+    }
+    expect(a.daemon.status().pins).toEqual({ nodes: {}, cnfs: {} });
+  });
+});
