@@ -97,8 +97,6 @@ int afsteer_echo_reflect(struct __sk_buff *skb)
 		struct udphdr *udp = (void *)(ip + 1);
 		if ((void *)(udp + 1) > end)
 			return TC_ACT_OK;
-		if (udp->dest != port || udp->source == port)
-			return TC_ACT_OK;
 		__be32 a = ip->saddr;
 		int rc = reflect_udp(skb, eth, udp, end, port);
 		if (rc != TC_ACT_OK) {
@@ -116,8 +114,6 @@ int afsteer_echo_reflect(struct __sk_buff *skb)
 			return TC_ACT_OK;
 		struct udphdr *udp = (void *)(ip6 + 1);
 		if ((void *)(udp + 1) > end)
-			return TC_ACT_OK;
-		if (udp->dest != port || udp->source == port)
 			return TC_ACT_OK;
 		struct in6_addr a = ip6->saddr;
 		int rc = reflect_udp(skb, eth, udp, end, port);
