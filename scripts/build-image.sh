@@ -12,6 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { printf 'image: %s\n' "$*" >&2; }
 die() { printf 'image: %s\n' "$*" >&2; exit 1; }
+# A command that fails under set -e says which one it was (a silent exit told CI nothing).
+trap 'rc=$?; printf "image: failed (exit %s) at line %s: %s\n" "$rc" "$LINENO" "$BASH_COMMAND" >&2' ERR
 command -v buildah >/dev/null || die "no buildah: apt-get install buildah (bash scripts/setup.sh installs it)"
 [ "$(id -u)" = 0 ] || die "run as root (buildah with its own vfs storage under build/buildah)"
 [ -x dist/afsteer ] || die "no dist/afsteer: npm run build first"
@@ -21,7 +23,8 @@ OUT=${AFSTEER_IMAGE_OUT:-$PWD/build/afsteer-image.oci.tar}
 STAGE=$PWD/build/image-root
 BUILDAH=(buildah --root "$PWD/build/buildah/root" --runroot "$PWD/build/buildah/run" --storage-driver vfs)
 
-libbpf=$(ldconfig -p | awk '$1 == "libbpf.so.1" && /x86-64/ { print $NF; exit }')
+# awk reads to the end: an early exit would SIGPIPE ldconfig and, under pipefail, end the script.
+libbpf=$(ldconfig -p | awk '$1 == "libbpf.so.1" && /x86-64/ && !found { print $NF; found = 1 }')
 [ -n "$libbpf" ] || die "no libbpf.so.1 on this machine: apt-get install libbpf1"
 ip_bin=$(command -v ip) || die "no ip (iproute2)"
 addons=(node_modules/@koromix/koffi-linux-x64/linux_x64/koffi.node node_modules/netlink/prebuilds/linux-x64/node.napi.node)
@@ -68,5 +71,5 @@ trap cleanup EXIT
 trap - EXIT
 rm -f "$OUT"
 "${BUILDAH[@]}" push --quiet "$IMAGE" "oci-archive:$OUT:$IMAGE"
-size=$("${BUILDAH[@]}" images --format '{{.Size}}' "$IMAGE" | head -1)
+size=$("${BUILDAH[@]}" images --format '{{.Size}}' "$IMAGE" | awk 'NR == 1')
 say "$IMAGE -> $OUT ($(du -m "$OUT" | cut -f1) MiB archive; image $size uncompressed)"

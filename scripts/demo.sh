@@ -61,7 +61,7 @@ done
 say "pod a: dual-stack eth0, MTU leaves 40 bytes for the outer header"
 ip -n afdemo-a addr show dev eth0
 
-VETH=$(jq -r .hostIfname "$STATE"/attachments/*.json | head -1)
+VETH=$(jq -r .hostIfname "$STATE"/attachments/*.json | sed -n 1p)   # sed reads to the end: head could SIGPIPE jq under pipefail
 say "tc programs on the host veth $VETH (clsact ingress = from pod, egress = to pod)"
 tc filter show dev "$VETH" ingress
 tc filter show dev "$VETH" egress

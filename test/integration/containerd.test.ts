@@ -96,7 +96,7 @@ describe.skipIf(!IS_ROOT || !HAVE_TOOLS)('containerd + runc through the chain (c
 
     // The two images: afsteer's (the real build script, fresh) and busybox-static from scratch.
     const built = await run('bash', [join(ROOT, 'scripts/build-image.sh')], 120_000);
-    if (built.code !== 0) throw new Error(`build-image.sh failed:\n${built.out}`);
+    if (built.code !== 0) throw new Error(`build-image.sh failed (exit ${built.code}${built.code === -1 ? ', killed by the timeout' : ''}):\n${built.out}`);
     const bb = join(T, 'busybox-root/bin');
     mkdirSync(bb, { recursive: true });
     copyFileSync('/bin/busybox', join(bb, 'busybox'));
