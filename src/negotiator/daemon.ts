@@ -116,7 +116,12 @@ export class Daemon {
     this.remotes = new RemoteRegistry(writer, cfg.timers.remoteRetentionMs);
     this.prober = new Prober(cfg.probe, probeTickMs(cfg.probe.activeIntervalMs), sender, this.counters);
     this.protection = new Protection(cfg, clock, writer, this.counters);
-    this.prober.onProbeLost = (peer) => this.protection.review(peer, this.pairs.ofPeer(peer.node).map(([, p]) => p));
+    this.prober.onProbeLost = (peer) => {
+      this.protection.review(peer, this.pairs.ofPeer(peer.node).map(([, p]) => p));
+      // Duplication just started (or stopped): the peer is told now, not at the next evaluation
+      // (evalIntervalMs): its copies — a stream's ACKs — follow at once (protect-rules, peerStartedTrouble).
+      if (peer.negotiateDue) this.negotiation.evaluatePeer(peer);
+    };
     this.lifecycle = new PairLifecycle(cfg, clock, writer, this.pairs, this.peers, this.local, this.prober, this.switches, this.protection);
     this.negotiation = new Negotiation(cfg, clock, sender, writer, this.peers, this.pairs, this.local, this.lifecycle, this.prober, this.counters, this.protection);
     this.lifecycle.onCreated = (peer) => this.negotiation.send(peer);

@@ -78,6 +78,17 @@ export function familyTrouble(path: PathState | undefined, peer: FamilyMetrics |
   return undefined;
 }
 
+/**
+ * The peer's duplication starting (its dup flag false, or unknown, then true) is a sign of trouble
+ * for this end too: the two directions of a pair fail together, and the peer's probes may see it
+ * a probe interval or more before this node's do — a TCP stream's ACKs, this end's copies, are
+ * needed as soon as its data is. Only the edge counts, never the flag itself: the two ends
+ * would otherwise keep each other duplicating after both settled.
+ */
+export function peerStartedTrouble(before: boolean | undefined, now: boolean): string | undefined {
+  return now && !before ? 'the peer started duplicating' : undefined;
+}
+
 /** on-suspicion's memory of a pair: when trouble was last seen, and why. */
 export interface Suspicion {
   lastTroubleAt?: number;

@@ -15,7 +15,7 @@ import type { DaemonConfig } from './config';
 import { count, type DaemonCounters } from './counters';
 import { pairKey, type PairState } from './pair';
 import type { Peer } from './peers';
-import { agreedProtect, DEDUP_CAPABILITY, familiesInUse, familyTrouble, localProtection, stepSuspicion, type Suspicion } from './protect-rules';
+import { agreedProtect, DEDUP_CAPABILITY, familiesInUse, familyTrouble, localProtection, peerStartedTrouble, stepSuspicion, type Suspicion } from './protect-rules';
 
 /** A pair's protection state on this node. */
 export interface PairProtection {
@@ -26,6 +26,8 @@ export interface PairProtection {
   suspect: boolean;
   lastWire?: string;
   lastSwitchAt?: number;
+  /** The peer's dup flag as last seen (its rising edge is a sign of trouble: peerStartedTrouble). */
+  peerDup?: boolean;
 }
 
 /** The protect fields of this node's pair message (sent only to peers that announce DEDUP_CAPABILITY). */
@@ -115,6 +117,9 @@ export class Protection {
           break;
         }
       }
+      // The peer just began duplicating: its probes saw trouble first; this end's copies (the
+      // other direction: a stream's ACKs) start now rather than at its own second lost probe.
+      trouble ??= peerStartedTrouble(st.peerDup, Boolean(p.peer?.dup));
       const wasSuspect = st.suspect;
       const s = stepSuspicion(st.suspicion, trouble, st.lastSwitchAt, now, this.cfg.protection.settleMs);
       st.suspicion = s.state;
@@ -127,6 +132,7 @@ export class Protection {
       st.suspicion = {};
       st.suspect = false;
     }
+    st.peerDup = Boolean(p.peer?.dup);
     const fresh = p.peer !== undefined && now - p.peer.at <= this.cfg.timers.peerTimeoutMs;
     const view = capable && p.peer ? { dedup: Boolean(p.peer.dedup) && fresh, dup: Boolean(p.peer.dup), decap: p.peer.decap && fresh } : undefined;
     const want = localProtection(st.mode, st.suspect, view);

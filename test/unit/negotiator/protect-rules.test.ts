@@ -1,7 +1,7 @@
 /** The pure rules of pair protection: agreed mode, signs of trouble, on-suspicion's stop, what a node writes. */
 import { describe, expect, it } from 'vitest';
 import { newPath, type PathState } from '../../../src/negotiator/probe/path';
-import { agreedProtect, familiesInUse, familyTrouble, localProtection, stepSuspicion } from '../../../src/negotiator/protect-rules';
+import { agreedProtect, familiesInUse, familyTrouble, localProtection, peerStartedTrouble, stepSuspicion } from '../../../src/negotiator/protect-rules';
 
 const path = (rtts: (number | null)[], extra: Partial<PathState> = {}): PathState => ({ ...newPath(0, 1), outcomes: rtts, ...extra });
 
@@ -43,6 +43,19 @@ describe('familyTrouble', () => {
     expect(familyTrouble(path([...steady, 30, 1, 1]), undefined, 0, 2000)).toBeUndefined();
     expect(familyTrouble(path([...steady, 1, 30, 30]), undefined, 0, 2000)).toBeUndefined();
     expect(familyTrouble(path([...Array<number>(40).fill(20), 30, 30, 30]), undefined, 0, 2000)).toBeUndefined();
+  });
+});
+
+describe('peerStartedTrouble', () => {
+  it('the peer starting to duplicate is trouble', () => {
+    expect(peerStartedTrouble(false, true)).toBe('the peer started duplicating');
+    expect(peerStartedTrouble(undefined, true)).toBe('the peer started duplicating');
+  });
+  it('only the edge: a peer still duplicating, stopping or never duplicating is not', () => {
+    expect(peerStartedTrouble(true, true)).toBeUndefined();
+    expect(peerStartedTrouble(true, false)).toBeUndefined();
+    expect(peerStartedTrouble(false, false)).toBeUndefined();
+    expect(peerStartedTrouble(undefined, false)).toBeUndefined();
   });
 });
 

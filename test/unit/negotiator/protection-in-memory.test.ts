@@ -116,6 +116,29 @@ describe('protected pairs, daemons in one process', () => {
     expect(windowOf(a, b)).toBeDefined();
   }, 30_000);
 
+  it('on-suspicion: the end whose probes see trouble later duplicates as soon as the peer does (a stream\'s ACKs with its data); both settle, neither keeps the other going', async () => {
+    // b probes every 400 ms: alone it would suspect IPv6 hundreds of ms after a does.
+    const { c, a, b } = await pair('on-suspicion', undefined, [{}, { probe: { activeIntervalMs: 400 } }]);
+    expect(c.clock.advanceUntil(() => c.wire(a, b) === 'ipv6' && c.wire(b, a) === 'ipv6', 5000)).toBeDefined();
+    c.clock.advance(5000);
+    expect(sends(a, b) || sends(b, a)).toBe(false);
+    c.net.blackholed.add(6);
+    const aTook = c.clock.advanceUntil(() => sends(a, b), 1000, 1);
+    expect(aTook).toBeDefined();
+    expect(aTook!).toBeLessThanOrEqual(90);
+    // a's pair message (over IPv4, 10 ms one way) carries dup: b follows within a few ms of it.
+    const bLag = c.clock.advanceUntil(() => sends(b, a), 1000, 1);
+    expect(bLag).toBeDefined();
+    expect(bLag!).toBeLessThanOrEqual(20);
+    expect(prot(b)!.suspicion).toBe('the peer started duplicating');
+    expect(b.daemon.counters.events['protect-suspicion']).toBe(1);
+    // Both switch off IPv6 and settle; then neither duplicates again while healthy.
+    expect(c.clock.advanceUntil(() => !sends(a, b) && !sends(b, a), 10_000, 10)).toBeDefined();
+    c.clock.advance(20_000);
+    expect(sends(a, b) || sends(b, a)).toBe(false);
+    expect([a.daemon.counters.events['protect-suspicion'], b.daemon.counters.events['protect-suspicion']]).toEqual([1, 1]);
+  }, 30_000);
+
   it('on-suspicion on a native pair: trouble on either family duplicates, healthy again for settleMs stops', async () => {
     const { c, a, b } = await pair('on-suspicion', undefined, [{ selection: { holdDownMs: 0 } }, {}]);
     c.net.latencyMs[4] = 1;
