@@ -20,13 +20,16 @@ export interface CrossingOptions {
   durationMs?: number;
   blackholeAtMs?: number;
   port: number;
-  /** Called as soon as the blackhole is in place. */
+  /** false: the same streams with no blackhole (the floor of the stall measurement); default true. */
+  blackhole?: boolean;
+  /** Called just before the blackhole is put in place (nft starts), and as soon as it is (nft returned). */
+  onBlackholeStart?: () => void;
   onBlackhole?: () => void;
 }
 
-/** Streams from `from` to `to` over `family` addresses; blackholes `family` part-way; lifts it. */
+/** Streams from `from` to `to` over `family` addresses; blackholes `family` part-way (unless o.blackhole is false); lifts it. */
 export async function crossBlackhole(t: TwoNodes, from: SimPod, to: SimPod, family: Family, o: CrossingOptions): Promise<CrossingResult> {
-  const rate = o.rate ?? 10_000, durationMs = o.durationMs ?? 4000, at = o.blackholeAtMs ?? 1500;
+  const rate = o.rate ?? 10_000, durationMs = o.durationMs ?? 4000, at = o.blackholeAtMs ?? 1500, blackhole = o.blackhole ?? true;
   const dst = family === 4 ? to.ipv4 : to.ipv6;
   const count = Math.round((rate * durationMs) / 1000);
   const tcpSrv = await t.server(to, dst, o.port);
@@ -35,14 +38,17 @@ export async function crossBlackhole(t: TwoNodes, from: SimPod, to: SimPod, fami
   const udpCli = t.client(from, dst, o.port + 1, ['--count', String(count), '--rate', String(rate), '--size', '200'], 'udp-seq-client');
   try {
     await new Promise((r) => setTimeout(r, at));
-    await t.impair(family, 'blackhole');
-    o.onBlackhole?.();
+    if (blackhole) {
+      o.onBlackholeStart?.();
+      await t.impair(family, 'blackhole');
+      o.onBlackhole?.();
+    }
     const [c, s, uc, us] = [await tcpCli, await tcpSrv.done, await udpCli, await udpSrv.done];
     return {
       tcp: { stallMs: Number(s.maxGapMs), intact: s.sha256 === c.sha256 && s.bytes === c.bytes, bytes: Number(s.bytes) },
       udp: { sent: Number(uc.sent), unique: Number(us.unique), lost: Number(us.lost), duplicated: Number(us.duplicated), stallMs: Number(us.maxGapMs) },
     };
   } finally {
-    await t.impair(family, null);
+    if (blackhole) await t.impair(family, null);
   }
 }
