@@ -18,7 +18,9 @@ export function main(stdin?: string): void {
   run.then(
     (code) => {
       process.exitCode = code;
-      if (name === 'afsteerd') process.exit(code);
+      // afsteerd exits outright (its run leaves handles), but only once stdout is flushed: a
+      // piped `status --json` of a large node is more than a pipe holds.
+      if (name === 'afsteerd') process.stdout.write('', () => process.exit(code));
     },
     (err: unknown) => {
       process.stderr.write(`${name || 'afsteer'}: fatal: ${String(err)}\n`);

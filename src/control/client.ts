@@ -16,8 +16,10 @@ export function controlRequest(path: string, req: ControlRequest, timeoutMs: num
       reject(new Error(`cannot reach afsteerd at ${path}: ${(err as NodeJS.ErrnoException).code ?? err.message}`, { cause: err }));
     });
     c.on('connect', () => c.write(encodeControlLine(req)));
-    c.on('data', (d) => {
-      buf += d.toString('utf8');
+    // Decoded as a stream: a character split across two chunks stays whole.
+    c.setEncoding('utf8');
+    c.on('data', (d: string) => {
+      buf += d;
       const nl = buf.indexOf('\n');
       if (nl < 0) return;
       clearTimeout(timer);
