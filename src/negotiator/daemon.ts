@@ -14,7 +14,7 @@ import { effectivePolicy } from '../policy/schema';
 import { log } from '../util/log';
 import type { Cancel, Clock } from './clock';
 import type { DaemonConfig } from './config';
-import { newCounters, type DaemonCounters } from './counters';
+import { count, newCounters, type DaemonCounters } from './counters';
 import { Discovery } from './discovery';
 import { LocalPods, type LocalReader } from './local-pods';
 import { Negotiation } from './negotiation';
@@ -132,8 +132,13 @@ export class Daemon {
     this.discovery.extraCapabilities = this.protection.capabilities();
     this.receiver = new Receiver(deps.key, cfg.nodeName, this.counters, {
       announce: (f, a, src) => {
-        this.discovery.receive(f.node, a, src);
+        this.discovery.receive(f.node, a, src, f.payload);
         return true;
+      },
+      announceRepeat: (f, src) => {
+        const repeat = this.discovery.repeated(f.node, f.payload, src);
+        if (repeat) count(this.counters.events, 'announce-repeat');
+        return repeat;
       },
       negotiate: (f, m, src) => {
         const peer = this.peers.get(f.node);

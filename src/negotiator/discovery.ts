@@ -75,7 +75,9 @@ export class Discovery {
     for (const p of this.peers.values()) targets.set(`${p.addresses.ipv4}|${p.addresses.ipv6}`, p);
     for (const k of targets.keys()) if (k === `${this.addresses.ipv4}|${this.addresses.ipv6}`) targets.delete(k);
     if (full) {
-      this.gen++;
+      // A new generation only for new content: an unchanged refresh is the same bytes, which a
+      // receiver takes as a sign of life without parsing it again (repeated()).
+      if (said !== this.lastSaid) this.gen++;
       this.lastSaid = said;
       this.lastFullAt = now;
       this.told.clear();
@@ -97,8 +99,20 @@ export class Discovery {
     return this.cfg.timers.announceRefreshMs ?? Math.max(this.cfg.timers.announceIntervalMs, this.cfg.timers.peerTimeoutMs / 4);
   }
 
-  /** Takes in one announcement part from node. */
-  receive(node: string, a: Announce, src: Source): void {
+  /**
+   * A repeat of the peer's last applied announcement (the same bytes: an unchanged refresh, or
+   * its copy over the other family) only says the peer is alive over that family: true when so
+   * (nothing parsed, nothing re-applied); false when it must go through receive().
+   */
+  repeated(node: string, payload: Buffer, src: Source): boolean {
+    const peer = this.peers.get(node);
+    if (!peer?.lastAnnounce || !peer.lastAnnounce.equals(payload)) return false;
+    this.peers.heard(peer, src.family, this.clock.now());
+    return true;
+  }
+
+  /** Takes in one announcement part from node (payload: its bytes, kept for repeated() when it is the whole list). */
+  receive(node: string, a: Announce, src: Source, payload?: Buffer): void {
     const now = this.clock.now();
     const isNew = !this.peers.has(node);
     const peer = this.peers.getOrAdd(node, a.port, now, src.family, a.addresses);
@@ -109,11 +123,15 @@ export class Discovery {
     if (isNew) this.told.delete(`${peer.addresses.ipv4}|${peer.addresses.ipv6}`);
     const { state, complete } = addAnnouncePart(peer.assembling, a);
     peer.assembling = state;
-    if (complete) this.applyPeerEndpoints(peer, complete);
+    peer.lastAnnounce = undefined;
+    if (!complete) return;
+    // Kept only when every pod of a one-part list is registered: a refused one is tried again at the next copy.
+    if (this.applyPeerEndpoints(peer, complete) && a.parts === 1 && payload) peer.lastAnnounce = Buffer.from(payload);
   }
 
-  /** A peer's complete pod list: new pods registered as remotes, gone ones unregistered. */
-  private applyPeerEndpoints(peer: Peer, next: Map<string, AnnouncedEndpoint>): void {
+  /** A peer's complete pod list: new pods registered as remotes, gone ones unregistered; false when the maps refused one. */
+  private applyPeerEndpoints(peer: Peer, next: Map<string, AnnouncedEndpoint>): boolean {
+    let all = true;
     for (const [cnf, e] of peer.endpoints) {
       const n = next.get(cnf);
       if (n && n.ipv4 === e.ipv4 && n.ipv6 === e.ipv6) continue;
@@ -124,11 +142,13 @@ export class Discovery {
       if (old && old.ipv4 === e.ipv4 && old.ipv6 === e.ipv6) continue;
       if (!this.remotes.register(peer.node, e)) {
         next.delete(cnf);
+        all = false;
         continue;
       }
       this.lifecycle.adoptOrphans(peer, e);
     }
     peer.endpoints = next;
+    return all;
   }
 
   /** A peer's pod is gone (from its list, or with the peer): its pairs dropped; the remote unregistered now, or after the retention. */

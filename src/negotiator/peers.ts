@@ -26,6 +26,8 @@ export interface Peer {
   dropped: Set<string>;
   /** The capabilities of its last announcement. */
   capabilities: readonly string[];
+  /** Its last announcement payload when it was one part and applied in full (a byte-for-byte repeat is only a sign of life). */
+  lastAnnounce?: Buffer;
 }
 
 /** Every peer this node knows, by node name. */

@@ -19,6 +19,8 @@ export type Handled = true | false | 'unknown-peer';
 /** What the receiver dispatches to. */
 export interface ReceiveHandlers {
   announce(f: Frame, a: Announce, src: Source): Handled;
+  /** True when the payload is the sender's last applied announcement byte for byte (its refresh): handled without parsing. */
+  announceRepeat?(f: Frame, src: Source): boolean;
   negotiate(f: Frame, m: Negotiate, src: Source): Handled;
   probe(f: Frame, p: Probe, src: Source): Handled;
   probeReply(f: Frame, p: Probe, src: Source): Handled;
@@ -80,6 +82,7 @@ export class Receiver {
   private dispatch(f: Frame, src: Source): Handled {
     switch (f.type) {
       case 'announce': {
+        if (this.handlers.announceRepeat?.(f, src)) return true;
         const a = parsePayload(AnnounceSchema, f.payload);
         return a ? this.handlers.announce(f, a, src) : false;
       }

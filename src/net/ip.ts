@@ -77,7 +77,17 @@ export function bytesToAddress(bytes: Uint8Array): string {
   return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
 }
 
+/** Addresses canonical() has seen, up to CANONICAL_MEMO entries (then it starts again). */
+const canonicalMemo = new Map<string, string>();
+/** Bound of canonical()'s memo: a daemon sees each peer's and pod's few addresses again and again. */
+export const CANONICAL_MEMO = 8192;
+
 /** Canonical text form of an address (so "fd00:0::5" and "fd00::5" compare equal). */
 export function canonical(address: string): string {
-  return bytesToAddress(addressBytes(address));
+  const known = canonicalMemo.get(address);
+  if (known !== undefined) return known;
+  const c = bytesToAddress(addressBytes(address));
+  if (canonicalMemo.size >= CANONICAL_MEMO) canonicalMemo.clear();
+  canonicalMemo.set(address, c);
+  return c;
 }

@@ -30,6 +30,8 @@ const DAEMON_PORT = 6170;
 const DAEMON_ECHO_PORT = DAEMON_PORT + 1;
 const ANNOUNCE_MS = Number(process.env.LOADGEN_ANNOUNCE_MS ?? 1000);
 const epoch = BigInt(Date.now());
+/** The announcement generation of every simulated peer (discovery.ts: a new one only for new content). */
+const GEN = 1;
 const stats = { txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0, rxBad: 0, probeReplies: 0, probesReflected: 0, echoesReflected: 0 };
 
 interface Sim {
@@ -101,7 +103,8 @@ const announce = (s: Sim, i: number) => {
   const a = simAddress(i);
   const pods = Array.from({ length: 10 }, (_, k) => ({ cnf: `${s.name}/pod-${k}`, ipv4: `10.${100 + (i >> 8)}.${i & 255}.${k + 2}`, ipv6: `fd88::${i.toString(16)}:${k + 2}` }));
   const base = { addresses: a, port: PORT, supported_families: ['IPv4', 'IPv6'] as ('IPv4' | 'IPv6')[], capabilities: ['probe-v1', 'negotiate-v1', 'echo-v1'] };
-  for (const p of announcementPayloads(base, pods, Math.floor(Date.now() / 1000), payloadRoom(s.name))) {
+  // One generation for the generator's life: its pods never change, so (as an afsteerd does) every refresh is the same bytes.
+  for (const p of announcementPayloads(base, pods, GEN, payloadRoom(s.name))) {
     send(s, 4, 'announce', p, d4!);
     send(s, 6, 'announce', p, d6!);
   }

@@ -1,12 +1,22 @@
 import { describe, expect, it } from 'vitest';
 import { bloomBit, counterIndex, decodeEndpoint, decodeRoute, decodeRouteKey, encodeEndpoint, encodeRoute, encodeRouteKey, EndpointLayout, RouteLayout } from '../../src/bpf/maps-layout';
-import { addressBytes, bytesToAddress, canonical, parseCidr } from '../../src/net/ip';
+import { addressBytes, bytesToAddress, canonical, CANONICAL_MEMO, parseCidr } from '../../src/net/ip';
 
 describe('ip helpers', () => {
   it('round-trips addresses through bytes', () => {
     for (const a of ['10.1.2.3', 'fd00::1', '::', '2001:db8:0:1:1:1:1:1', 'fe80::1:0:0:1']) expect(bytesToAddress(addressBytes(a))).toBe(a);
     expect(canonical('FD00:0:0:0::0005')).toBe('fd00::5');
     expect(canonical('2001:db8:0:0:1:0:0:1')).toBe('2001:db8::1:0:0:1');
+  });
+  it('canonical stays right past its memo bound, and an invalid address still throws after a valid one', () => {
+    for (let i = 0; i < CANONICAL_MEMO * 2 + 10; i++) {
+      const long = `fd00:0:0:0:0:0:${(i >> 16).toString(16)}:${(i & 0xffff).toString(16).padStart(4, '0')}`;
+      expect(canonical(long)).toBe(bytesToAddress(addressBytes(long)));
+      expect(canonical(long)).toBe(canonical(long.toUpperCase()));
+    }
+    expect(canonical('fd00:0::5')).toBe('fd00::5');
+    expect(() => canonical('fd00::5%eth0')).toThrow(/not an IP address/);
+    expect(() => canonical('not-an-address')).toThrow(/not an IP address/);
   });
   it('parses CIDRs and rejects bad ones', () => {
     expect(parseCidr('fd00:10::2/64')).toEqual({ family: 6, address: 'fd00:10::2', prefix: 64 });

@@ -45,6 +45,30 @@ describe('afsteerd, several daemons in one process', () => {
     expect(cluster.nodes[0]!.daemon.counters.drops).toEqual({});
   });
 
+  it('an unchanged refresh is a sign of life, neither parsed nor applied again; a changed announcement still is', async () => {
+    cluster = new MemoryCluster(2, { timers: { peerTimeoutMs: 3000, announceRefreshMs: 750, rescanMs: 500 } });
+    const [a, b] = cluster.nodes as [MemoryNode, MemoryNode];
+    await cluster.start();
+    cluster.clock.advance(1500);
+    const before = { repeats: a.daemon.counters.events['announce-repeat'] ?? 0, rx: a.daemon.counters.rx.announce ?? 0 };
+    // 20 s of refreshes only: b stays a peer on both families (a peer timeout is 3 s).
+    cluster.clock.advance(20_000);
+    const st = a.daemon.status();
+    expect(st.peers.map((p) => p.node)).toEqual([b.name]);
+    expect(Object.keys(st.peers[0]!.families).sort()).toEqual(['IPv4', 'IPv6']);
+    const repeats = (a.daemon.counters.events['announce-repeat'] ?? 0) - before.repeats;
+    const rx = (a.daemon.counters.rx.announce ?? 0) - before.rx;
+    // Every refresh (one every 750 ms over two families) is the same bytes as the list a applied.
+    expect(rx).toBeGreaterThanOrEqual(40);
+    expect(repeats).toBe(rx);
+    // b's pod moves to another IPv6 address: the new list is parsed and applied at once.
+    const old = b.pod.ipv6!;
+    b.pod.ipv6 = old.replace(/[0-9a-f]+$/, (x) => (parseInt(x, 16) + 0x100).toString(16));
+    expect(cluster.clock.advanceUntil(() => a.writer.listRemotes().some((r) => r.ipv6 === b.pod.ipv6), 3000)).toBeDefined();
+    expect(a.writer.listRemotes().some((r) => r.ipv6 === old)).toBe(false);
+    expect(a.daemon.counters.drops).toEqual({});
+  });
+
   it('a pair on demand: a first packet on one node makes the pair on both, native, decapsulation confirmed; then the faster family is negotiated', async () => {
     cluster = new MemoryCluster(2);
     cluster.net.latencyMs[4] = 10;
