@@ -107,7 +107,7 @@ export class SteeringWriter {
 
   /** A writer over open maps and a lock; reads the index at once. */
   constructor(private readonly maps: SteeringMapSet, private readonly lock: WriterLock) {
-    this.lock.hold(() => this.readIndex());
+    this.lock.hold(() => this.readIndex(), false);
   }
 
   /** Opens the maps and the lock of a pin dir (fails when the plugin never pinned them). */
@@ -125,7 +125,7 @@ export class SteeringWriter {
 
   /** Re-reads routes, remotes and the bloom filter from the maps into the index. */
   resync(): void {
-    this.lock.hold(() => this.readIndex());
+    this.lock.hold(() => this.readIndex(), false);
   }
 
   /** Re-reads the index only when another writer changed the maps since this one last looked. */
@@ -133,7 +133,7 @@ export class SteeringWriter {
     return this.lock.hold((changed) => {
       if (changed) this.readIndex();
       return changed;
-    });
+    }, false);
   }
 
   /** Runs a change under the lock, on an index that reflects every other writer's changes. */

@@ -6,7 +6,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { MAPS, Stat, type PairCounters, type RemotePod, type WireName } from './maps-layout';
+import { decodeRoute, decodeRouteKey, MAPS, Stat, type PairCounters, type RemotePod, type WireName } from './maps-layout';
 import { possibleCpus, u32, withPinnedMap } from './pinned-map';
 import { deleteEndpoint } from './endpoint-map';
 import { SteeringWriter } from './steering-writer';
@@ -19,6 +19,24 @@ export function withSteering<T>(pinDir: string, fn: (w: SteeringWriter) => T): T
   } finally {
     w.close();
   }
+}
+
+/**
+ * The wire of each pair as the routes map holds it (its IPv6 route), read without the writer lock
+ * and without the remotes: O(routes), not O(remotes) — what a poll watching a switch on a node
+ * with thousands of remote pods can afford (listPairs reads every remote).
+ */
+export function readWires(pinDir: string): { ifindex: number; remote: string; wire: WireName }[] {
+  return withPinnedMap(pinDir, MAPS.routes.name, MAPS.routes.keySize, MAPS.routes.valueSize, (m) => {
+    const out: { ifindex: number; remote: string; wire: WireName }[] = [];
+    for (const k of m.keys()) {
+      const key = decodeRouteKey(k);
+      if (key.family !== 6) continue;
+      const v = m.lookup(k);
+      if (v) out.push({ ifindex: key.ifindex, remote: key.address, wire: decodeRoute(v).wire });
+    }
+    return out;
+  });
 }
 
 /** Registers a remote pod (both addresses); refuses a pod that is local to this node. */

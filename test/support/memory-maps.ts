@@ -93,14 +93,14 @@ export class MemoryLock implements WriterLock {
 
   constructor(private readonly state: MemoryLockState = { gen: 0n, held: false }) {}
 
-  hold<T>(fn: (changedByOthers: boolean) => T): T {
+  hold<T>(fn: (changedByOthers: boolean) => T, writes = true): T {
     if (this.state.held) throw new Error('writer lock taken twice (re-entrant use)');
     this.state.held = true;
     try {
       try {
         return fn(this.seen !== this.state.gen);
       } finally {
-        this.state.gen++;
+        if (writes) this.state.gen++;
         this.seen = this.state.gen;
       }
     } finally {

@@ -18,7 +18,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { listPairs } from '../../src/bpf/steering';
+import { readWires } from '../../src/bpf/steering';
 import type { WireName } from '../../src/bpf/maps-layout';
 import type { Family } from '../../src/net/family';
 import { Children, execFileP, nsExec } from './process';
@@ -97,7 +97,7 @@ export class SimTopology {
 
   /** The wire family the pod's node has for the pod's (one) pair, or undefined without a route. */
   wireOf(pod: SimPod): WireName | undefined {
-    return listPairs(pod.node.pinDir).find((p) => p.ifindex === pod.hostIfindex)?.wire;
+    return readWires(pod.node.pinDir).find((p) => p.ifindex === pod.hostIfindex)?.wire;
   }
 
   /** Runs a one-off command in a pod's namespace (e.g. ping), returns stdout. */

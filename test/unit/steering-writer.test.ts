@@ -36,6 +36,26 @@ describe('SteeringWriter, two writers on one node', () => {
     expect(() => interleaveWriters(setup(() => blind), 4000)).toThrow(/counter index|gone|bloom|routes/);
   });
 
+  it('a reader beside the held writer (a listing, afsteer show) does not make it re-read its index; a writer still does', () => {
+    const state = { gen: 0n, held: false };
+    const s = setup(() => new MemoryLock(state));
+    s.held.registerRemote({ ipv4: '10.77.0.1', ipv6: 'fd00:77::1' });
+    s.held.setWire(11, '10.77.0.1', 'ipv6', 0);
+    for (let i = 0; i < 5; i++) {
+      const reader = s.openOneShot();
+      expect(reader.listPairs().map((p) => p.wire)).toEqual(['ipv6']);
+      reader.close();
+    }
+    s.held.setWire(11, '10.77.0.1', 'ipv4', 1);
+    expect(s.held.resyncsForOthers).toBe(0);
+    expect(s.held.refresh()).toBe(false);
+    const other = s.openOneShot();
+    other.setWire(12, '10.77.0.1', 'ipv6', 0);
+    other.close();
+    expect(s.held.refresh()).toBe(true);
+    expect(s.held.getPair(12, '10.77.0.1')).toMatchObject({ wire: 'ipv6' });
+  });
+
   it('refuses what the rules refuse, with codes', () => {
     const s = setup(() => new MemoryLock());
     const w = s.held;
