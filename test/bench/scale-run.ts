@@ -8,8 +8,8 @@
  * active pairs do). Per size, over MEASURE_S seconds after a warm-up: the daemon's CPU share of
  * one core and RSS (/proc), control bytes/s in and out (counted by the load generator), and the
  * median /metrics scrape time. Targets at 1,000 peers: ≤ 10% of a core, ≤ 150 MB RSS, scrape ≤ 100 ms.
- * Not measured here (see README, Scale): failover of an active pair while the others are probed —
- * the simulated peers hold no pairs with the daemon. Environment: BENCH_SCALE_SIZES, BENCH_SCALE_S.
+ * The simulated peers hold no pairs with the daemon: failover of an active pair while 999 others
+ * are probed is scale-failover.ts. Environment: BENCH_SCALE_SIZES, BENCH_SCALE_S.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
