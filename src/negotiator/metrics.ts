@@ -48,9 +48,9 @@ const DROP_LABEL: Record<string, string> = {
 export const DROP_REASONS = [...new Set(Object.values(DROP_LABEL))];
 const FRAME_TYPES = ['announce', 'negotiate', 'probe', 'probeReply', 'echo'];
 
-/** One series' labels and value, as a collector hands them to the registry. */
+/** One series: its labels as exposition text (`peer="a",family="IPv4"`) and its value. */
 interface Sample {
-  labels: Record<string, string>;
+  labels: string;
   value: number;
 }
 
@@ -69,11 +69,8 @@ export function textGauges(gauges: TextGauge[]): string {
   const out: string[] = [];
   for (const g of gauges) {
     out.push(`# HELP ${g.name} ${g.help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}`, `# TYPE ${g.name} gauge`);
-    for (const s of g.values()) {
-      let labels = '';
-      for (const k in s.labels) labels += `${labels ? ',' : ''}${k}="${escapeLabel(s.labels[k]!)}"`;
-      out.push(`${g.name}{${labels}} ${Number.isFinite(s.value) ? s.value : s.value > 0 ? '+Inf' : s.value < 0 ? '-Inf' : 'NaN'}`);
-    }
+    const head = `${g.name}{`;
+    for (const s of g.values()) out.push(`${head}${s.labels}} ${Number.isFinite(s.value) ? s.value : s.value > 0 ? '+Inf' : s.value < 0 ? '-Inf' : 'NaN'}`);
   }
   return out.join('\n') + '\n';
 }
@@ -105,29 +102,45 @@ export async function createMetrics(parts: DaemonParts, readStats: StatsReader |
   // Per-peer series (22 per peer, 22,000 at 1,000 peers) skip prom-client, whose per-series set()
   // hashes every label set and whose formatter copies each: written as text directly, after the rest.
   const peerGauges: TextGauge[] = [];
+  // A peer's label text, rendered once (not once per series): `peer="…"`, and with each family.
+  const labelMemo = new Map<string, { peer: string; fam: Record<string, string> }>();
+  const labelsOf = (node: string) => {
+    let l = labelMemo.get(node);
+    if (!l) {
+      if (labelMemo.size > 4 * Math.max(1024, parts.peers.size)) labelMemo.clear();
+      const peer = `peer="${escapeLabel(node)}"`;
+      l = { peer, fam: { IPv4: `${peer},family="IPv4"`, IPv6: `${peer},family="IPv6"` } };
+      labelMemo.set(node, l);
+    }
+    return l;
+  };
   const perPeer = (name: string, help: string, values: (p: Snapshot['peers'][0], out: Sample[]) => void) =>
     void peerGauges.push({ name, help, values: () => {
       const out: Sample[] = [];
       for (const p of snapshot().peers) values(p, out);
       return out;
     } });
-  perPeer('afsteer_peer_up', 'Peer heard within the peer timeout (1) or silent (0).', (p, out) => void out.push({ labels: { peer: p.node }, value: p.alive ? 1 : 0 }));
+  perPeer('afsteer_peer_up', 'Peer heard within the peer timeout (1) or silent (0).', (p, out) => void out.push({ labels: labelsOf(p.node).peer, value: p.alive ? 1 : 0 }));
   const perFamily = (name: string, help: string, v: (m: NonNullable<Snapshot['peers'][0]['families']['IPv4']>['metrics'] & object) => number) =>
     perPeer(name, help, (p, out) => {
-      for (const [family, f] of Object.entries(p.families)) if (f.metrics) out.push({ labels: { peer: p.node, family }, value: v(f.metrics) });
+      const l = labelsOf(p.node).fam;
+      for (const [family, f] of Object.entries(p.families)) if (f.metrics) out.push({ labels: l[family]!, value: v(f.metrics) });
     });
   perFamily('afsteer_peer_rtt_seconds', 'Median probe round-trip time over the window, per peer and family.', (m) => m.latency_ms / 1000);
   perFamily('afsteer_peer_jitter_seconds', 'Mean absolute difference of successive probe RTTs over the window.', (m) => m.jitter_ms / 1000);
   perFamily('afsteer_peer_loss_ratio', 'Probes lost over the window (0–1).', (m) => m.packet_loss);
   perFamily('afsteer_peer_probe_samples', 'Probe outcomes in the window.', (m) => m.samples);
   perPeer('afsteer_peer_family_state', 'State of a family toward a peer: 1 for the current state (probing, up, degraded, blackhole), 0 for the others.', (p, out) => {
-    for (const [family, f] of Object.entries(p.families)) for (const state of FAMILY_STATES) out.push({ labels: { peer: p.node, family, state }, value: f.state === state ? 1 : 0 });
+    const l = labelsOf(p.node).fam;
+    for (const [family, f] of Object.entries(p.families)) for (const state of FAMILY_STATES) out.push({ labels: `${l[family]!},state="${state}"`, value: f.state === state ? 1 : 0 });
   });
   perPeer('afsteer_pairs', 'Pod pairs with a peer by the wire family of this node\'s sending direction (native, ipv4, ipv6).', (p, out) => {
-    for (const [wire, n] of Object.entries(p.pairs)) out.push({ labels: { peer: p.node, wire }, value: n });
+    const l = labelsOf(p.node).peer;
+    for (const [wire, n] of Object.entries(p.pairs)) out.push({ labels: `${l},wire="${wire}"`, value: n });
   });
   perPeer('afsteer_pairs_pinned', 'Pairs under an operator pin (afsteerd prefer); honoured="false" while the pinned family is blackholed and the pair is on the other.', (p, out) => {
-    out.push({ labels: { peer: p.node, honoured: 'true' }, value: p.pinned.honoured }, { labels: { peer: p.node, honoured: 'false' }, value: p.pinned.overridden });
+    const l = labelsOf(p.node).peer;
+    out.push({ labels: `${l},honoured="true"`, value: p.pinned.honoured }, { labels: `${l},honoured="false"`, value: p.pinned.overridden });
   });
   const switchCounts = new Map<string, number>(SWITCH_REASONS.map((r) => [r, 0]));
   parts.switches.listeners.push((ev) => {

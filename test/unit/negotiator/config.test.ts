@@ -15,6 +15,9 @@ describe('afsteerd config', () => {
     expect(c.selection.holdDownMs).toBe(10000);
     expect(c.policy.criterion).toBe('lowest-latency');
     expect(c.discovery.static).toEqual([]);
+    expect(c.optimizeForMemory).toBe(true);
+    expect(parseDaemonConfig('{"nodeName":"a","keyFile":"/k","optimizeForMemory":false}').optimizeForMemory).toBe(false);
+    expect(() => parseDaemonConfig('{"nodeName":"a","keyFile":"/k","optimizeForMemory":"yes"}')).toThrow(/optimizeForMemory/);
   });
   it('the example in conf/afsteerd.json is valid', () => {
     const c = parseDaemonConfig(readFileSync(join(import.meta.dirname, '..', '..', '..', 'conf', 'afsteerd.json'), 'utf8'));
