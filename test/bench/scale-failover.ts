@@ -11,14 +11,14 @@
  * userspace — in a cluster they come over the uplink and cost A nothing (the scale table's case).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { WireName } from '../../src/bpf/maps-layout';
 import { nsExec, TwoNodes, waitFor } from '../support/two-nodes';
+import { CLK_TCK, cpuTicks, rssMb } from './proc-stat';
 import { simAddressOf } from './scale-addresses';
 
 const ROOT = process.env.AFSTEER_REPO_ROOT ?? process.cwd();
-const CLK_TCK = 100;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** What the failover part measured. */
@@ -30,11 +30,6 @@ export interface FailoverAtScale {
   intact: number;
   cpu: number;
   rss: number;
-}
-
-function cpuTicks(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return Number(f[11]) + Number(f[12]);
 }
 
 /** trials blackholes of an active pair's family while node A's afsteerd holds `others` more peers. */
@@ -101,7 +96,7 @@ export async function failoverAtScale(others: number, trials: number): Promise<F
     }
     if (process.env.BENCH_SCALE_FAILOVER_DEBUG) console.log(`  node A events: ${JSON.stringify((await t.status(da)).counters.events)}`);
     const cpu = ((cpuTicks(pid) - c0) / CLK_TCK / ((performance.now() - w0) / 1000)) * 100;
-    const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+    const rss = rssMb(pid);
     return { others, known: await peersOf(), switchedMs, stallMs, intact, cpu, rss };
   } finally {
     if (lg && lg.exitCode === null) {

@@ -16,27 +16,15 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { CLK_TCK, cpuSplit, cpuTicks, rssMb } from './proc-stat';
 import { simAddressOf } from './scale-addresses';
 
 const ROOT = process.env.AFSTEER_REPO_ROOT ?? process.cwd();
 const MEASURE_S = Number(process.env.BENCH_SCALE_S ?? 15);
-const CLK_TCK = 100;
 /** The large-cluster setting (README, Scale): a 30 s peer timeout, so unchanged announcements are refreshed every 7.5 s. */
 const PEER_TIMEOUT_MS = 30_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function cpuTicks(pid: number): number {
-  const t = cpuSplit(pid);
-  return t.user + t.system;
-}
-/** User and system CPU ticks of pid (/proc/PID/stat utime, stime). */
-function cpuSplit(pid: number): { user: number; system: number } {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return { user: Number(f[11]), system: Number(f[12]) };
-}
-function rssMb(pid: number): number {
-  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
-}
 
 /** One size's figures. */
 export interface Row { peers: number; known: number; cpu: number; cpuSystem: number; rss: number; inBps: number; outBps: number; scrapeMs: number; lossPct: number; metrics: string }

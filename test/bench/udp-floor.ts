@@ -7,13 +7,9 @@
  * half. No daemon logic at all: MACs, windows and timers are not in it.
  */
 import { createSocket } from 'node:dgram';
-import { readFileSync } from 'node:fs';
+import { CLK_TCK, cpuTicks } from './proc-stat';
 
-const CLK_TCK = 100;
-const ticks = () => {
-  const f = readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ');
-  return Number(f[11]) + Number(f[12]);
-};
+const ticks = () => cpuTicks('self');
 
 /** CPU share of one core for `rate` probes/s (send + reflect + receive in this process), over seconds. */
 export async function udpFloor(rate: number, seconds = 5): Promise<{ rate: number; cpuPct: number; perProbeUs: number; received: number }> {
