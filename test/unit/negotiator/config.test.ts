@@ -17,7 +17,7 @@ describe('afsteerd config', () => {
     expect(c.discovery.static).toEqual([]);
     expect(c.optimizeForMemory).toBe(true);
     expect(parseDaemonConfig('{"nodeName":"a","keyFile":"/k","optimizeForMemory":false}').optimizeForMemory).toBe(false);
-    expect(() => parseDaemonConfig('{"nodeName":"a","keyFile":"/k","optimizeForMemory":"yes"}')).toThrow(/optimizeForMemory/);
+    for (const bad of ['"yes"', '"true"', '1', 'null', '[]', '{}']) expect(() => parseDaemonConfig(`{"nodeName":"a","keyFile":"/k","optimizeForMemory":${bad}}`)).toThrow(/^config: optimizeForMemory: must be a boolean$/);
   });
   it('the example in conf/afsteerd.json is valid', () => {
     const c = parseDaemonConfig(readFileSync(join(import.meta.dirname, '..', '..', '..', 'conf', 'afsteerd.json'), 'utf8'));
