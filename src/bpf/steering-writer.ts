@@ -68,6 +68,16 @@ export interface SteeringMapSet {
 
 const indexKey = (ifindex: number, remoteIpv6: string) => `${ifindex}|${remoteIpv6}`;
 
+/** Every route in the routes map, decoded (a pair has two: one per remote address family). */
+export function readRoutes(routes: MapHandle): { key: ReturnType<typeof decodeRouteKey>; route: ReturnType<typeof decodeRoute> }[] {
+  const out: { key: ReturnType<typeof decodeRouteKey>; route: ReturnType<typeof decodeRoute> }[] = [];
+  for (const k of routes.keys()) {
+    const v = routes.lookup(k);
+    if (v) out.push({ key: decodeRouteKey(k), route: decodeRoute(v) });
+  }
+  return out;
+}
+
 /** Opens the steering maps of a pin dir (the optional ones when pinned). */
 export function openSteeringMaps(pinDir: string): SteeringMapSet {
   const opened: PinnedMap[] = [];
@@ -150,11 +160,7 @@ export class SteeringWriter {
   private readIndex(): void {
     this.pairs.clear();
     this.usedPairIdx.clear();
-    for (const k of this.maps.routes.keys()) {
-      const v = this.maps.routes.lookup(k);
-      if (!v) continue;
-      const key = decodeRouteKey(k);
-      const r = decodeRoute(v);
+    for (const { key, route: r } of readRoutes(this.maps.routes)) {
       this.usedPairIdx.add(r.pair);
       // Either route of a pair indexes it (its value names both addresses): a pair left half
       // written by a crash between the two updates is still seen, and cleared or rewritten whole.

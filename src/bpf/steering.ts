@@ -6,10 +6,10 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { decodeRoute, decodeRouteKey, MAPS, Stat, type PairCounters, type RemotePod, type WireName } from './maps-layout';
+import { MAPS, Stat, type PairCounters, type RemotePod, type WireName } from './maps-layout';
 import { possibleCpus, u32, withPinnedMap } from './pinned-map';
 import { deleteEndpoint } from './endpoint-map';
-import { SteeringWriter } from './steering-writer';
+import { readRoutes, SteeringWriter } from './steering-writer';
 
 /** Runs fn with a writer on pinDir, closed afterwards. */
 export function withSteering<T>(pinDir: string, fn: (w: SteeringWriter) => T): T {
@@ -27,16 +27,8 @@ export function withSteering<T>(pinDir: string, fn: (w: SteeringWriter) => T): T
  * with thousands of remote pods can afford (listPairs reads every remote).
  */
 export function readWires(pinDir: string): { ifindex: number; remote: string; wire: WireName }[] {
-  return withPinnedMap(pinDir, MAPS.routes.name, MAPS.routes.keySize, MAPS.routes.valueSize, (m) => {
-    const out: { ifindex: number; remote: string; wire: WireName }[] = [];
-    for (const k of m.keys()) {
-      const key = decodeRouteKey(k);
-      if (key.family !== 6) continue;
-      const v = m.lookup(k);
-      if (v) out.push({ ifindex: key.ifindex, remote: key.address, wire: decodeRoute(v).wire });
-    }
-    return out;
-  });
+  return withPinnedMap(pinDir, MAPS.routes.name, MAPS.routes.keySize, MAPS.routes.valueSize, (m) =>
+    readRoutes(m).filter((r) => r.key.family === 6).map((r) => ({ ifindex: r.key.ifindex, remote: r.key.address, wire: r.route.wire })));
 }
 
 /** Registers a remote pod (both addresses); refuses a pod that is local to this node. */
