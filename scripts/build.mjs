@@ -7,7 +7,18 @@
 // build/build.log, and is shown only when a tool fails.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { appendFileSync, chmodSync, copyFileSync, mkdirSync, readFileSync, writeFileSync, existsSync, statSync, rmSync, symlinkSync } from 'node:fs';
+import {
+  appendFileSync,
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -62,7 +73,8 @@ const etcdProtos = {
     b.onLoad({ filter: /[\\/]etcd3[\\/]lib[\\/]connection-pool\.js$/ }, (args) => {
       const src = readFileSync(args.path, 'utf8');
       const call = '(0, proto_loader_1.loadSync)(`${__dirname}/../proto/rpc.proto`, {';
-      if (!src.includes(call)) throw new Error(`build: ${args.path} no longer loads its protos as expected; update the etcd3-protos plugin`);
+      if (!src.includes(call))
+        throw new Error(`build: ${args.path} no longer loads its protos as expected; update the etcd3-protos plugin`);
       const opts = { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true };
       const req = createRequire(args.path);
       const util = createRequire(req.resolve('@grpc/proto-loader'))('./util');
@@ -128,7 +140,15 @@ writeFileSync(
       useCodeCache: true,
       execArgv: ['--disable-warning=ExperimentalWarning'],
       execArgvExtension: 'none',
-      assets: { 'program.cjs': program, 'program.cache': programCache, 'afsteer.bpf.o': bpfObj, 'afsteer_echo.bpf.o': join(out, 'afsteer_echo.bpf.o'), ...addons, 'afsteerd.service': join(root, 'conf/afsteerd.service'), '10-afsteer.conflist': join(root, 'conf/10-afsteer.conflist') },
+      assets: {
+        'program.cjs': program,
+        'program.cache': programCache,
+        'afsteer.bpf.o': bpfObj,
+        'afsteer_echo.bpf.o': join(out, 'afsteer_echo.bpf.o'),
+        ...addons,
+        'afsteerd.service': join(root, 'conf/afsteerd.service'),
+        '10-afsteer.conflist': join(root, 'conf/10-afsteer.conflist'),
+      },
     },
     null,
     2,
@@ -139,7 +159,14 @@ run(nodeBin, ['--experimental-sea-config', seaConfig]);
 const exe = join(dist, 'afsteer');
 copyFileSync(nodeBin, exe);
 chmodSync(exe, 0o755);
-run(process.execPath, [join(root, 'node_modules/postject/dist/cli.js'), exe, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2']);
+run(process.execPath, [
+  join(root, 'node_modules/postject/dist/cli.js'),
+  exe,
+  'NODE_SEA_BLOB',
+  blob,
+  '--sentinel-fuse',
+  'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2',
+]);
 step(`dist/afsteer ready (${(statSync(exe).size / 1048576).toFixed(1)} MiB)`);
 // afsteerd is the same executable under a second name (it dispatches on argv[0]).
 rmSync(join(dist, 'afsteerd'), { force: true });

@@ -9,9 +9,9 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AFSTEERD_BIN, TwoNodes, waitFor, type SimDaemon } from '../test/support/two-nodes';
 import { listPairs } from '../src/bpf/steering';
 import { withPage } from '../test/support/netns-tools';
+import { AFSTEERD_BIN, type SimDaemon, TwoNodes, waitFor } from '../test/support/two-nodes';
 
 /** The daemon's page (http://127.0.0.1:9617/ in node-a's namespace) in headless Chromium, saved as build/demo-peers.png. */
 async function savePage(d: SimDaemon): Promise<void> {
@@ -44,14 +44,24 @@ try {
   // Every switch either daemon logs, printed as it happens.
   const seen = new Map<SimDaemon, number>();
   const follow = setInterval(() => {
-    for (const [d, n] of [[da, 'node-a'], [db, 'node-b']] as const) {
+    for (const [d, n] of [
+      [da, 'node-a'],
+      [db, 'node-b'],
+    ] as const) {
       const lines = d.logs.filter((l) => l.msg === 'switch' || l.msg === 'blackhole' || l.msg === 'path recovered');
-      for (const l of lines.slice(seen.get(d) ?? 0)) console.log(`  ${String(l.ts).slice(11, 23)}  ${n}: ${l.msg}${l.msg === 'switch' ? ` ${l.pair} ${l.from} -> ${l.to} (${l.reason})` : ` ${l.family}`}`);
+      for (const l of lines.slice(seen.get(d) ?? 0))
+        console.log(
+          `  ${String(l.ts).slice(11, 23)}  ${n}: ${l.msg}${l.msg === 'switch' ? ` ${l.pair} ${l.from} -> ${l.to} (${l.reason})` : ` ${l.family}`}`,
+        );
       seen.set(d, lines.length);
     }
   }, 50);
 
-  await waitFor(() => da.logs.some((l) => l.msg === 'peer discovered') && db.logs.some((l) => l.msg === 'peer discovered'), 5000, 'discovery');
+  await waitFor(
+    () => da.logs.some((l) => l.msg === 'peer discovered') && db.logs.some((l) => l.msg === 'peer discovered'),
+    5000,
+    'discovery',
+  );
   await sleep(1500);
   say('discovery: each node knows the other and its pod; no pair yet (pairs are negotiated when pods talk)');
   process.stdout.write(status(da));
@@ -65,7 +75,9 @@ try {
   let before = await t.midCounts();
   const counts = async (label: string) => {
     const now = await t.midCounts();
-    console.log(`  ${clock()}  ${label.padEnd(28)} middle forwarded: IPv4 ${String(now.ipv4 - before.ipv4).padStart(6)} pkts   IPv6 ${String(now.ipv6 - before.ipv6).padStart(6)} pkts`);
+    console.log(
+      `  ${clock()}  ${label.padEnd(28)} middle forwarded: IPv4 ${String(now.ipv4 - before.ipv4).padStart(6)} pkts   IPv6 ${String(now.ipv6 - before.ipv6).padStart(6)} pkts`,
+    );
     before = now;
   };
   await sleep(1000);
@@ -75,19 +87,32 @@ try {
   await t.impair(4, 'blackhole');
   await sleep(1500);
   await counts('after the blackhole');
-  const wires = () => listPairs(t.a.pinDir).map((p) => p.wire).join(',') + ' / ' + listPairs(t.b.pinDir).map((p) => p.wire).join(',');
+  const wires = () =>
+    listPairs(t.a.pinDir)
+      .map((p) => p.wire)
+      .join(',') +
+    ' / ' +
+    listPairs(t.b.pinDir)
+      .map((p) => p.wire)
+      .join(',');
   console.log(`  wire family in the maps (node-a / node-b): ${wires()}`);
   await savePage(da);
   const c = await client;
   const s = await done;
   say('stream result');
-  console.log(`  sent ${c.bytes} bytes, received ${s.bytes}; sha256 ${s.sha256 === c.sha256 ? 'identical' : 'DIFFERENT'}; longest receive stall ${s.maxGapMs} ms (Linux's minimum TCP retransmission timeout is 200 ms)`);
+  console.log(
+    `  sent ${c.bytes} bytes, received ${s.bytes}; sha256 ${s.sha256 === c.sha256 ? 'identical' : 'DIFFERENT'}; longest receive stall ${s.maxGapMs} ms (Linux's minimum TCP retransmission timeout is 200 ms)`,
+  );
 
   say('restore IPv4: the family is held down, then the pair goes back to native');
   await t.impair(4, null);
   console.log(`  ${clock()}  IPv4 restored`);
   const keep = t.inPod(a0, ['ping', '-q', '-c', '80', '-i', '0.1', '-W', '1', b0.ipv4]).catch(() => '');
-  await waitFor(() => listPairs(t.a.pinDir).every((p) => p.wire === 'native') && listPairs(t.b.pinDir).every((p) => p.wire === 'native'), 15_000, 'back to native');
+  await waitFor(
+    () => listPairs(t.a.pinDir).every((p) => p.wire === 'native') && listPairs(t.b.pinDir).every((p) => p.wire === 'native'),
+    15_000,
+    'back to native',
+  );
   await sleep(300);
   console.log(`  wire family in the maps (node-a / node-b): ${wires()}`);
   say('afsteerd status (node-a)');

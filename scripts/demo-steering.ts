@@ -5,7 +5,7 @@
  * Every interval prints the packets the middle router forwarded per family: the stream's packets
  * move from one family to the other and back, and the stream never breaks.
  */
-import { TwoNodes, type SimPod } from '../test/support/two-nodes';
+import { type SimPod, TwoNodes } from '../test/support/two-nodes';
 
 const INTERVAL_MS = 1500;
 const FLIPS = 6;
@@ -29,21 +29,35 @@ try {
 
   say(`IPv4 TCP stream a0 -> b0 (echoed back), flipping the wire family every ${INTERVAL_MS} ms`);
   const { done } = await t.server(b0, b0.ipv4, 7000, true);
-  const client = t.client(a0, b0.ipv4, 7000, ['--duration-ms', String(INTERVAL_MS * (FLIPS + 1) - 300), '--chunk', '16384', '--interval-ms', '2', '--echo']);
+  const client = t.client(a0, b0.ipv4, 7000, [
+    '--duration-ms',
+    String(INTERVAL_MS * (FLIPS + 1) - 300),
+    '--chunk',
+    '16384',
+    '--interval-ms',
+    '2',
+    '--echo',
+  ]);
   let before = await t.midCounts();
   for (let i = 0; i <= FLIPS; i++) {
     const wire = i % 2 === 0 ? 'native' : 'ipv6';
     await steer(wire);
     await new Promise((r) => setTimeout(r, INTERVAL_MS));
     const now = await t.midCounts();
-    console.log(`  ${wire === 'native' ? 'native IPv4       ' : 'steered IPv4-in-v6'}  middle forwarded: IPv4 ${String(now.ipv4 - before.ipv4).padStart(6)} pkts   IPv6 ${String(now.ipv6 - before.ipv6).padStart(6)} pkts`);
+    console.log(
+      `  ${wire === 'native' ? 'native IPv4       ' : 'steered IPv4-in-v6'}  middle forwarded: IPv4 ${String(now.ipv4 - before.ipv4).padStart(6)} pkts   IPv6 ${String(now.ipv6 - before.ipv6).padStart(6)} pkts`,
+    );
     before = now;
   }
   const c = await client;
   const s = await done;
   say('stream result');
-  console.log(`  client sent ${c.bytes} bytes, sha256 ${String(c.sha256).slice(0, 16)}…; echo ${c.echoSha256 === c.sha256 ? 'identical' : 'DIFFERENT'}`);
-  console.log(`  server got  ${s.bytes} bytes, sha256 ${String(s.sha256).slice(0, 16)}…; ${s.sha256 === c.sha256 ? 'identical' : 'DIFFERENT'}; the server socket saw ${s.family} from ${s.peer}`);
+  console.log(
+    `  client sent ${c.bytes} bytes, sha256 ${String(c.sha256).slice(0, 16)}…; echo ${c.echoSha256 === c.sha256 ? 'identical' : 'DIFFERENT'}`,
+  );
+  console.log(
+    `  server got  ${s.bytes} bytes, sha256 ${String(s.sha256).slice(0, 16)}…; ${s.sha256 === c.sha256 ? 'identical' : 'DIFFERENT'}; the server socket saw ${s.family} from ${s.peer}`,
+  );
   say('afsteer steer show (node A)');
   process.stdout.write(await t.steerCmd(t.a, ['show']));
   if (c.sha256 !== s.sha256 || c.echoSha256 !== c.sha256) process.exitCode = 1;

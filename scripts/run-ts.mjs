@@ -1,10 +1,10 @@
 #!/usr/bin/env node
-// Runs a TypeScript entry (a benchmark or tool script) with Node: bundles it with esbuild into
-// build/run/<name>.mjs (node_modules stay external) and executes it with the remaining arguments.
-import { build } from 'esbuild';
 import { spawn } from 'node:child_process';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+// Runs a TypeScript entry (a benchmark or tool script) with Node: bundles it with esbuild into
+// build/run/<name>.mjs (node_modules stay external) and executes it with the remaining arguments.
+import { build } from 'esbuild';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const [entry, ...rest] = process.argv.slice(2);
@@ -14,8 +14,15 @@ if (!entry) {
 }
 const out = join(root, 'build', 'run', basename(entry).replace(/\.ts$/, '.mjs'));
 await build({
-  entryPoints: [resolve(entry)], outfile: out, bundle: true, platform: 'node', format: 'esm', target: 'node24',
-  packages: 'external', logLevel: 'warning', banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+  entryPoints: [resolve(entry)],
+  outfile: out,
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node24',
+  packages: 'external',
+  logLevel: 'warning',
+  banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
 });
 const child = spawn(process.execPath, [out, ...rest], { stdio: 'inherit', env: { ...process.env, AFSTEER_REPO_ROOT: root } });
 // A signal to this wrapper goes to the script too (a benchmark stopping its load generator).

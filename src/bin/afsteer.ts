@@ -25,7 +25,13 @@ function loadProgram(): Program {
   const script = new Script(source, { filename: 'afsteer-program.cjs', cachedData: Buffer.from(sea.getRawAsset('program.cache')) });
   if (script.cachedDataRejected) trace('program: code cache rejected (compiling)');
   const module = { exports: {} as Program };
-  (script.runInThisContext() as (e: unknown, r: NodeJS.Require, m: unknown, f: string, d: string) => void)(module.exports, require, module, __filename, __dirname);
+  (script.runInThisContext() as (e: unknown, r: NodeJS.Require, m: unknown, f: string, d: string) => void)(
+    module.exports,
+    require,
+    module,
+    __filename,
+    __dirname,
+  );
   trace('program: loaded');
   return module.exports;
 }

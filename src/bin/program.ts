@@ -12,9 +12,10 @@ import { preloadForCodeCache, runAfsteer, runAfsteerd } from './route';
 /** Runs the executable for this process (exit code through process.exitCode, afsteerd: exit); stdin: the CNI stdin when already read. */
 export function main(stdin?: string): void {
   const name = basename(process.argv0 || process.argv[0] || '');
-  const run = name === 'afsteerd'
-    ? runAfsteerd(process.argv.slice(2), (s) => process.stdout.write(s))
-    : runAfsteer(process.env, process.argv.slice(2), (s) => process.stdout.write(s), stdin);
+  const run =
+    name === 'afsteerd'
+      ? runAfsteerd(process.argv.slice(2), (s) => process.stdout.write(s))
+      : runAfsteer(process.env, process.argv.slice(2), (s) => process.stdout.write(s), stdin);
   run.then(
     (code) => {
       process.exitCode = code;

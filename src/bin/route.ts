@@ -5,10 +5,10 @@
  * plugin's start-up path does not carry the negotiator's.
  */
 import { parseArgs } from 'node:util';
-import { DEFAULT_CONTROL_SOCKET } from '../defaults';
+import { printable } from '../cli/text';
 import { preloadVerbs, runCni } from '../cni/main';
 import { SUPPORTED_VERSIONS } from '../cni/version';
-import { printable } from '../cli/text';
+import { DEFAULT_CONTROL_SOCKET } from '../defaults';
 import type { CniAddRunner } from '../negotiator/cni-handoff';
 
 /** afsteer's release version (set by the build). */
@@ -51,13 +51,19 @@ export async function runAfsteerd(argv: string[], write: (s: string) => void): P
   }
   let flags: { values: { config?: string; json?: boolean; socket?: string; 'node-name'?: string }; positionals: string[] };
   try {
-    flags = parseArgs({ args: rest, options: { config: { type: 'string' }, json: { type: 'boolean' }, socket: { type: 'string' }, 'node-name': { type: 'string' } }, strict: true, allowPositionals: cmd === 'prefer' });
+    flags = parseArgs({
+      args: rest,
+      options: { config: { type: 'string' }, json: { type: 'boolean' }, socket: { type: 'string' }, 'node-name': { type: 'string' } },
+      strict: true,
+      allowPositionals: cmd === 'prefer',
+    });
   } catch (err) {
     process.stderr.write(`afsteerd: ${(err as Error).message}\n${AFSTEERD_USAGE}`);
     return 2;
   }
   if (cmd === 'status') return (await import('../cli/afsteerd-status')).runStatus(flags.values.socket, flags.values.json ?? false, write);
-  if (cmd === 'prefer') return (await import('../cli/prefer')).runPrefer(flags.positionals, flags.values.socket, flags.values.json ?? false, write);
+  if (cmd === 'prefer')
+    return (await import('../cli/prefer')).runPrefer(flags.positionals, flags.values.socket, flags.values.json ?? false, write);
   if (cmd !== 'run') {
     process.stderr.write(`afsteerd: unknown command ${JSON.stringify(printable(String(cmd)))}\n${AFSTEERD_USAGE}`);
     return 2;

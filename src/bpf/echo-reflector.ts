@@ -39,7 +39,6 @@ export const ECHO_MAPS = {
   stats: { name: 'afsteer_echo_stats', keySize: 4, valueSize: EchoStatsLayout.size, maxEntries: 1 },
 } as const;
 
-
 /** Loads (once) and pins the echo program; returns its fd. */
 function ensureEchoProgram(pinDir: string): number {
   assertBpffs(pinDir);

@@ -1,6 +1,15 @@
 /** Typed access to the pinned endpoint map and the per-endpoint counter cells. */
-import { counterIndex, CountersLayout, decodeEndpoint, encodeAddrKey, encodeEndpoint, EP_CACHE_SIZE, MAPS, type Endpoint } from './maps-layout';
-import { BPF_EXIST, possibleCpus, withPinnedMap, type PinnedMap, u32 } from './pinned-map';
+import {
+  CountersLayout,
+  counterIndex,
+  decodeEndpoint,
+  type Endpoint,
+  EP_CACHE_SIZE,
+  encodeAddrKey,
+  encodeEndpoint,
+  MAPS,
+} from './maps-layout';
+import { BPF_EXIST, type PinnedMap, possibleCpus, u32, withPinnedMap } from './pinned-map';
 
 /** Packet and byte totals (summed over CPUs) for one endpoint, family and direction. */
 export interface CounterRow {
@@ -10,7 +19,6 @@ export interface CounterRow {
   packets: bigint;
   bytes: bigint;
 }
-
 
 const endpoints = <T>(pinDir: string, fn: (m: PinnedMap) => T) =>
   withPinnedMap(pinDir, MAPS.endpoints.name, MAPS.endpoints.keySize, MAPS.endpoints.valueSize, fn);
@@ -91,7 +99,13 @@ export function putEndpoint(pinDir: string, ifindex: number, ep: Endpoint): void
       if (slot >= MAPS.endpoints.maxEntries) throw new Error(`endpoint map is full (${MAPS.endpoints.maxEntries} endpoints on this node)`);
       zeroSlot(pinDir, slot);
     }
-    const value: Endpoint = { ...ep, slot, ifindex, routes: ep.routes ?? old?.routes ?? 0, routeBloom: ep.routeBloom ?? old?.routeBloom ?? 0n };
+    const value: Endpoint = {
+      ...ep,
+      slot,
+      ifindex,
+      routes: ep.routes ?? old?.routes ?? 0,
+      routeBloom: ep.routeBloom ?? old?.routeBloom ?? 0n,
+    };
     m.update(u32(ifindex), encodeEndpoint(value), 0, MAPS.endpoints.maxEntries);
     all.set(ifindex, value);
     syncCache(pinDir, ifindex, all);
@@ -145,7 +159,8 @@ export function readCounters(pinDir: string, ifindex?: number): CounterRow[] {
         for (let direction = 0; direction < 2; direction++) {
           const val = m.lookup(u32(counterIndex(ep.slot ?? 0, family, direction)));
           if (!val) continue;
-          let packets = 0n, bytes = 0n;
+          let packets = 0n,
+            bytes = 0n;
           for (let c = 0; c < cpus; c++) {
             packets += val.readBigUInt64LE(c * counterStride + CountersLayout.fields.packets.offset);
             bytes += val.readBigUInt64LE(c * counterStride + CountersLayout.fields.bytes.offset);

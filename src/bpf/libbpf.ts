@@ -24,7 +24,9 @@ function bind() {
     progPin: so.func('int bpf_program__pin(void *prog, const char *path)'),
     objGet: so.func('int bpf_obj_get(const char *path)'),
     objPin: so.func('int bpf_obj_pin(int fd, const char *path)'),
-    mapCreate: so.func('int bpf_map_create(int map_type, const char *map_name, uint32_t key_size, uint32_t value_size, uint32_t max_entries, const void *opts)'),
+    mapCreate: so.func(
+      'int bpf_map_create(int map_type, const char *map_name, uint32_t key_size, uint32_t value_size, uint32_t max_entries, const void *opts)',
+    ),
     infoByFd: so.func('int bpf_obj_get_info_by_fd(int fd, void *info, _Inout_ uint32_t *len)'),
     mapUpdate: so.func('int bpf_map_update_elem(int fd, const void *key, const void *value, uint64_t flags)'),
     mapLookup: so.func('int bpf_map_lookup_elem(int fd, const void *key, void *value)'),

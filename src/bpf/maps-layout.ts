@@ -337,7 +337,10 @@ export function encodeRemote(r: RemotePod): Buffer {
 /** Decodes a remote-pod value. */
 export function decodeRemote(b: Buffer): RemotePod {
   const f = RemoteLayout.fields;
-  return { ipv4: bytesToAddress(b.subarray(f.ipv4.offset, f.ipv4.offset + 4)), ipv6: bytesToAddress(b.subarray(f.ipv6.offset, f.ipv6.offset + 16)) };
+  return {
+    ipv4: bytesToAddress(b.subarray(f.ipv4.offset, f.ipv4.offset + 4)),
+    ipv6: bytesToAddress(b.subarray(f.ipv6.offset, f.ipv6.offset + 16)),
+  };
 }
 
 /** Encodes a route key: (local pod's host ifindex, a remote pod address of either family). */
@@ -419,8 +422,16 @@ export function sumPairCounters(buf: Buffer, cpus: number): PairCounters {
   const f = PairCountersLayout.fields;
   const pair = (off: number, c: number): [bigint, bigint] => [buf.readBigUInt64LE(c + off), buf.readBigUInt64LE(c + off + 8)];
   const out: PairCounters = {
-    nativePackets: [0n, 0n], nativeBytes: [0n, 0n], encapPackets: [0n, 0n], encapBytes: [0n, 0n],
-    decapPackets: [0n, 0n], decapBytes: [0n, 0n], dropSpoof: 0n, dropMismatch: 0n, encapFail: 0n, decapFail: 0n,
+    nativePackets: [0n, 0n],
+    nativeBytes: [0n, 0n],
+    encapPackets: [0n, 0n],
+    encapBytes: [0n, 0n],
+    decapPackets: [0n, 0n],
+    decapBytes: [0n, 0n],
+    dropSpoof: 0n,
+    dropMismatch: 0n,
+    encapFail: 0n,
+    decapFail: 0n,
   };
   for (let i = 0; i < cpus; i++) {
     const c = i * PairCountersLayout.size;

@@ -14,7 +14,12 @@ export const BPF_EXIST = 2;
 
 /** An open pinned map; close() when done (or use withPinnedMap). */
 export class PinnedMap {
-  private constructor(readonly name: string, private readonly fd: number, readonly keySize: number, readonly valueSize: number) {}
+  private constructor(
+    readonly name: string,
+    private readonly fd: number,
+    readonly keySize: number,
+    readonly valueSize: number,
+  ) {}
 
   /** Opens pinDir/name; valueSize is the full lookup buffer size (per-CPU maps: slot × CPUs). */
   static open(pinDir: string, name: string, keySize: number, valueSize: number): PinnedMap {

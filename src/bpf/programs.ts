@@ -52,7 +52,10 @@ export function assertBpffs(pinDir: string, mountIfMissing = true): void {
     }
     bad = onBpffs();
   }
-  if (bad) throw new Error(`pinDir ${pinDir}: ${bad} is not on a bpf filesystem (give a directory under a mounted bpffs, e.g. ${BPFFS_ROOT}/afsteer)`);
+  if (bad)
+    throw new Error(
+      `pinDir ${pinDir}: ${bad} is not on a bpf filesystem (give a directory under a mounted bpffs, e.g. ${BPFFS_ROOT}/afsteer)`,
+    );
 }
 
 /** Where the programs of the current object are pinned under pinDir. */
@@ -73,7 +76,10 @@ export function ensurePrograms(pinDir: string): ProgramFds {
     try {
       obj = openAndLoad(elf, 'afsteer', pinDir);
     } catch (err) {
-      throw new Error(`loading the afsteer BPF object failed (if the map pins under ${pinDir} are from an incompatible version, remove them)`, { cause: err });
+      throw new Error(
+        `loading the afsteer BPF object failed (if the map pins under ${pinDir} are from an incompatible version, remove them)`,
+        { cause: err },
+      );
     }
     try {
       for (const [, name, path] of paths) {

@@ -28,8 +28,12 @@ export function decodeProtect(b: Buffer): ProtectCounters {
   const u64 = (o: { offset: number }) => b.readBigUInt64LE(o.offset);
   return {
     txSeq: b.readUInt32LE(f.tx_seq.offset),
-    rxFirst: u64(f.rx_first), rxDup: u64(f.rx_dup), rxOld: u64(f.rx_old),
-    dupPackets: u64(f.dup_packets), dupBytes: u64(f.dup_bytes), dupCapped: u64(f.dup_capped),
+    rxFirst: u64(f.rx_first),
+    rxDup: u64(f.rx_dup),
+    rxOld: u64(f.rx_old),
+    dupPackets: u64(f.dup_packets),
+    dupBytes: u64(f.dup_bytes),
+    dupCapped: u64(f.dup_capped),
   };
 }
 

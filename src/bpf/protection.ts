@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { MAPS } from './maps-layout';
 import { possibleCpus, u32, withPinnedMap } from './pinned-map';
-import { sumProtectStats, type ProtectCounters, type ProtectionMode, type ProtectStats } from './protect-maps';
+import { type ProtectCounters, type ProtectionMode, type ProtectStats, sumProtectStats } from './protect-maps';
 import { withSteering } from './steering';
 
 /** Sets a routed pair's protection mode; false when it has no route. */
@@ -28,6 +28,7 @@ export function protectCounters(pinDir: string, ifindex: number, remoteAddress: 
 export function readProtectStats(pinDir: string): ProtectStats {
   const cpus = possibleCpus();
   if (!existsSync(join(pinDir, MAPS.protectStats.name))) return sumProtectStats(() => undefined, cpus);
-  return withPinnedMap(pinDir, MAPS.protectStats.name, MAPS.protectStats.keySize, MAPS.protectStats.valueSize * cpus,
-    (m) => sumProtectStats((i) => m.lookup(u32(i)), cpus));
+  return withPinnedMap(pinDir, MAPS.protectStats.name, MAPS.protectStats.keySize, MAPS.protectStats.valueSize * cpus, (m) =>
+    sumProtectStats((i) => m.lookup(u32(i)), cpus),
+  );
 }

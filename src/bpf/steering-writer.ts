@@ -11,21 +11,42 @@
  * writer that finds another wrote since its last change re-reads its index first, so two writers
  * never reuse each other's counter index or clear each other's bloom bits.
  */
+
+import { canonical, familyOf } from '../net/ip';
 import {
-  decodeEndpoint, decodeRemote, decodeRoute, decodeRouteKey, EP_CACHE_SIZE, encodeAddrKey, encodeEndpoint, encodeRemote, encodeRoute,
-  encodeRouteKey, MAPS, PairCountersLayout, setRemoteBloomBits, bloomBit, sumPairCounters, type PairCounters, type RemotePod, type WireName,
+  bloomBit,
+  decodeEndpoint,
+  decodeRemote,
+  decodeRoute,
+  decodeRouteKey,
+  EP_CACHE_SIZE,
+  encodeAddrKey,
+  encodeEndpoint,
+  encodeRemote,
+  encodeRoute,
+  encodeRouteKey,
+  MAPS,
+  type PairCounters,
+  PairCountersLayout,
+  type RemotePod,
+  setRemoteBloomBits,
+  sumPairCounters,
+  type WireName,
 } from './maps-layout';
 import { BPF_EXIST, BPF_NOEXIST, PinnedMap, u32 } from './pinned-map';
-import { PinDirLock, type WriterLock } from './writer-lock';
 import { decodeProtect, encodeDupBudget, type ProtectCounters, type ProtectionMode } from './protect-maps';
-import { canonical, familyOf } from '../net/ip';
+import { PinDirLock, type WriterLock } from './writer-lock';
 
 /** Why a steering change was refused. */
 export type SteeringErrorCode = 'bad-remote' | 'not-remote' | 'address-taken' | 'table-full' | 'no-endpoint' | 'not-dual-stack';
 
 /** A refused steering change the caller can tell apart from others by its code. */
 export class SteeringError extends Error {
-  constructor(readonly code: SteeringErrorCode, message: string, options?: ErrorOptions) {
+  constructor(
+    readonly code: SteeringErrorCode,
+    message: string,
+    options?: ErrorOptions,
+  ) {
     super(message, options);
   }
 }
@@ -116,7 +137,10 @@ export class SteeringWriter {
   resyncsForOthers = 0;
 
   /** A writer over open maps and a lock; reads the index at once. */
-  constructor(private readonly maps: SteeringMapSet, private readonly lock: WriterLock) {
+  constructor(
+    private readonly maps: SteeringMapSet,
+    private readonly lock: WriterLock,
+  ) {
     this.lock.hold(() => this.readIndex(), false);
   }
 
@@ -165,7 +189,15 @@ export class SteeringWriter {
       // Either route of a pair indexes it (its value names both addresses): a pair left half
       // written by a crash between the two updates is still seen, and cleared or rewritten whole.
       const pk = indexKey(key.ifindex, r.remote.ipv6);
-      if (key.family === 6 || !this.pairs.has(pk)) this.pairs.set(pk, { ifindex: key.ifindex, remote: r.remote, wire: r.wire, generation: r.generation, pair: r.pair, ...(r.protect ? { protect: true } : {}) });
+      if (key.family === 6 || !this.pairs.has(pk))
+        this.pairs.set(pk, {
+          ifindex: key.ifindex,
+          remote: r.remote,
+          wire: r.wire,
+          generation: r.generation,
+          pair: r.pair,
+          ...(r.protect ? { protect: true } : {}),
+        });
     }
     this.remoteByAddr.clear();
     for (const k of this.maps.remotes.keys()) {
@@ -232,16 +264,20 @@ export class SteeringWriter {
 
   /** Registers a remote pod (no-op when already registered with the same addresses). */
   registerRemote(pod: RemotePod): void {
-    if (familyOf(pod.ipv4) !== 4 || familyOf(pod.ipv6) !== 6) throw new SteeringError('bad-remote', `a remote pod needs an IPv4 and an IPv6 address, got ${pod.ipv4} ${pod.ipv6}`);
+    if (familyOf(pod.ipv4) !== 4 || familyOf(pod.ipv6) !== 6)
+      throw new SteeringError('bad-remote', `a remote pod needs an IPv4 and an IPv6 address, got ${pod.ipv4} ${pod.ipv6}`);
     const r = { ipv4: canonical(pod.ipv4), ipv6: canonical(pod.ipv6) };
     this.change(() => {
-      const cur4 = this.remoteByAddr.get(r.ipv4), cur6 = this.remoteByAddr.get(r.ipv6);
+      const cur4 = this.remoteByAddr.get(r.ipv4),
+        cur6 = this.remoteByAddr.get(r.ipv6);
       if (cur4 && cur6 && cur4 === cur6 && cur4.ipv4 === r.ipv4 && cur4.ipv6 === r.ipv6) return;
       for (const a of [r.ipv4, r.ipv6]) {
-        if (this.maps.localAddrs.lookup(encodeAddrKey(a))) throw new SteeringError('not-remote', `${a} belongs to a pod on this node: same-node pairs are never steered`);
+        if (this.maps.localAddrs.lookup(encodeAddrKey(a)))
+          throw new SteeringError('not-remote', `${a} belongs to a pod on this node: same-node pairs are never steered`);
         // Replacing an address's owner would silently re-point its pairs: refuse it.
         const cur = this.remoteByAddr.get(a);
-        if (cur && (cur.ipv4 !== r.ipv4 || cur.ipv6 !== r.ipv6)) throw new SteeringError('address-taken', `${a} is already registered to remote pod ${cur.ipv4}/${cur.ipv6}; unregister it first`);
+        if (cur && (cur.ipv4 !== r.ipv4 || cur.ipv6 !== r.ipv6))
+          throw new SteeringError('address-taken', `${a} is already registered to remote pod ${cur.ipv4}/${cur.ipv6}; unregister it first`);
       }
       // Bloom bits before the entries: the data plane looks for demand only where a bit is set.
       if (this.maps.remoteBloom) {
@@ -285,7 +321,8 @@ export class SteeringWriter {
       const epv = this.maps.endpoints.lookup(u32(ifindex));
       if (!epv) throw new SteeringError('no-endpoint', `no local pod on host interface #${ifindex}`);
       const ep = decodeEndpoint(epv);
-      if (wire !== 'native' && (!ep.ipv4 || !ep.ipv6)) throw new SteeringError('not-dual-stack', `local pod on #${ifindex} is not dual-stack; it can only stay native`);
+      if (wire !== 'native' && (!ep.ipv4 || !ep.ipv6))
+        throw new SteeringError('not-dual-stack', `local pod on #${ifindex} is not dual-stack; it can only stay native`);
       const remote = this.remoteByAddr.get(canonical(remoteAddress));
       if (!remote) throw new SteeringError('not-remote', `${remoteAddress} is not a registered remote pod (register it first)`);
       const existing = this.pairs.get(indexKey(ifindex, remote.ipv6));
@@ -293,7 +330,8 @@ export class SteeringWriter {
       let pair = existing?.pair;
       if (pair === undefined) {
         pair = lowestFree(this.usedPairIdx);
-        if (pair >= MAPS.pairCounters.maxEntries) throw new SteeringError('table-full', `steering table is full (${MAPS.pairCounters.maxEntries} pairs on this node)`);
+        if (pair >= MAPS.pairCounters.maxEntries)
+          throw new SteeringError('table-full', `steering table is full (${MAPS.pairCounters.maxEntries} pairs on this node)`);
         // A new pair's counters start at zero.
         this.maps.pairCounters.update(u32(pair), Buffer.alloc(PairCountersLayout.size));
         // The bloom bits go in before the routes exist, or the routes' first packets would skip them.
@@ -401,7 +439,8 @@ export class SteeringWriter {
   private writeEndpointRoutes(ifindex: number, extra: string[], extraRoutes: number): void {
     const v = this.maps.endpoints.lookup(u32(ifindex));
     if (!v) return;
-    let bloom = 0n, routes = extraRoutes;
+    let bloom = 0n,
+      routes = extraRoutes;
     for (const p of this.pairs.values()) {
       if (p.ifindex !== ifindex) continue;
       routes += 2;

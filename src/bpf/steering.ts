@@ -6,9 +6,9 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { MAPS, Stat, type PairCounters, type RemotePod, type WireName } from './maps-layout';
-import { possibleCpus, u32, withPinnedMap } from './pinned-map';
 import { deleteEndpoint } from './endpoint-map';
+import { MAPS, type PairCounters, type RemotePod, Stat, type WireName } from './maps-layout';
+import { possibleCpus, u32, withPinnedMap } from './pinned-map';
 import { readRoutes, SteeringWriter } from './steering-writer';
 
 /** Runs fn with a writer on pinDir, closed afterwards. */
@@ -28,7 +28,10 @@ export function withSteering<T>(pinDir: string, fn: (w: SteeringWriter) => T): T
  */
 export function readWires(pinDir: string): { ifindex: number; remote: string; wire: WireName }[] {
   return withPinnedMap(pinDir, MAPS.routes.name, MAPS.routes.keySize, MAPS.routes.valueSize, (m) =>
-    readRoutes(m).filter((r) => r.key.family === 6).map((r) => ({ ifindex: r.key.ifindex, remote: r.key.address, wire: r.route.wire })));
+    readRoutes(m)
+      .filter((r) => r.key.family === 6)
+      .map((r) => ({ ifindex: r.key.ifindex, remote: r.key.address, wire: r.route.wire })),
+  );
 }
 
 /** Registers a remote pod (both addresses); refuses a pod that is local to this node. */
@@ -81,8 +84,14 @@ export function listPairs(pinDir: string): PairRow[] {
     w.listPairs().map((p) => {
       const counters = w.pairCounters(p.ifindex, p.remote.ipv6);
       return {
-        ifindex: p.ifindex, remoteIpv6: p.remote.ipv6, remoteIpv4: p.remote.ipv4, wire: p.wire, generation: p.generation, pair: p.pair,
-        ...(p.protect ? { protect: true } : {}), ...(counters ? { counters } : {}),
+        ifindex: p.ifindex,
+        remoteIpv6: p.remote.ipv6,
+        remoteIpv4: p.remote.ipv4,
+        wire: p.wire,
+        generation: p.generation,
+        pair: p.pair,
+        ...(p.protect ? { protect: true } : {}),
+        ...(counters ? { counters } : {}),
       };
     }),
   );

@@ -46,7 +46,10 @@ export class PinDirLock implements WriterLock {
   private seen: bigint | undefined;
 
   /** Opens the pin dir and the generation map (creating and pinning it when missing). */
-  constructor(readonly pinDir: string, private readonly timeoutMs = 5000) {
+  constructor(
+    readonly pinDir: string,
+    private readonly timeoutMs = 5000,
+  ) {
     this.dirFd = openSync(pinDir, constants.O_RDONLY | constants.O_DIRECTORY);
     try {
       this.gen = openOrCreateGen(pinDir);
@@ -60,7 +63,8 @@ export class PinDirLock implements WriterLock {
     const deadline = Date.now() + this.timeoutMs;
     let wait = 1;
     while (!tryFlock(this.dirFd, LOCK_EX | LOCK_NB)) {
-      if (Date.now() >= deadline) throw new WriterLockTimeout(`timed out after ${this.timeoutMs} ms waiting for the steering writer lock on ${this.pinDir}`);
+      if (Date.now() >= deadline)
+        throw new WriterLockTimeout(`timed out after ${this.timeoutMs} ms waiting for the steering writer lock on ${this.pinDir}`);
       sleep(wait);
       wait = Math.min(wait * 2, 10);
     }

@@ -11,19 +11,55 @@ const clean = (s: unknown): string => printable(String(s));
 export function renderStatus(s: Record<string, any>): string {
   let out = `node ${clean(s.node)}  epoch ${clean(s.epoch)}  up ${Math.round(s.uptimeMs / 1000)}s  ${clean(s.addresses?.ipv4 ?? '-')} ${clean(s.addresses?.ipv6 ?? '-')} port ${s.port}\n`;
   out += `\nlocal pods: ${(s.endpoints ?? []).length}\n`;
-  out += table(['POD', 'IFINDEX', 'IPV4', 'IPV6', 'POLICY'], (s.endpoints ?? []).map((e: any) => [String(e.cnf), String(e.ifindex), String(e.ipv4 ?? '-'), String(e.ipv6 ?? '-'), String(e.policy)]));
+  out += table(
+    ['POD', 'IFINDEX', 'IPV4', 'IPV6', 'POLICY'],
+    (s.endpoints ?? []).map((e: any) => [String(e.cnf), String(e.ifindex), String(e.ipv4 ?? '-'), String(e.ipv6 ?? '-'), String(e.policy)]),
+  );
   out += `\npeers: ${(s.peers ?? []).length}\n`;
-  const fam = (f: any) => (f ? `${f.state} rtt ${f.latency_ms ?? '-'}ms jit ${f.jitter_ms ?? '-'}ms loss ${f.packet_loss !== undefined ? (f.packet_loss * 100).toFixed(1) : '-'}%` : '-');
-  out += table(['PEER', 'HEARD', 'PODS', 'IPV4', 'IPV6'], (s.peers ?? []).map((p: any) => [String(p.node), `${p.lastHeardMsAgo}ms ago`, String(p.endpoints), fam(p.families?.IPv4), fam(p.families?.IPv6)]));
+  const fam = (f: any) =>
+    f
+      ? `${f.state} rtt ${f.latency_ms ?? '-'}ms jit ${f.jitter_ms ?? '-'}ms loss ${f.packet_loss !== undefined ? (f.packet_loss * 100).toFixed(1) : '-'}%`
+      : '-';
+  out += table(
+    ['PEER', 'HEARD', 'PODS', 'IPV4', 'IPV6'],
+    (s.peers ?? []).map((p: any) => [
+      String(p.node),
+      `${p.lastHeardMsAgo}ms ago`,
+      String(p.endpoints),
+      fam(p.families?.IPv4),
+      fam(p.families?.IPv6),
+    ]),
+  );
   out += `\npairs: ${(s.pairs ?? []).length}\n`;
-  const prot = (x: any) => (!x || x.protect === 'off' ? 'off' : `${x.protect}${x.duplicating ? ' dup' : x.written === 'dedup' ? ' dedup' : ''}${x.peerDedup ? '' : ' (peer: no dedup)'}`);
-  out += table(['LOCAL', 'REMOTE', 'PEER', 'POLICY', 'PROTECT', 'PREFERRED', 'WIRE', 'REASON'], (s.pairs ?? []).map((p: any) => [String(p.local), String(p.remote), String(p.peer), String(p.policy), prot(p.protection), String(p.preferred ?? 'native'), String(p.wire), String(p.reason)]));
+  const prot = (x: any) =>
+    !x || x.protect === 'off'
+      ? 'off'
+      : `${x.protect}${x.duplicating ? ' dup' : x.written === 'dedup' ? ' dedup' : ''}${x.peerDedup ? '' : ' (peer: no dedup)'}`;
+  out += table(
+    ['LOCAL', 'REMOTE', 'PEER', 'POLICY', 'PROTECT', 'PREFERRED', 'WIRE', 'REASON'],
+    (s.pairs ?? []).map((p: any) => [
+      String(p.local),
+      String(p.remote),
+      String(p.peer),
+      String(p.policy),
+      prot(p.protection),
+      String(p.preferred ?? 'native'),
+      String(p.wire),
+      String(p.reason),
+    ]),
+  );
   const pr = s.protection;
-  if (pr) out += `
+  if (pr)
+    out += `
 protection: ${pr.dedup ? 'dedup-v1' : 'off'}  budget ${pr.budgetBytesPerSecond} B/s (burst ${pr.burstBytes})  protected pairs ${pr.protectedPairs}, duplicating ${pr.duplicatingPairs}  duplicated ${pr.dupPackets} packets / ${pr.dupBytes} B, over budget ${pr.dupCapped}, duplicates dropped ${pr.rxDup}\n`;
   out += `\nlast switches:\n`;
-  out += table(['AT', 'PAIR', 'FROM', 'TO', 'REASON'], (s.switches ?? []).map((e: any) => [String(e.at), String(e.pair), String(e.from), String(e.to), String(e.reason)]));
-  const drops = Object.entries(s.counters?.drops ?? {}).map(([k, v]) => `${clean(k)}=${v}`).join(' ');
+  out += table(
+    ['AT', 'PAIR', 'FROM', 'TO', 'REASON'],
+    (s.switches ?? []).map((e: any) => [String(e.at), String(e.pair), String(e.from), String(e.to), String(e.reason)]),
+  );
+  const drops = Object.entries(s.counters?.drops ?? {})
+    .map(([k, v]) => `${clean(k)}=${v}`)
+    .join(' ');
   out += `\ndropped datagrams: ${drops || 'none'}\n`;
   return out;
 }

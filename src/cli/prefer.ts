@@ -1,6 +1,6 @@
 /** `afsteerd prefer PEER-NODE|CNF-ID ipv4|ipv6|auto`: pins a family through the control socket and says what the daemon did. */
 import { controlRequest } from '../control/client';
-import { preferRequest, type PreferRequest } from '../control/messages';
+import { type PreferRequest, preferRequest } from '../control/messages';
 import { DEFAULT_CONTROL_SOCKET } from '../defaults';
 import { describeError } from '../util/errors';
 import { printable } from './text';
@@ -15,7 +15,12 @@ export async function runPrefer(args: string[], socket: string | undefined, json
   try {
     const r = await controlRequest(socket ?? DEFAULT_CONTROL_SOCKET, preferRequest(target, family as PreferRequest['family']), 3000);
     if (json) write(JSON.stringify(r, null, 2) + '\n');
-    else if (r.ok === true) write(family === 'auto' ? `${printable(target)}: back to negotiation\n` : `${printable(target)} (${printable(String(r.kind))}) pinned to ${family}; ${Number(r.pairs)} pair(s) under a pin\n`);
+    else if (r.ok === true)
+      write(
+        family === 'auto'
+          ? `${printable(target)}: back to negotiation\n`
+          : `${printable(target)} (${printable(String(r.kind))}) pinned to ${family}; ${Number(r.pairs)} pair(s) under a pin\n`,
+      );
     else process.stderr.write(`afsteerd prefer: ${printable(String(r.error))}\n`);
     return r.ok === true ? 0 : 1;
   } catch (err) {

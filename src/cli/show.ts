@@ -3,8 +3,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { listEndpoints, readCounters } from '../bpf/endpoint-map';
 import { Direction, Family, MAPS } from '../bpf/maps-layout';
-import { listStates } from '../node/attachments';
 import { DEFAULT_PIN_DIR, DEFAULT_STATE_DIR } from '../defaults';
+import { listStates } from '../node/attachments';
 import { table } from './text';
 
 /** One row of the show output. */

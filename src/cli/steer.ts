@@ -10,11 +10,11 @@
 import { listEndpoints, localEndpointByAddress } from '../bpf/endpoint-map';
 import { Wire, type WireName } from '../bpf/maps-layout';
 import { clearSteering, listPairs, listRemotes, readStats, registerRemote, setSteering, unregisterRemote } from '../bpf/steering';
-import { listStates } from '../node/attachments';
-import { canonical, familyOf } from '../net/ip';
-import { withLock } from '../util/lock';
 import { DEFAULT_PIN_DIR, DEFAULT_STATE_DIR, nodeLockPath } from '../defaults';
+import { canonical, familyOf } from '../net/ip';
+import { listStates } from '../node/attachments';
 import { causeText } from '../util/errors';
+import { withLock } from '../util/lock';
 import { printable, table } from './text';
 
 const USAGE = `usage:
@@ -50,7 +50,8 @@ function parse(argv: string[]): Opts {
     else if (a.startsWith('--')) throw new UsageError(`unknown flag ${a}`);
     else o.args.push(a);
   }
-  if (!Number.isInteger(o.generation) || o.generation < 0 || o.generation > 0xffffffff) throw new UsageError('--generation must be an unsigned 32-bit integer');
+  if (!Number.isInteger(o.generation) || o.generation < 0 || o.generation > 0xffffffff)
+    throw new UsageError('--generation must be an unsigned 32-bit integer');
   return o;
 }
 
@@ -80,7 +81,14 @@ function addressArg(what: string, s: string): string {
   throw new UsageError(`${what} must be an IPv4 or IPv6 address without zone or prefix, got ${JSON.stringify(printable(s))}`);
 }
 
-const str = (v: unknown): unknown => (typeof v === 'bigint' ? v.toString() : Array.isArray(v) ? v.map(str) : v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, str(x)])) : v);
+const str = (v: unknown): unknown =>
+  typeof v === 'bigint'
+    ? v.toString()
+    : Array.isArray(v)
+      ? v.map(str)
+      : v && typeof v === 'object'
+        ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, str(x)]))
+        : v;
 
 function show(o: Opts, write: (s: string) => void): void {
   const eps = listEndpoints(o.pinDir);
@@ -88,7 +96,13 @@ function show(o: Opts, write: (s: string) => void): void {
   const pairs = listPairs(o.pinDir).sort((a, b) => a.ifindex - b.ifindex || a.remoteIpv6.localeCompare(b.remoteIpv6));
   const stats = readStats(o.pinDir);
   if (o.json) {
-    write(JSON.stringify(str({ pairs: pairs.map((p) => ({ ...p, local: eps.get(p.ifindex), hostIfname: names.get(p.ifindex) })), stats }), null, 2) + '\n');
+    write(
+      JSON.stringify(
+        str({ pairs: pairs.map((p) => ({ ...p, local: eps.get(p.ifindex), hostIfname: names.get(p.ifindex) })), stats }),
+        null,
+        2,
+      ) + '\n',
+    );
     return;
   }
   const rows = pairs.map((p) => {
@@ -106,8 +120,15 @@ function show(o: Opts, write: (s: string) => void): void {
       c ? `${c.dropSpoof}/${c.dropMismatch}` : '-',
     ];
   });
-  write(table(['HOST-VETH', 'LOCAL POD', 'REMOTE POD', 'WIRE', 'GEN', 'NATIVE v4/v6', 'ENCAP v4/v6', 'DECAP v4/v6', 'DROP spoof/mismatch'], rows));
-  write(`node: encap ${stats.encap} decap ${stats.decap} drop-spoof ${stats.dropSpoof} drop-mismatch ${stats.dropMismatch} encap-fail ${stats.encapFail} decap-fail ${stats.decapFail} not-own-source ${stats.srcForeign}\n`);
+  write(
+    table(
+      ['HOST-VETH', 'LOCAL POD', 'REMOTE POD', 'WIRE', 'GEN', 'NATIVE v4/v6', 'ENCAP v4/v6', 'DECAP v4/v6', 'DROP spoof/mismatch'],
+      rows,
+    ),
+  );
+  write(
+    `node: encap ${stats.encap} decap ${stats.decap} drop-spoof ${stats.dropSpoof} drop-mismatch ${stats.dropMismatch} encap-fail ${stats.encapFail} decap-fail ${stats.decapFail} not-own-source ${stats.srcForeign}\n`,
+  );
 }
 
 /** Runs `afsteer steer ...`; returns the exit code. Changes are made under the node lock (shared with the CNI plugin). */
@@ -156,7 +177,14 @@ function steer(o: Opts, write: (s: string) => void): number {
         }
         if (sub === 'list') {
           const rs = listRemotes(o.pinDir);
-          write(o.json ? JSON.stringify(rs, null, 2) + '\n' : table(['IPV4', 'IPV6'], rs.map((r) => [r.ipv4, r.ipv6])));
+          write(
+            o.json
+              ? JSON.stringify(rs, null, 2) + '\n'
+              : table(
+                  ['IPV4', 'IPV6'],
+                  rs.map((r) => [r.ipv4, r.ipv6]),
+                ),
+          );
           return 0;
         }
         throw new UsageError('remote needs: add IPV4 IPV6 | del ADDR | list');
@@ -174,7 +202,11 @@ function steer(o: Opts, write: (s: string) => void): number {
         const [local, remote] = rest;
         if (!local || !remote) throw new UsageError('clear needs LOCAL REMOTE');
         addressArg('REMOTE', remote);
-        write(clearSteering(o.pinDir, resolveLocal(o, local), remote) ? `cleared ${printable(local)} -> ${remote} (native)\n` : `no steering entry for ${printable(local)} -> ${remote}\n`);
+        write(
+          clearSteering(o.pinDir, resolveLocal(o, local), remote)
+            ? `cleared ${printable(local)} -> ${remote} (native)\n`
+            : `no steering entry for ${printable(local)} -> ${remote}\n`,
+        );
         return 0;
       }
       default:

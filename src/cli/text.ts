@@ -10,6 +10,10 @@ export function printable(s: string): string {
 export function table(head: string[], rows: string[][]): string {
   const cells = rows.map((r) => r.map(printable));
   const w = head.map((h, i) => Math.max(h.length, ...cells.map((r) => (r[i] ?? '').length)));
-  const line = (c: string[]) => c.map((x, i) => x.padEnd(w[i]!)).join('  ').trimEnd();
+  const line = (c: string[]) =>
+    c
+      .map((x, i) => x.padEnd(w[i]!))
+      .join('  ')
+      .trimEnd();
   return [line(head), ...cells.map(line)].join('\n') + '\n';
 }

@@ -1,32 +1,32 @@
 /** CNI ADD: make the pod interface dual-stack, attach the tc programs, register the endpoint. */
-import { putEndpoint, deleteEndpoint, getEndpoint, listEndpoints, localEndpointByAddress } from '../bpf/endpoint-map';
-import { MAPS } from '../bpf/maps-layout';
-import { removeEndpoint } from '../bpf/steering';
-import { assertBpffs, closeFds, ensurePrograms } from '../bpf/programs';
-import { attach, detach, destroyClsact, ensureClsact, query } from '../bpf/tc';
+
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { deleteEndpoint, getEndpoint, listEndpoints, localEndpointByAddress, putEndpoint } from '../bpf/endpoint-map';
 import { objectId } from '../bpf/libbpf';
-import { parseCidr, type Cidr } from '../net/ip';
-import { inNetns, type NetnsHandle } from '../net/netns';
-import { Rtnl, type LinkInfo } from '../net/rtnl';
-import { setNetSysctl } from '../net/sysctl';
+import { MAPS } from '../bpf/maps-layout';
+import { assertBpffs, closeFds, ensurePrograms } from '../bpf/programs';
+import { removeEndpoint } from '../bpf/steering';
+import { attach, destroyClsact, detach, ensureClsact, query } from '../bpf/tc';
 import { ensureLiberalTcpTracking } from '../net/conntrack';
-import { addressBytes } from '../net/ip';
+import { addressBytes, type Cidr, parseCidr } from '../net/ip';
+import { inNetns, type NetnsHandle } from '../net/netns';
+import { type LinkInfo, Rtnl } from '../net/rtnl';
+import { setNetSysctl } from '../net/sysctl';
+import { type AttachmentState, loadState, removeState, saveState } from '../node/attachments';
+import { parsePolicyArg, parseProtectArg } from '../policy/cni-arg';
+import type { PodPolicy } from '../policy/schema';
+import { causeText } from '../util/errors';
 import { log, tracePhase } from '../util/log';
+import { ownedElsewhere, unprovenAddresses } from './claims';
 import type { NetConf } from './config';
 import type { CniEnv } from './env';
-import { causeText } from '../util/errors';
 import { CniCode, CniError } from './errors';
 import { ipamAdd, ipamDel } from './ipam';
 import { withNodeLock } from './node-lock';
-import { containerInterfaceIndex, familiesFor, formatResult, parseResult, podIps, type Result } from './result';
-import { ownedElsewhere, unprovenAddresses } from './claims';
-import { openPodNetns } from './pod-netns';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { loadState, removeState, saveState, type AttachmentState } from '../node/attachments';
 import { notifyDaemon } from './notify';
-import { parsePolicyArg, parseProtectArg } from '../policy/cni-arg';
-import type { PodPolicy } from '../policy/schema';
+import { openPodNetns } from './pod-netns';
+import { containerInterfaceIndex, familiesFor, formatResult, parseResult, podIps, type Result } from './result';
 import { compareVersions } from './version';
 
 /** Bytes the outer header of a steered packet takes (IPv6 40 ≥ IPv4 20). */
@@ -37,7 +37,10 @@ type Undo = { what: string; run: () => unknown };
 /** Parses and checks conf.prevResult; a missing or malformed one is code 7. */
 export function requirePrevResult(conf: NetConf): Result {
   if (conf.prevResult === undefined) {
-    throw new CniError(CniCode.InvalidConfig, 'afsteer is a chained plugin and needs a prevResult: put it after a plugin that creates the pod interface (bridge, ptp)');
+    throw new CniError(
+      CniCode.InvalidConfig,
+      'afsteer is a chained plugin and needs a prevResult: put it after a plugin that creates the pod interface (bridge, ptp)',
+    );
   }
   try {
     return parseResult(conf.prevResult, 'prevResult');
@@ -49,13 +52,20 @@ export function requirePrevResult(conf: NetConf): Result {
 /** Finds the pod interface and its host-side veth peer; anything else is a clear error. */
 export async function findVethPair(pod: Rtnl, host: Rtnl, env: CniEnv): Promise<{ podLink: LinkInfo; hostLink: LinkInfo }> {
   const podLink = await pod.linkByName(env.ifname);
-  if (!podLink) throw new CniError(CniCode.Internal, `interface ${env.ifname} not found in ${env.netns}: the plugin before afsteer did not create it`);
+  if (!podLink)
+    throw new CniError(CniCode.Internal, `interface ${env.ifname} not found in ${env.netns}: the plugin before afsteer did not create it`);
   if (podLink.kind !== 'veth' || podLink.peerIndex === undefined) {
-    throw new CniError(CniCode.InvalidConfig, `${env.ifname} in ${env.netns} is ${podLink.kind ? `a ${podLink.kind} link` : 'not a veth'}; afsteer chains after veth-based plugins (bridge, ptp)`);
+    throw new CniError(
+      CniCode.InvalidConfig,
+      `${env.ifname} in ${env.netns} is ${podLink.kind ? `a ${podLink.kind} link` : 'not a veth'}; afsteer chains after veth-based plugins (bridge, ptp)`,
+    );
   }
   const hostLink = await host.linkByIndex(podLink.peerIndex);
   if (!hostLink || hostLink.kind !== 'veth' || hostLink.peerIndex !== podLink.index) {
-    throw new CniError(CniCode.InvalidConfig, `the veth peer of ${env.ifname} (ifindex ${podLink.peerIndex}) is not in the host network namespace`);
+    throw new CniError(
+      CniCode.InvalidConfig,
+      `the veth peer of ${env.ifname} (ifindex ${podLink.peerIndex}) is not in the host network namespace`,
+    );
   }
   return { podLink, hostLink };
 }
@@ -74,7 +84,9 @@ export function requireBpffs(pinDir: string): void {
   try {
     assertBpffs(pinDir);
   } catch (err) {
-    throw new CniError(CniCode.InvalidConfig, `pinDir is unusable: ${(err as Error).message}`, causeText((err as Error).cause), { cause: err });
+    throw new CniError(CniCode.InvalidConfig, `pinDir is unusable: ${(err as Error).message}`, causeText((err as Error).cause), {
+      cause: err,
+    });
   }
 }
 
@@ -83,7 +95,10 @@ function refuseForeignAddresses(pinDir: string, addresses: string[], hostIfindex
   if (!addresses.length || !existsSync(join(pinDir, MAPS.localAddrs.name))) return;
   const taken = ownedElsewhere(addresses, (a) => localEndpointByAddress(pinDir, a), hostIfindex, new Set(listEndpoints(pinDir).keys()));
   if (taken.length) {
-    throw new CniError(CniCode.InvalidConfig, `prevResult claims ${taken.map((t) => `${t.address} (registered to host ifindex ${t.ifindex})`).join(', ')}: another pod on this node owns it`);
+    throw new CniError(
+      CniCode.InvalidConfig,
+      `prevResult claims ${taken.map((t) => `${t.address} (registered to host ifindex ${t.ifindex})`).join(', ')}: another pod on this node owns it`,
+    );
   }
 }
 
@@ -92,14 +107,28 @@ function refuseForeignAddresses(pinDir: string, addresses: string[], hostIfindex
  * gives the pod interface is configured on it in the pod's namespace, and none belongs to
  * another endpoint. Anything else is code 7.
  */
-async function proveClaims(pinDir: string, pod: Rtnl, podLink: LinkInfo, hostLink: LinkInfo, claimed: Result['ips'], env: CniEnv): Promise<void> {
+async function proveClaims(
+  pinDir: string,
+  pod: Rtnl,
+  podLink: LinkInfo,
+  hostLink: LinkInfo,
+  claimed: Result['ips'],
+  env: CniEnv,
+): Promise<void> {
   const cidrs = (claimed ?? []).map((i) => parseCidr(i.address));
   const present = await pod.addresses(podLink.index);
   const missing = unprovenAddresses(cidrs, present);
   if (missing.length) {
-    throw new CniError(CniCode.InvalidConfig, `prevResult gives ${env.ifname} ${missing.map((c) => `${c.address}/${c.prefix}`).join(', ')}, but ${env.ifname} in ${env.netns} does not have it`);
+    throw new CniError(
+      CniCode.InvalidConfig,
+      `prevResult gives ${env.ifname} ${missing.map((c) => `${c.address}/${c.prefix}`).join(', ')}, but ${env.ifname} in ${env.netns} does not have it`,
+    );
   }
-  refuseForeignAddresses(pinDir, cidrs.map((c) => c.address), hostLink.index);
+  refuseForeignAddresses(
+    pinDir,
+    cidrs.map((c) => c.address),
+    hostLink.index,
+  );
 }
 
 /** The recorded state of an attachment, or undefined when there is none or it is unreadable. */
@@ -195,7 +224,13 @@ function podPolicy(conf: NetConf, env: CniEnv): PodPolicy | undefined {
   return { ...sel, ...(protect ? { protect } : {}) };
 }
 
-function addLocked(conf: NetConf, env: CniEnv, prev: Result, ns: NetnsHandle, policy: PodPolicy | undefined): Promise<Record<string, unknown>> {
+function addLocked(
+  conf: NetConf,
+  env: CniEnv,
+  prev: Result,
+  ns: NetnsHandle,
+  policy: PodPolicy | undefined,
+): Promise<Record<string, unknown>> {
   log.debug('add: start');
   tracePhase('add: start');
   return withNodeLock(conf, async () => {
@@ -213,7 +248,11 @@ function addLocked(conf: NetConf, env: CniEnv, prev: Result, ns: NetnsHandle, po
       const result: Result = structuredClone(prev);
       let ifIdx = containerInterfaceIndex(result, env.ifname);
       const have = familiesFor(result, ifIdx);
-      if (have.size === 0) throw new CniError(CniCode.InvalidConfig, `prevResult assigns no address to ${env.ifname} (addresses on host-side interfaces are not the pod's)`);
+      if (have.size === 0)
+        throw new CniError(
+          CniCode.InvalidConfig,
+          `prevResult assigns no address to ${env.ifname} (addresses on host-side interfaces are not the pod's)`,
+        );
       await proveClaims(conf.pinDir, pod, podLink, hostLink, podIps(result, ifIdx), env);
       log.debug('add: claims proven');
       tracePhase('add: claims proven');
@@ -233,7 +272,10 @@ function addLocked(conf: NetConf, env: CniEnv, prev: Result, ns: NetnsHandle, po
       const newIps = (delegated?.ips ?? []).filter((i) => missing.includes(parseCidr(i.address).family));
       for (const f of missing) {
         if (delegated && !newIps.some((i) => parseCidr(i.address).family === f)) {
-          throw new CniError(CniCode.InvalidConfig, `delegated IPAM plugin ${conf.ipam?.type} returned no IPv${f} address; configure an IPv${f} range for it`);
+          throw new CniError(
+            CniCode.InvalidConfig,
+            `delegated IPAM plugin ${conf.ipam?.type} returned no IPv${f} address; configure an IPv${f} range for it`,
+          );
         }
       }
 
@@ -268,10 +310,17 @@ function addLocked(conf: NetConf, env: CniEnv, prev: Result, ns: NetnsHandle, po
       // 4. MTU with room for the outer header.
       const room = hostLink.mtu - OUTER_HEADER_ROOM;
       if (conf.mtu !== undefined && conf.mtu > room) {
-        throw new CniError(CniCode.InvalidConfig, `mtu ${conf.mtu} leaves no room for the ${OUTER_HEADER_ROOM}-byte outer header: ${hostLink.name} has mtu ${hostLink.mtu}, so at most ${room}`);
+        throw new CniError(
+          CniCode.InvalidConfig,
+          `mtu ${conf.mtu} leaves no room for the ${OUTER_HEADER_ROOM}-byte outer header: ${hostLink.name} has mtu ${hostLink.mtu}, so at most ${room}`,
+        );
       }
       const mtu = conf.mtu ?? room;
-      if (mtu < 1280) throw new CniError(CniCode.InvalidConfig, `pod mtu would be ${mtu}, below the IPv6 minimum 1280 (host veth ${hostLink.name} mtu ${hostLink.mtu})`);
+      if (mtu < 1280)
+        throw new CniError(
+          CniCode.InvalidConfig,
+          `pod mtu would be ${mtu}, below the IPv6 minimum 1280 (host veth ${hostLink.name} mtu ${hostLink.mtu})`,
+        );
       if (podLink.mtu !== mtu) {
         await pod.setMtu(podLink.index, mtu);
         undo.push({ what: 'restore pod mtu', run: () => pod?.setMtu(podLink.index, podLink.mtu) });
@@ -280,7 +329,10 @@ function addLocked(conf: NetConf, env: CniEnv, prev: Result, ns: NetnsHandle, po
       // 5. Result with our changes merged in.
       if (newIps.length) {
         if (ifIdx === undefined) {
-          result.interfaces = [...(result.interfaces ?? []), { name: env.ifname, ...(podLink.mac ? { mac: podLink.mac } : {}), sandbox: env.netns }];
+          result.interfaces = [
+            ...(result.interfaces ?? []),
+            { name: env.ifname, ...(podLink.mac ? { mac: podLink.mac } : {}), sandbox: env.netns },
+          ];
           ifIdx = result.interfaces.length - 1;
         }
         result.ips = [...(result.ips ?? []), ...newIps.map((i) => ({ ...i, interface: ifIdx }))];
@@ -292,7 +344,10 @@ function addLocked(conf: NetConf, env: CniEnv, prev: Result, ns: NetnsHandle, po
         if (ifc) ifc.mtu = mtu;
       }
       const own = familiesFor(result, ifIdx);
-      const addrOf = (f: 4 | 6) => podIps(result, ifIdx).map((i) => parseCidr(i.address)).find((c) => c.family === f)?.address;
+      const addrOf = (f: 4 | 6) =>
+        podIps(result, ifIdx)
+          .map((i) => parseCidr(i.address))
+          .find((c) => c.family === f)?.address;
       const ipv4 = own.has(4) ? addrOf(4) : undefined;
       const ipv6 = own.has(6) ? addrOf(6) : undefined;
 
@@ -316,15 +371,23 @@ function addLocked(conf: NetConf, env: CniEnv, prev: Result, ns: NetnsHandle, po
       }
       log.debug('add: filters attached');
       tracePhase('add: filters attached');
-      if (ensureLiberalTcpTracking()) log.info('enabled liberal TCP conntrack (nf_conntrack_tcp_be_liberal=1) so steering switches never hit stale conntrack windows');
+      if (ensureLiberalTcpTracking())
+        log.info('enabled liberal TCP conntrack (nf_conntrack_tcp_be_liberal=1) so steering switches never hit stale conntrack windows');
       // An entry left for this ifindex by another pod (a DEL that never ran) must not lend this
       // pod its steering: start clean.
       const stale = getEndpoint(conf.pinDir, hostLink.index);
       if (stale && (stale.ipv4 !== ipv4 || stale.ipv6 !== ipv6 || stale.podIfindex !== podLink.index)) {
-        log.warn('replacing a stale endpoint entry on this host interface', { host: hostLink.name, stale: `${stale.ipv4 ?? '-'} ${stale.ipv6 ?? '-'}` });
+        log.warn('replacing a stale endpoint entry on this host interface', {
+          host: hostLink.name,
+          stale: `${stale.ipv4 ?? '-'} ${stale.ipv6 ?? '-'}`,
+        });
         removeEndpoint(conf.pinDir, hostLink.index);
       }
-      refuseForeignAddresses(conf.pinDir, [ipv4, ipv6].filter((a) => a !== undefined), hostLink.index);
+      refuseForeignAddresses(
+        conf.pinDir,
+        [ipv4, ipv6].filter((a) => a !== undefined),
+        hostLink.index,
+      );
       putEndpoint(conf.pinDir, hostLink.index, { ...(ipv4 ? { ipv4 } : {}), ...(ipv6 ? { ipv6 } : {}), podIfindex: podLink.index });
       undo.push({ what: 'remove endpoint', run: () => deleteEndpoint(conf.pinDir, hostLink.index) });
       tracePhase('add: endpoint map written');

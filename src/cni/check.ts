@@ -5,15 +5,15 @@ import { objectId } from '../bpf/libbpf';
 import { closeFds, openPinned, PROGRAMS } from '../bpf/programs';
 import { query } from '../bpf/tc';
 import { parseCidr } from '../net/ip';
+import { sameNetns } from '../net/netns';
 import { Rtnl } from '../net/rtnl';
+import { loadState } from '../node/attachments';
 import { openPod, requirePrevResult } from './add';
 import type { NetConf } from './config';
 import type { CniEnv } from './env';
 import { CniCode, CniError } from './errors';
-import { sameNetns } from '../net/netns';
 import { openPodNetns } from './pod-netns';
 import { containerInterfaceIndex } from './result';
-import { loadState } from '../node/attachments';
 
 function fail(msg: string): never {
   throw new CniError(CniCode.Internal, `afsteer CHECK failed: ${msg}`);
@@ -31,10 +31,16 @@ export async function cmdCheck(conf: NetConf, env: CniEnv): Promise<undefined> {
   return undefined;
 }
 
-async function checkIn(conf: NetConf, env: CniEnv, prev: ReturnType<typeof requirePrevResult>, ns: ReturnType<typeof openPodNetns>): Promise<void> {
+async function checkIn(
+  conf: NetConf,
+  env: CniEnv,
+  prev: ReturnType<typeof requirePrevResult>,
+  ns: ReturnType<typeof openPodNetns>,
+): Promise<void> {
   const state = loadState(conf.stateDir, env.containerId, env.ifname);
   if (!state) fail(`no attachment recorded for container ${env.containerId} interface ${env.ifname} in ${conf.stateDir}`);
-  if (state.netnsId && !sameNetns(state.netnsId, ns)) fail(`CNI_NETNS ${env.netns} is not the network namespace recorded at ADD (${state.netns})`);
+  if (state.netnsId && !sameNetns(state.netnsId, ns))
+    fail(`CNI_NETNS ${env.netns} is not the network namespace recorded at ADD (${state.netns})`);
 
   const host = Rtnl.host();
   let pod: Rtnl | undefined;
@@ -42,7 +48,10 @@ async function checkIn(conf: NetConf, env: CniEnv, prev: ReturnType<typeof requi
     const hostLink = await host.linkByIndex(state.hostIfindex);
     if (!hostLink || hostLink.name !== state.hostIfname) fail(`host veth ${state.hostIfname} (ifindex ${state.hostIfindex}) is gone`);
 
-    for (const [point, prog] of [['ingress', PROGRAMS.fromPod], ['egress', PROGRAMS.toPod]] as const) {
+    for (const [point, prog] of [
+      ['ingress', PROGRAMS.fromPod],
+      ['egress', PROGRAMS.toPod],
+    ] as const) {
       const attached = query(hostLink.index, point);
       if (attached === undefined) fail(`tc ${point} filter (${prog}) is missing on ${hostLink.name}`);
       const fd = openPinned(join(state.progDir, prog));
@@ -56,11 +65,14 @@ async function checkIn(conf: NetConf, env: CniEnv, prev: ReturnType<typeof requi
     const ep = getEndpoint(conf.pinDir, state.hostIfindex);
     if (!ep) fail(`endpoint map entry for ${hostLink.name} (ifindex ${state.hostIfindex}) is missing`);
     if (ep.ipv4 !== state.ipv4 || ep.ipv6 !== state.ipv6 || ep.podIfindex !== state.podIfindex) {
-      fail(`endpoint map entry for ${hostLink.name} holds ${ep.ipv4 ?? '-'} ${ep.ipv6 ?? '-'}, expected ${state.ipv4 ?? '-'} ${state.ipv6 ?? '-'}`);
+      fail(
+        `endpoint map entry for ${hostLink.name} holds ${ep.ipv4 ?? '-'} ${ep.ipv6 ?? '-'}, expected ${state.ipv4 ?? '-'} ${state.ipv6 ?? '-'}`,
+      );
     }
     for (const a of [state.ipv4, state.ipv6]) {
       const owner = a === undefined ? undefined : localEndpointByAddress(conf.pinDir, a);
-      if (a !== undefined && owner !== state.hostIfindex) fail(`address ${a} is registered to ${owner === undefined ? 'no endpoint' : `host ifindex ${owner}`}, not to ${hostLink.name}`);
+      if (a !== undefined && owner !== state.hostIfindex)
+        fail(`address ${a} is registered to ${owner === undefined ? 'no endpoint' : `host ifindex ${owner}`}, not to ${hostLink.name}`);
     }
 
     pod = openPod(ns, env.netns);

@@ -14,7 +14,12 @@ export function unprovenAddresses(claimed: Cidr[], present: Cidr[]): Cidr[] {
  * afsteer_local_addrs points it at; an owner that is this host veth, or no longer a registered
  * endpoint (a DEL that never ran), does not count.
  */
-export function ownedElsewhere(claimed: string[], owner: (address: string) => number | undefined, hostIfindex: number, live: ReadonlySet<number>): { address: string; ifindex: number }[] {
+export function ownedElsewhere(
+  claimed: string[],
+  owner: (address: string) => number | undefined,
+  hostIfindex: number,
+  live: ReadonlySet<number>,
+): { address: string; ifindex: number }[] {
   const out: { address: string; ifindex: number }[] = [];
   for (const address of claimed) {
     const ifindex = owner(address);

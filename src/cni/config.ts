@@ -1,10 +1,10 @@
 /** The afsteer network configuration (zod schema with defaults) and its parsing into CNI errors. */
 import * as z from 'zod/mini';
 import { DEFAULT_CONTROL_SOCKET, DEFAULT_PIN_DIR, DEFAULT_STATE_DIR } from '../defaults';
+import { PodPolicySchema } from '../policy/schema';
 import { CniCode, CniError } from './errors';
 import { logFileProblem, normalizePath, pathProblem } from './paths';
 import { isSupported, SUPPORTED_VERSIONS } from './version';
-import { PodPolicySchema } from '../policy/schema';
 
 /** A path key: absolute, no NUL/control characters, no '.'/'..' components (see paths.ts); normalised. */
 const absPath = () =>
@@ -65,7 +65,10 @@ export const KEY_RULES: ReadonlyMap<string, string> = new Map([
   ['logLevel', 'one of "debug", "info", "warn", "error"'],
   ['lockTimeoutMs', 'a positive integer (milliseconds)'],
   ['daemonSocket', 'an absolute path'],
-  ['policy', 'an object {"criterion": "lowest-latency" | "lowest-loss" | "weighted", "weights"?: {"latency", "jitter", "loss"}, "protect"?: "off" | "on-suspicion" | "always"}'],
+  [
+    'policy',
+    'an object {"criterion": "lowest-latency" | "lowest-loss" | "weighted", "weights"?: {"latency", "jitter", "loss"}, "protect"?: "off" | "on-suspicion" | "always"}',
+  ],
 ]);
 
 /** One readable line per zod issue: "mtu must be an integer between 1280 and 65535 (got 3.5)". */
@@ -76,7 +79,11 @@ export function describeIssues(issues: readonly z.core.$ZodIssue[], raw: unknown
       if (i.code === 'custom') return `${key} ${i.message}`;
       const rule = typeof i.path[0] === 'string' ? KEY_RULES.get(i.path[0]) : undefined;
       let got: unknown = raw;
-      for (const p of i.path) got = got !== null && typeof got === 'object' && Object.hasOwn(got, p as PropertyKey) ? (got as Record<PropertyKey, unknown>)[p as PropertyKey] : undefined;
+      for (const p of i.path)
+        got =
+          got !== null && typeof got === 'object' && Object.hasOwn(got, p as PropertyKey)
+            ? (got as Record<PropertyKey, unknown>)[p as PropertyKey]
+            : undefined;
       const shown = got === undefined ? 'nothing' : (JSON.stringify(got) ?? String(got)).slice(0, 60);
       if (rule && i.path.length === 1) return `${key} must be ${rule} (got ${shown})`;
       if (i.code === 'invalid_value') return `${key} must be one of ${i.values.map((v) => JSON.stringify(v)).join(', ')} (got ${shown})`;
@@ -91,7 +98,9 @@ export function parseNetConf(stdin: string): NetConf {
   try {
     raw = JSON.parse(stdin);
   } catch (err) {
-    throw new CniError(CniCode.DecodeFailure, 'cannot decode the network configuration on stdin: not valid JSON', undefined, { cause: err });
+    throw new CniError(CniCode.DecodeFailure, 'cannot decode the network configuration on stdin: not valid JSON', undefined, {
+      cause: err,
+    });
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw new CniError(CniCode.DecodeFailure, 'cannot decode the network configuration on stdin: expected a JSON object');
@@ -101,7 +110,8 @@ export function parseNetConf(stdin: string): NetConf {
     throw new CniError(CniCode.IncompatibleVersion, `incompatible CNI version ${v}: afsteer supports ${SUPPORTED_VERSIONS.join(', ')}`);
   }
   const r = NetConfSchema.safeParse(raw);
-  if (!r.success) throw new CniError(CniCode.InvalidConfig, `invalid afsteer network configuration: ${describeIssues(r.error.issues, raw)}`);
+  if (!r.success)
+    throw new CniError(CniCode.InvalidConfig, `invalid afsteer network configuration: ${describeIssues(r.error.issues, raw)}`);
   const logProblem = r.data.logFile === undefined ? undefined : logFileProblem(r.data.logFile, r.data.stateDir);
   if (logProblem) throw new CniError(CniCode.InvalidConfig, `invalid afsteer network configuration: logFile ${logProblem}`);
   return r.data;

@@ -1,11 +1,12 @@
 /** CNI DEL: remove exactly what ADD made; succeeds when any of it (or the netns) is already gone. */
+
+import { loadState, removeState } from '../node/attachments';
+import { causeText } from '../util/errors';
 import { log } from '../util/log';
 import type { NetConf } from './config';
 import type { CniEnv } from './env';
-import { causeText } from '../util/errors';
 import { ipamDel } from './ipam';
 import { withNodeLock } from './node-lock';
-import { loadState, removeState } from '../node/attachments';
 import { notifyDaemon } from './notify';
 import { releaseBridgeOut, teardownAttachment } from './teardown';
 
@@ -23,7 +24,11 @@ export async function cmdDel(conf: NetConf, env: CniEnv): Promise<undefined> {
     } catch (err) {
       log.warn('ignoring unreadable state file on DEL', { error: causeText(err) });
     }
-    if (state && env.netns && env.netns !== state.netns) log.warn('CNI_NETNS differs from the namespace recorded at ADD; only the recorded one is cleaned', { CNI_NETNS: env.netns, recorded: state.netns });
+    if (state && env.netns && env.netns !== state.netns)
+      log.warn('CNI_NETNS differs from the namespace recorded at ADD; only the recorded one is cleaned', {
+        CNI_NETNS: env.netns,
+        recorded: state.netns,
+      });
     if (state) await teardownAttachment(conf.pinDir, state, true);
     else log.debug('no afsteer state for attachment; nothing to detach', { container: env.containerId, ifname: env.ifname });
     // IPAM DEL is idempotent and must run even without state (an ADD may have died after allocating).

@@ -43,6 +43,7 @@ export class CniError extends Error {
 export function toCniError(err: unknown): CniError {
   if (err instanceof CniError) return err;
   // A configured path (stateDir, logFile, what afsteer keeps in them) that is not what it must be.
-  if (err instanceof UnsafePathError) return new CniError(CniCode.InvalidConfig, `unusable path: ${err.message}`, undefined, { cause: err });
+  if (err instanceof UnsafePathError)
+    return new CniError(CniCode.InvalidConfig, `unusable path: ${err.message}`, undefined, { cause: err });
   return new CniError(CniCode.Internal, `afsteer internal error: ${describeError(err)}`, undefined, { cause: err });
 }

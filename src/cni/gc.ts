@@ -3,14 +3,14 @@ import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import * as z from 'zod/mini';
 import { bpfObject, programPinDir } from '../bpf/programs';
+import { listStates, removeState } from '../node/attachments';
+import { causeText } from '../util/errors';
 import { log } from '../util/log';
 import type { NetConf } from './config';
 import type { CniEnv } from './env';
-import { causeText } from '../util/errors';
 import { CniCode, CniError } from './errors';
 import { execIpam } from './ipam';
 import { withNodeLock } from './node-lock';
-import { listStates, removeState } from '../node/attachments';
 import { releaseBridgeOut, teardownAttachment } from './teardown';
 
 const AttachmentRef = z.looseObject({ containerID: z.string(), ifname: z.string() });
@@ -74,7 +74,9 @@ function pruneStalePrograms(conf: NetConf): void {
 
 /** Forwards GC to the delegated IPAM plugin when it speaks CNI 1.1.0 (older ones have no GC). */
 function forwardGc(conf: NetConf, env: CniEnv): void {
-  const info = execIpam('VERSION', conf, env, JSON.stringify({ cniVersion: conf.cniVersion })) as { supportedVersions?: string[] } | undefined;
+  const info = execIpam('VERSION', conf, env, JSON.stringify({ cniVersion: conf.cniVersion })) as
+    | { supportedVersions?: string[] }
+    | undefined;
   if (!info?.supportedVersions?.includes('1.1.0')) {
     log.info('delegated IPAM has no GC (CNI < 1.1.0); not forwarded', { ipam: conf.ipam?.type });
     return;

@@ -50,7 +50,10 @@ export function handoffTarget(stdin: string): { socket: string; lockTimeoutMs: n
   const socket = c.daemonSocket === undefined ? DEFAULT_CONTROL_SOCKET : c.daemonSocket;
   if (typeof socket !== 'string' || !socket.startsWith('/') || socket.length > 107 || /[\x00-\x1f\x7f]/.test(socket)) return undefined;
   if (socket.split('/').some((part) => part === '.' || part === '..')) return undefined;
-  const lockTimeoutMs = typeof c.lockTimeoutMs === 'number' && Number.isFinite(c.lockTimeoutMs) && c.lockTimeoutMs >= 0 ? c.lockTimeoutMs : DEFAULT_LOCK_TIMEOUT_MS;
+  const lockTimeoutMs =
+    typeof c.lockTimeoutMs === 'number' && Number.isFinite(c.lockTimeoutMs) && c.lockTimeoutMs >= 0
+      ? c.lockTimeoutMs
+      : DEFAULT_LOCK_TIMEOUT_MS;
   const cniVersion = typeof c.cniVersion === 'string' && isSupported(c.cniVersion) ? c.cniVersion : CURRENT_VERSION;
   return { socket, lockTimeoutMs, cniVersion };
 }
@@ -65,7 +68,11 @@ function nsOf(path: string): NsIdentity {
  * undefined when afsteerd did not take it (then nothing was done); after the go-ahead, a lost
  * answer is a CNI error 11 (try again later), never a second ADD. trace: AFSTEER_TRACE_PHASES lines.
  */
-export function tryHandOff(env: NodeJS.ProcessEnv, stdin: string, trace: (phase: string) => void = () => {}): Promise<HandoffOutcome | undefined> {
+export function tryHandOff(
+  env: NodeJS.ProcessEnv,
+  stdin: string,
+  trace: (phase: string) => void = () => {},
+): Promise<HandoffOutcome | undefined> {
   const target = handoffTarget(stdin);
   if (!target) return Promise.resolve(undefined);
   let ns;
@@ -92,7 +99,13 @@ export function tryHandOff(env: NodeJS.ProcessEnv, stdin: string, trace: (phase:
     };
     const lost = (why: string): HandoffOutcome => ({
       exitCode: 1,
-      stdout: JSON.stringify({ cniVersion: target.cniVersion, code: TRY_AGAIN_LATER, msg: `afsteerd took the ADD and ${why}; try again`, details: `control socket ${target.socket}` }) + '\n',
+      stdout:
+        JSON.stringify({
+          cniVersion: target.cniVersion,
+          code: TRY_AGAIN_LATER,
+          msg: `afsteerd took the ADD and ${why}; try again`,
+          details: `control socket ${target.socket}`,
+        }) + '\n',
       stderr: '',
     });
     let timer = setTimeout(() => finish(undefined), HANDOFF_READY_TIMEOUT_MS);

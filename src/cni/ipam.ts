@@ -2,11 +2,11 @@
 import { spawnSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
+import { log } from '../util/log';
 import type { NetConf } from './config';
 import type { CniEnv } from './env';
 import { CniCode, CniError } from './errors';
 import { parseResult, type Result } from './result';
-import { log } from '../util/log';
 
 /** How long a delegated IPAM call may take, ms. */
 export const IPAM_TIMEOUT_MS = 30000;

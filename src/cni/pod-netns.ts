@@ -1,5 +1,5 @@
 /** CNI_NETNS as ADD and CHECK take it: a network namespace that is not the host's, held open; anything else is code 4 before any side effect. */
-import { NotANetnsError, openNetns, ownAndHostNetns, sameNetns, type NetnsHandle, type NetnsId } from '../net/netns';
+import { type NetnsHandle, type NetnsId, NotANetnsError, openNetns, ownAndHostNetns, sameNetns } from '../net/netns';
 import { CniCode, CniError } from './errors';
 
 /** True when id is one of the host's namespaces (pure). */
@@ -13,12 +13,16 @@ export function openPodNetns(netns: string): NetnsHandle {
   try {
     h = openNetns(netns);
   } catch (err) {
-    if (err instanceof NotANetnsError) throw new CniError(CniCode.InvalidEnv, `invalid CNI_NETNS: ${err.message}`, undefined, { cause: err });
+    if (err instanceof NotANetnsError)
+      throw new CniError(CniCode.InvalidEnv, `invalid CNI_NETNS: ${err.message}`, undefined, { cause: err });
     throw err;
   }
   if (isHostNetns(h, ownAndHostNetns())) {
     h.close();
-    throw new CniError(CniCode.InvalidEnv, `invalid CNI_NETNS: ${netns} is the host's network namespace; afsteer only configures pod namespaces`);
+    throw new CniError(
+      CniCode.InvalidEnv,
+      `invalid CNI_NETNS: ${netns} is the host's network namespace; afsteer only configures pod namespaces`,
+    );
   }
   return h;
 }
@@ -36,7 +40,13 @@ export function openRecordedNetns(path: string, recorded: NetnsId | undefined): 
     if (err instanceof NotANetnsError) return { why: err.message };
     throw err;
   }
-  const why = recorded ? (sameNetns(h, recorded) ? undefined : `${path} is no longer the namespace recorded at ADD`) : isHostNetns(h, ownAndHostNetns()) ? `${path} is the host's namespace` : undefined;
+  const why = recorded
+    ? sameNetns(h, recorded)
+      ? undefined
+      : `${path} is no longer the namespace recorded at ADD`
+    : isHostNetns(h, ownAndHostNetns())
+      ? `${path} is the host's namespace`
+      : undefined;
   if (why) {
     h.close();
     return { why };

@@ -1,6 +1,6 @@
 /** CNI result schema (0.3.x, 0.4.0, 1.x) and conversion between afsteer's internal form and each version's output. */
 import * as z from 'zod/mini';
-import { isCidr, parseCidr, familyOf } from '../net/ip';
+import { familyOf, isCidr, parseCidr } from '../net/ip';
 import { resultHasIpVersion } from './version';
 
 const cidr = z.string().check(z.refine(isCidr, 'must be an address with prefix, e.g. 10.1.0.5/24'));

@@ -8,13 +8,21 @@ import { withLogScope } from '../util/log';
 import { runCni } from './main';
 
 /** Runs runCni for env and stdin; resolves with its exit code and what it printed on stdout and stderr. */
-export async function runCniCaptured(env: Record<string, string>, stdin: string, opts: { clientMs: number; trace: boolean }): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+export async function runCniCaptured(
+  env: Record<string, string>,
+  stdin: string,
+  opts: { clientMs: number; trace: boolean },
+): Promise<{ exitCode: number; stdout: string; stderr: string }> {
   let stdout = '';
   let stderr = '';
   const exitCode = await withLogScope({ collect: (l) => (stderr += l), offsetMs: opts.clientMs, trace: opts.trace }, () =>
-    runCni(env, (s) => {
-      stdout += s;
-    }, stdin),
+    runCni(
+      env,
+      (s) => {
+        stdout += s;
+      },
+      stdin,
+    ),
   );
   return { exitCode, stdout, stderr };
 }

@@ -1,7 +1,7 @@
 /** CNI STATUS: ready when ADD can succeed (bpffs usable, libbpf present, BPF object loads); else code 50. */
 import { closeFds, ensurePrograms } from '../bpf/programs';
-import type { NetConf } from './config';
 import { causeText } from '../util/errors';
+import type { NetConf } from './config';
 import { CniCode, CniError } from './errors';
 import { withNodeLock } from './node-lock';
 
@@ -14,7 +14,9 @@ export async function cmdStatus(conf: NetConf): Promise<undefined> {
     });
   } catch (err) {
     if (err instanceof CniError && err.code === CniCode.TryAgainLater) throw err;
-    throw new CniError(CniCode.NotAvailable, `afsteer is not ready: ${(err as Error).message}`, causeText((err as Error).cause), { cause: err });
+    throw new CniError(CniCode.NotAvailable, `afsteer is not ready: ${(err as Error).message}`, causeText((err as Error).cause), {
+      cause: err,
+    });
   }
   return undefined;
 }

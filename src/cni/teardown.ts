@@ -2,13 +2,13 @@
 import { existsSync } from 'node:fs';
 import { getEndpoint } from '../bpf/endpoint-map';
 import { removeEndpoint } from '../bpf/steering';
-import { detach, destroyClsact, TC_PARENT } from '../bpf/tc';
+import { destroyClsact, detach, TC_PARENT } from '../bpf/tc';
 import { parseCidr } from '../net/ip';
 import { Rtnl } from '../net/rtnl';
+import { type AttachmentState, listStates, saveState } from '../node/attachments';
+import { describeError } from '../util/errors';
 import { log } from '../util/log';
 import { openRecordedNetns } from './pod-netns';
-import { listStates, saveState, type AttachmentState } from '../node/attachments';
-import { describeError } from '../util/errors';
 
 /**
  * Removes filters, the endpoint map entry and, with podSide, the addresses afsteer added and
@@ -36,7 +36,8 @@ export async function teardownAttachment(pinDir: string, state: AttachmentState,
 
   if (existsSync(pinDir)) {
     const ep = getEndpoint(pinDir, state.hostIfindex);
-    if (ep && ep.podIfindex === state.podIfindex && ep.ipv4 === state.ipv4 && ep.ipv6 === state.ipv6) removeEndpoint(pinDir, state.hostIfindex);
+    if (ep && ep.podIfindex === state.podIfindex && ep.ipv4 === state.ipv4 && ep.ipv6 === state.ipv6)
+      removeEndpoint(pinDir, state.hostIfindex);
   }
 
   if (podSide && (state.addedAddresses.length || state.mtu.before !== state.mtu.after)) {
@@ -78,7 +79,8 @@ export async function releaseBridgeOut(stateDir: string, gone: AttachmentState):
   try {
     const others = listStates(stateDir).filter((s) => s.bridge?.ifindex === b.ifindex && s.bridge.name === b.name);
     if (others.length) {
-      if (b.createdClsact && !others.some((s) => s.bridge!.createdClsact)) saveState(stateDir, { ...others[0]!, bridge: { ...b, createdClsact: true } });
+      if (b.createdClsact && !others.some((s) => s.bridge!.createdClsact))
+        saveState(stateDir, { ...others[0]!, bridge: { ...b, createdClsact: true } });
       return;
     }
     const link = await host.linkByIndex(b.ifindex);

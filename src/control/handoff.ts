@@ -67,7 +67,13 @@ export interface CniAddResultReply {
 }
 
 /** The plugin's request line for an ADD. */
-export function cniAddRequest(env: Record<string, string>, stdin: string, ns: CniAddRequest['ns'], clientMs: number, trace: boolean): CniAddRequest {
+export function cniAddRequest(
+  env: Record<string, string>,
+  stdin: string,
+  ns: CniAddRequest['ns'],
+  clientMs: number,
+  trace: boolean,
+): CniAddRequest {
   return { op: CNI_ADD_OP, v: CNI_HANDOFF_VERSION, env, stdin, ns, clientMs, trace };
 }
 

@@ -43,7 +43,13 @@ export const CniAddRequestSchema = z.strictObject({
 /** The plugin's go-ahead for the request before it on the same connection. */
 export const CniGoSchema = z.strictObject({ op: z.literal(CNI_GO_OP) });
 /** Any request. */
-export const ControlRequestSchema = z.discriminatedUnion('op', [StatusRequestSchema, EndpointNotificationSchema, PreferRequestSchema, CniAddRequestSchema, CniGoSchema]);
+export const ControlRequestSchema = z.discriminatedUnion('op', [
+  StatusRequestSchema,
+  EndpointNotificationSchema,
+  PreferRequestSchema,
+  CniAddRequestSchema,
+  CniGoSchema,
+]);
 
 /** The status request. */
 export type StatusRequest = z.infer<typeof StatusRequestSchema>;

@@ -14,12 +14,30 @@
  * it replaced) is recorded in DIR/var/lib/afsteer/install.json, which --uninstall follows.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, copyFileSync, chmodSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, renameSync, rmdirSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  copyFileSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  readSync,
+  renameSync,
+  rmdirSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { readAsset, inSea } from '../native/assets';
-import { chainConflist, daemonConfigFrom, InstallRefusal, parsePeer, primaryConfName, unchainConflist, type PeerSpec } from './plan';
+import { inSea, readAsset } from '../native/assets';
+import { chainConflist, daemonConfigFrom, InstallRefusal, type PeerSpec, parsePeer, primaryConfName, unchainConflist } from './plan';
 
 /** Target paths, relative to --root: one place for the layout (the manifests test checks against it). */
 export const INSTALL_PATHS = {
@@ -111,7 +129,9 @@ function sha256File(p: string): string {
 }
 
 /** What is at an absolute path now: absent, a file (sha256), a link (target), or something else. */
-function current(p: string): { kind: 'absent' } | { kind: 'file'; sha256: string } | { kind: 'symlink'; target: string } | { kind: 'other' } {
+function current(
+  p: string,
+): { kind: 'absent' } | { kind: 'file'; sha256: string } | { kind: 'symlink'; target: string } | { kind: 'other' } {
   let st;
   try {
     st = lstatSync(p);
@@ -125,7 +145,8 @@ function current(p: string): { kind: 'absent' } | { kind: 'file'; sha256: string
 }
 
 const matches = (c: ReturnType<typeof current>, s: { kind: string; sha256?: string; target?: string }): boolean =>
-  (c.kind === 'file' && s.kind === 'file' && c.sha256 === s.sha256) || (c.kind === 'symlink' && s.kind === 'symlink' && c.target === s.target);
+  (c.kind === 'file' && s.kind === 'file' && c.sha256 === s.sha256) ||
+  (c.kind === 'symlink' && s.kind === 'symlink' && c.target === s.target);
 
 function readRecord(root: string): InstallRecord | undefined {
   const p = join(root, INSTALL_PATHS.record);
@@ -169,7 +190,13 @@ export async function runInstall(argv: string[], write: (s: string) => void): Pr
   }
 }
 
-type Flags = { [K in keyof typeof INSTALL_OPTIONS]?: (typeof INSTALL_OPTIONS)[K] extends { multiple: true } ? string[] : (typeof INSTALL_OPTIONS)[K] extends { type: 'boolean' } ? boolean : string };
+type Flags = {
+  [K in keyof typeof INSTALL_OPTIONS]?: (typeof INSTALL_OPTIONS)[K] extends { multiple: true }
+    ? string[]
+    : (typeof INSTALL_OPTIONS)[K] extends { type: 'boolean' }
+      ? boolean
+      : string;
+};
 
 /** Decides every write (reads only). */
 async function plan(root: string, flags: Flags, say: (s: string) => void): Promise<Step[]> {
@@ -179,7 +206,14 @@ async function plan(root: string, flags: Flags, say: (s: string) => void): Promi
   if (!existsSync(bin)) throw new InstallRefusal(`--bin ${bin} does not exist`);
   steps.push({ path: INSTALL_PATHS.plugin, kind: 'file', mode: 0o755, src: bin, sha256: sha256File(bin), why: 'the CNI plugin' });
   steps.push({ path: INSTALL_PATHS.pluginDaemonLink, kind: 'symlink', mode: 0o777, target: 'afsteer', why: 'afsteerd beside the plugin' });
-  if (!flags['cni-only']) steps.push({ path: INSTALL_PATHS.daemonLink, kind: 'symlink', mode: 0o777, target: `/${INSTALL_PATHS.plugin}`, why: 'afsteerd on PATH' });
+  if (!flags['cni-only'])
+    steps.push({
+      path: INSTALL_PATHS.daemonLink,
+      kind: 'symlink',
+      mode: 0o777,
+      target: `/${INSTALL_PATHS.plugin}`,
+      why: 'afsteerd on PATH',
+    });
 
   // The conflist: chain into the primary one, or write the example.
   let extra: Record<string, unknown> = {};
@@ -189,7 +223,8 @@ async function plan(root: string, flags: Flags, say: (s: string) => void): Promi
     } catch (err) {
       throw new InstallRefusal(`--afsteer-conf is not valid JSON: ${(err as Error).message}`);
     }
-    if (!extra || typeof extra !== 'object' || Array.isArray(extra) || 'type' in extra) throw new InstallRefusal('--afsteer-conf must be a JSON object of afsteer keys (without "type")');
+    if (!extra || typeof extra !== 'object' || Array.isArray(extra) || 'type' in extra)
+      throw new InstallRefusal('--afsteer-conf must be a JSON object of afsteer keys (without "type")');
   }
   const confDir = join(root, INSTALL_PATHS.cniConfDir);
   const record = readRecord(root);
@@ -200,15 +235,32 @@ async function plan(root: string, flags: Flags, say: (s: string) => void): Promi
     const rel = join(INSTALL_PATHS.cniConfDir, primary);
     const text = readFileSync(join(root, rel), 'utf8');
     const c = chainConflist(primary, text, extra, flags['allow-plugin'] ?? []);
-    if (c.text !== undefined) steps.push({ path: rel, kind: 'file', mode: 0o644, data: Buffer.from(c.text), conflist: true, why: `afsteer chained into ${primary}` });
+    if (c.text !== undefined)
+      steps.push({
+        path: rel,
+        kind: 'file',
+        mode: 0o644,
+        data: Buffer.from(c.text),
+        conflist: true,
+        why: `afsteer chained into ${primary}`,
+      });
     else if (ours?.path !== rel) say(`${join(root, rel)} already chains afsteer (not added by this installer: left as it is)`);
     else say(`keep ${join(root, rel)}: afsteer chained by an earlier install`); // its recorded action carries over
   } else if (primary || flags['write-conflist']) {
     const list = JSON.parse(readAsset('10-afsteer.conflist').toString()) as { plugins: Record<string, unknown>[] };
     for (const p of list.plugins) if (p.type === 'afsteer') Object.assign(p, extra);
-    steps.push({ path: INSTALL_PATHS.exampleConflist, kind: 'file', mode: 0o644, data: Buffer.from(JSON.stringify(list, null, 2) + '\n'), conflist: true, why: "afsteer's example bridge conflist (--write-conflist)" });
+    steps.push({
+      path: INSTALL_PATHS.exampleConflist,
+      kind: 'file',
+      mode: 0o644,
+      data: Buffer.from(JSON.stringify(list, null, 2) + '\n'),
+      conflist: true,
+      why: "afsteer's example bridge conflist (--write-conflist)",
+    });
   } else {
-    throw new InstallRefusal(`no CNI config (*.conflist, *.conf, *.json) in ${confDir}: install the node's network plugin first, or give --write-conflist for afsteer's example bridge conflist`);
+    throw new InstallRefusal(
+      `no CNI config (*.conflist, *.conf, *.json) in ${confDir}: install the node's network plugin first, or give --write-conflist for afsteer's example bridge conflist`,
+    );
   }
 
   if (!flags['cni-only']) {
@@ -224,12 +276,24 @@ async function plan(root: string, flags: Flags, say: (s: string) => void): Promi
       }
       steps.push({ path: INSTALL_PATHS.key, kind: 'file', mode: 0o600, data: key, why: 'the cluster key (--key)' });
     } else if (!existsSync(keyPath)) {
-      steps.push({ path: INSTALL_PATHS.key, kind: 'file', mode: 0o600, data: randomBytes(32), why: 'a new cluster key (32 random bytes): copy it to every node' });
+      steps.push({
+        path: INSTALL_PATHS.key,
+        kind: 'file',
+        mode: 0o600,
+        data: randomBytes(32),
+        why: 'a new cluster key (32 random bytes): copy it to every node',
+      });
     } // (a key there already, the installer's or not, stays as it is)
     // The daemon config, from flags, unless one exists.
     const cfgPath = join(root, INSTALL_PATHS.daemonConfig);
     if (!existsSync(cfgPath)) {
-      steps.push({ path: INSTALL_PATHS.daemonConfig, kind: 'file', mode: 0o644, data: Buffer.from(daemonConfigText(flags)), why: 'afsteerd config from the flags' });
+      steps.push({
+        path: INSTALL_PATHS.daemonConfig,
+        kind: 'file',
+        mode: 0o644,
+        data: Buffer.from(daemonConfigText(flags)),
+        why: 'afsteerd config from the flags',
+      });
     } else if (flags['node-name'] || flags.peer || flags.multicast || flags.port) {
       say(`${cfgPath} exists: kept as it is; --node-name/--peer/--multicast/--port ignored (edit it, or remove it and re-run)`);
     }
@@ -243,8 +307,15 @@ function daemonConfigText(flags: Flags): string {
   const nodeName = flags['node-name'] ?? hostname();
   const peers: PeerSpec[] = (flags.peer ?? []).map(parsePeer);
   const port = flags.port !== undefined ? Number(flags.port) : undefined;
-  if (port !== undefined && !(Number.isInteger(port) && port >= 1 && port <= 65535)) throw new InstallRefusal(`--port ${flags.port}: must be 1-65535`);
-  return JSON.stringify(daemonConfigFrom({ nodeName, peers, multicast: Boolean(flags.multicast), ...(port !== undefined ? { port } : {}) }), null, 2) + '\n';
+  if (port !== undefined && !(Number.isInteger(port) && port >= 1 && port <= 65535))
+    throw new InstallRefusal(`--port ${flags.port}: must be 1-65535`);
+  return (
+    JSON.stringify(
+      daemonConfigFrom({ nodeName, peers, multicast: Boolean(flags.multicast), ...(port !== undefined ? { port } : {}) }),
+      null,
+      2,
+    ) + '\n'
+  );
 }
 
 /** Checks the generated daemon config against afsteerd's own schema. */
@@ -290,9 +361,11 @@ async function apply(root: string, steps: Step[], dryRun: boolean, say: (s: stri
   const record = readRecord(root);
   const prev = new Map((record?.actions ?? []).map((a) => [a.path, a]));
   const todo = steps.map((s) => ({ s, abs: join(root, s.path), now: current(join(root, s.path)) }));
-  for (const { s, abs, now } of todo) if (now.kind === 'other') throw new InstallRefusal(`${abs} is neither a file nor a symlink: move it away first`);
+  for (const { s, abs, now } of todo)
+    if (now.kind === 'other') throw new InstallRefusal(`${abs} is neither a file nor a symlink: move it away first`);
   const changes = todo.filter(({ s, now }) => !matches(now, s));
-  for (const { s, abs, now } of todo) say(`${dryRun ? 'would ' : ''}${matches(now, s) ? 'keep (unchanged)' : now.kind === 'absent' ? 'create' : 'replace'} ${abs}: ${s.why}`);
+  for (const { s, abs, now } of todo)
+    say(`${dryRun ? 'would ' : ''}${matches(now, s) ? 'keep (unchanged)' : now.kind === 'absent' ? 'create' : 'replace'} ${abs}: ${s.why}`);
   if (dryRun) {
     say(`dry run: ${changes.length} change(s), nothing written`);
     return 0;
@@ -347,7 +420,13 @@ async function apply(root: string, steps: Step[], dryRun: boolean, say: (s: stri
     }
     const actions = [...byPath.values()]; // with those of earlier runs, e.g. a conflist chained then
     // 3. The record, last.
-    const rec: InstallRecord = { version: 1, afsteer: process.env.AFSTEER_BUILD_VERSION ?? '0.1.0-dev', installedAt: record?.installedAt ?? new Date().toISOString(), actions, dirs: [...(record?.dirs ?? []), ...made] };
+    const rec: InstallRecord = {
+      version: 1,
+      afsteer: process.env.AFSTEER_BUILD_VERSION ?? '0.1.0-dev',
+      installedAt: record?.installedAt ?? new Date().toISOString(),
+      actions,
+      dirs: [...(record?.dirs ?? []), ...made],
+    };
     const recText = JSON.stringify(rec, null, 2) + '\n';
     const recPath = join(root, INSTALL_PATHS.record);
     if (!existsSync(recPath) || readFileSync(recPath, 'utf8') !== recText) {
@@ -373,7 +452,8 @@ async function apply(root: string, steps: Step[], dryRun: boolean, say: (s: stri
     throw err;
   }
   say(changes.length ? `done: ${changes.length} change(s), recorded in ${join(root, INSTALL_PATHS.record)}` : 'done: nothing to change');
-  if (steps.some((s) => s.path === INSTALL_PATHS.unit) && changes.length) say('start the negotiator: systemctl daemon-reload && systemctl enable --now afsteerd');
+  if (steps.some((s) => s.path === INSTALL_PATHS.unit) && changes.length)
+    say('start the negotiator: systemctl daemon-reload && systemctl enable --now afsteerd');
   return 0;
 }
 

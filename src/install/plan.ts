@@ -25,7 +25,7 @@ export class InstallRefusal extends Error {}
  */
 export function primaryConfName(names: readonly string[]): string | undefined {
   const conf = names.filter((n) => !n.startsWith('.') && CNI_CONF_EXTENSIONS.some((e) => n.endsWith(e) && n.length > e.length));
-  return conf.sort((a, b) => (Buffer.compare(Buffer.from(a), Buffer.from(b)))).at(0);
+  return conf.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))).at(0);
 }
 
 /** The indentation a JSON text uses (its first indented line), default two spaces. */
@@ -48,7 +48,9 @@ export interface Chained {
  */
 export function chainConflist(name: string, text: string, extra: Record<string, unknown>, allow: readonly string[] = []): Chained {
   if (!name.endsWith('.conflist')) {
-    throw new InstallRefusal(`the primary CNI config ${name} is a single-plugin ${name.slice(name.lastIndexOf('.'))} file: afsteer chains into a .conflist ("plugins": [...]); convert it to one first`);
+    throw new InstallRefusal(
+      `the primary CNI config ${name} is a single-plugin ${name.slice(name.lastIndexOf('.'))} file: afsteer chains into a .conflist ("plugins": [...]); convert it to one first`,
+    );
   }
   let doc: unknown;
   try {
@@ -65,7 +67,9 @@ export function chainConflist(name: string, text: string, extra: Record<string, 
   if (at >= 0) return { already: list.plugins[at] as Record<string, unknown> };
   const veth = new Set<unknown>([...VETH_PLUGINS, ...allow]);
   if (!types.some((t) => veth.has(t))) {
-    throw new InstallRefusal(`${name} has no veth-based plugin (${[...veth].join(', ')}; it has ${types.map(String).join(', ') || 'none'}): afsteer attaches to the pod's host-side veth; name another veth plugin with --allow-plugin TYPE`);
+    throw new InstallRefusal(
+      `${name} has no veth-based plugin (${[...veth].join(', ')}; it has ${types.map(String).join(', ') || 'none'}): afsteer attaches to the pod's host-side veth; name another veth plugin with --allow-plugin TYPE`,
+    );
   }
   list.plugins.push({ type: 'afsteer', ...extra });
   return { text: JSON.stringify(list, null, detectIndent(text)) + (text.endsWith('\n') ? '\n' : '') };
@@ -111,7 +115,10 @@ export function parsePeer(text: string): PeerSpec {
     const a = raw.trim().replace(/^\[(.*)\]$/, '$1');
     if (isIPv4(a) && !peer.ipv4) peer.ipv4 = a;
     else if (isIPv6(a) && !a.includes('%') && !peer.ipv6) peer.ipv6 = a;
-    else throw new InstallRefusal(`--peer ${text}: ${JSON.stringify(a)} is not an IPv4 or IPv6 address (form: IPV4[,IPV6][:PORT], a port after an IPv6 needs [brackets])`);
+    else
+      throw new InstallRefusal(
+        `--peer ${text}: ${JSON.stringify(a)} is not an IPv4 or IPv6 address (form: IPV4[,IPV6][:PORT], a port after an IPv6 needs [brackets])`,
+      );
   }
   return { ...peer, ...(port !== undefined ? { port } : {}) };
 }

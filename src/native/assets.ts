@@ -1,8 +1,8 @@
 /** Files carried inside the single executable (SEA assets), read from the build tree when running from source. */
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import * as sea from 'node:sea';
+import { fileURLToPath } from 'node:url';
 
 /** Asset name → path relative to the repository root when running from source. */
 const DEV_PATHS: Record<string, string> = {

@@ -60,9 +60,25 @@ export function errnoError(call: string, e: number): NodeJS.ErrnoException {
 }
 
 const names: Record<number, string> = {
-  1: 'EPERM', 2: 'ENOENT', 3: 'ESRCH', 4: 'EINTR', 5: 'EIO', 9: 'EBADF', 11: 'EAGAIN', 12: 'ENOMEM',
-  13: 'EACCES', 16: 'EBUSY', 17: 'EEXIST', 19: 'ENODEV', 22: 'EINVAL', 24: 'EMFILE', 28: 'ENOSPC',
-  95: 'EOPNOTSUPP', 7: 'E2BIG', 38: 'ENOSYS', 524: 'ENOTSUPP',
+  1: 'EPERM',
+  2: 'ENOENT',
+  3: 'ESRCH',
+  4: 'EINTR',
+  5: 'EIO',
+  9: 'EBADF',
+  11: 'EAGAIN',
+  12: 'ENOMEM',
+  13: 'EACCES',
+  16: 'EBUSY',
+  17: 'EEXIST',
+  19: 'ENODEV',
+  22: 'EINVAL',
+  24: 'EMFILE',
+  28: 'ENOSPC',
+  95: 'EOPNOTSUPP',
+  7: 'E2BIG',
+  38: 'ENOSYS',
+  524: 'ENOTSUPP',
 };
 
 /** Symbolic name of an errno value, for messages. */

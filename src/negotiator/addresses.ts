@@ -1,11 +1,17 @@
 /** This node's default control addresses: the global addresses on the interface of its default routes. */
 import { execFileSync } from 'node:child_process';
 
-interface IpRoute { dev?: string }
-interface IpAddr { addr_info?: { family: string; local: string; scope: string }[] }
+interface IpRoute {
+  dev?: string;
+}
+interface IpAddr {
+  addr_info?: { family: string; local: string; scope: string }[];
+}
 
 function ipJson<T>(args: string[]): T {
-  return JSON.parse(execFileSync('ip', ['-j', ...args], { encoding: 'utf8', timeout: 2000, stdio: ['ignore', 'pipe', 'ignore'] }) || '[]') as T;
+  return JSON.parse(
+    execFileSync('ip', ['-j', ...args], { encoding: 'utf8', timeout: 2000, stdio: ['ignore', 'pipe', 'ignore'] }) || '[]',
+  ) as T;
 }
 
 /** The first global address of family on the interface of the family's default route, if any. */
@@ -23,7 +29,8 @@ export function defaultAddress(family: 4 | 6): string | undefined {
 /** Configured addresses, else both families' defaults; throws when there are none. */
 export function resolveAddresses(configured: { ipv4?: string; ipv6?: string } | undefined): { ipv4?: string; ipv6?: string } {
   if (configured) return configured;
-  const ipv4 = defaultAddress(4), ipv6 = defaultAddress(6);
+  const ipv4 = defaultAddress(4),
+    ipv6 = defaultAddress(6);
   if (!ipv4 && !ipv6) throw new Error('addresses: none configured and no default route with a global address on either family');
   return { ...(ipv4 ? { ipv4 } : {}), ...(ipv6 ? { ipv6 } : {}) };
 }

@@ -4,13 +4,26 @@
  * import src/cni): afsteerd only decides whether it may run it here, and when.
  */
 import { statSync } from 'node:fs';
-import { CNI_ADD_OP, CNI_GO_OP, CNI_HANDOFF_VERSION, HANDOFF_ENV_KEYS, type CniAddResultReply, type CniDeclineReply, type CniReadyReply, type NsIdentity } from '../control/handoff';
-import { CniAddRequestSchema, type CniAddRequestMessage } from '../control/messages';
+import {
+  CNI_ADD_OP,
+  CNI_GO_OP,
+  CNI_HANDOFF_VERSION,
+  type CniAddResultReply,
+  type CniDeclineReply,
+  type CniReadyReply,
+  HANDOFF_ENV_KEYS,
+  type NsIdentity,
+} from '../control/handoff';
+import { type CniAddRequestMessage, CniAddRequestSchema } from '../control/messages';
 import { log } from '../util/log';
 import type { ControlConnection, ControlHandler } from './control';
 
 /** Runs one CNI ADD as the plugin would in-process: its env and stdin in, what it would print and its exit code out. */
-export type CniAddRunner = (env: Record<string, string>, stdin: string, opts: { clientMs: number; trace: boolean }) => Promise<Omit<CniAddResultReply, 'ok'>>;
+export type CniAddRunner = (
+  env: Record<string, string>,
+  stdin: string,
+  opts: { clientMs: number; trace: boolean },
+) => Promise<Omit<CniAddResultReply, 'ok'>>;
 
 /** The network and mount namespaces a process runs in. */
 export interface ProcessNamespaces {
@@ -63,7 +76,11 @@ const decline = (error: string): Record<string, unknown> => ({ ok: false, declin
  * A control handler that answers the hand-off's two requests and passes every other one to next.
  * Without a runner it declines every hand-off. ownNs is read per request (cheap: two stats).
  */
-export function withCniHandoff(run: CniAddRunner | undefined, next: ControlHandler, ownNs: () => ProcessNamespaces = ownNamespaces): ControlHandler {
+export function withCniHandoff(
+  run: CniAddRunner | undefined,
+  next: ControlHandler,
+  ownNs: () => ProcessNamespaces = ownNamespaces,
+): ControlHandler {
   return (req: Record<string, unknown>, conn: ControlConnection) => {
     if (req.op === CNI_ADD_OP) {
       conn.state = undefined;
@@ -83,11 +100,18 @@ export function withCniHandoff(run: CniAddRunner | undefined, next: ControlHandl
       // The plugin that sent cni-go waits for the outcome; if it is gone, nobody would read it: run nothing.
       if (conn.closed) return { ok: false, error: 'the plugin is gone' };
       const t0 = performance.now();
-      return run(cniEnvOf(pending.env), pending.stdin, { clientMs: pending.clientMs, trace: pending.trace }).then((r): Record<string, unknown> => {
-        log.info('ran a handed-over ADD', { containerId: pending.env.CNI_CONTAINERID, ifname: pending.env.CNI_IFNAME, exitCode: r.exitCode, tookMs: Math.round((performance.now() - t0) * 10) / 10 });
-        const reply: CniAddResultReply = { ok: true, ...r };
-        return { ...reply };
-      });
+      return run(cniEnvOf(pending.env), pending.stdin, { clientMs: pending.clientMs, trace: pending.trace }).then(
+        (r): Record<string, unknown> => {
+          log.info('ran a handed-over ADD', {
+            containerId: pending.env.CNI_CONTAINERID,
+            ifname: pending.env.CNI_IFNAME,
+            exitCode: r.exitCode,
+            tookMs: Math.round((performance.now() - t0) * 10) / 10,
+          });
+          const reply: CniAddResultReply = { ok: true, ...r };
+          return { ...reply };
+        },
+      );
     }
     return next(req, conn);
   };

@@ -15,7 +15,10 @@ export interface ControlConnection {
   readonly closed: boolean;
 }
 /** A request handler: request object → response object (or its promise; a connection's lines are answered in order). */
-export type ControlHandler = (req: Record<string, unknown>, conn: ControlConnection) => Record<string, unknown> | Promise<Record<string, unknown>>;
+export type ControlHandler = (
+  req: Record<string, unknown>,
+  conn: ControlConnection,
+) => Record<string, unknown> | Promise<Record<string, unknown>>;
 
 /** A connection idle this long is closed; not while a request is being answered (a handed-over ADD may wait for the node lock). */
 const IDLE_TIMEOUT_MS = 5000;

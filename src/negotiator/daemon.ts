@@ -14,19 +14,19 @@ import { effectivePolicy } from '../policy/schema';
 import { log } from '../util/log';
 import type { Cancel, Clock } from './clock';
 import type { DaemonConfig } from './config';
-import { count, newCounters, type DaemonCounters } from './counters';
+import { count, type DaemonCounters, newCounters } from './counters';
 import { Discovery } from './discovery';
+import { EchoReflector } from './echo-reflector';
 import { LocalPods, type LocalReader } from './local-pods';
 import { Negotiation } from './negotiation';
 import { pairKey } from './pair';
 import { PairLifecycle } from './pair-lifecycle';
 import { PairTable } from './pairs';
 import { PeerTable } from './peers';
-import { EchoReflector } from './echo-reflector';
-import { ECHO_CAPABILITY, Prober } from './prober';
-import { decodeEcho, echoPortOf } from './protocol/echo';
 import { PinStore, preferTarget } from './prefer';
+import { ECHO_CAPABILITY, Prober } from './prober';
 import { Protection } from './protection';
+import { decodeEcho, echoPortOf } from './protocol/echo';
 import { Receiver } from './receiver';
 import { RemoteRegistry } from './remotes';
 import { isIdle, probeTickMs } from './rules';
@@ -117,66 +117,87 @@ export class Daemon {
     this.prober = new Prober(cfg.probe, probeTickMs(cfg.probe.activeIntervalMs), sender, this.counters);
     this.protection = new Protection(cfg, clock, writer, this.counters);
     this.prober.onProbeLost = (peer) => {
-      this.protection.review(peer, this.pairs.ofPeer(peer.node).map(([, p]) => p));
+      this.protection.review(
+        peer,
+        this.pairs.ofPeer(peer.node).map(([, p]) => p),
+      );
       // Duplication just started (or stopped): the peer is told now, not at the next evaluation
       // (evalIntervalMs): its copies — a stream's ACKs — follow at once (protect-rules, peerStartedTrouble).
       if (peer.negotiateDue) this.negotiation.evaluatePeer(peer);
     };
     this.lifecycle = new PairLifecycle(cfg, clock, writer, this.pairs, this.peers, this.local, this.prober, this.switches, this.protection);
-    this.negotiation = new Negotiation(cfg, clock, sender, writer, this.peers, this.pairs, this.local, this.lifecycle, this.prober, this.counters, this.protection);
+    this.negotiation = new Negotiation(
+      cfg,
+      clock,
+      sender,
+      writer,
+      this.peers,
+      this.pairs,
+      this.local,
+      this.lifecycle,
+      this.prober,
+      this.counters,
+      this.protection,
+    );
     this.lifecycle.onCreated = (peer) => this.negotiation.send(peer);
     this.pins = new PinStore(deps.pinsDir, (err) => log.error('operator pins not loaded', { error: err.message }));
     this.negotiation.pins = this.pins;
     this.echo = deps.echoTransport && new EchoReflector(deps.echoTransport, echoPortOf(cfg.port));
     this.discovery = new Discovery(cfg, deps.addresses, clock, sender, this.peers, this.pairs, this.local, this.remotes, this.lifecycle);
     this.discovery.extraCapabilities = this.protection.capabilities();
-    this.receiver = new Receiver(deps.key, cfg.nodeName, this.counters, {
-      announce: (f, a, src) => {
-        this.discovery.receive(f.node, a, src, f.payload);
-        return true;
+    this.receiver = new Receiver(
+      deps.key,
+      cfg.nodeName,
+      this.counters,
+      {
+        announce: (f, a, src) => {
+          this.discovery.receive(f.node, a, src, f.payload);
+          return true;
+        },
+        announceRepeat: (f, src) => {
+          const repeat = this.discovery.repeated(f.node, f.payload, src);
+          if (repeat) count(this.counters.events, 'announce-repeat');
+          return repeat;
+        },
+        negotiate: (f, m, src) => {
+          const peer = this.peers.get(f.node);
+          if (!peer) return 'unknown-peer';
+          this.peers.heard(peer, src.family, clock.now());
+          this.negotiation.receive(peer, m, f.epoch);
+          return true;
+        },
+        probe: (f, p, src) => {
+          const peer = this.peers.get(f.node);
+          if (peer) this.peers.heard(peer, src.family, clock.now());
+          // Reflect at once, over the family it came in on, to where it came from.
+          sender.to(src.family, src.address, src.port, 'probeReply', f.payload);
+          return true;
+        },
+        echo: (b, src) => {
+          const p = decodeEcho(b);
+          if (!p || p.family !== src.family) return false;
+          const peer = this.peers.byAddress(src.family, src.address);
+          if (!peer) return 'unknown-peer';
+          // From the peer's echo port, with this path's nonce and an id in flight (prober.reply).
+          if (src.port !== echoPortOf(peer.port) || !peer.paths[src.family]) return false;
+          const r = this.prober.reply(peer, src.family, p, clock.now());
+          if (r === 'foreign') return false;
+          if (r === 'recovered') this.negotiation.evaluatePeer(peer);
+          return true;
+        },
+        probeReply: (f, p, src) => {
+          const peer = this.peers.get(f.node);
+          if (!peer) return 'unknown-peer';
+          if (!peer.paths[src.family]) return true;
+          const r = this.prober.reply(peer, src.family, p, clock.now());
+          if (r === 'foreign') return false;
+          this.peers.heard(peer, src.family, clock.now());
+          if (r === 'recovered') this.negotiation.evaluatePeer(peer);
+          return true;
+        },
       },
-      announceRepeat: (f, src) => {
-        const repeat = this.discovery.repeated(f.node, f.payload, src);
-        if (repeat) count(this.counters.events, 'announce-repeat');
-        return repeat;
-      },
-      negotiate: (f, m, src) => {
-        const peer = this.peers.get(f.node);
-        if (!peer) return 'unknown-peer';
-        this.peers.heard(peer, src.family, clock.now());
-        this.negotiation.receive(peer, m, f.epoch);
-        return true;
-      },
-      probe: (f, p, src) => {
-        const peer = this.peers.get(f.node);
-        if (peer) this.peers.heard(peer, src.family, clock.now());
-        // Reflect at once, over the family it came in on, to where it came from.
-        sender.to(src.family, src.address, src.port, 'probeReply', f.payload);
-        return true;
-      },
-      echo: (b, src) => {
-        const p = decodeEcho(b);
-        if (!p || p.family !== src.family) return false;
-        const peer = this.peers.byAddress(src.family, src.address);
-        if (!peer) return 'unknown-peer';
-        // From the peer's echo port, with this path's nonce and an id in flight (prober.reply).
-        if (src.port !== echoPortOf(peer.port) || !peer.paths[src.family]) return false;
-        const r = this.prober.reply(peer, src.family, p, clock.now());
-        if (r === 'foreign') return false;
-        if (r === 'recovered') this.negotiation.evaluatePeer(peer);
-        return true;
-      },
-      probeReply: (f, p, src) => {
-        const peer = this.peers.get(f.node);
-        if (!peer) return 'unknown-peer';
-        if (!peer.paths[src.family]) return true;
-        const r = this.prober.reply(peer, src.family, p, clock.now());
-        if (r === 'foreign') return false;
-        this.peers.heard(peer, src.family, clock.now());
-        if (r === 'recovered') this.negotiation.evaluatePeer(peer);
-        return true;
-      },
-    }, () => clock.now());
+      () => clock.now(),
+    );
   }
 
   /** A discovery source besides multicast and static peers (etcd): its targets are announced to at each announcement; its status is shown. */
@@ -200,13 +221,15 @@ export class Daemon {
       this.discovery.capabilities.push(ECHO_CAPABILITY);
     }
     const every = (ms: number, fn: () => void) => {
-      this.cancels.push(this.clock.every(ms, () => {
-        try {
-          fn();
-        } catch (err) {
-          log.error('internal error', { error: String((err as Error).stack ?? err) });
-        }
-      }));
+      this.cancels.push(
+        this.clock.every(ms, () => {
+          try {
+            fn();
+          } catch (err) {
+            log.error('internal error', { error: String((err as Error).stack ?? err) });
+          }
+        }),
+      );
     };
     const t = this.cfg.timers;
     every(this.prober.tickMs, () => this.probeTick());
@@ -217,8 +240,14 @@ export class Daemon {
     every(t.rescanMs, () => this.rescanLocal());
     this.discovery.announce();
     log.info('afsteerd started', {
-      node: this.cfg.nodeName, epoch: String(this.epoch), addresses: this.deps.addresses, port: this.cfg.port,
-      endpoints: this.local.size, adoptedRoutes: adopted, multicast: Boolean(mc), staticPeers: this.cfg.discovery.static.length,
+      node: this.cfg.nodeName,
+      epoch: String(this.epoch),
+      addresses: this.deps.addresses,
+      port: this.cfg.port,
+      endpoints: this.local.size,
+      adoptedRoutes: adopted,
+      multicast: Boolean(mc),
+      staticPeers: this.cfg.discovery.static.length,
     });
   }
 
@@ -308,7 +337,17 @@ export class Daemon {
 
   /** Read-only views of the parts, for metrics, history and the page (observe.ts). */
   parts(): DaemonParts {
-    return { cfg: this.cfg, clock: this.clock, peers: this.peers, pairs: this.pairs, prober: this.prober, switches: this.switches, counters: this.counters, sendErrors: this.transport.sendErrors, pins: this.pins };
+    return {
+      cfg: this.cfg,
+      clock: this.clock,
+      peers: this.peers,
+      pairs: this.pairs,
+      prober: this.prober,
+      switches: this.switches,
+      counters: this.counters,
+      sendErrors: this.transport.sendErrors,
+      pins: this.pins,
+    };
   }
 
   /** `afsteerd prefer`: pins a family for a peer node or a CNF ('auto' clears it); applied and told to the peers at once. */
@@ -332,9 +371,22 @@ export class Daemon {
 
   /** Everything `afsteerd status` shows. */
   status(): StatusReport {
-    return buildStatus({
-      cfg: this.cfg, epoch: this.epoch, addresses: this.deps.addresses, local: this.local, peers: this.peers, pairs: this.pairs,
-      switches: this.switches, counters: this.counters, sendErrors: this.transport.sendErrors, protection: this.protection,
-    }, this.clock.now(), this.startedAt, { etcd: this.discoveryStatus?.(), pins: this.pins.list() });
+    return buildStatus(
+      {
+        cfg: this.cfg,
+        epoch: this.epoch,
+        addresses: this.deps.addresses,
+        local: this.local,
+        peers: this.peers,
+        pairs: this.pairs,
+        switches: this.switches,
+        counters: this.counters,
+        sendErrors: this.transport.sendErrors,
+        protection: this.protection,
+      },
+      this.clock.now(),
+      this.startedAt,
+      { etcd: this.discoveryStatus?.(), pins: this.pins.list() },
+    );
   }
 }

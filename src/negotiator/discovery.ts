@@ -12,12 +12,12 @@ import type { LocalPods } from './local-pods';
 import type { PairLifecycle } from './pair-lifecycle';
 import type { PairTable } from './pairs';
 import type { Peer, PeerTable } from './peers';
-import { addAnnouncePart, announcementPayloads, type AnnounceBase } from './protocol/announce';
+import { type AnnounceBase, addAnnouncePart, announcementPayloads } from './protocol/announce';
 import { payloadRoom } from './protocol/frame';
 import type { Announce, AnnouncedEndpoint } from './protocol/messages';
 import type { RemoteRegistry } from './remotes';
-import type { Sender, Target } from './sender';
 import { announceRefreshDue } from './rules';
+import type { Sender, Target } from './sender';
 import type { Source } from './transport';
 
 /** Capabilities this node announces. */

@@ -4,7 +4,7 @@
  * from. Where the kernel reflector is attached it answers first and this sees nothing; it is the
  * fallback (no clsact on the interface, a kernel without the program, in-memory tests).
  */
-import { isEcho, ECHO_LEN } from './protocol/echo';
+import { ECHO_LEN, isEcho } from './protocol/echo';
 import type { DatagramTransport, MulticastOptions } from './transport';
 
 /** The userspace reflector on one transport. */
@@ -12,7 +12,10 @@ export class EchoReflector {
   /** Echoes sent back, and datagrams refused (not an echo, or from an echo port). */
   readonly stats = { reflected: 0, refused: 0 };
 
-  constructor(private readonly transport: DatagramTransport, private readonly echoPort: number) {}
+  constructor(
+    private readonly transport: DatagramTransport,
+    private readonly echoPort: number,
+  ) {}
 
   /** Starts reflecting on the families this node has addresses for. */
   async start(addresses: { ipv4?: string; ipv6?: string }): Promise<void> {

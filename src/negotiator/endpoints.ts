@@ -1,6 +1,7 @@
 /** This node's pods as afsteerd knows them: read from the plugin's state files. */
-import { cnfIdOf, listStates } from '../node/attachments';
+
 import { canonical } from '../net/ip';
+import { cnfIdOf, listStates } from '../node/attachments';
 import type { PodPolicy } from '../policy/schema';
 import { CnfIdSchema } from './protocol/messages';
 
@@ -27,8 +28,12 @@ export function readLocalEndpoints(stateDir: string, onError: (file: string, err
     }
     const policy = (s as { policy?: PodPolicy }).policy;
     out.set(cnf, {
-      cnf, containerId: s.containerId, ifname: s.ifname, ifindex: s.hostIfindex,
-      ...(s.ipv4 ? { ipv4: canonical(s.ipv4) } : {}), ...(s.ipv6 ? { ipv6: canonical(s.ipv6) } : {}),
+      cnf,
+      containerId: s.containerId,
+      ifname: s.ifname,
+      ifindex: s.hostIfindex,
+      ...(s.ipv4 ? { ipv4: canonical(s.ipv4) } : {}),
+      ...(s.ipv6 ? { ipv6: canonical(s.ipv6) } : {}),
       ...(policy ? { policy } : {}),
     });
   }

@@ -4,7 +4,7 @@
  * slots), and its switches with their reasons. Memory: about 9 KB per peer and family.
  */
 import type { FamilyName } from '../net/family';
-import { FAMILY_STATES, switchReason, type FamilyState, type SwitchReason } from './health';
+import { FAMILY_STATES, type FamilyState, type SwitchReason, switchReason } from './health';
 import type { Snapshot } from './snapshot';
 import type { SwitchEvent } from './switch-log';
 
@@ -63,7 +63,12 @@ export class History {
       if (!s) this.series.set(p.node, (s = {}));
       for (const [fam, f] of Object.entries(p.families) as [FamilyName, NonNullable<typeof p.families.IPv4>][]) {
         let ser = s[fam];
-        if (!ser) ser = s[fam] = { rtt: new Float32Array(HISTORY_SLOTS).fill(NaN), loss: new Float32Array(HISTORY_SLOTS).fill(NaN), state: new Uint8Array(HISTORY_SLOTS).fill(NO_STATE) };
+        if (!ser)
+          ser = s[fam] = {
+            rtt: new Float32Array(HISTORY_SLOTS).fill(NaN),
+            loss: new Float32Array(HISTORY_SLOTS).fill(NaN),
+            state: new Uint8Array(HISTORY_SLOTS).fill(NO_STATE),
+          };
         const rttOk = f.metrics && f.metrics.samples > f.metrics.packet_loss * f.metrics.samples;
         ser.rtt[slot] = rttOk ? f.metrics!.latency_ms : NaN;
         ser.loss[slot] = f.metrics ? f.metrics.packet_loss : NaN;
@@ -77,7 +82,7 @@ export class History {
         ser.loss[slot] = NaN;
         ser.state[slot] = NO_STATE;
       }
-      if (ser_empty(s) && !(this.marks.get(node)?.some((m) => m.t > t - HISTORY_MS))) {
+      if (ser_empty(s) && !this.marks.get(node)?.some((m) => m.t > t - HISTORY_MS)) {
         this.series.delete(node);
         this.marks.delete(node);
       }

@@ -12,12 +12,16 @@ export function loadKey(path: string): Buffer {
     fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new Error(`keyFile ${path}: ${code === 'ELOOP' ? 'is a symlink (refused)' : code === 'ENOENT' ? 'does not exist (make one: head -c 32 /dev/urandom > FILE; chmod 600 FILE)' : code}`, { cause: err });
+    throw new Error(
+      `keyFile ${path}: ${code === 'ELOOP' ? 'is a symlink (refused)' : code === 'ENOENT' ? 'does not exist (make one: head -c 32 /dev/urandom > FILE; chmod 600 FILE)' : code}`,
+      { cause: err },
+    );
   }
   try {
     const st = fstatSync(fd);
     if (!st.isFile()) throw new Error(`keyFile ${path}: not a regular file`);
-    if (st.mode & 0o077) throw new Error(`keyFile ${path}: readable or writable by group/others (mode ${(st.mode & 0o777).toString(8)}); chmod 600 it`);
+    if (st.mode & 0o077)
+      throw new Error(`keyFile ${path}: readable or writable by group/others (mode ${(st.mode & 0o777).toString(8)}); chmod 600 it`);
     if (st.size < MIN_KEY_BYTES) throw new Error(`keyFile ${path}: ${st.size} bytes, needs at least ${MIN_KEY_BYTES}`);
     if (st.size > MAX_KEY_BYTES) throw new Error(`keyFile ${path}: ${st.size} bytes, at most ${MAX_KEY_BYTES}`);
     const key = Buffer.alloc(st.size);

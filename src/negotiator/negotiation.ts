@@ -9,18 +9,18 @@ import type { Clock } from './clock';
 import type { DaemonConfig } from './config';
 import { count, type DaemonCounters } from './counters';
 import type { LocalPods } from './local-pods';
-import { agreedPreference, pairKey, type PairState } from './pair';
-import { PREFER_CAPABILITY, stepPinned, type PinStore } from './prefer';
+import { agreedPreference, type PairState, pairKey } from './pair';
 import type { PairLifecycle } from './pair-lifecycle';
 import type { PairTable } from './pairs';
 import type { Peer, PeerTable } from './peers';
 import type { PairMetrics } from './policy';
+import { type PinStore, PREFER_CAPABILITY, stepPinned } from './prefer';
 import type { Prober } from './prober';
+import { Protection } from './protection';
 import { payloadRoom } from './protocol/frame';
 import type { Negotiate, PairMessage } from './protocol/messages';
 import { packNegotiate } from './protocol/pack';
 import { isStaleRound } from './rules';
-import { Protection } from './protection';
 import type { Sender } from './sender';
 
 /** Negotiation messages in and out, and evaluation. */
@@ -112,9 +112,18 @@ export class Negotiation {
       if (!p.peer?.decap && e.decap) reply = true;
       if (!p.peer?.dedup && e.dedup) reply = true;
       p.peer = {
-        preferred: e.preferred_family, round: e.round, epoch, decap: e.decap, active: e.active, metrics: e.performance_metrics, policy: e.policy, at: now,
+        preferred: e.preferred_family,
+        round: e.round,
+        epoch,
+        decap: e.decap,
+        active: e.active,
+        metrics: e.performance_metrics,
+        policy: e.policy,
+        at: now,
         ...(e.pinned ? { pinned: e.pinned } : {}),
-        ...(e.protect !== undefined ? { protect: e.protect } : {}), ...(e.dedup !== undefined ? { dedup: e.dedup } : {}), ...(e.dup !== undefined ? { dup: e.dup } : {}),
+        ...(e.protect !== undefined ? { protect: e.protect } : {}),
+        ...(e.dedup !== undefined ? { dedup: e.dedup } : {}),
+        ...(e.dup !== undefined ? { dup: e.dup } : {}),
       };
       if (e.active) p.lastActiveAt = Math.max(p.lastActiveAt, now);
       if (p.adopted) {
@@ -137,7 +146,14 @@ export class Negotiation {
     const mine = this.prober.metricsOf(peer);
     let changed = false;
     for (const [k, p] of this.pairs.ofPeer(peer.node)) {
-      const next = stepPinned(p, this.pins?.forPair(p, peer, now, this.cfg.timers.peerTimeoutMs), mine, now, this.cfg.timers.peerTimeoutMs, this.cfg.selection);
+      const next = stepPinned(
+        p,
+        this.pins?.forPair(p, peer, now, this.cfg.timers.peerTimeoutMs),
+        mine,
+        now,
+        this.cfg.timers.peerTimeoutMs,
+        this.cfg.selection,
+      );
       if (next.round !== p.round) {
         changed = true;
         const c = next.selection.lastChange!;

@@ -7,7 +7,7 @@ import { log } from '../util/log';
 import type { Cancel } from './clock';
 import type { DaemonParts } from './daemon';
 import type { FamilyState } from './health';
-import { History, HISTORY_STEP_MS } from './history';
+import { HISTORY_STEP_MS, History } from './history';
 import { takeSnapshot } from './snapshot';
 
 /** Longest gap between two dropped-datagram summaries while drops go on. */
@@ -67,7 +67,13 @@ export class Observer {
         if (was === f.state) continue;
         this.states.set(k, f.state);
         if (was === undefined && f.state === 'probing') continue;
-        const fields = { peer: p.node, family, from: was ?? 'new', to: f.state, ...(f.metrics ? { rttMs: f.metrics.latency_ms, loss: f.metrics.packet_loss } : {}) };
+        const fields = {
+          peer: p.node,
+          family,
+          from: was ?? 'new',
+          to: f.state,
+          ...(f.metrics ? { rttMs: f.metrics.latency_ms, loss: f.metrics.packet_loss } : {}),
+        };
         if (f.state === 'blackhole' || f.state === 'degraded') log.warn('family state', fields);
         else log.info('family state', fields);
       }

@@ -25,18 +25,22 @@ export interface Ops {
 export async function startOps(parts: DaemonParts, readStats: StatsReader | undefined, version: string): Promise<Ops> {
   const observer = new Observer(parts);
   observer.start();
-  const ops: Ops = { observer, stop: async () => {
-    observer.stop();
-    const s = ops.server;
-    if (s) await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, 2000);
-      s.close(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-      s.closeAllConnections();
-    });
-  } };
+  const ops: Ops = {
+    observer,
+    stop: async () => {
+      observer.stop();
+      const s = ops.server;
+      if (s)
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 2000);
+          s.close(() => {
+            clearTimeout(timer);
+            resolve();
+          });
+          s.closeAllConnections();
+        });
+    },
+  };
   const at = parts.cfg.metrics ? parseListen(parts.cfg.metrics) : undefined;
   if (!at) return ops;
   const { createMetrics } = await import('./metrics');
@@ -44,14 +48,20 @@ export async function startOps(parts: DaemonParts, readStats: StatsReader | unde
   ops.metrics = await createMetrics(parts, readStats, version);
   try {
     ops.server = await serveWeb(at.host, at.port, {
-      metrics: ops.metrics, history: observer.history, node: parts.cfg.nodeName,
+      metrics: ops.metrics,
+      history: observer.history,
+      node: parts.cfg.nodeName,
       activePeers: () => new Set([...parts.peers.values()].filter((p) => parts.pairs.peerHasPairs(p.node)).map((p) => p.node)),
     });
     const a = ops.server.address();
-    ops.address = a && typeof a === 'object' ? (a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`) : parts.cfg.metrics;
+    ops.address =
+      a && typeof a === 'object' ? (a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`) : parts.cfg.metrics;
     log.info('metrics and page listening', { address: ops.address });
   } catch (err) {
-    log.error('metrics and page not served', { error: (err as Error).message, cause: String(((err as Error).cause as Error)?.message ?? '') });
+    log.error('metrics and page not served', {
+      error: (err as Error).message,
+      cause: String(((err as Error).cause as Error)?.message ?? ''),
+    });
   }
   return ops;
 }

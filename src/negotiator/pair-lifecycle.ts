@@ -6,23 +6,23 @@
  */
 import type { WireName } from '../bpf/maps-layout';
 import type { SteeringWriter } from '../bpf/steering-writer';
+import { FAMILIES } from '../net/family';
 import { effectivePolicy } from '../policy/schema';
 import { log } from '../util/log';
-import { FAMILIES } from '../net/family';
 import type { Clock } from './clock';
 import type { DaemonConfig } from './config';
 import type { LocalEndpoint } from './endpoints';
-import { isLeader, newPair, pairKey, sendingWire, type PairState } from './pair';
+import type { LocalPods } from './local-pods';
+import { isLeader, newPair, type PairState, pairKey, sendingWire } from './pair';
 import type { PairTable } from './pairs';
 import type { Peer, PeerTable } from './peers';
 import type { PairMetrics } from './policy';
-import type { Prober } from './prober';
 import { probeSoon } from './probe/path';
+import type { Prober } from './prober';
+import type { Protection } from './protection';
 import type { AnnouncedEndpoint } from './protocol/messages';
 import { adoptionHolds, orphansExpired } from './rules';
-import type { Protection } from './protection';
 import type { SwitchLog } from './switch-log';
-import type { LocalPods } from './local-pods';
 
 /** A route found in the maps at start-up, waiting for its peer. */
 interface Orphan {
@@ -52,15 +52,21 @@ export class PairLifecycle {
 
   /** Remembers every pair the maps hold (a previous run's) as an orphan to adopt; returns how many. */
   loadOrphans(): number {
-    for (const p of this.writer.listPairs()) this.orphans.set(`${p.ifindex}|${p.remote.ipv6}`, { ifindex: p.ifindex, remoteIpv6: p.remote.ipv6, wire: p.wire });
+    for (const p of this.writer.listPairs())
+      this.orphans.set(`${p.ifindex}|${p.remote.ipv6}`, { ifindex: p.ifindex, remoteIpv6: p.remote.ipv6, wire: p.wire });
     return this.orphans.size;
   }
 
   /** The fixed facts of a pair. */
   private base(l: LocalEndpoint, peer: Peer, e: AnnouncedEndpoint) {
     return {
-      localCnf: l.cnf, remoteCnf: e.cnf, peerNode: peer.node, ifindex: l.ifindex, remote: { ipv4: e.ipv4, ipv6: e.ipv6 },
-      policy: effectivePolicy(l.policy, this.cfg.policy), leader: isLeader(l.cnf, e.cnf, this.cfg.nodeName, peer.node),
+      localCnf: l.cnf,
+      remoteCnf: e.cnf,
+      peerNode: peer.node,
+      ifindex: l.ifindex,
+      remote: { ipv4: e.ipv4, ipv6: e.ipv6 },
+      policy: effectivePolicy(l.policy, this.cfg.policy),
+      leader: isLeader(l.cnf, e.cnf, this.cfg.nodeName, peer.node),
     };
   }
 
@@ -115,7 +121,10 @@ export class PairLifecycle {
       if (adoptionHolds(p, alive, now, this.cfg.timers.peerTimeoutMs)) return;
       p.adopted = false;
     }
-    const { wire, reason } = sendingWire(p, mine ?? (peer ? this.prober.metricsOf(peer) : {}), alive, { now, maxAgeMs: this.cfg.timers.peerTimeoutMs });
+    const { wire, reason } = sendingWire(p, mine ?? (peer ? this.prober.metricsOf(peer) : {}), alive, {
+      now,
+      maxAgeMs: this.cfg.timers.peerTimeoutMs,
+    });
     const inMap = this.writer.getPair(p.ifindex, p.remote.ipv6);
     if (wire !== p.wire || inMap?.wire !== wire) this.write(p, wire, reason);
     this.protection.reconcile(p, peer);

@@ -12,9 +12,9 @@
 import type { WireName } from '../bpf/maps-layout';
 import { otherName } from '../net/family';
 import type { Policy, ProtectMode } from '../policy/schema';
+import { evaluate, initialSelection, type PairMetrics, type PolicyParams, type Preference, type SelectionState } from './policy';
 import type { PairProtection } from './protection';
 import type { FamilyMetrics, FamilyName } from './protocol/messages';
-import { evaluate, initialSelection, type PairMetrics, type PolicyParams, type Preference, type SelectionState } from './policy';
 
 /** What the peer last said about the pair. */
 export interface PeerView {
@@ -85,8 +85,21 @@ export function isLeader(localCnf: string, remoteCnf: string, localNode: string,
 }
 
 /** A new pair (native). */
-export function newPair(p: Omit<PairState, 'selection' | 'round' | 'wire' | 'wireReason' | 'createdAt' | 'adopted' | 'lastActiveAt'>, now: number, wire: WireName = 'native'): PairState {
-  return { ...p, selection: initialSelection(preferenceOf(wire)), round: 0, wire, wireReason: 'new pair', createdAt: now, lastActiveAt: now, adopted: false };
+export function newPair(
+  p: Omit<PairState, 'selection' | 'round' | 'wire' | 'wireReason' | 'createdAt' | 'adopted' | 'lastActiveAt'>,
+  now: number,
+  wire: WireName = 'native',
+): PairState {
+  return {
+    ...p,
+    selection: initialSelection(preferenceOf(wire)),
+    round: 0,
+    wire,
+    wireReason: 'new pair',
+    createdAt: now,
+    lastActiveAt: now,
+    adopted: false,
+  };
 }
 
 /** The preference a wire family expresses. */
@@ -138,7 +151,12 @@ export function agreedPreference(p: PairState): Preference {
  * This node's sending wire for the pair, with the reason: native unless the peer is alive and
  * decapsulates; the agreed preference otherwise, moved off a family this node sees blackholed.
  */
-export function sendingWire(p: PairState, mine: PairMetrics, peerAlive: boolean, fresh?: { now: number; maxAgeMs: number }): { wire: WireName; reason: string } {
+export function sendingWire(
+  p: PairState,
+  mine: PairMetrics,
+  peerAlive: boolean,
+  fresh?: { now: number; maxAgeMs: number },
+): { wire: WireName; reason: string } {
   if (!peerAlive) return { wire: 'native', reason: 'peer silent' };
   if (!p.peer?.decap) return { wire: 'native', reason: 'peer has not confirmed decapsulation' };
   // The confirmation is per pair and must be recent: a peer that dropped the pair, or cannot hear

@@ -1,10 +1,11 @@
 /** The peer table: nodes heard from, their control addresses, their pods, their probe paths, and when they age out. */
-import { log } from '../util/log';
+
+import { addressOf, FAMILIES, type Family, familyName } from '../net/family';
 import { canonical } from '../net/ip';
-import { addressOf, FAMILIES, familyName, type Family } from '../net/family';
+import { log } from '../util/log';
 import { newPath, type PathState } from './probe/path';
-import type { AnnouncedEndpoint } from './protocol/messages';
 import type { Reassembly } from './protocol/announce';
+import type { AnnouncedEndpoint } from './protocol/messages';
 import { peerAlive } from './rules';
 
 /** A peer node. */
@@ -67,7 +68,19 @@ export class PeerTable {
   getOrAdd(node: string, port: number, now: number, via: Family, addresses: unknown): Peer {
     let peer = this.peers.get(node);
     if (!peer) {
-      peer = { node, addresses: {}, port, lastHeard: {}, lastHeardAny: now, endpoints: new Map(), paths: {}, lastNegotiateAt: 0, negotiateDue: false, dropped: new Set(), capabilities: [] };
+      peer = {
+        node,
+        addresses: {},
+        port,
+        lastHeard: {},
+        lastHeardAny: now,
+        endpoints: new Map(),
+        paths: {},
+        lastNegotiateAt: 0,
+        negotiateDue: false,
+        dropped: new Set(),
+        capabilities: [],
+      };
       this.peers.set(node, peer);
       log.info('peer discovered', { peer: node, addresses, via: familyName(via) });
     }

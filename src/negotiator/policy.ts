@@ -36,7 +36,14 @@ export interface PolicyParams {
 }
 
 /** Defaults: 20% and 5 ms / 5% loss / 5 points, 3 intervals, 10 s hold-down. */
-export const DEFAULT_POLICY_PARAMS: PolicyParams = { marginRatio: 0.2, latencyMarginMs: 5, lossMargin: 0.05, scoreMargin: 5, intervals: 3, holdDownMs: 10_000 };
+export const DEFAULT_POLICY_PARAMS: PolicyParams = {
+  marginRatio: 0.2,
+  latencyMarginMs: 5,
+  lossMargin: 0.05,
+  scoreMargin: 5,
+  intervals: 3,
+  holdDownMs: 10_000,
+};
 
 /** Default weights of the weighted criterion (per ms latency, per ms jitter, per % loss). */
 export const DEFAULT_WEIGHTS = { latency: 1, jitter: 1, loss: 1 };
@@ -100,10 +107,12 @@ export function score(policy: Policy, m: FamilyMetrics): number {
  * metrics). The challenger is scored on its pessimistic bound, the other on its optimistic one.
  */
 export function winner(policy: Policy, metrics: PairMetrics, prm: PolicyParams): FamilyName | null {
-  const a = metrics.IPv4, b = metrics.IPv6;
+  const a = metrics.IPv4,
+    b = metrics.IPv6;
   if (!alive(a) || !alive(b)) return alive(a) ? 'IPv4' : alive(b) ? 'IPv6' : null;
   const beats = (x: FamilyMetrics, y: FamilyMetrics): boolean => {
-    const sx = score(policy, bounded(x, 'pessimistic')), sy = score(policy, bounded(y, 'optimistic'));
+    const sx = score(policy, bounded(x, 'pessimistic')),
+      sy = score(policy, bounded(y, 'optimistic'));
     const d = sy - sx;
     switch (policy.criterion) {
       case 'lowest-latency':
@@ -128,7 +137,11 @@ function change(s: SelectionState, to: Preference, now: number, reason: string, 
   return {
     current: to,
     streak: 0,
-    ...(left && to !== null && left !== to ? { heldDown: { family: left, until: now + prm.holdDownMs } } : s.heldDown && s.heldDown.until > now ? { heldDown: s.heldDown } : {}),
+    ...(left && to !== null && left !== to
+      ? { heldDown: { family: left, until: now + prm.holdDownMs } }
+      : s.heldDown && s.heldDown.until > now
+        ? { heldDown: s.heldDown }
+        : {}),
     lastChange: { at: now, from: s.current, to, reason },
   };
 }
@@ -162,8 +175,9 @@ export function evaluate(s: SelectionState, metrics: PairMetrics, policy: Policy
   if (target === s.current) return { ...s, streak: 0, candidate: undefined, ...(held ? {} : { heldDown: undefined }) };
   const streak = s.candidate === target ? s.streak + 1 : 1;
   if (streak < prm.intervals) return { ...s, candidate: target, streak };
-  const reason = target === null
-    ? `${policy.criterion}: neither family better by the margin (IPv4 ${fmt(metrics.IPv4)}, IPv6 ${fmt(metrics.IPv6)})`
-    : `${policy.criterion}: ${target} better by the margin (IPv4 ${fmt(metrics.IPv4)}, IPv6 ${fmt(metrics.IPv6)})`;
+  const reason =
+    target === null
+      ? `${policy.criterion}: neither family better by the margin (IPv4 ${fmt(metrics.IPv4)}, IPv6 ${fmt(metrics.IPv6)})`
+      : `${policy.criterion}: ${target} better by the margin (IPv4 ${fmt(metrics.IPv4)}, IPv6 ${fmt(metrics.IPv6)})`;
   return change(s, target, now, reason, prm);
 }

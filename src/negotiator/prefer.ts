@@ -13,11 +13,11 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as z from 'zod/mini';
 import { writeFileAtomic } from '../util/atomic-file';
-import { combinedMetrics, stepSelection, type PairState, type PinInfo } from './pair';
+import { combinedMetrics, type PairState, type PinInfo, stepSelection } from './pair';
 import type { Peer } from './peers';
 import type { PairMetrics, PolicyParams } from './policy';
-import { CnfIdSchema, FamilySchema, type FamilyName } from './protocol/messages';
 import { NODE_NAME } from './protocol/frame';
+import { CnfIdSchema, type FamilyName, FamilySchema } from './protocol/messages';
 
 /** The capability a peer announces when it understands a pair's `pinned`. */
 export const PREFER_CAPABILITY = 'prefer-v1';
@@ -52,17 +52,33 @@ export function pinnedFamily(pin: FamilyName, metrics: PairMetrics): { family: F
 /** A leader's pair under a pin (metrics: both ends' combined): its selection set to the pinned family, a change counted as a new round. */
 export function applyPin(p: PairState, pin: Pin, metrics: PairMetrics, now: number): PairState {
   const { family, honoured } = pinnedFamily(pin.family, metrics);
-  const info: PinInfo = { family: pin.family, source: pin.source, honoured, ...(honoured ? {} : { note: `${pin.family} blackholed: on ${family} until it is back` }) };
+  const info: PinInfo = {
+    family: pin.family,
+    source: pin.source,
+    honoured,
+    ...(honoured ? {} : { note: `${pin.family} blackholed: on ${family} until it is back` }),
+  };
   if (p.selection.current === family) return { ...p, pin: info };
-  const reason = honoured ? `pinned ${family} by operator (${pin.source})` : `blackhole on pinned ${pin.family}: ${family} until it is back`;
+  const reason = honoured
+    ? `pinned ${family} by operator (${pin.source})`
+    : `blackhole on pinned ${pin.family}: ${family} until it is back`;
   return {
-    ...p, pin: info, round: p.round + 1,
+    ...p,
+    pin: info,
+    round: p.round + 1,
     selection: { current: family, streak: 0, lastChange: { at: now, from: p.selection.current, to: family, reason } },
   };
 }
 
 /** One evaluation step of a pair: the pin when there is one (leader applies it, follower records it), the policy otherwise. */
-export function stepPinned(p: PairState, pin: Pin | undefined, mine: PairMetrics, now: number, freshMs: number, prm: PolicyParams): PairState {
+export function stepPinned(
+  p: PairState,
+  pin: Pin | undefined,
+  mine: PairMetrics,
+  now: number,
+  freshMs: number,
+  prm: PolicyParams,
+): PairState {
   if (!pin) {
     const next = stepSelection(p, mine, now, freshMs, prm);
     if (!next.pin) return next;
@@ -75,7 +91,15 @@ export function stepPinned(p: PairState, pin: Pin | undefined, mine: PairMetrics
   }
   // The follower: the leader decides. It honours the pin when it knows of it (prefer-v1).
   const agreed = p.peer?.preferred ?? null;
-  return { ...p, pin: { family: pin.family, source: pin.source, honoured: agreed === pin.family, ...(agreed === pin.family ? {} : { note: 'waiting for the leader' }) } };
+  return {
+    ...p,
+    pin: {
+      family: pin.family,
+      source: pin.source,
+      honoured: agreed === pin.family,
+      ...(agreed === pin.family ? {} : { note: 'waiting for the leader' }),
+    },
+  };
 }
 
 /** This node's pins, persisted in stateDir. */

@@ -6,13 +6,14 @@
  * probe goes out, and is found lost, within SCAN_EVERY ticks of when it is due). The window,
  * metrics and blackhole rules are in probe/path.ts; this holds the tick and the sockets' side.
  */
+
+import { addressOf, FAMILIES, type Family, familyName } from '../net/family';
 import { log } from '../util/log';
-import { addressOf, FAMILIES, familyName, type Family } from '../net/family';
 import { count, type DaemonCounters } from './counters';
 import type { Peer } from './peers';
 import type { PairMetrics } from './policy';
-import { expireProbes, pathMetrics, probeDue, probeSent, replyReceived, type ProbeParams } from './probe/path';
-import { encodeEcho, echoPortOf } from './protocol/echo';
+import { expireProbes, type ProbeParams, pathMetrics, probeDue, probeSent, replyReceived } from './probe/path';
+import { echoPortOf, encodeEcho } from './protocol/echo';
 import { encodeProbe, type Probe } from './protocol/probe';
 import { probeExpiry } from './rules';
 import type { Sender } from './sender';

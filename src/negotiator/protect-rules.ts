@@ -61,19 +61,26 @@ export const SUSPECT_AFTER_LOST = 2;
  * (or a blackhole), the newest RTTs well above the median, or the peer's own measurement saying
  * blackhole. (A reply later than its timeout is not one by itself: it is the same starved host.)
  */
-export function familyTrouble(path: PathState | undefined, peer: FamilyMetrics | undefined, _now: number, _recentMs: number): string | undefined {
+export function familyTrouble(
+  path: PathState | undefined,
+  peer: FamilyMetrics | undefined,
+  _now: number,
+  _recentMs: number,
+): string | undefined {
   if (peer?.blackhole) return 'peer sees a blackhole';
   if (!path) return undefined;
   if (path.blackhole) return 'blackhole';
   if (path.consecutiveLost >= SUSPECT_AFTER_LOST) return `${path.consecutiveLost} probes lost in a row`;
   const rtts: number[] = [];
-  for (let i = path.outcomes.length - 1; i >= 0 && rtts.length < 64; i--) if (path.outcomes[i] !== null) rtts.push(path.outcomes[i] as number);
+  for (let i = path.outcomes.length - 1; i >= 0 && rtts.length < 64; i--)
+    if (path.outcomes[i] !== null) rtts.push(path.outcomes[i] as number);
   if (rtts.length >= LATENCY_RISE_MIN_SAMPLES + LATENCY_RISE_RUN) {
     const newest = rtts.slice(0, LATENCY_RISE_RUN);
     const sorted = rtts.slice(LATENCY_RISE_RUN).sort((a, b) => a - b);
     const median = sorted[sorted.length >> 1]!;
     const low = Math.min(...newest);
-    if (low > Math.max(LATENCY_RISE_RATIO * median, median + LATENCY_RISE_MS)) return `latency rise (${low.toFixed(1)} ms, median ${median.toFixed(1)} ms)`;
+    if (low > Math.max(LATENCY_RISE_RATIO * median, median + LATENCY_RISE_MS))
+      return `latency rise (${low.toFixed(1)} ms, median ${median.toFixed(1)} ms)`;
   }
   return undefined;
 }
@@ -100,7 +107,13 @@ export interface Suspicion {
  * uses, until its families have looked healthy for settleMs and the pair's last switch is
  * settleMs old (so a pair that switched off the troubled family stops once it settled).
  */
-export function stepSuspicion(s: Suspicion, trouble: string | undefined, lastSwitchAt: number | undefined, now: number, settleMs: number): { state: Suspicion; suspect: boolean } {
+export function stepSuspicion(
+  s: Suspicion,
+  trouble: string | undefined,
+  lastSwitchAt: number | undefined,
+  now: number,
+  settleMs: number,
+): { state: Suspicion; suspect: boolean } {
   if (trouble) return { state: { lastTroubleAt: now, reason: trouble }, suspect: true };
   if (s.lastTroubleAt === undefined) return { state: s, suspect: false };
   const quietSince = Math.max(s.lastTroubleAt, lastSwitchAt ?? -Infinity);

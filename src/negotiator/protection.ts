@@ -13,9 +13,18 @@ import { log } from '../util/log';
 import type { Clock } from './clock';
 import type { DaemonConfig } from './config';
 import { count, type DaemonCounters } from './counters';
-import { pairKey, type PairState } from './pair';
+import { type PairState, pairKey } from './pair';
 import type { Peer } from './peers';
-import { agreedProtect, DEDUP_CAPABILITY, familiesInUse, familyTrouble, localProtection, peerStartedTrouble, stepSuspicion, type Suspicion } from './protect-rules';
+import {
+  agreedProtect,
+  DEDUP_CAPABILITY,
+  familiesInUse,
+  familyTrouble,
+  localProtection,
+  peerStartedTrouble,
+  type Suspicion,
+  stepSuspicion,
+} from './protect-rules';
 
 /** A pair's protection state on this node. */
 export interface PairProtection {
@@ -87,7 +96,8 @@ export class Protection {
   applyBudget(): void {
     const rate = this.enabled ? this.cfg.protection.budgetBytesPerSecond : 0;
     try {
-      if (!this.writer.setDupBudget(rate, this.enabled ? this.burstBytes() : 0)) log.warn('pins predate protected pairs: no duplication budget written');
+      if (!this.writer.setDupBudget(rate, this.enabled ? this.burstBytes() : 0))
+        log.warn('pins predate protected pairs: no duplication budget written');
     } catch (err) {
       log.error('cannot write the duplication budget', { error: (err as Error).message });
     }
@@ -99,7 +109,13 @@ export class Protection {
     const capable = this.speaksTo(peer);
     const st: PairProtection = p.protection ?? (p.protection = { mode: 'off', written: this.inMaps(p), suspicion: {}, suspect: false });
     const before = this.advert(p);
-    st.mode = agreedProtect({ leader: p.leader, own: p.policy.protect, peerPolicy: p.peer?.policy.protect, leaderSays: p.peer?.protect, capable });
+    st.mode = agreedProtect({
+      leader: p.leader,
+      own: p.policy.protect,
+      peerPolicy: p.peer?.policy.protect,
+      leaderSays: p.peer?.protect,
+      capable,
+    });
     if (st.lastWire !== p.wire) {
       if (st.lastWire !== undefined) st.lastSwitchAt = now;
       st.lastWire = p.wire;
@@ -126,7 +142,10 @@ export class Protection {
       st.suspect = s.suspect;
       if (s.suspect !== wasSuspect) {
         count(this.counters.events, s.suspect ? 'protect-suspicion' : 'protect-settled');
-        log.info(s.suspect ? 'protection: suspicion, duplicating' : 'protection: settled, duplication stops', { pair: pairKey(p.localCnf, p.remoteCnf), reason: st.suspicion.reason ?? 'healthy' });
+        log.info(s.suspect ? 'protection: suspicion, duplicating' : 'protection: settled, duplication stops', {
+          pair: pairKey(p.localCnf, p.remoteCnf),
+          reason: st.suspicion.reason ?? 'healthy',
+        });
       }
     } else {
       st.suspicion = {};
@@ -134,11 +153,13 @@ export class Protection {
     }
     st.peerDup = Boolean(p.peer?.dup);
     const fresh = p.peer !== undefined && now - p.peer.at <= this.cfg.timers.peerTimeoutMs;
-    const view = capable && p.peer ? { dedup: Boolean(p.peer.dedup) && fresh, dup: Boolean(p.peer.dup), decap: p.peer.decap && fresh } : undefined;
+    const view =
+      capable && p.peer ? { dedup: Boolean(p.peer.dedup) && fresh, dup: Boolean(p.peer.dup), decap: p.peer.decap && fresh } : undefined;
     const want = localProtection(st.mode, st.suspect, view);
     if (want !== st.written) this.write(p, st, want);
     const after = this.advert(p);
-    if (peer && (before?.dedup !== after?.dedup || before?.dup !== after?.dup || before?.protect !== after?.protect)) this.onAdvertChange(peer);
+    if (peer && (before?.dedup !== after?.dedup || before?.dup !== after?.dup || before?.protect !== after?.protect))
+      this.onAdvertChange(peer);
   }
 
   /** Every pair of a peer reconciled (a probe toward it was just lost). */

@@ -6,9 +6,9 @@
  */
 import { log } from '../util/log';
 import { count, countTraffic, type DaemonCounters } from './counters';
-import { decodeFrame, type Frame, type RejectReason } from './protocol/frame';
-import { AnnounceSchema, NegotiateSchema, parsePayload, type Announce, type Negotiate } from './protocol/messages';
 import { isEcho } from './protocol/echo';
+import { decodeFrame, type Frame, type RejectReason } from './protocol/frame';
+import { type Announce, AnnounceSchema, type Negotiate, NegotiateSchema, parsePayload } from './protocol/messages';
 import { decodeProbe, type Probe } from './protocol/probe';
 import { checkReplay, type ReplayState } from './protocol/replay';
 import type { Source } from './transport';

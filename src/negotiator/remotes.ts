@@ -19,7 +19,10 @@ export class RemoteRegistry {
   /** Retained pods by IPv6 address. */
   private readonly retained = new Map<string, { ipv4: string; ipv6: string; until: number }>();
 
-  constructor(private readonly writer: SteeringWriter, private readonly retentionMs: number) {}
+  constructor(
+    private readonly writer: SteeringWriter,
+    private readonly retentionMs: number,
+  ) {}
 
   /** Keeps every remote the maps hold (a previous run's) until claimed or retention ends. */
   retainAll(now: number): void {

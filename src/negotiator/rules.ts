@@ -41,7 +41,13 @@ export function isIdle(p: Pick<PairState, 'lastActiveAt' | 'peer'>, now: number,
  * them. Expiring now would count this daemon's own stall as loss, so expiry waits one tick for
  * them — never two in a row.
  */
-export function probeExpiry(lastTickAt: number, skippedLast: boolean, now: number, tickMs: number, minTimeoutMs: number): { expire: boolean; stalled: boolean } {
+export function probeExpiry(
+  lastTickAt: number,
+  skippedLast: boolean,
+  now: number,
+  tickMs: number,
+  minTimeoutMs: number,
+): { expire: boolean; stalled: boolean } {
   const stalled = lastTickAt > 0 && now - lastTickAt > tickMs + minTimeoutMs / 2;
   return { expire: !stalled || skippedLast, stalled };
 }

@@ -1,24 +1,24 @@
 /** Starts the daemon on a node: pins, maps, sockets, control socket; runs until SIGTERM/SIGINT. */
 import { rmSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
+import { attachEchoReflector } from '../bpf/echo-reflector';
 import { closeFds, ensurePrograms } from '../bpf/programs';
+import { readStats } from '../bpf/steering';
 import { SteeringWriter } from '../bpf/steering-writer';
+import { addressOf, FAMILIES, familyName } from '../net/family';
+import { Rtnl } from '../net/rtnl';
+import { describeError } from '../util/errors';
 import { log } from '../util/log';
 import { resolveAddresses } from './addresses';
+import { systemClock } from './clock';
+import { type CniAddRunner, withCniHandoff } from './cni-handoff';
 import type { DaemonConfig } from './config';
 import { serveControl } from './control';
-import { withCniHandoff, type CniAddRunner } from './cni-handoff';
-import { systemClock } from './clock';
 import { Daemon } from './daemon';
 import { readLocalEndpoints } from './endpoints';
-import { UdpTransport } from './transport';
-import { Rtnl } from '../net/rtnl';
-import { addressOf, FAMILIES, familyName } from '../net/family';
 import { startOps } from './ops';
-import { attachEchoReflector } from '../bpf/echo-reflector';
 import { echoPortOf } from './protocol/echo';
-import { describeError } from '../util/errors';
-import { setFlagsFromString } from 'node:v8';
-import { readStats } from '../bpf/steering';
+import { UdpTransport } from './transport';
 
 /** Runs afsteerd until a termination signal; resolves with the exit code. The steering stays in the maps. cniAdd runs handed-over ADDs. */
 export async function startDaemon(cfg: DaemonConfig, key: Buffer, cniAdd?: CniAddRunner): Promise<number> {
@@ -29,13 +29,18 @@ export async function startDaemon(cfg: DaemonConfig, key: Buffer, cniAdd?: CniAd
   const fds = ensurePrograms(cfg.pinDir);
   closeFds(fds.fromPod, fds.toPod, fds.bridgeOut);
   const daemon = new Daemon({
-    cfg, key, addresses,
+    cfg,
+    key,
+    addresses,
     writer: SteeringWriter.open(cfg.pinDir),
     transport: new UdpTransport(cfg.port),
     echoTransport: new UdpTransport(echoPortOf(cfg.port)),
     clock: systemClock(),
     pinsDir: cfg.stateDir,
-    readLocal: () => readLocalEndpoints(cfg.stateDir, (file, err) => log.warn('unreadable state file', { file, error: String((err as Error).message ?? err) })),
+    readLocal: () =>
+      readLocalEndpoints(cfg.stateDir, (file, err) =>
+        log.warn('unreadable state file', { file, error: String((err as Error).message ?? err) }),
+      ),
   });
   await attachKernelReflector(cfg.pinDir, echoPortOf(cfg.port), addresses);
   await daemon.start();
@@ -50,7 +55,10 @@ export async function startDaemon(cfg: DaemonConfig, key: Buffer, cniAdd?: CniAd
     etcd = e;
   }
   const ops = await startOps(daemon.parts(), () => readStats(cfg.pinDir), process.env.AFSTEER_BUILD_VERSION ?? 'dev');
-  const server = await serveControl(cfg.controlSocket, withCniHandoff(cniAdd, (req) => daemon.control(req)));
+  const server = await serveControl(
+    cfg.controlSocket,
+    withCniHandoff(cniAdd, (req) => daemon.control(req)),
+  );
   return new Promise<number>((resolve) => {
     const stop = (sig: string) => {
       log.info('afsteerd stopping; steering left in place', { signal: sig });

@@ -1,9 +1,10 @@
 /** Sending: every datagram framed and authenticated with this boot's epoch and a fresh counter, then counted. */
+
+import { addressOf, FAMILIES, type Family } from '../net/family';
 import { log } from '../util/log';
 import { count, countTraffic, type DaemonCounters } from './counters';
 import { encodeFrame, type FrameTypeName } from './protocol/frame';
 import type { DatagramTransport } from './transport';
-import { FAMILIES, addressOf, type Family } from '../net/family';
 
 /** Where a peer listens. */
 export interface Target {

@@ -4,9 +4,9 @@
  * sample (a window's median sorts its RTTs), never per series.
  */
 import type { WireName } from '../bpf/maps-layout';
-import { FAMILIES, familyName, type FamilyName } from '../net/family';
+import { FAMILIES, type FamilyName, familyName } from '../net/family';
 import type { DaemonParts } from './daemon';
-import { familyState, type FamilyState } from './health';
+import { type FamilyState, familyState } from './health';
 import { pathMetrics } from './probe/path';
 import type { FamilyMetrics } from './protocol/messages';
 

@@ -1,4 +1,6 @@
 /** What `afsteerd status` shows, as a typed report built from the daemon's parts. */
+
+import type { WireName } from '../bpf/maps-layout';
 import { FAMILIES, familyName } from '../net/family';
 import { effectivePolicy, type ProtectMode } from '../policy/schema';
 import type { DaemonConfig } from './config';
@@ -9,10 +11,9 @@ import type { PairTable } from './pairs';
 import type { PeerTable } from './peers';
 import type { Preference } from './policy';
 import { pathMetrics } from './probe/path';
-import type { FamilyMetrics } from './protocol/messages';
 import type { PairProtectStatus, Protection } from './protection';
+import type { FamilyMetrics } from './protocol/messages';
 import type { SwitchEvent, SwitchLog } from './switch-log';
-import type { WireName } from '../bpf/maps-layout';
 
 /** One family toward a peer. */
 export interface FamilyStatus extends Partial<FamilyMetrics> {
@@ -102,14 +103,31 @@ export interface StatusSources {
 }
 
 /** Builds the report at time now (uptime counted from startedAt). */
-export function buildStatus(s: StatusSources, now: number, startedAt: number, extra: Pick<StatusReport, 'etcd' | 'pins'> = {}): StatusReport {
+export function buildStatus(
+  s: StatusSources,
+  now: number,
+  startedAt: number,
+  extra: Pick<StatusReport, 'etcd' | 'pins'> = {},
+): StatusReport {
   const r = (x: number) => Math.round(x);
   const pairs: PairStatus[] = [...s.pairs.values()].map((p) => ({
-    local: p.localCnf, remote: p.remoteCnf, peer: p.peerNode, leader: p.leader,
-    policy: p.policy.criterion, preferred: agreedPreference(p), wire: p.wire, reason: p.wireReason,
+    local: p.localCnf,
+    remote: p.remoteCnf,
+    peer: p.peerNode,
+    leader: p.leader,
+    policy: p.policy.criterion,
+    preferred: agreedPreference(p),
+    wire: p.wire,
+    reason: p.wireReason,
     lastChange: p.selection.lastChange ? { ...p.selection.lastChange, msAgo: r(now - p.selection.lastChange.at) } : null,
-    heldDown: p.selection.heldDown && p.selection.heldDown.until > now ? { family: p.selection.heldDown.family, msLeft: r(p.selection.heldDown.until - now) } : null,
-    peerDecap: p.peer?.decap ?? false, round: p.round, adopted: p.adopted, pin: p.pin ?? null,
+    heldDown:
+      p.selection.heldDown && p.selection.heldDown.until > now
+        ? { family: p.selection.heldDown.family, msLeft: r(p.selection.heldDown.until - now) }
+        : null,
+    peerDecap: p.peer?.decap ?? false,
+    round: p.round,
+    adopted: p.adopted,
+    pin: p.pin ?? null,
     protection: s.protection.status(p),
   }));
   const sum = (k: 'dupPackets' | 'dupBytes' | 'dupCapped' | 'rxDup') => pairs.reduce((a, p) => a + (p.protection.counters?.[k] ?? 0), 0);
@@ -119,32 +137,49 @@ export function buildStatus(s: StatusSources, now: number, startedAt: number, ex
     uptimeMs: r(now - startedAt),
     addresses: s.addresses,
     port: s.cfg.port,
-    endpoints: [...s.local.values()].map((l) => ({ cnf: l.cnf, ifindex: l.ifindex, ipv4: l.ipv4, ipv6: l.ipv6, policy: effectivePolicy(l.policy, s.cfg.policy).criterion, protect: effectivePolicy(l.policy, s.cfg.policy).protect ?? 'off' })),
+    endpoints: [...s.local.values()].map((l) => ({
+      cnf: l.cnf,
+      ifindex: l.ifindex,
+      ipv4: l.ipv4,
+      ipv6: l.ipv6,
+      policy: effectivePolicy(l.policy, s.cfg.policy).criterion,
+      protect: effectivePolicy(l.policy, s.cfg.policy).protect ?? 'off',
+    })),
     peers: [...s.peers.values()].map((p) => ({
       node: p.node,
       addresses: p.addresses,
       lastHeardMsAgo: r(now - p.lastHeardAny),
       endpoints: p.endpoints.size,
       active: s.pairs.peerHasPairs(p.node),
-      families: Object.fromEntries(FAMILIES.filter((f) => p.paths[f]).map((f) => {
-        const path = p.paths[f]!;
-        const m = pathMetrics(path);
-        const fs: FamilyStatus = {
-          state: path.blackhole ? 'blackhole' : m ? 'up' : 'probing',
-          ...(m ?? {}),
-          samples: path.outcomes.length, sent: path.sent, received: path.received,
-          lastHeardMsAgo: p.lastHeard[f] !== undefined ? r(now - p.lastHeard[f]!) : null,
-        };
-        return [familyName(f), fs];
-      })),
+      families: Object.fromEntries(
+        FAMILIES.filter((f) => p.paths[f]).map((f) => {
+          const path = p.paths[f]!;
+          const m = pathMetrics(path);
+          const fs: FamilyStatus = {
+            state: path.blackhole ? 'blackhole' : m ? 'up' : 'probing',
+            ...(m ?? {}),
+            samples: path.outcomes.length,
+            sent: path.sent,
+            received: path.received,
+            lastHeardMsAgo: p.lastHeard[f] !== undefined ? r(now - p.lastHeard[f]!) : null,
+          };
+          return [familyName(f), fs];
+        }),
+      ),
     })),
     pairs,
     switches: s.switches.last(20),
     switchesTotal: s.switches.total,
     protection: {
-      dedup: s.protection.enabled, budgetBytesPerSecond: s.protection.enabled ? s.cfg.protection.budgetBytesPerSecond : 0, burstBytes: s.protection.enabled ? s.protection.burstBytes() : 0,
-      protectedPairs: pairs.filter((p) => p.protection.protect !== 'off').length, duplicatingPairs: pairs.filter((p) => p.protection.duplicating).length,
-      dupPackets: sum('dupPackets'), dupBytes: sum('dupBytes'), dupCapped: sum('dupCapped'), rxDup: sum('rxDup'),
+      dedup: s.protection.enabled,
+      budgetBytesPerSecond: s.protection.enabled ? s.cfg.protection.budgetBytesPerSecond : 0,
+      burstBytes: s.protection.enabled ? s.protection.burstBytes() : 0,
+      protectedPairs: pairs.filter((p) => p.protection.protect !== 'off').length,
+      duplicatingPairs: pairs.filter((p) => p.protection.duplicating).length,
+      dupPackets: sum('dupPackets'),
+      dupBytes: sum('dupBytes'),
+      dupCapped: sum('dupCapped'),
+      rxDup: sum('rxDup'),
     },
     counters: { ...s.counters, sendErrors: s.sendErrors },
     ...(extra.etcd !== undefined ? { etcd: extra.etcd } : {}),

@@ -54,7 +54,11 @@ export class UdpTransport implements DatagramTransport {
   constructor(private readonly port: number) {}
 
   /** Binds the families this node has addresses for; joins the multicast groups when asked. */
-  async start(addresses: { ipv4?: string; ipv6?: string }, multicast: MulticastOptions | undefined, onMessage: DatagramHandler): Promise<void> {
+  async start(
+    addresses: { ipv4?: string; ipv6?: string },
+    multicast: MulticastOptions | undefined,
+    onMessage: DatagramHandler,
+  ): Promise<void> {
     this.onMessage = onMessage;
     const bind = (type: 'udp4' | 'udp6', family: 4 | 6, host: string): Promise<Socket> =>
       new Promise((resolve, reject) => {

@@ -1,5 +1,5 @@
 /** Network namespace files: proving a path is one (without blocking on anything else), and entering one for a synchronous section. */
-import { closeSync, fstatSync, openSync, readlinkSync, statfsSync, statSync, constants } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readlinkSync, statfsSync, statSync } from 'node:fs';
 import { CLONE_NEWNET, setns } from '../native/libc';
 
 /** statfs f_type of nsfs, where namespace files live (as containernetworking's pkg/ns checks). */
@@ -21,7 +21,11 @@ export interface NetnsHandle extends NetnsId {
 /** The path is not a network namespace (a regular file, FIFO, directory, another namespace type, missing). */
 export class NotANetnsError extends Error {
   /** path: what was given; reason: what it is instead. */
-  constructor(readonly path: string, readonly reason: string, options?: { cause?: unknown }) {
+  constructor(
+    readonly path: string,
+    readonly reason: string,
+    options?: { cause?: unknown },
+  ) {
     super(`${path} is not a network namespace: ${reason}`, options);
     this.name = 'NotANetnsError';
   }
@@ -39,7 +43,11 @@ export function openNetns(path: string): NetnsHandle {
   try {
     magic = Number(statfsSync(path).type);
   } catch (err) {
-    throw new NotANetnsError(path, (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'it does not exist' : `cannot examine it (${(err as NodeJS.ErrnoException).code})`, { cause: err });
+    throw new NotANetnsError(
+      path,
+      (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'it does not exist' : `cannot examine it (${(err as NodeJS.ErrnoException).code})`,
+      { cause: err },
+    );
   }
   if (magic !== NSFS_MAGIC) throw new NotANetnsError(path, 'it is not on nsfs (not a namespace file or a bind mount of one)');
   let fd: number;
@@ -57,7 +65,9 @@ export function openNetns(path: string): NetnsHandle {
       try {
         inNetns(proc, () => undefined);
       } catch (err) {
-        throw new NotANetnsError(path, `the kernel refuses it as one (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, { cause: err });
+        throw new NotANetnsError(path, `the kernel refuses it as one (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, {
+          cause: err,
+        });
       }
     }
     const st = fstatSync(fd);

@@ -1,9 +1,10 @@
 /** rtnetlink operations afsteer needs (links, addresses, routes, tc filters) over node-netlink, each with a timeout. */
 // rtnetlink alone: the package's index also loads nl80211, genl and wireguard (~300 KB of JS to evaluate on every ADD).
-import { createRtNetlink, type RtNetlinkSocket } from 'netlink/dist/rt/rt';
-import { addressBytes, bytesToAddress, canonical, type Cidr } from './ip';
-import { inNetns } from './netns';
+
 import { constants as osConstants } from 'node:os';
+import { createRtNetlink, type RtNetlinkSocket } from 'netlink/dist/rt/rt';
+import { addressBytes, bytesToAddress, type Cidr, canonical } from './ip';
+import { inNetns } from './netns';
 
 /** Timeout for every netlink request, in ms. */
 export const NETLINK_TIMEOUT_MS = 5000;
@@ -132,7 +133,11 @@ export class Rtnl {
   async delAddress(index: number, cidr: Cidr): Promise<void> {
     const bytes = addressBytes(cidr.address);
     try {
-      await this.sock.delAddress({ family: cidr.family === 4 ? AF_INET : AF_INET6, prefixlen: cidr.prefix, index }, { local: bytes, address: bytes }, this.opts());
+      await this.sock.delAddress(
+        { family: cidr.family === 4 ? AF_INET : AF_INET6, prefixlen: cidr.prefix, index },
+        { local: bytes, address: bytes },
+        this.opts(),
+      );
     } catch (err) {
       const e = errnoOf(err);
       if (e === 99 || e === 19 || e === 2) return; // EADDRNOTAVAIL, ENODEV, ENOENT
@@ -193,7 +198,11 @@ function linkKind(linkinfo: Buffer | undefined): string | undefined {
     const len = linkinfo.readUInt16LE(off);
     const type = linkinfo.readUInt16LE(off + 2) & 0x3fff;
     if (len < 4 || off + len > linkinfo.length) break;
-    if (type === 1) return linkinfo.subarray(off + 4, off + len).toString().replace(/\0+$/, '');
+    if (type === 1)
+      return linkinfo
+        .subarray(off + 4, off + len)
+        .toString()
+        .replace(/\0+$/, '');
     off += (len + 3) & ~3;
   }
   return undefined;

@@ -2,7 +2,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 
 function path(segments: string[]): string {
-  for (const s of segments) if (!s || s === '.' || s === '..' || s.includes('/')) throw new Error(`refusing sysctl path segment ${JSON.stringify(s)}`);
+  for (const s of segments)
+    if (!s || s === '.' || s === '..' || s.includes('/')) throw new Error(`refusing sysctl path segment ${JSON.stringify(s)}`);
   return '/proc/sys/net/' + segments.join('/');
 }
 

@@ -5,7 +5,7 @@
  * protection as `AFSTEER_PROTECT=off | on-suspicion | always`. No "=" in
  * the value: the reference plugins split every CNI_ARGS pair at each "=". Pure.
  */
-import { PROTECT_MODES, type Policy, type ProtectMode } from './schema';
+import { type Policy, PROTECT_MODES, type ProtectMode } from './schema';
 
 /** Parses an AFSTEER_POLICY value; returns the policy or a message saying what is wrong. */
 export function parsePolicyArg(text: string): Policy | string {

@@ -39,7 +39,9 @@ export type PodPolicy = z.infer<typeof PodPolicySchema>;
 /** The policy a pod's pairs use: its own criterion (with its weights) and protection where it has them, else the node's. */
 export function effectivePolicy(pod: PodPolicy | undefined, node: Policy): Policy {
   if (!pod) return node;
-  const sel = pod.criterion ? { criterion: pod.criterion, ...(pod.weights ? { weights: pod.weights } : {}) } : { criterion: node.criterion, ...(node.weights ? { weights: node.weights } : {}) };
+  const sel = pod.criterion
+    ? { criterion: pod.criterion, ...(pod.weights ? { weights: pod.weights } : {}) }
+    : { criterion: node.criterion, ...(node.weights ? { weights: node.weights } : {}) };
   const protect = pod.protect ?? node.protect;
   return { ...sel, ...(protect ? { protect } : {}) };
 }

@@ -3,8 +3,8 @@
  * or the new file, never a torn one. No fsync: afsteer's state describes kernel objects (filters,
  * bpffs pins) that do not survive a reboot either, so durability across power loss buys nothing.
  */
-import { closeSync, openSync, renameSync, writeSync, unlinkSync } from 'node:fs';
-import { dirname, basename, join } from 'node:path';
+import { closeSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { CREATE_NEW_FLAGS } from './safe-fs';
 
 /**

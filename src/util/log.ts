@@ -120,8 +120,19 @@ export const log: Logger = {
  * collect; ms counted as offsetMs + time since the call; phase lines when trace), closing any log file fn's configureLog
  * opened when it ends. The daemon's process-wide sink is untouched.
  */
-export async function withLogScope<T>(opts: { collect: (line: string) => void; offsetMs: number; trace: boolean }, fn: () => Promise<T>): Promise<T> {
-  const sink: Sink = { level: 'info', stderr: true, base: {}, collect: opts.collect, t0: performance.now(), offsetMs: opts.offsetMs, trace: opts.trace };
+export async function withLogScope<T>(
+  opts: { collect: (line: string) => void; offsetMs: number; trace: boolean },
+  fn: () => Promise<T>,
+): Promise<T> {
+  const sink: Sink = {
+    level: 'info',
+    stderr: true,
+    base: {},
+    collect: opts.collect,
+    t0: performance.now(),
+    offsetMs: opts.offsetMs,
+    trace: opts.trace,
+  };
   try {
     return await scopes.run(sink, fn);
   } finally {

@@ -4,7 +4,7 @@
  * (sticky ones such as /tmp excepted); files are opened with O_NOFOLLOW | O_NONBLOCK and must be
  * regular files owned by root (or this user) with one link. Anything else is an UnsafePathError.
  */
-import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, statSync, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, type Stats, statSync } from 'node:fs';
 
 const { O_RDONLY, O_RDWR, O_WRONLY, O_CREAT, O_APPEND, O_NOFOLLOW, O_NONBLOCK, O_EXCL } = constants;
 /** Flags for reading one of afsteer's files. */
@@ -20,7 +20,11 @@ export const CREATE_NEW_FLAGS = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NON
 export class UnsafePathError extends Error {
   readonly code = 'EUNSAFEPATH';
   /** path: the offending path; reason: what is wrong with it. */
-  constructor(readonly path: string, readonly reason: string, options?: { cause?: unknown }) {
+  constructor(
+    readonly path: string,
+    readonly reason: string,
+    options?: { cause?: unknown },
+  ) {
     super(`${path} ${reason}`, options);
     this.name = 'UnsafePathError';
   }

@@ -8,7 +8,7 @@
 // with afsteerd up ≤ 1.5 × node -e 0 (issue #14).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -53,7 +53,15 @@ writeFileSync(listWithUp, JSON.stringify(net([bridge, afsteerUp])));
 writeFileSync(listWithout, JSON.stringify(net([bridge])));
 
 function env(command, extra = {}) {
-  return { PATH: process.env.PATH, CNI_COMMAND: command, CNI_CONTAINERID: 'bench', CNI_NETNS: NSPATH, CNI_IFNAME: 'eth0', CNI_PATH, ...extra };
+  return {
+    PATH: process.env.PATH,
+    CNI_COMMAND: command,
+    CNI_CONTAINERID: 'bench',
+    CNI_NETNS: NSPATH,
+    CNI_IFNAME: 'eth0',
+    CNI_PATH,
+    ...extra,
+  };
 }
 function timed(cmd, args, opts = {}) {
   const t0 = process.hrtime.bigint();
@@ -75,7 +83,19 @@ async function startAfsteerd() {
   const keyFile = join(dir, 'cluster.key');
   writeFileSync(keyFile, randomBytes(32), { mode: 0o600 });
   const config = join(dir, 'afsteerd.json');
-  writeFileSync(config, JSON.stringify({ nodeName: 'bench', pinDir: PIN, stateDir: STATE, controlSocket: SOCK_UP, addresses: { ipv4: '127.0.0.1' }, port: 6299, keyFile, discovery: { static: [] } }));
+  writeFileSync(
+    config,
+    JSON.stringify({
+      nodeName: 'bench',
+      pinDir: PIN,
+      stateDir: STATE,
+      controlSocket: SOCK_UP,
+      addresses: { ipv4: '127.0.0.1' },
+      port: 6299,
+      keyFile,
+      discovery: { static: [] },
+    }),
+  );
   const child = spawn(join(ROOT, 'dist/afsteerd'), ['run', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr.on('data', (d) => (err += d));
@@ -120,8 +140,14 @@ try {
     plugin('/usr/lib/cni/bridge', 'DEL', { cniVersion: '1.0.0', name: 'bench', ...bridge });
     if (BASELINE) {
       const prevB = JSON.parse(plugin('/usr/lib/cni/bridge', 'ADD', { cniVersion: '1.0.0', name: 'bench', ...bridge }).out);
-      add('baseline build ADD', plugin(BASELINE, 'ADD', { cniVersion: '1.0.0', name: 'bench', ...afsteer, pinDir: `${PIN}-baseline`, prevResult: prevB }).ms);
-      add('baseline build DEL', plugin(BASELINE, 'DEL', { cniVersion: '1.0.0', name: 'bench', ...afsteer, pinDir: `${PIN}-baseline`, prevResult: prevB }).ms);
+      add(
+        'baseline build ADD',
+        plugin(BASELINE, 'ADD', { cniVersion: '1.0.0', name: 'bench', ...afsteer, pinDir: `${PIN}-baseline`, prevResult: prevB }).ms,
+      );
+      add(
+        'baseline build DEL',
+        plugin(BASELINE, 'DEL', { cniVersion: '1.0.0', name: 'bench', ...afsteer, pinDir: `${PIN}-baseline`, prevResult: prevB }).ms,
+      );
       plugin('/usr/lib/cni/bridge', 'DEL', { cniVersion: '1.0.0', name: 'bench', ...bridge });
     }
     // The same ADD handed to afsteerd (a fresh bridge ADD: a fresh veth).
@@ -134,7 +160,10 @@ try {
     plugin('/usr/lib/cni/bridge', 'DEL', { cniVersion: '1.0.0', name: 'bench', ...bridge });
 
     // The whole chain through libcni.
-    const drive = (verb, list) => timed(DRIVER, [verb, '--conflist', list, '--netns', NSPATH, '--container-id', `bench${i}`, '--cache-dir', join(dir, 'cache')], { env: { PATH: process.env.PATH, CNI_PATH } }).ms;
+    const drive = (verb, list) =>
+      timed(DRIVER, [verb, '--conflist', list, '--netns', NSPATH, '--container-id', `bench${i}`, '--cache-dir', join(dir, 'cache')], {
+        env: { PATH: process.env.PATH, CNI_PATH },
+      }).ms;
     add('chain ADD without afsteer', drive('add', listWithout));
     add('chain DEL without afsteer', drive('del', listWithout));
     add('chain ADD with afsteer', drive('add', listWith));
@@ -173,5 +202,7 @@ const ratioUp = m['afsteer ADD, afsteerd up'] / floor;
 const ratioDown = m['afsteer ADD'] / floor;
 console.log(`afsteer ADD with afsteerd up / node -e 0: ${ratioUp.toFixed(2)} (target ≤ 1.5): ${ratioUp <= 1.5 ? 'PASS' : 'FAIL'}`);
 console.log(`afsteer ADD with afsteerd down / node -e 0: ${ratioDown.toFixed(2)} (reported)`);
-console.log(`afsteer's cost in the libcni chain: ${chainCost.toFixed(2)} ms (chain ADD ${m['chain ADD with afsteer'].toFixed(2)} vs ${m['chain ADD without afsteer'].toFixed(2)} ms); afsteerd up: ${(m['chain ADD with afsteer, afsteerd up'] - m['chain ADD without afsteer']).toFixed(2)} ms`);
+console.log(
+  `afsteer's cost in the libcni chain: ${chainCost.toFixed(2)} ms (chain ADD ${m['chain ADD with afsteer'].toFixed(2)} vs ${m['chain ADD without afsteer'].toFixed(2)} ms); afsteerd up: ${(m['chain ADD with afsteer, afsteerd up'] - m['chain ADD without afsteer']).toFixed(2)} ms`,
+);
 process.exitCode = over <= 30 && ratioUp <= 1.5 ? 0 : 1;

@@ -12,19 +12,20 @@
  *  3. in situ: per-run cost from the kernel's BPF run-time stats under real traffic (reported).
  * Prints medians and ratios; exits 1 when a target is missed.
  */
-import { randomBytes } from 'node:crypto';
+
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { putEndpoint } from '../../src/bpf/endpoint-map';
-import { bloomBit } from '../../src/bpf/maps-layout';
 import { libbpf, openAndLoad } from '../../src/bpf/libbpf';
+import { bloomBit } from '../../src/bpf/maps-layout';
 import { closeFds, ensurePrograms } from '../../src/bpf/programs';
 import { registerRemote, setSteering } from '../../src/bpf/steering';
 import { progTestRun } from '../../src/bpf/test-run';
-import { eth, ETH_P_IP, ETH_P_IPV6, IPPROTO, ipv4, ipv6, udp } from '../support/frames';
+import { ETH_P_IP, ETH_P_IPV6, eth, IPPROTO, ipv4, ipv6, udp } from '../support/frames';
+import { nsExec, type SimPod, TwoNodes } from '../support/two-nodes';
 import { ROOT } from '../support/world';
-import { TwoNodes, nsExec, type SimPod } from '../support/two-nodes';
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -63,12 +64,18 @@ function udp4Frame(dst: string): Buffer {
  * per run, so the kernel's `repeat` loop times `layers` real decapsulations, one per iteration.
  * Returns the frame and what must be left after the last layer.
  */
-function nestedTunnelFrame(a: { ipv4: string; ipv6: string }, b: { ipv4: string; ipv6: string }, layers: number): { frame: Buffer; inner: Buffer } {
+function nestedTunnelFrame(
+  a: { ipv4: string; ipv6: string },
+  b: { ipv4: string; ipv6: string },
+  layers: number,
+): { frame: Buffer; inner: Buffer } {
   const innerIp = ipv4({ src: a.ipv4, dst: b.ipv4, proto: IPPROTO.udp, payload: benchUdp(4, a.ipv4, b.ipv4), df: true });
   let pkt = innerIp;
   let v6 = false;
   for (let i = 0; i < layers; i++) {
-    pkt = v6 ? ipv4({ src: a.ipv4, dst: b.ipv4, proto: IPPROTO.ipv6, payload: pkt, df: true }) : ipv6({ src: a.ipv6, dst: b.ipv6, nh: IPPROTO.ipip, payload: pkt });
+    pkt = v6
+      ? ipv4({ src: a.ipv4, dst: b.ipv4, proto: IPPROTO.ipv6, payload: pkt, df: true })
+      : ipv6({ src: a.ipv6, dst: b.ipv6, nh: IPPROTO.ipip, payload: pkt });
     v6 = !v6;
   }
   return { frame: eth(v6 ? ETH_P_IPV6 : ETH_P_IP, pkt, BENCH_MACS), inner: eth(ETH_P_IP, innerIp, BENCH_MACS) };
@@ -110,10 +117,11 @@ function programBench(): void {
     const toE = udp4Frame(`10.9.0.${e}`);
     const encapsulated = progTestRun(progsA.fromPod, toB).data;
     if (encapsulated.length !== toB.length + 40) throw new Error('bench setup: the steered frame was not encapsulated');
-    if (!progTestRun(progsB.toPod, encapsulated).data.equals(toB)) throw new Error('bench setup: B did not decapsulate A\'s frame');
+    if (!progTestRun(progsB.toPod, encapsulated).data.equals(toB)) throw new Error("bench setup: B did not decapsulate A's frame");
 
     // A packet the program leaves as it was can be timed in the kernel's loop.
-    const loop = (fd: number, frame: Buffer) => median(Array.from({ length: 7 }, () => progTestRun(fd, frame, { repeat: REPEAT }).durationNs));
+    const loop = (fd: number, frame: Buffer) =>
+      median(Array.from({ length: 7 }, () => progTestRun(fd, frame, { repeat: REPEAT }).durationNs));
     const emptyLoop = loop(emptyFd, toE);
     const passFrom = loop(progsA.fromPod, toE);
     const passTo = loop(progsA.toPod, toE);
@@ -130,7 +138,9 @@ function programBench(): void {
         rounds.curTo.push(progTestRun(progsA.toPod, toE, { repeat: REPEAT }).durationNs);
         rounds.prevTo.push(progTestRun(fd('afsteer_to_pod'), toE, { repeat: REPEAT }).durationNs);
       }
-      console.log(`\nthis object vs ${process.env.BENCH_PREV_OBJECT} (interleaved loops, ns): from-pod pass-through ${median(rounds.cur)} vs ${median(rounds.prev)}; to-pod ${median(rounds.curTo)} vs ${median(rounds.prevTo)}`);
+      console.log(
+        `\nthis object vs ${process.env.BENCH_PREV_OBJECT} (interleaved loops, ns): from-pod pass-through ${median(rounds.cur)} vs ${median(rounds.prev)}; to-pod ${median(rounds.curTo)} vs ${median(rounds.prevTo)}`,
+      );
       libbpf().objClose(prev);
     }
     const steeredNative = loop(progsA.fromPod, toD);
@@ -161,32 +171,54 @@ function programBench(): void {
     };
     const runs: Record<string, number[]> = Object.fromEntries(Object.keys(singles).map((k) => [k, []]));
     for (let done = 0; done < SINGLE; done += BLOCK) {
-      for (const [name, [fd, frame]] of Object.entries(singles)) for (let i = 0; i < BLOCK; i++) runs[name]!.push(progTestRun(fd, frame).durationNs);
+      for (const [name, [fd, frame]] of Object.entries(singles))
+        for (let i = 0; i < BLOCK; i++) runs[name]!.push(progTestRun(fd, frame).durationNs);
     }
     const [emptySingle, encapFloor, encap] = ['empty', 'encapFloor', 'encap'].map((k) => median(runs[k]!)) as [number, number, number];
     closeFds(progsA.fromPod, progsA.toPod, progsA.bridgeOut, progsB.fromPod, progsB.toPod, progsB.bridgeOut);
     libbpf().objClose(baselines);
 
     const above = (x: number, base: number) => `${x.toFixed(1).padStart(6)}   = empty + ${(x - base).toFixed(1)} ns`;
-    console.log(`\nBPF_PROG_TEST_RUN, ns per packet (medians; loops: 7 × ${REPEAT} repetitions; single runs: ${SINGLE} each, in turns of ${BLOCK})`);
+    console.log(
+      `\nBPF_PROG_TEST_RUN, ns per packet (medians; loops: 7 × ${REPEAT} repetitions; single runs: ${SINGLE} each, in turns of ${BLOCK})`,
+    );
     console.log(`  empty tc program (loop)                     ${emptyLoop.toFixed(1).padStart(6)}`);
-    console.log(`  from-pod pass-through (loop)                ${passFrom.toFixed(1).padStart(6)}   = ${(passFrom / emptyLoop).toFixed(2)}× empty  (pod has a steered pair; the destination is no remote pod)`);
-    console.log(`  from-pod, pair not negotiated yet (loop)    ${above(demand, emptyLoop)}  (a remote pod without a route: first packet recorded for afsteerd, until it writes the route)`);
-    console.log(`  to-pod pass-through (loop)                  ${passTo.toFixed(1).padStart(6)}   = ${(passTo / emptyLoop).toFixed(2)}× empty`);
-    console.log(`  from-pod, pair steered but native (loop)    ${above(steeredNative, emptyLoop)}  (the encap path's lookups and counters, no rewrite)`);
+    console.log(
+      `  from-pod pass-through (loop)                ${passFrom.toFixed(1).padStart(6)}   = ${(passFrom / emptyLoop).toFixed(2)}× empty  (pod has a steered pair; the destination is no remote pod)`,
+    );
+    console.log(
+      `  from-pod, pair not negotiated yet (loop)    ${above(demand, emptyLoop)}  (a remote pod without a route: first packet recorded for afsteerd, until it writes the route)`,
+    );
+    console.log(
+      `  to-pod pass-through (loop)                  ${passTo.toFixed(1).padStart(6)}   = ${(passTo / emptyLoop).toFixed(2)}× empty`,
+    );
+    console.log(
+      `  from-pod, pair steered but native (loop)    ${above(steeredNative, emptyLoop)}  (the encap path's lookups and counters, no rewrite)`,
+    );
     console.log(`  empty, ${LAYERS}-layer frame (loop of ${LAYERS})          ${emptyPeel.toFixed(1).padStart(6)}`);
-    console.log(`  kernel floor: bare decapsulation (loop)     ${above(decapFloorLoop, emptyPeel)}  (bpf_skb_adjust_room + Ethernet type, one layer per run)`);
-    console.log(`  decapsulate (loop, one layer per run)       ${above(decapLoop, emptyPeel)}  = floor + ${(decapLoop - decapFloorLoop).toFixed(1)} ns  (alternately IPv4-in-IPv6 and IPv6-in-IPv4)`);
+    console.log(
+      `  kernel floor: bare decapsulation (loop)     ${above(decapFloorLoop, emptyPeel)}  (bpf_skb_adjust_room + Ethernet type, one layer per run)`,
+    );
+    console.log(
+      `  decapsulate (loop, one layer per run)       ${above(decapLoop, emptyPeel)}  = floor + ${(decapLoop - decapFloorLoop).toFixed(1)} ns  (alternately IPv4-in-IPv6 and IPv6-in-IPv4)`,
+    );
     console.log(`  empty tc program (single run)               ${emptySingle.toFixed(1).padStart(6)}`);
-    console.log(`  kernel floor: bare encapsulation (single)   ${above(encapFloor, emptySingle)}  (bpf_skb_adjust_room + outer header, nothing else)`);
-    console.log(`  encapsulate IPv4-in-IPv6 (single)           ${above(encap, emptySingle)}  = floor + ${(encap - encapFloor).toFixed(1)} ns`);
+    console.log(
+      `  kernel floor: bare encapsulation (single)   ${above(encapFloor, emptySingle)}  (bpf_skb_adjust_room + outer header, nothing else)`,
+    );
+    console.log(
+      `  encapsulate IPv4-in-IPv6 (single)           ${above(encap, emptySingle)}  = floor + ${(encap - encapFloor).toFixed(1)} ns`,
+    );
     // Targets relative to baselines measured in the same run (absolute nanoseconds differ 2.4×
     // between two machines here): pass-through vs the empty program; encapsulation and
     // decapsulation vs a program that does only the kernel's part of it (the floor rows).
     target(passFrom <= 1.2 * emptyLoop, `from-pod pass-through ≤ 1.2× empty (${(passFrom / emptyLoop).toFixed(2)}×)`);
     target(passTo <= 1.2 * emptyLoop, `to-pod pass-through ≤ 1.2× empty (${(passTo / emptyLoop).toFixed(2)}×)`);
     target(encap <= 1.2 * encapFloor, `encapsulate ≤ 1.2× bare kernel encapsulation (${(encap / encapFloor).toFixed(2)}×, single runs)`);
-    target(decapLoop <= 1.2 * decapFloorLoop, `decapsulate ≤ 1.2× bare kernel decapsulation (${(decapLoop / decapFloorLoop).toFixed(2)}×, loop)`);
+    target(
+      decapLoop <= 1.2 * decapFloorLoop,
+      `decapsulate ≤ 1.2× bare kernel decapsulation (${(decapLoop / decapFloorLoop).toFixed(2)}×, loop)`,
+    );
   } finally {
     for (const pin of pins) rmSync(pin, { recursive: true, force: true });
   }
@@ -196,7 +228,9 @@ async function iperf(t: TwoNodes, from: string, fromNs: string, toNs: string, to
   const port = String(5201 + Math.floor(Math.random() * 500));
   const server = nsExec(toNs, ['iperf3', '-s', '-1', '-B', to, '-p', port]);
   await new Promise((r) => setTimeout(r, 300));
-  const out = JSON.parse(await nsExec(fromNs, ['iperf3', '-c', to, '-p', port, '-t', String(seconds), '-J', '-B', from])) as { end: { sum_received: { bits_per_second: number } } };
+  const out = JSON.parse(await nsExec(fromNs, ['iperf3', '-c', to, '-p', port, '-t', String(seconds), '-J', '-B', from])) as {
+    end: { sum_received: { bits_per_second: number } };
+  };
   await server.catch(() => undefined);
   void t;
   return out.end.sum_received.bits_per_second / 1e9;
@@ -223,15 +257,22 @@ async function throughputBench(plugin: 'ptp' | 'bridge'): Promise<void> {
     // same pinned programs back with the same handle and priority the plugin uses.
     const hooks = (n: typeof t.a, pod: SimPod) => {
       const progDir = join(n.pinDir, 'progs', readdirSync(join(n.pinDir, 'progs'))[0]!);
-      const list: [string, 'ingress' | 'egress', string][] = [[pod.hostIfname, 'ingress', 'afsteer_from_pod'], [pod.hostIfname, 'egress', 'afsteer_to_pod']];
+      const list: [string, 'ingress' | 'egress', string][] = [
+        [pod.hostIfname, 'ingress', 'afsteer_from_pod'],
+        [pod.hostIfname, 'egress', 'afsteer_to_pod'],
+      ];
       if (plugin === 'bridge') list.push(['cni0', 'egress', 'afsteer_bridge_out']);
       return { list, progDir };
     };
     // "empty" puts the empty program on the same hooks: the share of clsact and cls_bpf themselves.
     const setAttached = async (on: boolean, empty = false) => {
-      for (const [n, pod] of [[t.a, pa], [t.b, pb]] as const) {
+      for (const [n, pod] of [
+        [t.a, pa],
+        [t.b, pb],
+      ] as const) {
         const { list, progDir } = hooks(n, pod);
-        for (const dev of new Set(list.map((h) => h[0]))) await nsExec(n.nsPath, ['tc', 'qdisc', on ? 'replace' : 'del', 'dev', dev, 'clsact']).catch(() => undefined);
+        for (const dev of new Set(list.map((h) => h[0])))
+          await nsExec(n.nsPath, ['tc', 'qdisc', on ? 'replace' : 'del', 'dev', dev, 'clsact']).catch(() => undefined);
         if (on) for (const [dev, dir, prog] of list) await attachPinned(n.nsPath, dev, dir, empty ? emptyPin : join(progDir, prog));
       }
     };
@@ -257,14 +298,25 @@ async function throughputBench(plugin: 'ptp' | 'bridge'): Promise<void> {
         results[mode]!.push(await iperf(t, pa.ipv4, pa.nsPath, pb.nsPath, pb.ipv4, SECONDS));
       }
     }
-    const none = median(results.none!), empty = median(results.empty!), native = median(results.native!), steered = median(results.steered!);
-    console.log(`\npod-to-pod TCP over ${plugin} + host-local + afsteer (iperf3, IPv4 app, ${SECONDS}s runs, median of ${ROUNDS * ROUNDS}, Gbit/s)`);
+    const none = median(results.none!),
+      empty = median(results.empty!),
+      native = median(results.native!),
+      steered = median(results.steered!);
+    console.log(
+      `\npod-to-pod TCP over ${plugin} + host-local + afsteer (iperf3, IPv4 app, ${SECONDS}s runs, median of ${ROUNDS * ROUNDS}, Gbit/s)`,
+    );
     console.log(`  no program          ${none.toFixed(2)}`);
-    console.log(`  empty program       ${empty.toFixed(2)}   = ${((empty / none) * 100).toFixed(1)}% of no program  (same hooks, program does nothing)`);
+    console.log(
+      `  empty program       ${empty.toFixed(2)}   = ${((empty / none) * 100).toFixed(1)}% of no program  (same hooks, program does nothing)`,
+    );
     console.log(`  attached, native    ${native.toFixed(2)}   = ${((native / none) * 100).toFixed(1)}% of no program`);
     console.log(`  steered over IPv6   ${steered.toFixed(2)}   = ${((steered / native) * 100).toFixed(1)}% of native`);
     // The hooks themselves cost 1–3.5% here (the empty-program row): afsteer is judged against them.
-    if (plugin === 'bridge') target(native >= 0.99 * empty, `${plugin}: attached-native within 1% of the empty program on the same hooks (${((native / empty) * 100).toFixed(1)}%)`);
+    if (plugin === 'bridge')
+      target(
+        native >= 0.99 * empty,
+        `${plugin}: attached-native within 1% of the empty program on the same hooks (${((native / empty) * 100).toFixed(1)}%)`,
+      );
     else console.log(`  (${plugin}: attached-native = ${((native / empty) * 100).toFixed(1)}% of the empty program; reported)`);
     target(steered >= 0.85 * native, `${plugin}: steered ≥ 85% of native (${((steered / native) * 100).toFixed(1)}%)`);
   } finally {
@@ -284,10 +336,14 @@ async function inSituBench(): Promise<void> {
   const emptyDir = `/sys/fs/bpf/afsteer-bench-empty-${randomBytes(3).toString('hex')}`;
   const emptyPin = join(emptyDir, 'afsteer_bench_empty');
   const stats = (id: number) => {
-    const j = JSON.parse(execFileSync('bpftool', ['prog', 'show', 'id', String(id), '-j'], { encoding: 'utf8' })) as { run_time_ns?: number; run_cnt?: number };
+    const j = JSON.parse(execFileSync('bpftool', ['prog', 'show', 'id', String(id), '-j'], { encoding: 'utf8' })) as {
+      run_time_ns?: number;
+      run_cnt?: number;
+    };
     return { ns: j.run_time_ns ?? 0, cnt: j.run_cnt ?? 0 };
   };
-  const progId = (pin: string) => (JSON.parse(execFileSync('bpftool', ['prog', 'show', 'pinned', pin, '-j'], { encoding: 'utf8' })) as { id: number }).id;
+  const progId = (pin: string) =>
+    (JSON.parse(execFileSync('bpftool', ['prog', 'show', 'pinned', pin, '-j'], { encoding: 'utf8' })) as { id: number }).id;
   const wasEnabled = readFileSync('/proc/sys/kernel/bpf_stats_enabled', 'utf8').trim();
   try {
     execFileSync('sysctl', ['-q', '-w', 'kernel.bpf_stats_enabled=1']);

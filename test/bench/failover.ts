@@ -15,9 +15,18 @@
  * Environment: BENCH_TRIALS (20), BENCH_FALSE_MIN (3), BENCH_SIM_PEER_MIN (60), BENCH_FAILOVER_PARTS.
  */
 import type { WireName } from '../../src/bpf/maps-layout';
-import { TwoNodes, nsExec, waitFor, type SimDaemon, type SimPod } from '../support/two-nodes';
-import { DEFAULT_MIN_SAMPLES, DEFAULT_PROBE, expireProbes, newPath, pathMetrics, probeDue, probeSent, replyReceived } from '../../src/negotiator/probe/path';
 import { DEFAULT_POLICY_PARAMS, evaluate, initialSelection } from '../../src/negotiator/policy';
+import {
+  DEFAULT_MIN_SAMPLES,
+  DEFAULT_PROBE,
+  expireProbes,
+  newPath,
+  pathMetrics,
+  probeDue,
+  probeSent,
+  replyReceived,
+} from '../../src/negotiator/probe/path';
+import { nsExec, type SimDaemon, type SimPod, TwoNodes, waitFor } from '../support/two-nodes';
 
 const TRIALS = Number(process.env.BENCH_TRIALS ?? 20);
 const FALSE_MIN = Number(process.env.BENCH_FALSE_MIN ?? 3);
@@ -69,7 +78,7 @@ async function failover(): Promise<void> {
       }
       const [c, s] = await Promise.allSettled([client, done]);
       if (holdMs === null) await t.impair(fam, null);
-      const ok = c.status === 'fulfilled' && s.status === 'fulfilled' && (s.value.sha256 === c.value.sha256);
+      const ok = c.status === 'fulfilled' && s.status === 'fulfilled' && s.value.sha256 === c.value.sha256;
       return { switchedMs, stallMs: s.status === 'fulfilled' ? (s.value.maxGapMs as number) : Infinity, ok };
     };
 
@@ -77,10 +86,14 @@ async function failover(): Promise<void> {
     const base: number[] = [];
     for (let i = 0; i < Math.min(TRIALS, 5); i++) base.push((await trial(i % 2 ? 6 : 4, false, 1000)).stallMs);
 
-    const override = { selection: { holdDownMs: 1000, intervals: 3 }, timers: { announceIntervalMs: 300, peerTimeoutMs: 3000, evalIntervalMs: 100, negotiateIntervalMs: 500 } };
+    const override = {
+      selection: { holdDownMs: 1000, intervals: 3 },
+      timers: { announceIntervalMs: 300, peerTimeoutMs: 3000, evalIntervalMs: 100, negotiateIntervalMs: 500 },
+    };
     const da: SimDaemon = await t.startDaemon(t.a, override);
     const db: SimDaemon = await t.startDaemon(t.b, override);
-    const switched: number[] = [], stalls: number[] = [];
+    const switched: number[] = [],
+      stalls: number[] = [];
     let broken = 0;
     for (let i = 0; i < TRIALS; i++) {
       const fam = i % 2 ? 6 : 4;
@@ -95,13 +108,24 @@ async function failover(): Promise<void> {
     }
     da.child.kill('SIGTERM');
     db.child.kill('SIGTERM');
-    console.log(`\nfailover: paced TCP stream (16 KB every 5 ms), its family blackholed, ${TRIALS} trials alternating IPv4/IPv6 app families (ms)`);
-    console.log(`  (a) blackhole → both maps switched   median ${quantile(switched, 0.5).toFixed(0)}  p95 ${quantile(switched, 0.95).toFixed(0)}  max ${Math.max(...switched).toFixed(0)}`);
-    console.log(`  (b) longest receive stall            median ${quantile(stalls, 0.5).toFixed(0)}  p95 ${quantile(stalls, 0.95).toFixed(0)}  max ${Math.max(...stalls).toFixed(0)}`);
-    console.log(`  baseline, afsteerd off, 1 s blackhole: longest stall median ${quantile(base, 0.5).toFixed(0)}  p95 ${quantile(base, 0.95).toFixed(0)} (a permanent blackhole kills the stream)`);
+    console.log(
+      `\nfailover: paced TCP stream (16 KB every 5 ms), its family blackholed, ${TRIALS} trials alternating IPv4/IPv6 app families (ms)`,
+    );
+    console.log(
+      `  (a) blackhole → both maps switched   median ${quantile(switched, 0.5).toFixed(0)}  p95 ${quantile(switched, 0.95).toFixed(0)}  max ${Math.max(...switched).toFixed(0)}`,
+    );
+    console.log(
+      `  (b) longest receive stall            median ${quantile(stalls, 0.5).toFixed(0)}  p95 ${quantile(stalls, 0.95).toFixed(0)}  max ${Math.max(...stalls).toFixed(0)}`,
+    );
+    console.log(
+      `  baseline, afsteerd off, 1 s blackhole: longest stall median ${quantile(base, 0.5).toFixed(0)}  p95 ${quantile(base, 0.95).toFixed(0)} (a permanent blackhole kills the stream)`,
+    );
     console.log(`  streams intact: ${TRIALS - broken}/${TRIALS}`);
     target(quantile(switched, 0.95) <= 200, `failover (a) p95 ≤ 200 ms (${quantile(switched, 0.95).toFixed(0)} ms)`);
-    target(quantile(stalls, 0.95) <= 400, `failover (b) p95 ≤ 400 ms (${quantile(stalls, 0.95).toFixed(0)} ms; afsteerd off with a 1 s blackhole: ${quantile(base, 0.95).toFixed(0)} ms)`);
+    target(
+      quantile(stalls, 0.95) <= 400,
+      `failover (b) p95 ≤ 400 ms (${quantile(stalls, 0.95).toFixed(0)} ms; afsteerd off with a 1 s blackhole: ${quantile(base, 0.95).toFixed(0)} ms)`,
+    );
     target(broken === 0, `every stream intact (${TRIALS - broken}/${TRIALS})`);
   } finally {
     t.cleanup();
@@ -133,7 +157,9 @@ async function falseSwitchesReal(): Promise<void> {
     await Promise.all(talk);
     const [sa, sb] = [await t.status(da), await t.status(db)];
     const n = sa.switchesTotal + sb.switchesTotal - base;
-    console.log(`\nfalse switches, real: 2 daemons, ${pods.length} pod pairs, both families 1% loss and 10 ± 10 ms each way, ${FALSE_MIN} min (${2 * FALSE_MIN} peer-minutes)`);
+    console.log(
+      `\nfalse switches, real: 2 daemons, ${pods.length} pod pairs, both families 1% loss and 10 ± 10 ms each way, ${FALSE_MIN} min (${2 * FALSE_MIN} peer-minutes)`,
+    );
     console.log(`  IPv4 seen by node-a: ${JSON.stringify(sa.peers[0]?.families?.IPv4)}`);
     console.log(`  IPv6 seen by node-a: ${JSON.stringify(sa.peers[0]?.families?.IPv6)}`);
     console.log(`  switches: ${n}${n ? ' ' + JSON.stringify([...sa.switches, ...sb.switches]) : ''}`);
@@ -161,7 +187,8 @@ function falseSwitchesSimulated(): void {
   const minutes = SIM_PEER_MIN / peers;
   const rnd = prng(1);
   const criteria = [{ criterion: 'lowest-latency' as const }, { criterion: 'lowest-loss' as const }, { criterion: 'weighted' as const }];
-  let switches = 0, evaluations = 0;
+  let switches = 0,
+    evaluations = 0;
   const byCriterion: Record<string, number> = {};
   const t1 = performance.now();
   for (let p = 0; p < peers; p++) {
@@ -198,8 +225,13 @@ function falseSwitchesSimulated(): void {
       }
     }
   }
-  console.log(`\nfalse switches, simulated peers: ${peers} peers × ${minutes.toFixed(1)} min = ${SIM_PEER_MIN} peer-minutes, each under all three criteria (probe window and policy code of the daemon, default parameters; 1% loss and 10 ± 10 ms each way on both families; ${evaluations} evaluations in ${((performance.now() - t1) / 1000).toFixed(1)} s)`);
-  target(switches === 0, `no switch under equal impairment, simulated peers (${switches}${switches ? ' ' + JSON.stringify(byCriterion) : ''})`);
+  console.log(
+    `\nfalse switches, simulated peers: ${peers} peers × ${minutes.toFixed(1)} min = ${SIM_PEER_MIN} peer-minutes, each under all three criteria (probe window and policy code of the daemon, default parameters; 1% loss and 10 ± 10 ms each way on both families; ${evaluations} evaluations in ${((performance.now() - t1) / 1000).toFixed(1)} s)`,
+  );
+  target(
+    switches === 0,
+    `no switch under equal impairment, simulated peers (${switches}${switches ? ' ' + JSON.stringify(byCriterion) : ''})`,
+  );
 }
 
 async function overhead(): Promise<void> {
@@ -214,7 +246,20 @@ async function overhead(): Promise<void> {
     const mid = `/run/netns/${t.mid}`;
     await nsExec(mid, ['nft', 'add', 'table', 'inet', 'afsteer_ctl']);
     await nsExec(mid, ['nft', 'add', 'chain', 'inet', 'afsteer_ctl', 'ctlcount', '{ type filter hook forward priority 10; }']);
-    await nsExec(mid, ['nft', 'add', 'rule', 'inet', 'afsteer_ctl', 'ctlcount', 'iifname', `af${t.id}ma`, 'udp', 'dport', '6170', 'counter']);
+    await nsExec(mid, [
+      'nft',
+      'add',
+      'rule',
+      'inet',
+      'afsteer_ctl',
+      'ctlcount',
+      'iifname',
+      `af${t.id}ma`,
+      'udp',
+      'dport',
+      '6170',
+      'counter',
+    ]);
     const measure = async (seconds: number) => {
       const read = async () => {
         const out = await nsExec(mid, ['nft', 'list', 'chain', 'inet', 'afsteer_ctl', 'ctlcount']);
@@ -238,9 +283,15 @@ async function overhead(): Promise<void> {
     const active = await measure(10);
     const activeProbes = ((await probes()) - p0) / 10 / 2;
     await bg;
-    console.log(`\nprobe and control overhead, node-a → node-b, one peer (IP packets on the wire: A's probes, replies to B's probes, announcements, negotiation)`);
-    console.log(`  idle peer:   ${idle.pps.toFixed(1)} packets/s  ${idle.bps.toFixed(0)} bytes/s   (probes sent: ${idleProbes.toFixed(2)}/s per family)`);
-    console.log(`  active peer: ${active.pps.toFixed(1)} packets/s  ${active.bps.toFixed(0)} bytes/s   (probes sent: ${activeProbes.toFixed(1)}/s per family)`);
+    console.log(
+      `\nprobe and control overhead, node-a → node-b, one peer (IP packets on the wire: A's probes, replies to B's probes, announcements, negotiation)`,
+    );
+    console.log(
+      `  idle peer:   ${idle.pps.toFixed(1)} packets/s  ${idle.bps.toFixed(0)} bytes/s   (probes sent: ${idleProbes.toFixed(2)}/s per family)`,
+    );
+    console.log(
+      `  active peer: ${active.pps.toFixed(1)} packets/s  ${active.bps.toFixed(0)} bytes/s   (probes sent: ${activeProbes.toFixed(1)}/s per family)`,
+    );
     target(idleProbes <= 1.05, `idle peer: ≤ 1 probe/s per family (${idleProbes.toFixed(2)})`);
   } finally {
     t.cleanup();

@@ -12,9 +12,9 @@
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
-import { decodeFrame, encodeFrame, payloadRoom } from '../../src/negotiator/protocol/frame';
 import { announcementPayloads } from '../../src/negotiator/protocol/announce';
 import { decodeEcho, encodeEcho, isEcho } from '../../src/negotiator/protocol/echo';
+import { decodeFrame, encodeFrame, payloadRoom } from '../../src/negotiator/protocol/frame';
 import { decodeProbe } from '../../src/negotiator/protocol/probe';
 
 import { simAddressOf as simAddress } from './scale-addresses';
@@ -66,7 +66,13 @@ async function bind(type: 'udp4' | 'udp6', addr: string, port = PORT): Promise<S
 const sims: Sim[] = [];
 for (let i = 1; i <= N; i++) {
   const a = simAddress(i);
-  const s: Sim = { name: `sim-${i}`, seq: 0n, socks: { 4: await bind('udp4', a.ipv4), 6: await bind('udp6', a.ipv6) }, nonce: i * 7919, nextId: 1 };
+  const s: Sim = {
+    name: `sim-${i}`,
+    seq: 0n,
+    socks: { 4: await bind('udp4', a.ipv4), 6: await bind('udp6', a.ipv6) },
+    nonce: i * 7919,
+    nextId: 1,
+  };
   for (const fam of [4, 6] as const) {
     // The sim's echo reflector: the daemon's echo probes go back unchanged.
     const echo = await bind(fam === 4 ? 'udp4' : 'udp6', fam === 4 ? a.ipv4 : a.ipv6, ECHO_PORT);
@@ -101,8 +107,17 @@ for (let i = 1; i <= N; i++) {
 
 const announce = (s: Sim, i: number) => {
   const a = simAddress(i);
-  const pods = Array.from({ length: 10 }, (_, k) => ({ cnf: `${s.name}/pod-${k}`, ipv4: `10.${100 + (i >> 8)}.${i & 255}.${k + 2}`, ipv6: `fd88::${i.toString(16)}:${k + 2}` }));
-  const base = { addresses: a, port: PORT, supported_families: ['IPv4', 'IPv6'] as ('IPv4' | 'IPv6')[], capabilities: ['probe-v1', 'negotiate-v1', 'echo-v1'] };
+  const pods = Array.from({ length: 10 }, (_, k) => ({
+    cnf: `${s.name}/pod-${k}`,
+    ipv4: `10.${100 + (i >> 8)}.${i & 255}.${k + 2}`,
+    ipv6: `fd88::${i.toString(16)}:${k + 2}`,
+  }));
+  const base = {
+    addresses: a,
+    port: PORT,
+    supported_families: ['IPv4', 'IPv6'] as ('IPv4' | 'IPv6')[],
+    capabilities: ['probe-v1', 'negotiate-v1', 'echo-v1'],
+  };
   // One generation for the generator's life: its pods never change, so (as an afsteerd does) every refresh is the same bytes.
   for (const p of announcementPayloads(base, pods, GEN, payloadRoom(s.name))) {
     send(s, 4, 'announce', p, d4!);

@@ -14,7 +14,8 @@ import { registerRemote, setSteering } from '../../src/bpf/steering';
 import { progTestRun } from '../../src/bpf/test-run';
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const A = { ipv4: '10.62.0.1', ipv6: 'fd62::1' }, B = { ipv4: '10.62.0.2', ipv6: 'fd62::2' };
+const A = { ipv4: '10.62.0.1', ipv6: 'fd62::1' },
+  B = { ipv4: '10.62.0.2', ipv6: 'fd62::2' };
 const pin = `/sys/fs/bpf/afsteer-protect-bench-${randomBytes(4).toString('hex')}`;
 
 function ip4(src: string, dst: string, proto: number, id: number, payload: Buffer): Buffer {
@@ -39,12 +40,18 @@ function ip6(src: string, dst: string, nh: number, payload: Buffer): Buffer {
   h.writeUInt16BE(payload.length, 4);
   h[6] = nh;
   h[7] = 64;
-  const v6 = (a: string) => { const b = Buffer.alloc(16); b.writeUInt16BE(0xfd62, 0); b[15] = Number(a.split('::')[1]); return b; };
+  const v6 = (a: string) => {
+    const b = Buffer.alloc(16);
+    b.writeUInt16BE(0xfd62, 0);
+    b[15] = Number(a.split('::')[1]);
+    return b;
+  };
   v6(src).copy(h, 8);
   v6(dst).copy(h, 24);
   return Buffer.concat([h, payload]);
 }
-const eth = (type: number, l3: Buffer) => Buffer.concat([Buffer.from('02a0f50000fe02a0f5000001', 'hex'), Buffer.from([type >> 8, type & 0xff]), l3]);
+const eth = (type: number, l3: Buffer) =>
+  Buffer.concat([Buffer.from('02a0f50000fe02a0f5000001', 'hex'), Buffer.from([type >> 8, type & 0xff]), l3]);
 
 const fds = ensurePrograms(pin);
 try {
@@ -64,7 +71,9 @@ try {
     rounds.first.push(progTestRun(fds.toPod, f).durationNs);
     rounds.dup.push(progTestRun(fds.toPod, f).durationNs);
   }
-  const d = median(rounds.decap), f = median(rounds.first), u = median(rounds.dup);
+  const d = median(rounds.decap),
+    f = median(rounds.first),
+    u = median(rounds.dup);
   console.log('dedup check per packet (BPF_PROG_TEST_RUN, afsteer_to_pod, one call per run, median of 4000):');
   console.log(`  unprotected decapsulation (IPv6-in-IPv4)     ${d} ns`);
   console.log(`  protected copy delivered (check + decap)      ${f} ns   (check ≈ ${f - d} ns, ${(f / d).toFixed(2)}× decapsulation)`);

@@ -10,7 +10,7 @@
  * where its kernel reflector is not attached (it sits on the uplink), and be answered in
  * userspace — in a cluster they come over the uplink and cost A nothing (the scale table's case).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { WireName } from '../../src/bpf/maps-layout';
@@ -41,7 +41,8 @@ export async function failoverAtScale(others: number, trials: number): Promise<F
     const pa = await t.addPod(t.a, 'a0');
     const pb = await t.addPod(t.b, 'b0');
     const batch: string[] = [];
-    for (let i = 1; i <= others; i++) batch.push(`addr add ${simAddressOf(i).ipv4}/32 dev lo`, `addr add ${simAddressOf(i).ipv6}/128 dev lo nodad`);
+    for (let i = 1; i <= others; i++)
+      batch.push(`addr add ${simAddressOf(i).ipv4}/32 dev lo`, `addr add ${simAddressOf(i).ipv6}/128 dev lo nodad`);
     writeFileSync(join(t.dir, 'sim-addrs'), batch.join('\n') + '\n');
     await nsExec(t.a.nsPath, ['ip', '-b', join(t.dir, 'sim-addrs')]);
     // The large-cluster timers (README, Scale) and the failover bench's selection.
@@ -49,18 +50,36 @@ export async function failoverAtScale(others: number, trials: number): Promise<F
     const da = await t.startDaemon(t.a, cfg);
     const db = await t.startDaemon(t.b, cfg);
     const a = t.nodeAddresses(t.a);
-    lg = spawn('nsenter', [`--net=${t.a.nsPath}`, process.execPath, join(ROOT, 'scripts', 'run-ts.mjs'), join(ROOT, 'test', 'bench', 'loadgen.ts'), t.keyFile, String(others), '0', a.ipv4, a.ipv6], {
-      stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LOADGEN_ANNOUNCE_MS: '7500' },
-    });
+    lg = spawn(
+      'nsenter',
+      [
+        `--net=${t.a.nsPath}`,
+        process.execPath,
+        join(ROOT, 'scripts', 'run-ts.mjs'),
+        join(ROOT, 'test', 'bench', 'loadgen.ts'),
+        t.keyFile,
+        String(others),
+        '0',
+        a.ipv4,
+        a.ipv6,
+      ],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+        env: { ...process.env, LOADGEN_ANNOUNCE_MS: '7500' },
+      },
+    );
     let lgErr = '';
     lg.stderr!.on('data', (c) => (lgErr = (lgErr + c).slice(-3000)));
     const peersOf = async () => ((await t.status(da)).peers as unknown[]).length;
     await waitFor(async () => (await peersOf()) >= others + 1, 90_000, `node A knows ${others + 1} peers (load generator: ${lgErr})`);
     await sleep(3000);
     const pid = da.child.pid!;
-    const c0 = cpuTicks(pid), w0 = performance.now();
-    const switchedMs: number[] = [], stallMs: number[] = [];
-    let intact = 0, port = 7600;
+    const c0 = cpuTicks(pid),
+      w0 = performance.now();
+    const switchedMs: number[] = [],
+      stallMs: number[] = [];
+    let intact = 0,
+      port = 7600;
     for (let i = 0; i < trials; i++) {
       const fam = i % 2 ? 6 : 4;
       const to = fam === 4 ? pb.ipv4 : pb.ipv6;
@@ -71,7 +90,8 @@ export async function failoverAtScale(others: number, trials: number): Promise<F
       const { done } = await t.server(pb, to, p);
       const client = t.client(pa, to, p, ['--duration-ms', '3500', '--chunk', '16384', '--interval-ms', '5']);
       await sleep(1000);
-      const t0 = performance.now(), wall0 = Date.now();
+      const t0 = performance.now(),
+        wall0 = Date.now();
       await t.impair(fam, 'blackhole');
       const want: WireName = fam === 4 ? 'ipv6' : 'ipv4';
       let switched = Infinity;
@@ -86,9 +106,16 @@ export async function failoverAtScale(others: number, trials: number): Promise<F
       await t.impair(fam, null);
       switchedMs.push(switched);
       if (process.env.BENCH_SCALE_FAILOVER_DEBUG) {
-        for (const [who, d] of [['A', da], ['B', db]] as const) {
-          const lines = d.logs.filter((l) => Date.parse(String(l.ts)) >= wall0 && Date.parse(String(l.ts)) < wall0 + 3000 && l.msg !== 'peer discovered');
-          console.log(`  trial ${i + 1} ${who}: ${lines.map((l) => `+${Date.parse(String(l.ts)) - wall0} ${l.msg}${l.reason ? ` (${l.reason})` : ''}`).join('; ')}`);
+        for (const [who, d] of [
+          ['A', da],
+          ['B', db],
+        ] as const) {
+          const lines = d.logs.filter(
+            (l) => Date.parse(String(l.ts)) >= wall0 && Date.parse(String(l.ts)) < wall0 + 3000 && l.msg !== 'peer discovered',
+          );
+          console.log(
+            `  trial ${i + 1} ${who}: ${lines.map((l) => `+${Date.parse(String(l.ts)) - wall0} ${l.msg}${l.reason ? ` (${l.reason})` : ''}`).join('; ')}`,
+          );
         }
       }
       stallMs.push(s.status === 'fulfilled' ? Number(s.value.maxGapMs) : Infinity);

@@ -11,7 +11,7 @@
  * The simulated peers hold no pairs with the daemon: failover of an active pair while 999 others
  * are probed is scale-failover.ts. Environment: BENCH_SCALE_SIZES, BENCH_SCALE_S.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,9 +25,19 @@ const MEASURE_S = Number(process.env.BENCH_SCALE_S ?? 15);
 const PEER_TIMEOUT_MS = 30_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-
 /** One size's figures. */
-export interface Row { peers: number; known: number; cpu: number; cpuSystem: number; rss: number; inBps: number; outBps: number; scrapeMs: number; lossPct: number; metrics: string }
+export interface Row {
+  peers: number;
+  known: number;
+  cpu: number;
+  cpuSystem: number;
+  rss: number;
+  inBps: number;
+  outBps: number;
+  scrapeMs: number;
+  lossPct: number;
+  metrics: string;
+}
 
 /** One real afsteerd against n simulated peers (10% active), measured over measureS seconds after an 8 s warm-up. */
 export async function runScale(n: number, measureS = MEASURE_S, warmupMs = 8000): Promise<Row> {
@@ -47,17 +57,42 @@ export async function runScale(n: number, measureS = MEASURE_S, warmupMs = 8000)
     const keyFile = join(dir, 'key');
     writeFileSync(keyFile, randomBytes(32), { mode: 0o600 });
     const cfg = join(dir, 'afsteerd.json');
-    writeFileSync(cfg, JSON.stringify({
-      nodeName: 'bench-daemon', keyFile, pinDir, stateDir: join(dir, 'state'), controlSocket: join(dir, 'd.sock'),
-      addresses: { ipv4: '127.0.0.1', ipv6: 'fd77::1' }, logLevel: 'warn', timers: { peerTimeoutMs: PEER_TIMEOUT_MS },
-    }));
-    const d = spawn('nsenter', [`--net=${nsPath}`, join(ROOT, 'dist', 'afsteerd'), 'run', '--config', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
+    writeFileSync(
+      cfg,
+      JSON.stringify({
+        nodeName: 'bench-daemon',
+        keyFile,
+        pinDir,
+        stateDir: join(dir, 'state'),
+        controlSocket: join(dir, 'd.sock'),
+        addresses: { ipv4: '127.0.0.1', ipv6: 'fd77::1' },
+        logLevel: 'warn',
+        timers: { peerTimeoutMs: PEER_TIMEOUT_MS },
+      }),
+    );
+    const d = spawn('nsenter', [`--net=${nsPath}`, join(ROOT, 'dist', 'afsteerd'), 'run', '--config', cfg], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     children.push(d);
     let dlog = '';
     d.stderr!.on('data', (c) => (dlog = (dlog + c).slice(-3000)));
     await sleep(1500);
     if (d.exitCode !== null) throw new Error(`afsteerd exited: ${dlog}`);
-    const lg = spawn('nsenter', [`--net=${nsPath}`, process.execPath, join(ROOT, 'scripts', 'run-ts.mjs'), join(ROOT, 'test', 'bench', 'loadgen.ts'), keyFile, String(n), String(Math.round(n / 10)), '127.0.0.1', 'fd77::1'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOADGEN_ANNOUNCE_MS: String(PEER_TIMEOUT_MS / 4) } });
+    const lg = spawn(
+      'nsenter',
+      [
+        `--net=${nsPath}`,
+        process.execPath,
+        join(ROOT, 'scripts', 'run-ts.mjs'),
+        join(ROOT, 'test', 'bench', 'loadgen.ts'),
+        keyFile,
+        String(n),
+        String(Math.round(n / 10)),
+        '127.0.0.1',
+        'fd77::1',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOADGEN_ANNOUNCE_MS: String(PEER_TIMEOUT_MS / 4) } },
+    );
     children.push(lg);
     let last: Record<string, number> | undefined;
     let lgErr = '';
@@ -89,20 +124,43 @@ export async function runScale(n: number, measureS = MEASURE_S, warmupMs = 8000)
     for (let k = 0; k < 7; k++) {
       let out: string;
       try {
-        out = execFileSync('nsenter', [`--net=${nsPath}`, 'curl', '-s', '-o', join(dir, 'm.txt'), '-w', '%{time_total}', '--max-time', '10', 'http://127.0.0.1:9617/metrics'], { encoding: 'utf8', timeout: 15_000 });
+        out = execFileSync(
+          'nsenter',
+          [
+            `--net=${nsPath}`,
+            'curl',
+            '-s',
+            '-o',
+            join(dir, 'm.txt'),
+            '-w',
+            '%{time_total}',
+            '--max-time',
+            '10',
+            'http://127.0.0.1:9617/metrics',
+          ],
+          { encoding: 'utf8', timeout: 15_000 },
+        );
       } catch {
         out = 'Infinity';
       }
       scrape.push(Number(out) * 1000);
-      if (existsSync(join(dir, 'm.txt'))) known = Math.max(known, Number(/^afsteer_peers (\d+)/m.exec(readFileSync(join(dir, 'm.txt'), 'utf8'))?.[1] ?? 0));
+      if (existsSync(join(dir, 'm.txt')))
+        known = Math.max(known, Number(/^afsteer_peers (\d+)/m.exec(readFileSync(join(dir, 'm.txt'), 'utf8'))?.[1] ?? 0));
     }
     scrape.sort((a, b) => a - b);
     const sentProbes = Math.round(n / 10) * 2 * 50 + (n - Math.round(n / 10)) * 2;
     const replies = (s1.probeReplies! - s0.probeReplies!) / secs;
     return {
-      peers: n, known, cpu: ((c1 - c0) / CLK_TCK / secs) * 100, cpuSystem: ((u1.system - u0.system) / CLK_TCK / secs) * 100, rss: rssMb(d.pid!),
-      inBps: (s1.txBytes! - s0.txBytes!) / secs, outBps: (s1.rxBytes! - s0.rxBytes!) / secs,
-      scrapeMs: scrape[3]!, lossPct: Math.max(0, 100 * (1 - replies / sentProbes)), metrics: existsSync(join(dir, 'm.txt')) ? readFileSync(join(dir, 'm.txt'), 'utf8') : '',
+      peers: n,
+      known,
+      cpu: ((c1 - c0) / CLK_TCK / secs) * 100,
+      cpuSystem: ((u1.system - u0.system) / CLK_TCK / secs) * 100,
+      rss: rssMb(d.pid!),
+      inBps: (s1.txBytes! - s0.txBytes!) / secs,
+      outBps: (s1.rxBytes! - s0.rxBytes!) / secs,
+      scrapeMs: scrape[3]!,
+      lossPct: Math.max(0, 100 * (1 - replies / sentProbes)),
+      metrics: existsSync(join(dir, 'm.txt')) ? readFileSync(join(dir, 'm.txt'), 'utf8') : '',
     };
   } finally {
     for (const c of children.reverse()) {
@@ -119,4 +177,3 @@ export async function runScale(n: number, measureS = MEASURE_S, warmupMs = 8000)
     rmSync(dir, { recursive: true, force: true });
   }
 }
-

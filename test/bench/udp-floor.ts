@@ -46,6 +46,8 @@ export async function udpFloor(rate: number, seconds = 5): Promise<{ rate: numbe
 if (import.meta.url === `file://${process.argv[1]}`) {
   for (const rate of [2000, 20000]) {
     const r = await udpFloor(rate);
-    console.log(`  floor: ${rate} probes/s → ${r.cpuPct.toFixed(1)}% of a core (${r.perProbeUs.toFixed(1)} µs per probe sent and its return received), ${Math.round(r.received)} returns/s`);
+    console.log(
+      `  floor: ${rate} probes/s → ${r.cpuPct.toFixed(1)}% of a core (${r.perProbeUs.toFixed(1)} µs per probe sent and its return received), ${Math.round(r.received)} returns/s`,
+    );
   }
 }

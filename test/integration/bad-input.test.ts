@@ -5,28 +5,44 @@
  * /sys/fs/bpf mounts are unchanged afterwards. The plugin's stderr is captured (runWithInput),
  * never let through to the console.
  */
-import { createHash } from 'node:crypto';
+
 import { execFileSync } from 'node:child_process';
-import { existsSync, lchownSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, lchownSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { AFSTEER_BIN, IS_ROOT, World, announceSkip, runWithInput, sh, shQuiet, type Run } from '../support/world';
 import { localEndpointByAddress } from '../../src/bpf/endpoint-map';
+import { AFSTEER_BIN, announceSkip, IS_ROOT, type Run, runWithInput, sh, shQuiet, World } from '../support/world';
 
 announceSkip('bad input');
 
 /** Host sysctls an ADD in the wrong namespace would write. */
-const SYSCTLS = ['net/ipv6/conf/all/disable_ipv6', 'net/ipv6/conf/default/disable_ipv6', 'net/ipv6/conf/all/accept_dad', 'net/ipv6/conf/lo/disable_ipv6'];
+const SYSCTLS = [
+  'net/ipv6/conf/all/disable_ipv6',
+  'net/ipv6/conf/default/disable_ipv6',
+  'net/ipv6/conf/all/accept_dad',
+  'net/ipv6/conf/lo/disable_ipv6',
+];
 
 /** What must not change on the host: its own links (not the veths and bridges tests make), their addresses, sysctls, bpffs mounts. */
 function hostSnapshot(): unknown {
   const own = (name: string) => !/^(veth|af)/.test(name);
-  const links = (JSON.parse(sh('ip', ['-j', 'link', 'show'])) as { ifname: string; mtu: number; flags: string[] }[]).filter((l) => own(l.ifname)).map((l) => `${l.ifname} ${l.mtu} ${l.flags.join(',')}`);
+  const links = (JSON.parse(sh('ip', ['-j', 'link', 'show'])) as { ifname: string; mtu: number; flags: string[] }[])
+    .filter((l) => own(l.ifname))
+    .map((l) => `${l.ifname} ${l.mtu} ${l.flags.join(',')}`);
   const addrs = (JSON.parse(sh('ip', ['-j', 'addr', 'show'])) as { ifname: string; addr_info: { local: string; prefixlen: number }[] }[])
     .filter((l) => own(l.ifname))
-    .map((l) => `${l.ifname} ${l.addr_info.map((a) => `${a.local}/${a.prefixlen}`).sort().join(' ')}`);
+    .map(
+      (l) =>
+        `${l.ifname} ${l.addr_info
+          .map((a) => `${a.local}/${a.prefixlen}`)
+          .sort()
+          .join(' ')}`,
+    );
   const sysctls = SYSCTLS.map((k) => `${k}=${readFileSync(`/proc/sys/${k}`, 'utf8').trim()}`);
-  const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => / \/sys\/fs\/bpf(\/\S*)? /.test(l.split(' - ')[0] ?? ''));
+  const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter((l) => / \/sys\/fs\/bpf(\/\S*)? /.test(l.split(' - ')[0] ?? ''));
   return { links: links.sort(), addrs: addrs.sort(), sysctls, mounts };
 }
 
@@ -42,7 +58,8 @@ function expectError(r: Run, code: number, msg?: RegExp): Record<string, unknown
 }
 
 const sha = (p: string) => createHash('sha256').update(readFileSync(p)).digest('hex');
-const mtuIn = async (w: World, ns: string, dev = 'eth0') => Number(/ mtu (\d+) /.exec(await w.inNs(ns, ['ip', '-o', 'link', 'show', 'dev', dev]))?.[1]);
+const mtuIn = async (w: World, ns: string, dev = 'eth0') =>
+  Number(/ mtu (\d+) /.exec(await w.inNs(ns, ['ip', '-o', 'link', 'show', 'dev', dev]))?.[1]);
 
 describe.skipIf(!IS_ROOT)('bad input', () => {
   let w: World;
@@ -52,13 +69,25 @@ describe.skipIf(!IS_ROOT)('bad input', () => {
   const net = () => `bad-${w.id}`;
   const conf = (extra: Record<string, unknown> = {}) => ({ cniVersion: '1.0.0', name: net(), ...w.afsteerConf(), ...extra });
   const envFor = (id: string, netns: string, ifname = 'eth0') => ({ CNI_CONTAINERID: id, CNI_NETNS: netns, CNI_IFNAME: ifname });
-  const fakePrev = { cniVersion: '1.0.0', interfaces: [{ name: 'eth0', sandbox: '/x' }], ips: [{ address: '10.99.0.2/24', interface: 0 }, { address: 'fd00:99::2/64', interface: 0 }] };
+  const fakePrev = {
+    cniVersion: '1.0.0',
+    interfaces: [{ name: 'eth0', sandbox: '/x' }],
+    ips: [
+      { address: '10.99.0.2/24', interface: 0 },
+      { address: 'fd00:99::2/64', interface: 0 },
+    ],
+  };
   const pod = async (name: string) => {
     const ns = w.netns(name);
     const id = `ctr-${name}`;
     const add = await w.driver('add', list, ns, id);
     expect(add.code, add.stderr).toBe(0);
-    const state = JSON.parse(readFileSync(join(w.stateDir, 'attachments', `${id}_eth0.json`), 'utf8')) as { hostIfindex: number; hostIfname: string; ipv4: string; ipv6: string };
+    const state = JSON.parse(readFileSync(join(w.stateDir, 'attachments', `${id}_eth0.json`), 'utf8')) as {
+      hostIfindex: number;
+      hostIfname: string;
+      ipv4: string;
+      ipv6: string;
+    };
     return { ns, id, result: add.json as Record<string, unknown> & { ips: { address: string }[] }, state };
   };
 
@@ -103,15 +132,18 @@ describe.skipIf(!IS_ROOT)('bad input', () => {
       expectError(await w.plugin(verb, conf(), envFor('c1', '/run/netns/none')), 4, /unknown CNI_COMMAND/);
     });
 
-    it.each([['../../etc/passwd'], ['a/b'], ['-x'], ['x'.repeat(300)]])('container id %s: ADD is code 4 before anything, DEL succeeds', async (id) => {
-      const ns = w.netns(`id${seq++}`);
-      const add = await w.plugin('ADD', conf({ prevResult: fakePrev }), envFor(id, ns));
-      expectError(add, 4, /CNI_CONTAINERID/);
-      expect(w.stateFiles()).toEqual([]);
-      const del = await w.plugin('DEL', conf(), envFor(id, ns));
-      expect(del.code, del.stdout + del.stderr).toBe(0);
-      expect(del.stdout).toBe('');
-    });
+    it.each([['../../etc/passwd'], ['a/b'], ['-x'], ['x'.repeat(300)]])(
+      'container id %s: ADD is code 4 before anything, DEL succeeds',
+      async (id) => {
+        const ns = w.netns(`id${seq++}`);
+        const add = await w.plugin('ADD', conf({ prevResult: fakePrev }), envFor(id, ns));
+        expectError(add, 4, /CNI_CONTAINERID/);
+        expect(w.stateFiles()).toEqual([]);
+        const del = await w.plugin('DEL', conf(), envFor(id, ns));
+        expect(del.code, del.stdout + del.stderr).toBe(0);
+        expect(del.stdout).toBe('');
+      },
+    );
 
     it.each([['eth0/../x'], ['a:b'], ['x'.repeat(16)], ['e\u001b[0m']])('interface name %j is code 4', async (ifname) => {
       expectError(await w.plugin('ADD', conf({ prevResult: fakePrev }), envFor('c1', '/run/netns/none', ifname)), 4, /CNI_IFNAME/);
@@ -134,10 +166,18 @@ describe.skipIf(!IS_ROOT)('bad input', () => {
     });
 
     it("ADD in the host's network namespace is code 4 and changes nothing (a host veth keeps its MTU, no filters)", async () => {
-      const host = `afh${w.id}`, peer = `afp${w.id}`;
+      const host = `afh${w.id}`,
+        peer = `afp${w.id}`;
       sh('ip', ['link', 'add', host, 'type', 'veth', 'peer', 'name', peer]);
       try {
-        const prev = { cniVersion: '1.0.0', interfaces: [{ name: host, sandbox: '/proc/self/ns/net' }], ips: [{ address: '10.99.1.2/24', interface: 0 }, { address: 'fd00:99:1::2/64', interface: 0 }] };
+        const prev = {
+          cniVersion: '1.0.0',
+          interfaces: [{ name: host, sandbox: '/proc/self/ns/net' }],
+          ips: [
+            { address: '10.99.1.2/24', interface: 0 },
+            { address: 'fd00:99:1::2/64', interface: 0 },
+          ],
+        };
         for (const p of ['/proc/self/ns/net', `/proc/${process.pid}/ns/net`]) {
           expectError(await w.plugin('ADD', conf({ prevResult: prev }), envFor('c-host', p, host)), 4, /host's network namespace/);
         }
@@ -153,9 +193,17 @@ describe.skipIf(!IS_ROOT)('bad input', () => {
       const node = w.netns(`node${seq++}`);
       await w.inNs(node, ['ip', 'link', 'add', 'h0', 'type', 'veth', 'peer', 'name', 'p0']);
       const prev = { cniVersion: '1.0.0', interfaces: [{ name: 'p0', sandbox: node }], ips: [{ address: '10.99.2.2/24', interface: 0 }] };
-      const r = await runWithInput('nsenter', [`--net=${node}`, AFSTEER_BIN], JSON.stringify(conf({ prevResult: prev, allowSingleStack: true })), {
-        PATH: process.env.PATH, CNI_COMMAND: 'ADD', CNI_PATH: w.cniPath, ...envFor('c-node', node, 'p0'),
-      });
+      const r = await runWithInput(
+        'nsenter',
+        [`--net=${node}`, AFSTEER_BIN],
+        JSON.stringify(conf({ prevResult: prev, allowSingleStack: true })),
+        {
+          PATH: process.env.PATH,
+          CNI_COMMAND: 'ADD',
+          CNI_PATH: w.cniPath,
+          ...envFor('c-node', node, 'p0'),
+        },
+      );
       expectError(r, 4, /host's network namespace/);
       expect(await w.inNs(node, ['ip', '-o', 'link', 'show', 'dev', 'p0'])).toMatch(/ mtu 1500 /);
       expect(await w.inNs(node, ['cat', '/proc/sys/net/ipv6/conf/p0/accept_dad'])).not.toBe('0\n');
@@ -238,7 +286,11 @@ describe.skipIf(!IS_ROOT)('bad input', () => {
       const planted = join(w.dir, `planted-${seq++}`);
       symlinkSync(target, planted);
       lchownSync(planted, 65534, 65534);
-      expectError(await w.plugin('DEL', conf({ stateDir: join(planted, 'state') }), envFor('c1', '')), 7, /symbolic link owned by uid 65534/);
+      expectError(
+        await w.plugin('DEL', conf({ stateDir: join(planted, 'state') }), envFor('c1', '')),
+        7,
+        /symbolic link owned by uid 65534/,
+      );
       expect(readdirSync(target)).toEqual([]);
     });
 
@@ -252,7 +304,11 @@ describe.skipIf(!IS_ROOT)('bad input', () => {
       mkdirSync(sd2, { mode: 0o700 });
       execFileSync('mkfifo', [join(sd2, 'afsteer.lock')]);
       const started = Date.now();
-      expectError(await w.plugin('GC', { ...conf({ stateDir: sd2 }), cniVersion: '1.1.0', 'cni.dev/valid-attachments': [] }, {}), 7, /afsteer\.lock is a FIFO/);
+      expectError(
+        await w.plugin('GC', { ...conf({ stateDir: sd2 }), cniVersion: '1.1.0', 'cni.dev/valid-attachments': [] }, {}),
+        7,
+        /afsteer\.lock is a FIFO/,
+      );
       expect(Date.now() - started).toBeLessThan(10_000);
     });
 
@@ -321,14 +377,18 @@ describe.skipIf(!IS_ROOT)('bad input', () => {
   });
 
   describe('afsteer steer and show arguments', () => {
-    const steer = (...args: string[]) => runWithInput(AFSTEER_BIN, ['steer', ...args, '--pin-dir', w.pinDir, '--state-dir', w.stateDir], '', { PATH: process.env.PATH });
+    const steer = (...args: string[]) =>
+      runWithInput(AFSTEER_BIN, ['steer', ...args, '--pin-dir', w.pinDir, '--state-dir', w.stateDir], '', { PATH: process.env.PATH });
 
-    it.each(['constructor', '__proto__', 'toString', 'valueOf', 'hasOwnProperty', 'IPV6'])('set LOCAL REMOTE %s is refused with exit 2', async (fam) => {
-      const r = await steer('set', '10.0.0.1', '10.0.0.2', fam);
-      expect(r.code).toBe(2);
-      expect(r.stdout).toBe('');
-      expect(r.stderr).toMatch(/family must be ipv4, ipv6 or native/);
-    });
+    it.each(['constructor', '__proto__', 'toString', 'valueOf', 'hasOwnProperty', 'IPV6'])(
+      'set LOCAL REMOTE %s is refused with exit 2',
+      async (fam) => {
+        const r = await steer('set', '10.0.0.1', '10.0.0.2', fam);
+        expect(r.code).toBe(2);
+        expect(r.stdout).toBe('');
+        expect(r.stderr).toMatch(/family must be ipv4, ipv6 or native/);
+      },
+    );
 
     it.each([
       ['remote', 'add', '10.98.0.1', 'fe80::1%eth0'],
@@ -344,14 +404,25 @@ describe.skipIf(!IS_ROOT)('bad input', () => {
     it('a --state-dir that is a planted symlink is refused', async () => {
       const link = join(w.dir, `steer-link-${seq++}`);
       symlinkSync(w.dir, link);
-      const r = await runWithInput(AFSTEER_BIN, ['steer', 'clear', '10.0.0.1', '10.0.0.2', '--pin-dir', w.pinDir, '--state-dir', link], '', { PATH: process.env.PATH });
+      const r = await runWithInput(
+        AFSTEER_BIN,
+        ['steer', 'clear', '10.0.0.1', '10.0.0.2', '--pin-dir', w.pinDir, '--state-dir', link],
+        '',
+        { PATH: process.env.PATH },
+      );
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/is a symbolic link/);
     });
 
     it('afsteer show escapes terminal control characters in pod names', async () => {
       const ns = w.netns(`esc${seq++}`);
-      const add = await w.driver('add', list, ns, `ctr-esc${seq}`, 'IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=evil\u001b[2J\u0007');
+      const add = await w.driver(
+        'add',
+        list,
+        ns,
+        `ctr-esc${seq}`,
+        'IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=evil\u001b[2J\u0007',
+      );
       expect(add.code, add.stderr).toBe(0);
       const r = await runWithInput(AFSTEER_BIN, ['show', '--pin-dir', w.pinDir, '--state-dir', w.stateDir], '', { PATH: process.env.PATH });
       expect(r.code, r.stderr).toBe(0);

@@ -14,13 +14,31 @@ import { deleteEndpoint, localEndpointByAddress, putEndpoint, readCounters } fro
 import type { PairCounters, Stat, WireName } from '../../src/bpf/maps-layout';
 import { closeFds, ensurePrograms, type ProgramFds } from '../../src/bpf/programs';
 import { listPairs, readStats, registerRemote, setSteering, unregisterRemote } from '../../src/bpf/steering';
-import { addressOf } from '../../src/net/family';
 import { progTestRun, SKB_CTX_SIZE, SkbCtx, type TestRunResult } from '../../src/bpf/test-run';
+import { addressOf } from '../../src/net/family';
 import {
-  crc32c, eth, ETH_P_IP, ETH_P_IPV6, fragHeader6, icmp6Echo, icmpEcho, inetChecksum, IPPROTO, ipv4, ipv6, pattern, pseudoHeader, sctpData, tcp, udp, v4,
-  type Flow, type Ipv4Opts, type Ipv6Opts,
+  crc32c,
+  ETH_P_IP,
+  ETH_P_IPV6,
+  eth,
+  type Flow,
+  fragHeader6,
+  IPPROTO,
+  type Ipv4Opts,
+  type Ipv6Opts,
+  icmp6Echo,
+  icmpEcho,
+  inetChecksum,
+  ipv4,
+  ipv6,
+  pattern,
+  pseudoHeader,
+  sctpData,
+  tcp,
+  udp,
+  v4,
 } from '../support/frames';
-import { IS_ROOT, announceSkip } from '../support/world';
+import { announceSkip, IS_ROOT } from '../support/world';
 
 announceSkip('BPF program test runs (afsteer_from_pod / afsteer_to_pod)');
 
@@ -51,7 +69,11 @@ function parseIp(pkt: Buffer): ParsedIp {
     const offset = (ff & 0x1fff) * 8;
     const more = (ff & 0x2000) !== 0;
     return {
-      family: 4, src: pkt.subarray(12, 16), dst: pkt.subarray(16, 20), proto: pkt[9]!, body: pkt.subarray(hl, total),
+      family: 4,
+      src: pkt.subarray(12, 16),
+      dst: pkt.subarray(16, 20),
+      proto: pkt[9]!,
+      body: pkt.subarray(hl, total),
       ...(offset || more ? { frag: { id: pkt.readUInt16BE(4), offset, more } } : {}),
     };
   }
@@ -60,7 +82,12 @@ function parseIp(pkt: Buffer): ParsedIp {
   const p: ParsedIp = { family: 6, src: pkt.subarray(8, 24), dst: pkt.subarray(24, 40), proto: pkt[6]!, body: pkt.subarray(40) };
   if (p.proto === IPPROTO.frag) {
     const f = p.body;
-    return { ...p, proto: f[0]!, body: f.subarray(8), frag: { id: f.readUInt32BE(4), offset: f.readUInt16BE(2) & 0xfff8, more: (f[3]! & 1) === 1 } };
+    return {
+      ...p,
+      proto: f[0]!,
+      body: f.subarray(8),
+      frag: { id: f.readUInt32BE(4), offset: f.readUInt16BE(2) & 0xfff8, more: (f[3]! & 1) === 1 },
+    };
   }
   return p;
 }
@@ -185,8 +212,11 @@ const GENERATION = 7;
 const TC_ACT_OK = 0;
 const TC_ACT_SHOT = 2;
 
-const flowOf = (family: 4 | 6, src: Pod | { ipv4: string; ipv6: string }, dst: Pod | { ipv4: string; ipv6: string }): Flow =>
-  ({ family, src: addressOf(src, family)!, dst: addressOf(dst, family)! });
+const flowOf = (family: 4 | 6, src: Pod | { ipv4: string; ipv6: string }, dst: Pod | { ipv4: string; ipv6: string }): Flow => ({
+  family,
+  src: addressOf(src, family)!,
+  dst: addressOf(dst, family)!,
+});
 
 /** A UDP frame from src to dst in the given family. */
 function udpFrame(family: 4 | 6, src: { ipv4: string; ipv6: string }, dst: { ipv4: string; ipv6: string }, data = pattern(32)): Buffer {
@@ -226,15 +256,38 @@ function encapCases(): EncapCase[] {
     {
       name: 'IPv4 TCP (PSH|ACK with data, DSCP EF + ECT(1), DF)',
       family: 4,
-      frames: [ip4({ proto: IPPROTO.tcp, tos: 0xb9, ttl: 61, id: 0x1c46, df: true,
-        payload: tcp(f4, { sport: 43512, dport: 80, seq: 0x01020304, ack: 0xa0b0c0d0, flags: 0x18, window: 502, data: Buffer.from('GET / HTTP/1.1\r\nHost: b\r\n\r\n') }) })],
+      frames: [
+        ip4({
+          proto: IPPROTO.tcp,
+          tos: 0xb9,
+          ttl: 61,
+          id: 0x1c46,
+          df: true,
+          payload: tcp(f4, {
+            sport: 43512,
+            dport: 80,
+            seq: 0x01020304,
+            ack: 0xa0b0c0d0,
+            flags: 0x18,
+            window: 502,
+            data: Buffer.from('GET / HTTP/1.1\r\nHost: b\r\n\r\n'),
+          }),
+        }),
+      ],
       l4: 'tcp ok',
     },
     {
       name: 'IPv4 TCP SYN with options',
       family: 4,
-      frames: [ip4({ proto: IPPROTO.tcp, ttl: 64, id: 1, df: true,
-        payload: tcp(f4, { sport: 43513, dport: 443, seq: 0xfffffff0, ack: 0, flags: 0x02, window: 64240, options: mssWs }) })],
+      frames: [
+        ip4({
+          proto: IPPROTO.tcp,
+          ttl: 64,
+          id: 1,
+          df: true,
+          payload: tcp(f4, { sport: 43513, dport: 443, seq: 0xfffffff0, ack: 0, flags: 0x02, window: 64240, options: mssWs }),
+        }),
+      ],
       l4: 'tcp ok',
     },
     {
@@ -258,7 +311,16 @@ function encapCases(): EncapCase[] {
     {
       name: 'IPv4 SCTP DATA chunk (CRC32c)',
       family: 4,
-      frames: [ip4({ proto: IPPROTO.sctp, tos: 0x10, ttl: 64, id: 0x5555, df: true, payload: sctpData(36412, 36412, 0xcafef00d, 17, pattern(37, 7)) })],
+      frames: [
+        ip4({
+          proto: IPPROTO.sctp,
+          tos: 0x10,
+          ttl: 64,
+          id: 0x5555,
+          df: true,
+          payload: sctpData(36412, 36412, 0xcafef00d, 17, pattern(37, 7)),
+        }),
+      ],
       l4: 'sctp ok',
     },
     {
@@ -273,14 +335,23 @@ function encapCases(): EncapCase[] {
     {
       name: 'IPv4 with IP options (ihl 6: NOP NOP NOP EOL) carrying UDP',
       family: 4,
-      frames: [ip4({ proto: IPPROTO.udp, ttl: 9, id: 0x7777, options: Buffer.from([1, 1, 1, 0]), payload: udp(f4, 6000, 6001, pattern(24, 8)) })],
+      frames: [
+        ip4({ proto: IPPROTO.udp, ttl: 9, id: 0x7777, options: Buffer.from([1, 1, 1, 0]), payload: udp(f4, 6000, 6001, pattern(24, 8)) }),
+      ],
       l4: 'udp ok',
     },
     {
       name: 'IPv6 TCP (traffic class 0x2d, flow label 0x12345)',
       family: 6,
-      frames: [ip6({ nh: IPPROTO.tcp, tc: 0x2d, flow: 0x12345, hop: 63,
-        payload: tcp(f6, { sport: 50000, dport: 8443, seq: 42, ack: 4242, flags: 0x18, window: 1000, data: pattern(77, 9) }) })],
+      frames: [
+        ip6({
+          nh: IPPROTO.tcp,
+          tc: 0x2d,
+          flow: 0x12345,
+          hop: 63,
+          payload: tcp(f6, { sport: 50000, dport: 8443, seq: 42, ack: 4242, flags: 0x18, window: 1000, data: pattern(77, 9) }),
+        }),
+      ],
       l4: 'tcp ok',
     },
     {
@@ -299,7 +370,11 @@ function encapCases(): EncapCase[] {
       name: 'IPv6 UDP in two fragments (fragment header, nh 44)',
       family: 6,
       frames: [
-        ip6({ nh: IPPROTO.frag, hop: 64, payload: Buffer.concat([fragHeader6(IPPROTO.udp, 0, true, 0xdeadbeef), udp6Big.subarray(0, 96)]) }),
+        ip6({
+          nh: IPPROTO.frag,
+          hop: 64,
+          payload: Buffer.concat([fragHeader6(IPPROTO.udp, 0, true, 0xdeadbeef), udp6Big.subarray(0, 96)]),
+        }),
         ip6({ nh: IPPROTO.frag, hop: 64, payload: Buffer.concat([fragHeader6(IPPROTO.udp, 96, false, 0xdeadbeef), udp6Big.subarray(96)]) }),
       ],
       l4: 'udp ok',
@@ -363,13 +438,23 @@ describe.skipIf(!IS_ROOT)('afsteer tc programs under BPF_PROG_TEST_RUN', () => {
   }
 
   /** The view from A's node: B steered over IPv6, C over IPv4, D native, E registered only. */
-  const configureA = () => configure(A, [[B, 'ipv6'], [C, 'ipv4'], [D, 'native'], [E, null]]);
+  const configureA = () =>
+    configure(A, [
+      [B, 'ipv6'],
+      [C, 'ipv4'],
+      [D, 'native'],
+      [E, null],
+    ]);
 
   /** Node-wide stats and the pairs of ifindex 1, as flat records. */
   function snapshot(): { stats: Flat; pairs: Map<string, Flat> } {
     return {
       stats: { ...readStats(pinDir) },
-      pairs: new Map(listPairs(pinDir).filter((p) => p.ifindex === IFINDEX).map((p) => [p.remoteIpv6, flat(p.counters)])),
+      pairs: new Map(
+        listPairs(pinDir)
+          .filter((p) => p.ifindex === IFINDEX)
+          .map((p) => [p.remoteIpv6, flat(p.counters)]),
+      ),
     };
   }
 
@@ -461,7 +546,10 @@ describe.skipIf(!IS_ROOT)('afsteer tc programs under BPF_PROG_TEST_RUN', () => {
       }
     }
     try {
-      for (const [local, wire, family] of [[B, 'ipv6', 4], [C, 'ipv4', 6]] as const) {
+      for (const [local, wire, family] of [
+        [B, 'ipv6', 4],
+        [C, 'ipv4', 6],
+      ] as const) {
         // The far end: the destination pod is local, A is the remote.
         configure(local, [[A, wire]]);
         const mine = tunnelled.filter((t) => t.c.family === family);
@@ -524,9 +612,10 @@ describe.skipIf(!IS_ROOT)('afsteer tc programs under BPF_PROG_TEST_RUN', () => {
   describe('4. anti-spoofing: ready-made tunnel packets from the pod', () => {
     /** A tunnel packet the pod crafted itself: outer from A to dst in outerFamily, inner from FOREIGN. */
     function tunnelFrame(outerFamily: 4 | 6, dst: Pod, proto: 4 | 41): Buffer {
-      const inner = proto === IPPROTO.ipip
-        ? ipv4({ src: FOREIGN.ipv4, dst: dst.ipv4, proto: IPPROTO.udp, payload: udp(flowOf(4, FOREIGN, dst), 1, 2, pattern(8)) })
-        : ipv6({ src: FOREIGN.ipv6, dst: dst.ipv6, nh: IPPROTO.udp, payload: udp(flowOf(6, FOREIGN, dst), 1, 2, pattern(8)) });
+      const inner =
+        proto === IPPROTO.ipip
+          ? ipv4({ src: FOREIGN.ipv4, dst: dst.ipv4, proto: IPPROTO.udp, payload: udp(flowOf(4, FOREIGN, dst), 1, 2, pattern(8)) })
+          : ipv6({ src: FOREIGN.ipv6, dst: dst.ipv6, nh: IPPROTO.udp, payload: udp(flowOf(6, FOREIGN, dst), 1, 2, pattern(8)) });
       return outerFamily === 4
         ? eth(ETH_P_IP, ipv4({ src: A.ipv4, dst: dst.ipv4, proto, payload: inner }))
         : eth(ETH_P_IPV6, ipv6({ src: A.ipv6, dst: dst.ipv6, nh: proto, payload: inner }));
@@ -561,9 +650,10 @@ describe.skipIf(!IS_ROOT)('afsteer tc programs under BPF_PROG_TEST_RUN', () => {
       ['IPv6 dst-options, dst-options then nh 41 to C', [60, 60], 41],
     ] as const) {
       it(`${name} (tunnel hidden behind extension headers) is dropped as drop_spoof`, () => {
-        const inner = proto === IPPROTO.ipip
-          ? ipv4({ src: FOREIGN.ipv4, dst: C.ipv4, proto: IPPROTO.udp, payload: udp(flowOf(4, FOREIGN, C), 1, 2, pattern(8)) })
-          : ipv6({ src: FOREIGN.ipv6, dst: C.ipv6, nh: IPPROTO.udp, payload: udp(flowOf(6, FOREIGN, C), 1, 2, pattern(8)) });
+        const inner =
+          proto === IPPROTO.ipip
+            ? ipv4({ src: FOREIGN.ipv4, dst: C.ipv4, proto: IPPROTO.udp, payload: udp(flowOf(4, FOREIGN, C), 1, 2, pattern(8)) })
+            : ipv6({ src: FOREIGN.ipv6, dst: C.ipv6, nh: IPPROTO.udp, payload: udp(flowOf(6, FOREIGN, C), 1, 2, pattern(8)) });
         let payload = inner;
         let nh: number = proto;
         for (const h of [...chain].reverse()) {
@@ -596,14 +686,22 @@ describe.skipIf(!IS_ROOT)('afsteer tc programs under BPF_PROG_TEST_RUN', () => {
 
   describe('5. tunnelled packets at the receiver that do not match', () => {
     // B's node: A is a steered remote (so its pair has counters), C a registered remote.
-    beforeAll(() => configure(B, [[A, 'ipv6'], [C, null]]));
+    beforeAll(() =>
+      configure(B, [
+        [A, 'ipv6'],
+        [C, null],
+      ]),
+    );
     afterAll(() => configureA());
 
-    const in6 = (outerSrc: string, outerDst: string, inner: Buffer) => eth(ETH_P_IPV6, ipv6({ src: outerSrc, dst: outerDst, nh: IPPROTO.ipip, payload: inner }));
+    const in6 = (outerSrc: string, outerDst: string, inner: Buffer) =>
+      eth(ETH_P_IPV6, ipv6({ src: outerSrc, dst: outerDst, nh: IPPROTO.ipip, payload: inner }));
     const in4 = (outerSrc: string, outerDst: string, inner: Buffer, o: Partial<Ipv4Opts> = {}) =>
       eth(ETH_P_IP, ipv4({ src: outerSrc, dst: outerDst, proto: IPPROTO.ipv6, payload: inner, df: true, ...o }));
-    const inner4 = (src: string, dst: string) => ipv4({ src, dst, proto: IPPROTO.udp, payload: udp({ family: 4, src, dst }, 1000, 2000, pattern(20)) });
-    const inner6 = (src: string, dst: string) => ipv6({ src, dst, nh: IPPROTO.udp, payload: udp({ family: 6, src, dst }, 1000, 2000, pattern(20)) });
+    const inner4 = (src: string, dst: string) =>
+      ipv4({ src, dst, proto: IPPROTO.udp, payload: udp({ family: 4, src, dst }, 1000, 2000, pattern(20)) });
+    const inner6 = (src: string, dst: string) =>
+      ipv6({ src, dst, nh: IPPROTO.udp, payload: udp({ family: 6, src, dst }, 1000, 2000, pattern(20)) });
 
     it('sanity: the matching tunnel packets are decapsulated', () => {
       const good4 = inner4(A.ipv4, B.ipv4);
@@ -613,7 +711,9 @@ describe.skipIf(!IS_ROOT)('afsteer tc programs under BPF_PROG_TEST_RUN', () => {
       expect(hex(m.result[0]!.data)).toBe(hex(eth(ETH_P_IP, good4)));
       expect(hex(m.result[1]!.data)).toBe(hex(eth(ETH_P_IPV6, good6)));
       expect(m.stats).toEqual({ decap: 2n });
-      expect(m.pairs).toEqual({ A: { decapPackets4: 1n, decapBytes4: BigInt(14 + good4.length), decapPackets6: 1n, decapBytes6: BigInt(14 + good6.length) } });
+      expect(m.pairs).toEqual({
+        A: { decapPackets4: 1n, decapBytes4: BigInt(14 + good4.length), decapPackets6: 1n, decapBytes6: BigInt(14 + good6.length) },
+      });
     });
 
     it('outer src is a known remote (A) but the inner src is another pod (C) or a random address: dropped', () => {
@@ -639,7 +739,10 @@ describe.skipIf(!IS_ROOT)('afsteer tc programs under BPF_PROG_TEST_RUN', () => {
 
     it('IPv4 hidden behind an IPv6 extension header, addressed to the local pod: dropped (afsteer never sends that)', () => {
       const inner = inner4(A.ipv4, B.ipv4);
-      const frame = eth(ETH_P_IPV6, ipv6({ src: A.ipv6, dst: B.ipv6, nh: 60, payload: Buffer.concat([Buffer.from([IPPROTO.ipip, 0, 1, 4, 0, 0, 0, 0]), inner]) }));
+      const frame = eth(
+        ETH_P_IPV6,
+        ipv6({ src: A.ipv6, dst: B.ipv6, nh: 60, payload: Buffer.concat([Buffer.from([IPPROTO.ipip, 0, 1, 4, 0, 0, 0, 0]), inner]) }),
+      );
       const m = measure(() => toPod(frame));
       expect(m.result.retval).toBe(TC_ACT_SHOT);
       expect(m.stats).toEqual({ dropMismatch: 1n });
@@ -687,7 +790,9 @@ describe.skipIf(!IS_ROOT)('afsteer tc programs under BPF_PROG_TEST_RUN', () => {
       expectUntouched(m.result[0]!, f4);
       expectUntouched(m.result[1]!, f6);
       expect(m.stats).toEqual({});
-      expect(m.pairs).toEqual({ D: { nativePackets4: 1n, nativeBytes4: BigInt(f4.length), nativePackets6: 1n, nativeBytes6: BigInt(f6.length) } });
+      expect(m.pairs).toEqual({
+        D: { nativePackets4: 1n, nativeBytes4: BigInt(f4.length), nativePackets6: 1n, nativeBytes6: BigInt(f6.length) },
+      });
     });
 
     it("wire equal to the packet's own family (IPv6 to B over ipv6, IPv4 to C over ipv4): untouched", () => {
@@ -697,7 +802,10 @@ describe.skipIf(!IS_ROOT)('afsteer tc programs under BPF_PROG_TEST_RUN', () => {
       expectUntouched(m.result[0]!, toB);
       expectUntouched(m.result[1]!, toC);
       expect(m.stats).toEqual({});
-      expect(m.pairs).toEqual({ B: { nativePackets6: 1n, nativeBytes6: BigInt(toB.length) }, C: { nativePackets4: 1n, nativeBytes4: BigInt(toC.length) } });
+      expect(m.pairs).toEqual({
+        B: { nativePackets6: 1n, nativeBytes6: BigInt(toB.length) },
+        C: { nativePackets4: 1n, nativeBytes4: BigInt(toC.length) },
+      });
     });
 
     it('unknown remote (U): untouched', () => {
@@ -715,7 +823,10 @@ describe.skipIf(!IS_ROOT)('afsteer tc programs under BPF_PROG_TEST_RUN', () => {
       expectUntouched(m.result[0]!, v4);
       expectUntouched(m.result[1]!, v6x);
       expect(m.stats).toEqual({ srcForeign: 2n });
-      expect(m.pairs).toEqual({ B: { nativePackets4: 1n, nativeBytes4: BigInt(v4.length) }, C: { nativePackets6: 1n, nativeBytes6: BigInt(v6x.length) } });
+      expect(m.pairs).toEqual({
+        B: { nativePackets4: 1n, nativeBytes4: BigInt(v4.length) },
+        C: { nativePackets6: 1n, nativeBytes6: BigInt(v6x.length) },
+      });
     });
   });
 
@@ -744,7 +855,15 @@ describe.skipIf(!IS_ROOT)('afsteer tc programs under BPF_PROG_TEST_RUN', () => {
       const v4ToB = [udpFrame(4, A, B, pattern(10)), udpFrame(4, A, B, pattern(200)), udpFrame(4, A, B, pattern(1))];
       const v6ToC = [udpFrame(6, A, C, pattern(64)), udpFrame(6, A, C, pattern(333))];
       const nativeToB = udpFrame(6, A, B);
-      const spoofToC = eth(ETH_P_IPV6, ipv6({ src: A.ipv6, dst: C.ipv6, nh: IPPROTO.ipip, payload: ipv4({ src: A.ipv4, dst: C.ipv4, proto: IPPROTO.udp, payload: pattern(8) }) }));
+      const spoofToC = eth(
+        ETH_P_IPV6,
+        ipv6({
+          src: A.ipv6,
+          dst: C.ipv6,
+          nh: IPPROTO.ipip,
+          payload: ipv4({ src: A.ipv4, dst: C.ipv4, proto: IPPROTO.udp, payload: pattern(8) }),
+        }),
+      );
       const sum = (fs: Buffer[]) => BigInt(fs.reduce((s, f) => s + f.length, 0));
       const wire4: Buffer[] = [];
       const wire6: Buffer[] = [];
@@ -753,10 +872,30 @@ describe.skipIf(!IS_ROOT)('afsteer tc programs under BPF_PROG_TEST_RUN', () => {
       expect(fromPod(nativeToB).retval).toBe(TC_ACT_OK);
       expect(fromPod(spoofToC).retval).toBe(TC_ACT_SHOT);
 
-      const zero = flat({ nativePackets: [0n, 0n], nativeBytes: [0n, 0n], encapPackets: [0n, 0n], encapBytes: [0n, 0n], decapPackets: [0n, 0n], decapBytes: [0n, 0n], dropSpoof: 0n, dropMismatch: 0n, encapFail: 0n, decapFail: 0n });
-      const pairsNow = () => Object.fromEntries(listPairs(pinDir).map((p) => [`${p.ifindex} ${p.remoteIpv6} ${p.remoteIpv4} ${p.wire} ${p.generation}`, flat(p.counters)]));
+      const zero = flat({
+        nativePackets: [0n, 0n],
+        nativeBytes: [0n, 0n],
+        encapPackets: [0n, 0n],
+        encapBytes: [0n, 0n],
+        decapPackets: [0n, 0n],
+        decapBytes: [0n, 0n],
+        dropSpoof: 0n,
+        dropMismatch: 0n,
+        encapFail: 0n,
+        decapFail: 0n,
+      });
+      const pairsNow = () =>
+        Object.fromEntries(
+          listPairs(pinDir).map((p) => [`${p.ifindex} ${p.remoteIpv6} ${p.remoteIpv4} ${p.wire} ${p.generation}`, flat(p.counters)]),
+        );
       expect(pairsNow()).toEqual({
-        [`1 ${B.ipv6} ${B.ipv4} ipv6 ${GENERATION}`]: { ...zero, encapPackets4: 3n, encapBytes4: sum(v4ToB), nativePackets6: 1n, nativeBytes6: sum([nativeToB]) },
+        [`1 ${B.ipv6} ${B.ipv4} ipv6 ${GENERATION}`]: {
+          ...zero,
+          encapPackets4: 3n,
+          encapBytes4: sum(v4ToB),
+          nativePackets6: 1n,
+          nativeBytes6: sum([nativeToB]),
+        },
         [`1 ${C.ipv6} ${C.ipv4} ipv4 ${GENERATION}`]: { ...zero, encapPackets6: 2n, encapBytes6: sum(v6ToC), dropSpoof: 1n },
         [`1 ${D.ipv6} ${D.ipv4} native ${GENERATION}`]: zero,
       });
@@ -768,12 +907,17 @@ describe.skipIf(!IS_ROOT)('afsteer tc programs under BPF_PROG_TEST_RUN', () => {
       ]);
 
       // B's node receives the IPv4-in-IPv6 packets (and one spoofed one).
-      configure(B, [[A, 'ipv6'], [C, null]]);
+      configure(B, [
+        [A, 'ipv6'],
+        [C, null],
+      ]);
       for (const w of wire4) expect(toPod(w).retval).toBe(TC_ACT_OK);
       const spoofed = Buffer.from(wire4[0]!);
       v4(C.ipv4).copy(spoofed, 14 + 40 + 12); // inner src → C (inner header checksum now stale; never looked at)
       expect(toPod(spoofed).retval).toBe(TC_ACT_SHOT);
-      expect(pairsNow()).toEqual({ [`1 ${A.ipv6} ${A.ipv4} ipv6 ${GENERATION}`]: { ...zero, decapPackets4: 3n, decapBytes4: sum(v4ToB), dropMismatch: 1n } });
+      expect(pairsNow()).toEqual({
+        [`1 ${A.ipv6} ${A.ipv4} ipv6 ${GENERATION}`]: { ...zero, decapPackets4: 3n, decapBytes4: sum(v4ToB), dropMismatch: 1n },
+      });
 
       // C's node receives the IPv6-in-IPv4 packets.
       configure(C, [[A, 'ipv4']]);

@@ -16,7 +16,7 @@ import { closeFds, ensurePrograms, type ProgramFds } from '../../src/bpf/program
 import { protectCounters, readProtectStats, setDupBudget, setProtection } from '../../src/bpf/protection';
 import { registerRemote, setSteering } from '../../src/bpf/steering';
 import { progTestRun, SKB_CTX_SIZE, SkbCtx } from '../../src/bpf/test-run';
-import { IS_ROOT, announceSkip } from '../support/world';
+import { announceSkip, IS_ROOT } from '../support/world';
 
 announceSkip('protected pairs under BPF_PROG_TEST_RUN');
 
@@ -34,7 +34,8 @@ const C = { ipv4: '10.61.0.3', ipv6: 'fd61::3' };
 const v4 = (a: string) => Buffer.from(a.split('.').map(Number));
 function v6(a: string): Buffer {
   const [h, t] = a.split('::') as [string, string | undefined];
-  const head = h ? h.split(':') : [], tail = t ? t.split(':') : [];
+  const head = h ? h.split(':') : [],
+    tail = t ? t.split(':') : [];
   const g = t === undefined ? head : [...head, ...Array<string>(8 - head.length - tail.length).fill('0'), ...tail];
   const b = Buffer.alloc(16);
   g.forEach((x, i) => b.writeUInt16BE(parseInt(x, 16), i * 2));
@@ -46,7 +47,16 @@ function csum(h: Buffer): number {
   while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
   return ~s & 0xffff;
 }
-function ip4(o: { src: string; dst: string; proto: number; payload: Buffer; tos?: number; ttl?: number; id?: number; df?: boolean }): Buffer {
+function ip4(o: {
+  src: string;
+  dst: string;
+  proto: number;
+  payload: Buffer;
+  tos?: number;
+  ttl?: number;
+  id?: number;
+  df?: boolean;
+}): Buffer {
   const h = Buffer.alloc(20);
   h[0] = 0x45;
   h[1] = o.tos ?? 0;
@@ -82,11 +92,12 @@ function udp(payload: Buffer, sport = 40000, dport = 5000): Buffer {
 }
 
 /** The application packets of the tests, A → B. */
-const app4 = (payload: Buffer) => ip4({ src: A.ipv4, dst: B.ipv4, proto: 17, tos: 0xb8, ttl: 61, id: 0x1234, df: true, payload: udp(payload) });
+const app4 = (payload: Buffer) =>
+  ip4({ src: A.ipv4, dst: B.ipv4, proto: 17, tos: 0xb8, ttl: 61, id: 0x1234, df: true, payload: udp(payload) });
 const app6 = (payload: Buffer) => ip6({ src: A.ipv6, dst: B.ipv6, nh: 17, tc: 0x2d, flow: 0x12345, hop: 62, payload: udp(payload) });
 /** A protected copy as the wire carries it, from src's to dst's addresses of the outer family. */
 function copy(inner: Buffer, innerFamily: 4 | 6, outer: 4 | 6, seq: number, src = A, dst = B): Buffer {
-  const tos = innerFamily === 4 ? inner[1]! : ((inner.readUInt16BE(0) >> 4) & 0xff);
+  const tos = innerFamily === 4 ? inner[1]! : (inner.readUInt16BE(0) >> 4) & 0xff;
   const ttl = innerFamily === 4 ? inner[8]! : inner[7]!;
   const proto = innerFamily === 4 ? 4 : 41;
   if (outer === 4) return eth(0x0800, ip4({ src: src.ipv4, dst: dst.ipv4, proto, tos, ttl, id: SEQ_MARK | seq, df: true, payload: inner }));
@@ -193,14 +204,14 @@ describe.skipIf(!IS_ROOT)('protected pairs under BPF_PROG_TEST_RUN', () => {
     expect([c.rxFirst, c.rxDup, c.rxOld]).toEqual([2n, 2n, 0n]);
   });
 
-  it('an unmarked tunnel packet (today\'s steering) is never deduplicated', () => {
+  it("an unmarked tunnel packet (today's steering) is never deduplicated", () => {
     const inner = app6(Buffer.from('plain'));
     const plain = eth(0x0800, ip4({ src: A.ipv4, dst: B.ipv4, proto: 41, tos: 0x2d, ttl: 62, df: true, payload: inner }));
     expect(recvB(plain).retval).toBe(TC_ACT_OK);
     expect(recvB(plain).retval).toBe(TC_ACT_OK);
   });
 
-  it('a mismatched or spoofed copy is dropped and leaves the pair\'s window alone', () => {
+  it("a mismatched or spoofed copy is dropped and leaves the pair's window alone", () => {
     freshWindowB();
     const seq = 77;
     // Inner source C behind A's outer address: mismatch.
@@ -212,7 +223,7 @@ describe.skipIf(!IS_ROOT)('protected pairs under BPF_PROG_TEST_RUN', () => {
     // C's own protected copies with A's sequence number go to C's window, not A's.
     const fromC = ip4({ src: C.ipv4, dst: B.ipv4, proto: 17, df: true, payload: udp(Buffer.from('z')) });
     expect(recvB(copy(fromC, 4, 4, seq, C)).retval).toBe(TC_ACT_OK);
-    expect(protectCounters(pinB, IFINDEX, A.ipv6)!.rxFirst, 'A\'s window untouched').toBe(0n);
+    expect(protectCounters(pinB, IFINDEX, A.ipv6)!.rxFirst, "A's window untouched").toBe(0n);
     // A's real copy with that number is delivered.
     const real = app4(Buffer.from('real'));
     const r = recvB(copy(real, 4, 6, seq));
@@ -225,7 +236,7 @@ describe.skipIf(!IS_ROOT)('protected pairs under BPF_PROG_TEST_RUN', () => {
     const model = new DedupWindow();
     const inner = app4(Buffer.from('w'));
     let x = 12345;
-    const rnd = () => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0) / 4294967296);
+    const rnd = () => (x = (Math.imul(x, 1103515245) + 12345) >>> 0) / 4294967296;
     const seqs: number[] = [];
     for (let n = 0; n < 1500; n++) {
       const s = (32700 + n) & 0x7fff; // wraps

@@ -4,9 +4,10 @@
  * the bridge's filter, DEL of the other removes it and the clsact qdisc afsteer created; a
  * qdisc that was there before afsteer stays.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+
 import { join } from 'node:path';
-import { IS_ROOT, ROOT, World, announceSkip, sh } from '../support/world';
+import { afterEach, describe, expect, it } from 'vitest';
+import { announceSkip, IS_ROOT, ROOT, sh, World } from '../support/world';
 
 announceSkip('bridge hygiene (afsteer_bridge_out removed with the last pod)');
 
@@ -24,7 +25,10 @@ describe.skipIf(!IS_ROOT)('bridge filter hygiene', () => {
     w = new World();
     const conflist = w.conflist('hyg');
     const [a, b] = [w.netns('a'), w.netns('b')];
-    for (const [ns, id] of [[a, 'hyg-a'], [b, 'hyg-b']] as const) {
+    for (const [ns, id] of [
+      [a, 'hyg-a'],
+      [b, 'hyg-b'],
+    ] as const) {
       const r = await w.driver('add', conflist, ns, id);
       expect(r.code, r.stderr + r.stdout).toBe(0);
     }
@@ -52,7 +56,21 @@ describe.skipIf(!IS_ROOT)('bridge filter hygiene', () => {
     sh('ip', ['link', 'add', w.bridge, 'type', 'bridge']);
     sh('tc', ['qdisc', 'add', 'dev', w.bridge, 'clsact']);
     // (a BPF filter: the kernel here has no matchall/u32/flower classifier modules)
-    sh('tc', ['filter', 'add', 'dev', w.bridge, 'ingress', 'pref', '7', 'bpf', 'obj', join(ROOT, 'build', 'bench_empty.bpf.o'), 'sec', 'tc', 'da']);
+    sh('tc', [
+      'filter',
+      'add',
+      'dev',
+      w.bridge,
+      'ingress',
+      'pref',
+      '7',
+      'bpf',
+      'obj',
+      join(ROOT, 'build', 'bench_empty.bpf.o'),
+      'sec',
+      'tc',
+      'da',
+    ]);
     expect((await w.driver('add', conflist, ns, 'hygq-a')).code).toBe(0);
     expect(bridgeFilters(w)).toMatch(/afsteer_bridge_/);
     expect((await w.driver('del', conflist, ns, 'hygq-a')).code).toBe(0);

@@ -5,8 +5,21 @@ import { ECHO_MAPS, EchoCfgLayout, EchoStatsLayout } from '../../src/bpf/echo-re
 import { ALL_LAYOUTS, MAPS, type StructLayout } from '../../src/bpf/maps-layout';
 import { ROOT, sh } from '../support/world';
 
-interface BtfType { id: number; kind: string; name: string; size?: number; members?: { name: string; type_id: number; bits_offset: number }[]; type_id?: number; nr_elems?: number }
-interface MapDef { name: string; keySize: number; valueSize: number; maxEntries: number }
+interface BtfType {
+  id: number;
+  kind: string;
+  name: string;
+  size?: number;
+  members?: { name: string; type_id: number; bits_offset: number }[];
+  type_id?: number;
+  nr_elems?: number;
+}
+interface MapDef {
+  name: string;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+}
 
 const OBJECTS: { file: string; layouts: readonly StructLayout[]; maps: Record<string, MapDef> }[] = [
   { file: 'afsteer.bpf.o', layouts: ALL_LAYOUTS, maps: MAPS },
@@ -50,7 +63,9 @@ for (const obj of OBJECTS) {
           maxEntries: deref(m.max_entries!).nr_elems!,
         };
       }
-      const want = Object.fromEntries(Object.values(obj.maps).map((x) => [x.name, { keySize: x.keySize, valueSize: x.valueSize, maxEntries: x.maxEntries }]));
+      const want = Object.fromEntries(
+        Object.values(obj.maps).map((x) => [x.name, { keySize: x.keySize, valueSize: x.valueSize, maxEntries: x.maxEntries }]),
+      );
       expect(found).toEqual(want);
     });
   });

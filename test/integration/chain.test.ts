@@ -4,9 +4,9 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IS_ROOT, World, announceSkip, sh } from '../support/world';
 import { getEndpoint, readCounters } from '../../src/bpf/endpoint-map';
-import { Family, Direction } from '../../src/bpf/maps-layout';
+import { Direction, Family } from '../../src/bpf/maps-layout';
+import { announceSkip, IS_ROOT, sh, World } from '../support/world';
 
 announceSkip('chain (libcni + bridge + host-local + afsteer)');
 
@@ -17,7 +17,10 @@ interface AddResult {
 }
 
 function hostVethOf(w: World, containerId: string): { hostIfname: string; hostIfindex: number } {
-  const st = JSON.parse(sh('cat', [join(w.stateDir, 'attachments', `${containerId}_eth0.json`)])) as { hostIfname: string; hostIfindex: number };
+  const st = JSON.parse(sh('cat', [join(w.stateDir, 'attachments', `${containerId}_eth0.json`)])) as {
+    hostIfname: string;
+    hostIfindex: number;
+  };
   return st;
 }
 
@@ -75,7 +78,8 @@ describe.skipIf(!IS_ROOT)('chain through libcni', () => {
     const before = readCounters(w.pinDir, hostIfindex);
     for (const ip of ipsB) await w.inNs(nsA, ['ping', '-c', '5', '-i', '0.05', '-W', '2', ip]);
     const after = readCounters(w.pinDir, hostIfindex);
-    const total = (rows: typeof after, fam: number, dir: number) => rows.filter((r) => r.family === fam && r.direction === dir).reduce((s, r) => s + r.packets, 0n);
+    const total = (rows: typeof after, fam: number, dir: number) =>
+      rows.filter((r) => r.family === fam && r.direction === dir).reduce((s, r) => s + r.packets, 0n);
     for (const fam of [Family.ipv4, Family.ipv6]) {
       for (const dir of [Direction.fromPod, Direction.toPod]) {
         expect(total(after, fam, dir) - total(before, fam, dir), `family ${fam} dir ${dir}`).toBeGreaterThanOrEqual(5n);
@@ -121,7 +125,11 @@ describe.skipIf(!IS_ROOT)('chain through libcni', () => {
   });
 
   it('DEL with an empty CNI_NETNS succeeds', async () => {
-    const r = await w.plugin('DEL', { cniVersion: '1.0.0', name: 'chain-' + w.id, ...w.afsteerConf() }, { CNI_CONTAINERID: 'never-added', CNI_IFNAME: 'eth0', CNI_NETNS: '' });
+    const r = await w.plugin(
+      'DEL',
+      { cniVersion: '1.0.0', name: 'chain-' + w.id, ...w.afsteerConf() },
+      { CNI_CONTAINERID: 'never-added', CNI_IFNAME: 'eth0', CNI_NETNS: '' },
+    );
     expect(r.code, r.stdout).toBe(0);
     expect(r.stdout).toBe('');
   });

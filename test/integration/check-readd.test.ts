@@ -2,9 +2,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IS_ROOT, World, announceSkip, sh } from '../support/world';
 import { deleteEndpoint, getEndpoint, putEndpoint } from '../../src/bpf/endpoint-map';
 import { listPairs, registerRemote, setSteering, unregisterRemote } from '../../src/bpf/steering';
+import { announceSkip, IS_ROOT, sh, World } from '../support/world';
 
 announceSkip('CHECK details and repeated ADD');
 
@@ -13,7 +13,13 @@ describe.skipIf(!IS_ROOT)('CHECK details and repeated ADD', () => {
   beforeAll(() => (w = new World()));
   afterAll(() => w?.cleanup());
 
-  const state = (id: string) => JSON.parse(readFileSync(join(w.stateDir, 'attachments', `${id}_eth0.json`), 'utf8')) as { hostIfname: string; hostIfindex: number; createdClsact: boolean; mtu: { before: number; after: number } };
+  const state = (id: string) =>
+    JSON.parse(readFileSync(join(w.stateDir, 'attachments', `${id}_eth0.json`), 'utf8')) as {
+      hostIfname: string;
+      hostIfindex: number;
+      createdClsact: boolean;
+      mtu: { before: number; after: number };
+    };
 
   it('CHECK fails naming the MTU, then the map entry, then an address', async () => {
     const logFile = join(w.stateDir, 'afsteer.log'); // logFile must be under /var/log or the stateDir
@@ -69,7 +75,7 @@ describe.skipIf(!IS_ROOT)('CHECK details and repeated ADD', () => {
     expect((await w.driver('del', list, ns, 'ctr-b')).code).toBe(0);
   });
 
-  it('ADD over a stale endpoint entry (another pod on a reused ifindex) drops that pod\'s steering', async () => {
+  it("ADD over a stale endpoint entry (another pod on a reused ifindex) drops that pod's steering", async () => {
     const list = w.conflist('stale');
     const ns = w.netns('c');
     const add = await w.driver('add', list, ns, 'ctr-c');

@@ -37,7 +37,12 @@ describe('afsteerd output through a pipe', () => {
 
   it('status --json larger than a pipe (64 KiB) is read whole', async () => {
     const out = await new Promise<string>((resolve, reject) =>
-      execFile(AFSTEERD_BIN, ['status', '--json', '--socket', sock], { encoding: 'utf8', maxBuffer: 64 << 20, timeout: 20_000 }, (err, stdout) => (err ? reject(err) : resolve(stdout))),
+      execFile(
+        AFSTEERD_BIN,
+        ['status', '--json', '--socket', sock],
+        { encoding: 'utf8', maxBuffer: 64 << 20, timeout: 20_000 },
+        (err, stdout) => (err ? reject(err) : resolve(stdout)),
+      ),
     );
     expect(out.length).toBeGreaterThan(256 * 1024);
     const got = JSON.parse(out);

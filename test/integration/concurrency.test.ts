@@ -2,10 +2,10 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IS_ROOT, World, announceSkip, sh } from '../support/world';
 import { listEndpoints, readCounters } from '../../src/bpf/endpoint-map';
 import { MAPS } from '../../src/bpf/maps-layout';
 import { WRITER_GEN_MAP } from '../../src/bpf/writer-lock';
+import { announceSkip, IS_ROOT, sh, World } from '../support/world';
 
 announceSkip('50 parallel ADD/DEL');
 

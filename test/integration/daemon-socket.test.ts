@@ -9,7 +9,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IS_ROOT, World, announceSkip } from '../support/world';
+import { announceSkip, IS_ROOT, World } from '../support/world';
 
 announceSkip('daemonSocket notification');
 
@@ -38,7 +38,14 @@ describe.skipIf(!IS_ROOT)('daemonSocket notification', () => {
     await listen(sock, (c) => {
       let b = '';
       c.on('data', (d) => (b += d));
-      c.on('end', () => lines.push(...b.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>)));
+      c.on('end', () =>
+        lines.push(
+          ...b
+            .split('\n')
+            .filter(Boolean)
+            .map((l) => JSON.parse(l) as Record<string, unknown>),
+        ),
+      );
     });
     const list = w.conflist('notify', { afsteer: { daemonSocket: sock } });
     const ns = w.netns('n1');

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { echoesReflected } from '../../src/bpf/echo-reflector';
 import { Children, exited, nsExec, waitFor } from '../support/process';
-import { AFSTEER_BIN, IS_ROOT, announceSkip, sh } from '../support/world';
+import { AFSTEER_BIN, announceSkip, IS_ROOT, sh } from '../support/world';
 
 announceSkip('kernel echo reflector');
 
@@ -45,7 +45,10 @@ describe.skipIf(!IS_ROOT)('kernel echo reflector', () => {
     dir = mkdtempSync(join(tmpdir(), `afsteer-echo-${id}-`));
     for (const ns of [nsA, nsB]) sh('ip', ['netns', 'add', ns]);
     sh('ip', ['link', 'add', `ea${id}`, 'netns', nsA, 'type', 'veth', 'peer', 'name', `eb${id}`, 'netns', nsB]);
-    for (const [ns, dev, a4, a6] of [[nsA, `ea${id}`, '10.77.0.1', 'fd77:e::1'], [nsB, `eb${id}`, '10.77.0.2', 'fd77:e::2']] as const) {
+    for (const [ns, dev, a4, a6] of [
+      [nsA, `ea${id}`, '10.77.0.1', 'fd77:e::1'],
+      [nsB, `eb${id}`, '10.77.0.2', 'fd77:e::2'],
+    ] as const) {
       // No DAD on the link-local either: neighbour discovery would wait for it, delaying the first IPv6 echo.
       sh('ip', ['netns', 'exec', ns, 'sysctl', '-qw', `net.ipv6.conf.${dev}.accept_dad=0`]);
       sh('ip', ['-n', ns, 'addr', 'add', `${a4}/24`, 'dev', dev]);
@@ -56,8 +59,23 @@ describe.skipIf(!IS_ROOT)('kernel echo reflector', () => {
     const keyFile = join(dir, 'key');
     writeFileSync(keyFile, randomBytes(32), { mode: 0o600 });
     const cfg = join(dir, 'b.json');
-    writeFileSync(cfg, JSON.stringify({ nodeName: 'echo-b', keyFile, pinDir, stateDir: join(dir, 'state'), controlSocket: join(dir, 'b.sock'), port: PORT, metrics: '', addresses: { ipv4: '10.77.0.2', ipv6: 'fd77:e::2' }, logLevel: 'info' }));
-    const d = children.spawn('nsenter', [`--net=/run/netns/${nsB}`, join(AFSTEER_BIN, '..', 'afsteerd'), 'run', '--config', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
+    writeFileSync(
+      cfg,
+      JSON.stringify({
+        nodeName: 'echo-b',
+        keyFile,
+        pinDir,
+        stateDir: join(dir, 'state'),
+        controlSocket: join(dir, 'b.sock'),
+        port: PORT,
+        metrics: '',
+        addresses: { ipv4: '10.77.0.2', ipv6: 'fd77:e::2' },
+        logLevel: 'info',
+      }),
+    );
+    const d = children.spawn('nsenter', [`--net=/run/netns/${nsB}`, join(AFSTEER_BIN, '..', 'afsteerd'), 'run', '--config', cfg], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let log = '';
     d.stderr!.on('data', (c) => (log += c));
     await waitFor(() => /afsteerd started/.test(log), 15_000, `afsteerd started (${log})`);

@@ -1,5 +1,5 @@
 /** Error replies of the real executable: code, a message a human can act on, nothing else on stdout. */
-import { mkdtempSync, existsSync, rmSync, chmodSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -65,7 +65,11 @@ describe('error replies of dist/afsteer', () => {
       // As an unprivileged user the executable would extract addons under $HOME/.cache/afsteer/native.
       const asNobody = (verb: string, input: string) =>
         runWithInput('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', AFSTEER_BIN], input, {
-          PATH: process.env.PATH, HOME: home, CNI_COMMAND: verb, NODE_OPTIONS: '--require /nonexistent/inject.js', ...env,
+          PATH: process.env.PATH,
+          HOME: home,
+          CNI_COMMAND: verb,
+          NODE_OPTIONS: '--require /nonexistent/inject.js',
+          ...env,
         });
       const v = await asNobody('VERSION', '{}');
       expect(v.code, v.stderr).toBe(0);

@@ -7,14 +7,15 @@
  * pair's wire; a killed node ages out as a silent peer does and its record goes with its lease.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IS_ROOT, announceSkip } from '../support/world';
-import { TwoNodes, waitFor, type SimDaemon, type SimPod } from '../support/two-nodes';
-import { ETCD_BIN, EtcdServer } from '../support/etcd';
 import { listRemotes } from '../../src/bpf/steering';
+import { ETCD_BIN, EtcdServer } from '../support/etcd';
+import { type SimDaemon, type SimPod, TwoNodes, waitFor } from '../support/two-nodes';
+import { announceSkip, IS_ROOT } from '../support/world';
 
 const OUTAGE_MS = Number(process.env.AFSTEER_ETCD_OUTAGE_S ?? 30) * 1000;
 announceSkip('afsteerd with etcd discovery');
-if (IS_ROOT && !ETCD_BIN) console.warn('SKIPPED afsteerd with etcd discovery: no etcd binary (apt-get install etcd-server; scripts/setup.sh installs it)');
+if (IS_ROOT && !ETCD_BIN)
+  console.warn('SKIPPED afsteerd with etcd discovery: no etcd binary (apt-get install etcd-server; scripts/setup.sh installs it)');
 
 describe.skipIf(!IS_ROOT || !ETCD_BIN)('afsteerd with etcd discovery across a router', () => {
   let t: TwoNodes;
@@ -38,26 +39,42 @@ describe.skipIf(!IS_ROOT || !ETCD_BIN)('afsteerd with etcd discovery across a ro
     await etcd?.destroy();
   });
 
-  const wire = (pod: SimPod, remote: SimPod) => (t.status(d[[t.a, t.b, t.c].indexOf(pod.node)]!) as Promise<any>).then((s) => s.pairs.find((p: any) => p.remote === remote.id)?.wire);
-  const peerNames = async (x: SimDaemon) => ((await t.status(x)).peers as any[]).map((p) => p.node).sort().join();
+  const wire = (pod: SimPod, remote: SimPod) =>
+    (t.status(d[[t.a, t.b, t.c].indexOf(pod.node)]!) as Promise<any>).then((s) => s.pairs.find((p: any) => p.remote === remote.id)?.wire);
+  const peerNames = async (x: SimDaemon) =>
+    ((await t.status(x)).peers as any[])
+      .map((p) => p.node)
+      .sort()
+      .join();
 
   it('discovery converges from etcd records alone: every node has the other two as peers on both families, and their pods as remotes', async () => {
-    await waitFor(async () => {
-      for (const x of d) {
-        const s = await t.status(x);
-        if (s.peers.length !== 2 || s.peers.some((p: any) => p.families.IPv4?.state !== 'up' || p.families.IPv6?.state !== 'up')) return false;
-      }
-      return true;
-    }, 20_000, 'three nodes converged over etcd');
-    expect(listRemotes(t.a.pinDir).map((r) => r.ipv4).sort()).toEqual([pb.ipv4, pc.ipv4].sort());
+    await waitFor(
+      async () => {
+        for (const x of d) {
+          const s = await t.status(x);
+          if (s.peers.length !== 2 || s.peers.some((p: any) => p.families.IPv4?.state !== 'up' || p.families.IPv6?.state !== 'up'))
+            return false;
+        }
+        return true;
+      },
+      20_000,
+      'three nodes converged over etcd',
+    );
+    expect(
+      listRemotes(t.a.pinDir)
+        .map((r) => r.ipv4)
+        .sort(),
+    ).toEqual([pb.ipv4, pc.ipv4].sort());
     const s = await t.status(d[0]!);
     expect(s.etcd).toMatchObject({ reachable: true, targets: 2 });
     expect(s.counters.tx.announce).toBeGreaterThan(0);
   });
 
   it(`an etcd restart and etcd down for ${OUTAGE_MS / 1000} s change no peer and no pair's wire`, async () => {
-    const keep = [t.inPod(pa, ['ping', '-q', '-c', String(Math.ceil((OUTAGE_MS + 20_000) / 500)), '-i', '0.5', '-W', '1', pb.ipv4]).catch(() => ''),
-      t.inPod(pa, ['ping', '-q', '-c', String(Math.ceil((OUTAGE_MS + 20_000) / 500)), '-i', '0.5', '-W', '1', pc.ipv4]).catch(() => '')];
+    const keep = [
+      t.inPod(pa, ['ping', '-q', '-c', String(Math.ceil((OUTAGE_MS + 20_000) / 500)), '-i', '0.5', '-W', '1', pb.ipv4]).catch(() => ''),
+      t.inPod(pa, ['ping', '-q', '-c', String(Math.ceil((OUTAGE_MS + 20_000) / 500)), '-i', '0.5', '-W', '1', pc.ipv4]).catch(() => ''),
+    ];
     await waitFor(async () => (await wire(pa, pb)) === 'native' && (await wire(pa, pc)) === 'native', 10_000, 'both pairs negotiated');
     const before = await Promise.all([wire(pa, pb), wire(pb, pa), wire(pa, pc), wire(pc, pa)]);
     const problems: string[] = [];
@@ -77,13 +94,21 @@ describe.skipIf(!IS_ROOT || !ETCD_BIN)('afsteerd with etcd discovery across a ro
     try {
       await etcd.stop();
       await etcd.start();
-      await waitFor(async () => (await Promise.all(d.map((x) => t.status(x)))).every((s) => s.etcd.reachable), 15_000, 'every daemon back on etcd after the restart');
+      await waitFor(
+        async () => (await Promise.all(d.map((x) => t.status(x)))).every((s) => s.etcd.reachable),
+        15_000,
+        'every daemon back on etcd after the restart',
+      );
       await etcd.stop();
       await new Promise((r) => setTimeout(r, OUTAGE_MS));
       const down = await Promise.all(d.map((x) => t.status(x)));
       for (const s of down) expect(s.etcd).toMatchObject({ reachable: false, targets: 2 });
       await etcd.start();
-      await waitFor(async () => (await Promise.all(d.map((x) => t.status(x)))).every((s) => s.etcd.reachable && s.etcd.targets === 2), 15_000, 'every daemon back on etcd after the outage');
+      await waitFor(
+        async () => (await Promise.all(d.map((x) => t.status(x)))).every((s) => s.etcd.reachable && s.etcd.targets === 2),
+        15_000,
+        'every daemon back on etcd after the outage',
+      );
     } finally {
       sampling = false;
       await sampler;

@@ -7,14 +7,14 @@
  * leave every target in place, and afterwards the records are back under live leases and a new
  * node sees the others. Needs no root (loopback only); skipped when there is no etcd binary.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { build } from 'esbuild';
 import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EtcdDiscovery } from '../../src/negotiator/discovery/etcd';
 import type { EtcdDiscoveryConfig } from '../../src/negotiator/config';
+import { EtcdDiscovery } from '../../src/negotiator/discovery/etcd';
 import { decodeRecord, encodeRecord } from '../../src/negotiator/protocol/record';
 import type { Logger } from '../../src/util/log';
 import { ETCD_BIN, EtcdServer, until } from '../support/etcd';
@@ -40,7 +40,12 @@ describe.skipIf(!ETCD_BIN)('etcd discovery against a real etcd', () => {
   let admin: Etcd3;
   let cfg: EtcdDiscoveryConfig;
 
-  const rec = (name: string, n: number) => ({ node: name, addresses: { ipv4: `127.0.1.${n}`, ipv6: `2001:db8::${n}` }, port: 6170 + n, families: ['IPv4' as const, 'IPv6' as const] });
+  const rec = (name: string, n: number) => ({
+    node: name,
+    addresses: { ipv4: `127.0.1.${n}`, ipv6: `2001:db8::${n}` },
+    port: 6170 + n,
+    families: ['IPv4' as const, 'IPv6' as const],
+  });
   const startNode = async (name: string, n: number): Promise<Node> => {
     const lines: Node['lines'] = [];
     const mk = (level: string) => (msg: string) => void lines.push({ level, msg, at: Date.now() });
@@ -52,7 +57,11 @@ describe.skipIf(!ETCD_BIN)('etcd discovery against a real etcd', () => {
     return node;
   };
   const names = (n: Node) => n.d.targets().map((t) => t.node);
-  const others = (n: Node, all: Node[]) => all.filter((o) => o !== n).map((o) => o.name).sort();
+  const others = (n: Node, all: Node[]) =>
+    all
+      .filter((o) => o !== n)
+      .map((o) => o.name)
+      .sort();
   const converged = (all: Node[]) => all.every((n) => JSON.stringify(names(n)) === JSON.stringify(others(n, all)));
   const etcdKeys = async () => (await admin.getAll().prefix(prefix).keys()).map((k) => k.slice(prefix.length)).sort();
 
@@ -87,12 +96,23 @@ describe.skipIf(!ETCD_BIN)('etcd discovery against a real etcd', () => {
     await admin.put(prefix + 'node-z').value(encodeRecord(key, { ...rec('node-q', 7), ...now }));
     // node-a's own record overwritten by a forgery: node-a puts its own back, the others keep it.
     await admin.put(prefix + 'node-a').value(encodeRecord(forger, { ...rec('node-a', 6), ...now }));
-    await until(() => [b!, c!].every((n) => (n.d.status().refused.mac ?? 0) >= 2 && n.d.status().refused.encoding === 1 && n.d.status().refused.name === 1), 5000, 'the refusals to be counted');
-    await until(async () => {
-      const v = await admin.get(prefix + 'node-a').buffer();
-      const r = v && decodeRecord(key, v);
-      return typeof r === 'object' && r !== null && r.node === 'node-a' && r.port === 6171;
-    }, 5000, "node-a to put its own record back");
+    await until(
+      () =>
+        [b!, c!].every(
+          (n) => (n.d.status().refused.mac ?? 0) >= 2 && n.d.status().refused.encoding === 1 && n.d.status().refused.name === 1,
+        ),
+      5000,
+      'the refusals to be counted',
+    );
+    await until(
+      async () => {
+        const v = await admin.get(prefix + 'node-a').buffer();
+        const r = v && decodeRecord(key, v);
+        return typeof r === 'object' && r !== null && r.node === 'node-a' && r.port === 6171;
+      },
+      5000,
+      'node-a to put its own record back',
+    );
     expect(a!.d.status().ownRecordRestored).toBeGreaterThanOrEqual(1);
     expect(converged([a!, b!, c!])).toBe(true);
     expect(b!.d.targets()[0]).toEqual(rec('node-a', 1));
@@ -101,15 +121,26 @@ describe.skipIf(!ETCD_BIN)('etcd discovery against a real etcd', () => {
     await admin.delete().key(prefix + 'node-z');
   });
 
-  it('a stopped node (lease revoked) and a killed node (lease expired) leave the others\' targets', async () => {
+  it("a stopped node (lease revoked) and a killed node (lease expired) leave the others' targets", async () => {
     const [a, b, c] = nodes;
     // Killed: a process of its own, SIGKILLed, so nothing revokes its lease.
     const out = join(ROOT, 'build', 'run', 'etcd-node.mjs');
     await build({
-      entryPoints: [join(ROOT, 'test', 'fixtures', 'etcd-node.ts')], outfile: out, bundle: true, platform: 'node', format: 'esm', target: 'node24',
-      packages: 'external', logLevel: 'warning', banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+      entryPoints: [join(ROOT, 'test', 'fixtures', 'etcd-node.ts')],
+      outfile: out,
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      target: 'node24',
+      packages: 'external',
+      logLevel: 'warning',
+      banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
     });
-    const child = spawn(process.execPath, [out, JSON.stringify({ endpoint: etcd.url, prefix, keyHex: key.toString('hex'), node: 'node-d', ttl: KILLED_TTL_S })], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const child = spawn(
+      process.execPath,
+      [out, JSON.stringify({ endpoint: etcd.url, prefix, keyHex: key.toString('hex'), node: 'node-d', ttl: KILLED_TTL_S })],
+      { stdio: ['ignore', 'pipe', 'ignore'] },
+    );
     children.push(child);
     let stdout = '';
     child.stdout!.on('data', (b: Buffer) => (stdout += b.toString()));
@@ -117,7 +148,11 @@ describe.skipIf(!ETCD_BIN)('etcd discovery against a real etcd', () => {
     await until(() => [a!, b!, c!].every((n) => names(n).includes('node-d')), 5000, 'node-d to be a target');
     child.kill('SIGKILL');
     const killedAt = Date.now();
-    await until(() => [a!, b!, c!].every((n) => !names(n).includes('node-d')), (KILLED_TTL_S + 4) * 1000, 'node-d to be dropped after its lease expired');
+    await until(
+      () => [a!, b!, c!].every((n) => !names(n).includes('node-d')),
+      (KILLED_TTL_S + 4) * 1000,
+      'node-d to be dropped after its lease expired',
+    );
     const tookKilled = Date.now() - killedAt;
     expect(tookKilled).toBeGreaterThan(KILLED_TTL_S * 1000 - 1000);
     // Stopped: the lease is revoked, the others drop it at once.
@@ -138,7 +173,9 @@ describe.skipIf(!ETCD_BIN)('etcd discovery against a real etcd', () => {
     const oldB = await admin.get(prefix + 'node-b').buffer();
     const violations: string[] = [];
     const sampler = setInterval(() => {
-      for (const n of all) if (JSON.stringify(names(n)) !== JSON.stringify(others(n, all))) violations.push(`${n.name} had ${names(n).join(',')} at ${new Date().toISOString()}`);
+      for (const n of all)
+        if (JSON.stringify(names(n)) !== JSON.stringify(others(n, all)))
+          violations.push(`${n.name} had ${names(n).join(',')} at ${new Date().toISOString()}`);
     }, 100);
     try {
       // Restart.
@@ -148,8 +185,16 @@ describe.skipIf(!ETCD_BIN)('etcd discovery against a real etcd', () => {
       await until(async () => (await etcdKeys()).join() === 'node-a,node-b,node-c', 5000, 'the records after the restart');
       // node-b's record from before the restart, put back: an older (epoch, seq) is a replay.
       await admin.put(prefix + 'node-b').value(oldB!);
-      await until(() => all.filter((n) => n.name !== 'node-b').every((n) => (n.d.status().refused.replay ?? 0) >= 1), 5000, 'the replay to be refused');
-      await until(async () => (await admin.get(prefix + 'node-b').buffer())?.equals(oldB!) === false, 5000, 'node-b to put its record back');
+      await until(
+        () => all.filter((n) => n.name !== 'node-b').every((n) => (n.d.status().refused.replay ?? 0) >= 1),
+        5000,
+        'the replay to be refused',
+      );
+      await until(
+        async () => (await admin.get(prefix + 'node-b').buffer())?.equals(oldB!) === false,
+        5000,
+        'node-b to put its record back',
+      );
 
       // Outage.
       const warnsBefore = all.map((n) => n.lines.filter((l) => l.msg.startsWith('etcd unreachable')).length);

@@ -3,8 +3,8 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IS_ROOT, World, announceSkip, sh } from '../support/world';
 import { getEndpoint } from '../../src/bpf/endpoint-map';
+import { announceSkip, IS_ROOT, sh, World } from '../support/world';
 
 announceSkip('GC and STATUS');
 
@@ -37,7 +37,15 @@ describe.skipIf(!IS_ROOT)('GC and STATUS', () => {
       expect(add.code, add.stderr).toBe(0);
       hosts.set(id, JSON.parse(sh('cat', [join(w.stateDir, 'attachments', `ctr-${id}_eth0.json`)])));
     }
-    const conf = { cniVersion: '1.1.0', name: `gc-${w.id}`, ...w.afsteerConf(), 'cni.dev/valid-attachments': [{ containerID: 'ctr-keep', ifname: 'eth0' }, { containerID: 'ctr-drop2', ifname: 'eth0' }] };
+    const conf = {
+      cniVersion: '1.1.0',
+      name: `gc-${w.id}`,
+      ...w.afsteerConf(),
+      'cni.dev/valid-attachments': [
+        { containerID: 'ctr-keep', ifname: 'eth0' },
+        { containerID: 'ctr-drop2', ifname: 'eth0' },
+      ],
+    };
     const gc = await w.plugin('GC', conf);
     expect(gc.code, gc.stdout + gc.stderr).toBe(0);
     expect(w.stateFiles().sort()).toEqual(['ctr-drop2_eth0.json', 'ctr-keep_eth0.json']);
@@ -47,7 +55,12 @@ describe.skipIf(!IS_ROOT)('GC and STATUS', () => {
     expect(getEndpoint(w.pinDir, hosts.get('keep')!.hostIfindex)).toBeDefined();
     expect(sh('tc', ['filter', 'show', 'dev', hosts.get('keep')!.hostIfname, 'ingress'])).toMatch(/afsteer/);
 
-    const legacy = { cniVersion: '1.1.0', name: `gc-${w.id}`, ...w.afsteerConf(), 'cni.dev/attachments': [{ containerID: 'ctr-keep', ifname: 'eth0' }] };
+    const legacy = {
+      cniVersion: '1.1.0',
+      name: `gc-${w.id}`,
+      ...w.afsteerConf(),
+      'cni.dev/attachments': [{ containerID: 'ctr-keep', ifname: 'eth0' }],
+    };
     expect((await w.plugin('GC', legacy)).code).toBe(0);
     expect(w.stateFiles()).toEqual(['ctr-keep_eth0.json']);
 

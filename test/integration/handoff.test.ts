@@ -6,13 +6,13 @@
  * down, and with an afsteerd that hangs (SIGSTOP), the plugin does the ADD itself within its short
  * timeout, and the hung daemon, once resumed, does not apply it a second time.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exited, waitFor } from '../support/process';
-import { IS_ROOT, REFERENCE_PLUGINS, ROOT, World, announceSkip, runWithInput } from '../support/world';
+import { announceSkip, IS_ROOT, REFERENCE_PLUGINS, ROOT, runWithInput, World } from '../support/world';
 
 announceSkip('ADD hand-off to afsteerd');
 
@@ -27,7 +27,19 @@ describe.skipIf(!IS_ROOT)('ADD hand-off to afsteerd', () => {
     const keyFile = join(w.dir, 'cluster.key');
     writeFileSync(keyFile, randomBytes(32), { mode: 0o600 });
     const config = join(w.dir, 'afsteerd.json');
-    writeFileSync(config, JSON.stringify({ nodeName: `ho-${w.id}`, pinDir: w.pinDir, stateDir: w.stateDir, controlSocket: sock, addresses: { ipv4: '127.0.0.1' }, port: 20000 + (parseInt(w.id, 16) % 20000), keyFile, discovery: { static: [] } }));
+    writeFileSync(
+      config,
+      JSON.stringify({
+        nodeName: `ho-${w.id}`,
+        pinDir: w.pinDir,
+        stateDir: w.stateDir,
+        controlSocket: sock,
+        addresses: { ipv4: '127.0.0.1' },
+        port: 20000 + (parseInt(w.id, 16) % 20000),
+        keyFile,
+        discovery: { static: [] },
+      }),
+    );
     daemon = spawn(join(ROOT, 'dist', 'afsteerd'), ['run', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
     let buf = '';
     daemon.stderr!.on('data', (d) => {
@@ -64,7 +76,7 @@ describe.skipIf(!IS_ROOT)('ADD hand-off to afsteerd', () => {
     await waitFor(() => handedOver('ctr-up').length === 1, 2000, 'the daemon log line of the ADD');
     expect(handedOver('ctr-up')[0]!.exitCode).toBe(0);
     const result = JSON.parse(add.stdout) as { ips: { address: string }[] };
-    expect(result.ips.map((i) => i.address.includes(':') ? 6 : 4).sort()).toEqual([4, 6]);
+    expect(result.ips.map((i) => (i.address.includes(':') ? 6 : 4)).sort()).toEqual([4, 6]);
     expect(w.stateFiles()).toEqual(['ctr-up_eth0.json']);
     const check = await w.driver('check', list, ns, 'ctr-up');
     expect(check.code, check.stderr).toBe(0);
@@ -85,9 +97,23 @@ describe.skipIf(!IS_ROOT)('ADD hand-off to afsteerd', () => {
 
   it('the same ADD prints the same result and the same state up and down; an invalid ADD the same error', async () => {
     const ns = w.netns('same');
-    const bridgeConf = { cniVersion: '1.0.0', name: `same-${w.id}`, type: 'bridge', bridge: w.bridge, isGateway: true, ipMasq: false, ipam: { type: 'host-local', ranges: [[{ subnet: w.v4Subnet }], [{ subnet: w.v6Subnet }]], dataDir: w.ipamDir } };
+    const bridgeConf = {
+      cniVersion: '1.0.0',
+      name: `same-${w.id}`,
+      type: 'bridge',
+      bridge: w.bridge,
+      isGateway: true,
+      ipMasq: false,
+      ipam: { type: 'host-local', ranges: [[{ subnet: w.v4Subnet }], [{ subnet: w.v6Subnet }]], dataDir: w.ipamDir },
+    };
     const env = { CNI_CONTAINERID: 'ctr-same', CNI_NETNS: ns, CNI_IFNAME: 'eth0' };
-    const bridgePlugin = (verb: string) => runWithInput(join(REFERENCE_PLUGINS, 'bridge'), [], JSON.stringify(bridgeConf), { PATH: process.env.PATH, CNI_COMMAND: verb, CNI_PATH: w.cniPath, ...env });
+    const bridgePlugin = (verb: string) =>
+      runWithInput(join(REFERENCE_PLUGINS, 'bridge'), [], JSON.stringify(bridgeConf), {
+        PATH: process.env.PATH,
+        CNI_COMMAND: verb,
+        CNI_PATH: w.cniPath,
+        ...env,
+      });
     const prev = await bridgePlugin('ADD');
     expect(prev.code, prev.stderr).toBe(0);
     const prevResult = JSON.parse(prev.stdout) as Record<string, unknown>;
@@ -115,7 +141,12 @@ describe.skipIf(!IS_ROOT)('ADD hand-off to afsteerd', () => {
     // A prevResult claiming an address the pod interface does not have: code 7, same text.
     const bad = structuredClone(prevResult) as { ips: { address: string }[] };
     bad.ips[0]!.address = bad.ips[0]!.address.includes(':') ? 'fd00:dead::9/64' : '10.254.254.9/24';
-    const badConf = (socket: string) => ({ cniVersion: '1.0.0', name: `same-${w.id}`, ...w.afsteerConf({ daemonSocket: socket }), prevResult: bad });
+    const badConf = (socket: string) => ({
+      cniVersion: '1.0.0',
+      name: `same-${w.id}`,
+      ...w.afsteerConf({ daemonSocket: socket }),
+      prevResult: bad,
+    });
     const upErr = await w.plugin('ADD', badConf(sock), env);
     const dnErr = await w.plugin('ADD', badConf(down()), env);
     expect(upErr.code).toBe(1);

@@ -4,9 +4,9 @@
  * nftables, pods with their own policy next to pods on the daemon default.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IS_ROOT, announceSkip } from '../support/world';
-import { TwoNodes, twoNodesWithDaemons, waitFor, type SimDaemon, type SimPod } from '../support/two-nodes';
 import { listPairs } from '../../src/bpf/steering';
+import { type SimDaemon, type SimPod, type TwoNodes, twoNodesWithDaemons, waitFor } from '../support/two-nodes';
+import { announceSkip, IS_ROOT } from '../support/world';
 
 announceSkip('afsteerd policies between two simulated nodes');
 
@@ -19,7 +19,8 @@ describe.skipIf(!IS_ROOT)('afsteerd policies between two simulated nodes', () =>
 
   const wireOf = (pod: SimPod) => t.wireOf(pod);
   /** Keeps a pair active: pings in the background for ms. */
-  const talk = (from: SimPod, to: string, ms: number) => t.inPod(from, ['ping', '-q', '-c', String(Math.ceil(ms / 100)), '-i', '0.1', '-W', '1', to]).catch(() => '');
+  const talk = (from: SimPod, to: string, ms: number) =>
+    t.inPod(from, ['ping', '-q', '-c', String(Math.ceil(ms / 100)), '-i', '0.1', '-W', '1', to]).catch(() => '');
 
   beforeAll(async () => {
     ({ t, pa, pb, da, db } = await twoNodesWithDaemons());
@@ -43,11 +44,13 @@ describe.skipIf(!IS_ROOT)('afsteerd policies between two simulated nodes', () =>
     await bg;
   }, 40_000);
 
-  it('the plugin tells afsteerd of ADD at once (no rescan needed), with the pod\'s policy from CNI_ARGS', async () => {
+  it("the plugin tells afsteerd of ADD at once (no rescan needed), with the pod's policy from CNI_ARGS", async () => {
     // The daemons rescan state files every 60 s here: only the notification can be this fast.
     da.child.kill('SIGTERM');
     await da.exited;
-    da = await t.startDaemon(t.a, { timers: { announceIntervalMs: 300, peerTimeoutMs: 3000, evalIntervalMs: 100, negotiateIntervalMs: 500, rescanMs: 60_000 } });
+    da = await t.startDaemon(t.a, {
+      timers: { announceIntervalMs: 300, peerTimeoutMs: 3000, evalIntervalMs: 100, negotiateIntervalMs: 500, rescanMs: 60_000 },
+    });
     const t0 = Date.now();
     await t.addPod(t.a, 'ax', 'IgnoreUnknown=1;K8S_POD_NAMESPACE=ns1;K8S_POD_NAME=cnf-x;AFSTEER_POLICY=weighted:2,0,3');
     const s = await t.status(da);
@@ -68,7 +71,11 @@ describe.skipIf(!IS_ROOT)('afsteerd policies between two simulated nodes', () =>
     await t.impair(6, 20);
     try {
       const bg = pairs.map(([a, b]) => talk(a, b.ipv4, 12_000));
-      const took = await waitFor(() => pairs.every(([a, b, want]) => wireOf(a) === want && wireOf(b) === want), 12_000, 'each pair on its policy\'s family');
+      const took = await waitFor(
+        () => pairs.every(([a, b, want]) => wireOf(a) === want && wireOf(b) === want),
+        12_000,
+        "each pair on its policy's family",
+      );
       console.log(`four policies settled on their families in ${took} ms`);
       const s = await t.status(da);
       const byLocal = Object.fromEntries((s.pairs as any[]).map((p) => [p.local, p]));
@@ -84,7 +91,8 @@ describe.skipIf(!IS_ROOT)('afsteerd policies between two simulated nodes', () =>
   }, 60_000);
 
   it('equal impairment on both families (1% loss, 10 ± 10 ms each way) for 2 minutes: no switch', async () => {
-    for (const d of [da, db]) expect((await t.status(d)).pairs.every((p: any) => p.wire === 'native' || p.wire === 'ipv4' || p.wire === 'ipv6')).toBe(true);
+    for (const d of [da, db])
+      expect((await t.status(d)).pairs.every((p: any) => p.wire === 'native' || p.wire === 'ipv4' || p.wire === 'ipv6')).toBe(true);
     // Start from native everywhere: wait out the previous test's hold-downs.
     await waitFor(() => listPairs(t.a.pinDir).every((p) => p.wire === 'native'), 30_000, 'native before the run');
     await t.delay(4, 10, 10);
@@ -97,13 +105,17 @@ describe.skipIf(!IS_ROOT)('afsteerd policies between two simulated nodes', () =>
     await new Promise((r) => setTimeout(r, 6000));
     await warm;
     await waitFor(() => listPairs(t.a.pinDir).every((p) => p.wire === 'native'), 15_000, 'native with both impairments in place');
-    const settling = [...(await t.status(da)).switches, ...(await t.status(db)).switches].filter((x: any) => Date.parse(x.at) > Date.now() - 30_000);
+    const settling = [...(await t.status(da)).switches, ...(await t.status(db)).switches].filter(
+      (x: any) => Date.parse(x.at) > Date.now() - 30_000,
+    );
     if (settling.length) console.log(`while the impairments went in: ${JSON.stringify(settling)}`);
     const before = [(await t.status(da)).switchesTotal as number, (await t.status(db)).switchesTotal as number];
     try {
       await Promise.all([talk(pa, pb.ipv4, 120_000), talk(pa, pb.ipv6, 120_000)]);
       const [sa, sb] = [await t.status(da), await t.status(db)];
-      console.log(`2 min equal impairment: IPv4 ${JSON.stringify(sa.peers[0].families.IPv4)} IPv6 ${JSON.stringify(sa.peers[0].families.IPv6)}`);
+      console.log(
+        `2 min equal impairment: IPv4 ${JSON.stringify(sa.peers[0].families.IPv4)} IPv6 ${JSON.stringify(sa.peers[0].families.IPv6)}`,
+      );
       expect(sa.peers[0].families.IPv4.latency_ms).toBeGreaterThan(10);
       expect(sa.switchesTotal - before[0]!, JSON.stringify(sa.switches)).toBe(0);
       expect(sb.switchesTotal - before[1]!, JSON.stringify(sb.switches)).toBe(0);

@@ -4,9 +4,9 @@
  * blackholed on one node's link moves only the pairs toward that node.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IS_ROOT, announceSkip } from '../support/world';
-import { TwoNodes, waitFor, type SimDaemon, type SimPod } from '../support/two-nodes';
 import { listRemotes } from '../../src/bpf/steering';
+import { type SimDaemon, type SimPod, TwoNodes, waitFor } from '../support/two-nodes';
+import { announceSkip, IS_ROOT } from '../support/world';
 
 announceSkip('afsteerd with three simulated nodes');
 
@@ -29,19 +29,33 @@ describe.skipIf(!IS_ROOT)('afsteerd with three simulated nodes', () => {
   });
 
   it('discovery converges: every node has the other two as peers on both families and their pods as remotes', async () => {
-    await waitFor(async () => {
-      for (const x of d) {
-        const s = await t.status(x);
-        if (s.peers.length !== 2 || s.peers.some((p: any) => p.families.IPv4?.state !== 'up' || p.families.IPv6?.state !== 'up')) return false;
-      }
-      return true;
-    }, 15_000, 'three nodes converged');
-    expect(listRemotes(t.a.pinDir).map((r) => r.ipv4).sort()).toEqual([pb.ipv4, pc.ipv4].sort());
-    expect(listRemotes(t.c!.pinDir).map((r) => r.ipv4).sort()).toEqual([pa.ipv4, pb.ipv4].sort());
+    await waitFor(
+      async () => {
+        for (const x of d) {
+          const s = await t.status(x);
+          if (s.peers.length !== 2 || s.peers.some((p: any) => p.families.IPv4?.state !== 'up' || p.families.IPv6?.state !== 'up'))
+            return false;
+        }
+        return true;
+      },
+      15_000,
+      'three nodes converged',
+    );
+    expect(
+      listRemotes(t.a.pinDir)
+        .map((r) => r.ipv4)
+        .sort(),
+    ).toEqual([pb.ipv4, pc.ipv4].sort());
+    expect(
+      listRemotes(t.c!.pinDir)
+        .map((r) => r.ipv4)
+        .sort(),
+    ).toEqual([pa.ipv4, pb.ipv4].sort());
   });
 
   it("IPv4 blackholed on node C's link only: a0's pair with c0 moves to IPv6 (stream intact), its pair with b0 stays native", async () => {
-    const wire = (pod: SimPod, remote: SimPod) => (t.status(d[[t.a, t.b, t.c].indexOf(pod.node)]!) as Promise<any>).then((s) => s.pairs.find((p: any) => p.remote === remote.id)?.wire);
+    const wire = (pod: SimPod, remote: SimPod) =>
+      (t.status(d[[t.a, t.b, t.c].indexOf(pod.node)]!) as Promise<any>).then((s) => s.pairs.find((p: any) => p.remote === remote.id)?.wire);
     const keepB = t.inPod(pa, ['ping', '-q', '-c', '80', '-i', '0.1', '-W', '1', pb.ipv4]).catch(() => '');
     const { done } = await t.server(pc, pc.ipv4, 6600);
     const client = t.client(pa, pc.ipv4, 6600, ['--duration-ms', '5000', '--chunk', '16384', '--interval-ms', '5']);

@@ -3,15 +3,16 @@
  * in each node's namespace exchanging real UDP across the routed middle namespace, pods through
  * the real chain via libcni, impairments per family in the middle (nftables drop / random loss).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IS_ROOT, announceSkip } from '../support/world';
-import { AFSTEERD_BIN as AFSTEERD, TwoNodes, twoNodesWithDaemons, waitFor, type SimDaemon, type SimPod } from '../support/two-nodes';
-import { listPairs, listRemotes } from '../../src/bpf/steering';
-import { readUdpPcap } from '../support/pcap';
-import { decodeFrame, encodeFrame } from '../../src/negotiator/protocol/frame';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+
 import { randomBytes } from 'node:crypto';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { listPairs, listRemotes } from '../../src/bpf/steering';
+import { decodeFrame, encodeFrame } from '../../src/negotiator/protocol/frame';
+import { readUdpPcap } from '../support/pcap';
+import { AFSTEERD_BIN as AFSTEERD, type SimDaemon, type SimPod, type TwoNodes, twoNodesWithDaemons, waitFor } from '../support/two-nodes';
+import { announceSkip, IS_ROOT } from '../support/world';
 
 announceSkip('afsteerd between two simulated nodes');
 
@@ -33,11 +34,15 @@ describe.skipIf(!IS_ROOT)('afsteerd between two simulated nodes', () => {
   afterAll(() => t?.cleanup());
 
   it('discovery converges over static peers: each node sees the other on both families and registers its pod', async () => {
-    await waitFor(async () => {
-      const [sa, sb] = [await t.status(da), await t.status(db)];
-      const up = (s: any) => s.peers.length === 1 && s.peers[0].families.IPv4?.state === 'up' && s.peers[0].families.IPv6?.state === 'up';
-      return up(sa) && up(sb);
-    }, 10_000, 'both peers up on both families');
+    await waitFor(
+      async () => {
+        const [sa, sb] = [await t.status(da), await t.status(db)];
+        const up = (s: any) => s.peers.length === 1 && s.peers[0].families.IPv4?.state === 'up' && s.peers[0].families.IPv6?.state === 'up';
+        return up(sa) && up(sb);
+      },
+      10_000,
+      'both peers up on both families',
+    );
     expect(listRemotes(t.a.pinDir)).toEqual([{ ipv4: pb.ipv4, ipv6: pb.ipv6 }]);
     expect(listRemotes(t.b.pinDir)).toEqual([{ ipv4: pa.ipv4, ipv6: pa.ipv6 }]);
     // Pairs are negotiated on demand: none before the pods talk.
@@ -129,11 +134,20 @@ describe.skipIf(!IS_ROOT)('afsteerd between two simulated nodes', () => {
     await t.impair(4, null);
   }, 30_000);
 
-  it("a node whose daemon stays down past the peer timeout: its pinned steering still reaches the peer, which keeps decapsulating its pods for the retention time", async () => {
+  it('a node whose daemon stays down past the peer timeout: its pinned steering still reaches the peer, which keeps decapsulating its pods for the retention time', async () => {
     // B keeps A's pods for 60 s after A goes silent (the helper's default is 1 s).
     db.child.kill('SIGTERM');
     await db.exited;
-    db = await t.startDaemon(t.b, { timers: { announceIntervalMs: 300, peerTimeoutMs: 3000, remoteRetentionMs: 60_000, evalIntervalMs: 100, negotiateIntervalMs: 500, rescanMs: 1000 } });
+    db = await t.startDaemon(t.b, {
+      timers: {
+        announceIntervalMs: 300,
+        peerTimeoutMs: 3000,
+        remoteRetentionMs: 60_000,
+        evalIntervalMs: 100,
+        negotiateIntervalMs: 500,
+        rescanMs: 1000,
+      },
+    });
     await t.impair(4, 'blackhole');
     try {
       await t.inPod(pa, ['ping', '-c', '3', '-i', '0.2', '-W', '1', pb.ipv6]);
@@ -147,7 +161,10 @@ describe.skipIf(!IS_ROOT)('afsteerd between two simulated nodes', () => {
       // A's IPv4 datagrams still travel as IPv4-in-IPv6 and B still delivers them.
       const { done } = await t.server(pb, pb.ipv4, 6590, false, 'udp-server', ['--count', '20']);
       await t.client(pa, pb.ipv4, 6590, ['--count', '20', '--size', '200'], 'udp-client').catch(() => ({}));
-      const got = await Promise.race([done, new Promise<Record<string, unknown>>((r) => setTimeout(() => r({ received: 'timeout' }), 5000))]);
+      const got = await Promise.race([
+        done,
+        new Promise<Record<string, unknown>>((r) => setTimeout(() => r({ received: 'timeout' }), 5000)),
+      ]);
       expect(got.received).toBe(20);
     } finally {
       await t.impair(4, null);
@@ -163,10 +180,18 @@ describe.skipIf(!IS_ROOT)('afsteerd between two simulated nodes', () => {
     const badKey = join(t.dir, 'wrong.key');
     writeFileSync(badKey, randomBytes(32), { mode: 0o600 });
     const before = (await t.status(da)).counters.drops.mac ?? 0;
-    const rogue = await t.startDaemon(t.b, {
-      nodeName: 'rogue', port: 6171, controlSocket: join(t.dir, 'rogue.sock'), stateDir: join(t.dir, 'rogue-state'),
-      pinDir: `${t.b.pinDir}-rogue`, discovery: { static: [{ ...t.nodeAddresses(t.a), port: 6170 }] },
-    }, badKey);
+    const rogue = await t.startDaemon(
+      t.b,
+      {
+        nodeName: 'rogue',
+        port: 6171,
+        controlSocket: join(t.dir, 'rogue.sock'),
+        stateDir: join(t.dir, 'rogue-state'),
+        pinDir: `${t.b.pinDir}-rogue`,
+        discovery: { static: [{ ...t.nodeAddresses(t.a), port: 6170 }] },
+      },
+      badKey,
+    );
     try {
       await waitFor(async () => ((await t.status(da)).counters.drops.mac ?? 0) >= before + 4, 5000, 'rogue datagrams dropped');
       const s = await t.status(da);
@@ -186,15 +211,24 @@ describe.skipIf(!IS_ROOT)('afsteerd between two simulated nodes', () => {
     await waitFor(() => wireOf(pa) === 'ipv6' && wireOf(pb) === 'ipv6', 3000, 'steered');
     const key = readFileSync(t.keyFile);
     // Only the big frames (announcements, negotiation; probes are ~100 bytes, ~200 a second).
-    const pcap = await t.capture(t.b, 6170, 200, 4000, async () => {
-      await t.impair(4, null);
-      await new Promise((r) => setTimeout(r, 2000));
-    }, 200);
-    const frames = readUdpPcap(pcap).map((c) => c.payload).filter((b) => {
-      const f = decodeFrame(key, b);
-      // The capture holds both directions of the link: keep A's messages to B.
-      return typeof f !== 'string' && f.type === 'negotiate' && f.node === 'node-a';
-    });
+    const pcap = await t.capture(
+      t.b,
+      6170,
+      200,
+      4000,
+      async () => {
+        await t.impair(4, null);
+        await new Promise((r) => setTimeout(r, 2000));
+      },
+      200,
+    );
+    const frames = readUdpPcap(pcap)
+      .map((c) => c.payload)
+      .filter((b) => {
+        const f = decodeFrame(key, b);
+        // The capture holds both directions of the link: keep A's messages to B.
+        return typeof f !== 'string' && f.type === 'negotiate' && f.node === 'node-a';
+      });
     expect(frames.length).toBeGreaterThan(0);
     const before = await t.status(db);
     // Replays of every captured negotiation; forgeries: the same with a byte of the JSON changed
@@ -212,7 +246,9 @@ describe.skipIf(!IS_ROOT)('afsteerd between two simulated nodes', () => {
     await t.sendUdp(`/run/netns/${t.mid}`, '192.168.2.2', 6170, [...frames, ...forged, ...wrongKey]);
     await new Promise((r) => setTimeout(r, 300));
     const after = await t.status(db);
-    console.log(`replay test: ${frames.length} captured; drops before ${JSON.stringify(before.counters.drops)} after ${JSON.stringify(after.counters.drops)}`);
+    console.log(
+      `replay test: ${frames.length} captured; drops before ${JSON.stringify(before.counters.drops)} after ${JSON.stringify(after.counters.drops)}`,
+    );
     expect(after.counters.drops.replay - (before.counters.drops.replay ?? 0)).toBeGreaterThanOrEqual(frames.length);
     expect(after.counters.drops.mac - (before.counters.drops.mac ?? 0)).toBeGreaterThanOrEqual(forged.length + wrongKey.length);
     expect(after.pairs.map((p: any) => [p.wire, p.round])).toEqual(before.pairs.map((p: any) => [p.wire, p.round]));
@@ -253,14 +289,15 @@ describe.skipIf(!IS_ROOT)('afsteerd between two simulated nodes', () => {
 
   it('the control socket answers garbage, unknown ops and oversized requests with an error line; the daemon carries on', async () => {
     const { createConnection } = await import('node:net');
-    const ask = (payload: string) => new Promise<string>((resolve) => {
-      const c = createConnection(da.socket);
-      let b = '';
-      c.on('data', (d) => (b += d));
-      c.on('close', () => resolve(b));
-      c.on('error', () => resolve(b));
-      c.write(payload, () => setTimeout(() => c.end(), 200));
-    });
+    const ask = (payload: string) =>
+      new Promise<string>((resolve) => {
+        const c = createConnection(da.socket);
+        let b = '';
+        c.on('data', (d) => (b += d));
+        c.on('close', () => resolve(b));
+        c.on('error', () => resolve(b));
+        c.write(payload, () => setTimeout(() => c.end(), 200));
+      });
     expect(await ask('not json\n')).toMatch(/"ok":false/);
     expect(await ask('[1,2]\n')).toMatch(/expected a JSON object/);
     expect(await ask('{"op":"constructor"}\n')).toMatch(/unknown op/);
@@ -273,10 +310,23 @@ describe.skipIf(!IS_ROOT)('afsteerd between two simulated nodes', () => {
     const f = join(t.dir, 'not-a-socket');
     writeFileSync(f, 'keep');
     const cfg = join(t.dir, 'bad-socket.json');
-    writeFileSync(cfg, JSON.stringify({ nodeName: 'x', keyFile: t.keyFile, pinDir: t.a.pinDir, stateDir: t.a.stateDir, controlSocket: f, addresses: t.nodeAddresses(t.a), port: 6190 }));
+    writeFileSync(
+      cfg,
+      JSON.stringify({
+        nodeName: 'x',
+        keyFile: t.keyFile,
+        pinDir: t.a.pinDir,
+        stateDir: t.a.stateDir,
+        controlSocket: f,
+        addresses: t.nodeAddresses(t.a),
+        port: 6190,
+      }),
+    );
     const { execFile } = await import('node:child_process');
     const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
-      const c = execFile('nsenter', [`--net=${t.a.nsPath}`, AFSTEERD, 'run', '--config', cfg], (err, _o, stderr) => resolve({ code: err ? (err as any).code : 0, stderr }));
+      const c = execFile('nsenter', [`--net=${t.a.nsPath}`, AFSTEERD, 'run', '--config', cfg], (err, _o, stderr) =>
+        resolve({ code: err ? (err as any).code : 0, stderr }),
+      );
       void c;
     });
     expect(r.code).toBe(1);

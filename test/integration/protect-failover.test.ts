@@ -7,10 +7,10 @@
  * daemon test) and duplicates once a probe is lost; a peer without dedup support gets none.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IS_ROOT, announceSkip } from '../support/world';
-import { TwoNodes, waitFor, type SimDaemon, type SimPod } from '../support/two-nodes';
-import { crossBlackhole } from '../support/protect-streams';
 import { readProtectStats } from '../../src/bpf/protection';
+import { crossBlackhole } from '../support/protect-streams';
+import { type SimDaemon, type SimPod, TwoNodes, waitFor } from '../support/two-nodes';
+import { announceSkip, IS_ROOT } from '../support/world';
 
 announceSkip('protected pairs between two simulated nodes');
 
@@ -36,7 +36,12 @@ describe.skipIf(!IS_ROOT)('protected pairs between two simulated nodes', () => {
       sb = await t.addPod(t.b, 'b1');
       da = await t.startDaemon(t.a, DAEMON);
       db = await t.startDaemon(t.b, DAEMON);
-      await waitFor(async () => (await t.status(da)).peers[0]?.families?.IPv6?.state === 'up' && (await t.status(db)).peers[0]?.families?.IPv4?.state === 'up', 10_000, 'peers up');
+      await waitFor(
+        async () =>
+          (await t.status(da)).peers[0]?.families?.IPv6?.state === 'up' && (await t.status(db)).peers[0]?.families?.IPv4?.state === 'up',
+        10_000,
+        'peers up',
+      );
     } catch (err) {
       t?.cleanup();
       throw err;
@@ -46,9 +51,22 @@ describe.skipIf(!IS_ROOT)('protected pairs between two simulated nodes', () => {
 
   it('always: the mode asked by one pod is agreed by both ends and both duplicate once each confirmed its window', async () => {
     await talk(pa, pb);
-    await waitFor(async () => (await pairOf(da, 'ctr-a0'))?.protection.duplicating === true && (await pairOf(db, 'ctr-b0'))?.protection.duplicating === true, 8000, 'both ends duplicating');
-    for (const [d, local] of [[da, 'ctr-a0'], [db, 'ctr-b0']] as const) {
-      expect((await pairOf(d, local)).protection).toMatchObject({ protect: 'always', written: 'send', peerDedup: true, peerDuplicating: true });
+    await waitFor(
+      async () =>
+        (await pairOf(da, 'ctr-a0'))?.protection.duplicating === true && (await pairOf(db, 'ctr-b0'))?.protection.duplicating === true,
+      8000,
+      'both ends duplicating',
+    );
+    for (const [d, local] of [
+      [da, 'ctr-a0'],
+      [db, 'ctr-b0'],
+    ] as const) {
+      expect((await pairOf(d, local)).protection).toMatchObject({
+        protect: 'always',
+        written: 'send',
+        peerDedup: true,
+        peerDuplicating: true,
+      });
     }
     expect((await t.status(da)).protection).toMatchObject({ dedup: true, budgetBytesPerSecond: 50_000_000, duplicatingPairs: 1 });
   }, 20_000);
@@ -57,9 +75,14 @@ describe.skipIf(!IS_ROOT)('protected pairs between two simulated nodes', () => {
     it(`always: a blackhole of IPv${family} under TCP and 10,000 datagrams/s: no stall, nothing duplicated, nothing lost, sha256 intact`, async () => {
       const [sa0, sb0] = [readProtectStats(t.a.pinDir), readProtectStats(t.b.pinDir)];
       const r = await crossBlackhole(t, pa, pb, family, { port: (port += 2) });
-      const delta = (x: Record<string, bigint>, y: Record<string, bigint>) => JSON.stringify(Object.fromEntries(Object.entries(x).map(([k, v]) => [k, String(v - y[k]!)])));
-      console.log(`  node-a protect stats during the run ${delta(readProtectStats(t.a.pinDir), sa0)}; node-b ${delta(readProtectStats(t.b.pinDir), sb0)}`);
-      console.log(`always, IPv${family} blackholed: TCP longest stall ${r.tcp.stallMs} ms (${r.tcp.bytes} B); UDP ${r.udp.sent} sent, ${r.udp.unique} delivered, ${r.udp.lost} lost, ${r.udp.duplicated} duplicated, longest gap ${r.udp.stallMs} ms`);
+      const delta = (x: Record<string, bigint>, y: Record<string, bigint>) =>
+        JSON.stringify(Object.fromEntries(Object.entries(x).map(([k, v]) => [k, String(v - y[k]!)])));
+      console.log(
+        `  node-a protect stats during the run ${delta(readProtectStats(t.a.pinDir), sa0)}; node-b ${delta(readProtectStats(t.b.pinDir), sb0)}`,
+      );
+      console.log(
+        `always, IPv${family} blackholed: TCP longest stall ${r.tcp.stallMs} ms (${r.tcp.bytes} B); UDP ${r.udp.sent} sent, ${r.udp.unique} delivered, ${r.udp.lost} lost, ${r.udp.duplicated} duplicated, longest gap ${r.udp.stallMs} ms`,
+      );
       expect(r.tcp.intact).toBe(true);
       expect(r.tcp.stallMs).toBeLessThan(100);
       expect(r.udp.sent).toBe(40_000);
@@ -75,18 +98,28 @@ describe.skipIf(!IS_ROOT)('protected pairs between two simulated nodes', () => {
 
   it('on-suspicion: 15 s healthy with traffic duplicates nothing; a blackhole of the family in use duplicates once probes are lost', async () => {
     await talk(sa, sb);
-    await waitFor(async () => (await pairOf(da, 'ctr-a1'))?.protection.peerDedup === true && (await pairOf(db, 'ctr-b1'))?.protection.peerDedup === true, 8000, 'windows confirmed');
+    await waitFor(
+      async () =>
+        (await pairOf(da, 'ctr-a1'))?.protection.peerDedup === true && (await pairOf(db, 'ctr-b1'))?.protection.peerDedup === true,
+      8000,
+      'windows confirmed',
+    );
     const keep = t.inPod(sa, ['ping', '-c', '150', '-i', '0.1', '-W', '1', sb.ipv4]).catch(() => '');
     await new Promise((r) => setTimeout(r, 15_000));
     await keep;
-    for (const [d, local] of [[da, 'ctr-a1'], [db, 'ctr-b1']] as const) {
+    for (const [d, local] of [
+      [da, 'ctr-a1'],
+      [db, 'ctr-b1'],
+    ] as const) {
       const p = (await pairOf(d, local)).protection;
       expect(p).toMatchObject({ protect: 'on-suspicion', written: 'dedup', duplicating: false });
       expect(p.counters.dupPackets).toBe(0);
       expect(d.logs.some((l) => l.msg === 'protection' && l.to === 'send' && String(l.pair).includes('a1'))).toBe(false);
     }
     const r = await crossBlackhole(t, sa, sb, 4, { port: (port += 2) });
-    console.log(`on-suspicion, IPv4 blackholed: TCP longest stall ${r.tcp.stallMs} ms; UDP ${r.udp.sent} sent, ${r.udp.lost} lost, ${r.udp.duplicated} duplicated, longest gap ${r.udp.stallMs} ms`);
+    console.log(
+      `on-suspicion, IPv4 blackholed: TCP longest stall ${r.tcp.stallMs} ms; UDP ${r.udp.sent} sent, ${r.udp.lost} lost, ${r.udp.duplicated} duplicated, longest gap ${r.udp.stallMs} ms`,
+    );
     expect(r.tcp.intact).toBe(true);
     expect(r.udp.duplicated).toBe(0);
     // Lost: what was sent before the second probe into the blackhole timed out (~60–90 ms at 10,000/s), with room for this VM.
@@ -100,10 +133,14 @@ describe.skipIf(!IS_ROOT)('protected pairs between two simulated nodes', () => {
     await db.exited;
     db = await t.startDaemon(t.b, { protection: { dedup: false } });
     try {
-      await waitFor(async () => {
-        const [a, b] = [await pairOf(da, 'ctr-a0'), await pairOf(db, 'ctr-b0')];
-        return a?.protection.written === 'off' && b?.protection.written === 'off' && a.protection.protect === 'off';
-      }, 10_000, 'protection off on both ends');
+      await waitFor(
+        async () => {
+          const [a, b] = [await pairOf(da, 'ctr-a0'), await pairOf(db, 'ctr-b0')];
+          return a?.protection.written === 'off' && b?.protection.written === 'off' && a.protection.protect === 'off';
+        },
+        10_000,
+        'protection off on both ends',
+      );
       const before = (await pairOf(da, 'ctr-a0')).protection;
       const p = (port += 2);
       const { done } = await t.server(pb, pb.ipv4, p, false, 'udp-seq-server', ['--expect', '5000', '--idle-ms', '1000']);

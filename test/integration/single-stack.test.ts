@@ -1,9 +1,10 @@
 /** Single-stack prevResults: delegated IPAM, explicit pass-through, and the error without either. */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IS_ROOT, World, announceSkip, sh } from '../support/world';
+
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listEndpoints as listPinned } from '../../src/bpf/endpoint-map';
+import { announceSkip, IS_ROOT, sh, World } from '../support/world';
 
 const listEndpoints = (pinDir: string) => (existsSync(join(pinDir, 'afsteer_endpoints')) ? listPinned(pinDir) : new Map());
 

@@ -6,11 +6,11 @@
  * against both writers' records, while the daemon's pair stays as it was.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IS_ROOT, announceSkip } from '../support/world';
-import { TwoNodes, waitFor, type SimDaemon, type SimPod } from '../support/two-nodes';
 import { listPairs } from '../../src/bpf/steering';
 import { openSteeringMaps, SteeringWriter } from '../../src/bpf/steering-writer';
 import { interleaveWriters } from '../support/steering-interleave';
+import { type SimDaemon, type SimPod, TwoNodes, waitFor } from '../support/two-nodes';
+import { announceSkip, IS_ROOT } from '../support/world';
 
 announceSkip('two steering writers on real maps');
 
@@ -30,7 +30,8 @@ describe.skipIf(!IS_ROOT)('two steering writers on real maps', () => {
   }, 60_000);
   afterAll(() => t?.cleanup());
 
-  const pings = (pod: SimPod, to: string, n: number) => t.inPod(pod, ['ping', '-c', String(n), '-i', '0.01', '-W', '0.2', to]).catch(() => '');
+  const pings = (pod: SimPod, to: string, n: number) =>
+    t.inPod(pod, ['ping', '-c', String(n), '-i', '0.01', '-W', '0.2', to]).catch(() => '');
 
   it('afsteer steer while afsteerd runs: the CLI pair keeps its counter slot and keeps counting when the daemon makes a pair beside it', async () => {
     await t.steerCmd(t.a, ['remote', 'add', '10.99.0.2', 'fd00:99::2']);
@@ -56,20 +57,26 @@ describe.skipIf(!IS_ROOT)('two steering writers on real maps', () => {
     await t.steerCmd(t.a, ['remote', 'del', '10.99.0.3']);
   });
 
-  it('3,000 interleaved operations of a held writer and per-call writers on the real maps: neither takes the other\'s index or bloom bits; the daemon\'s pair stays', async () => {
+  it("3,000 interleaved operations of a held writer and per-call writers on the real maps: neither takes the other's index or bloom bits; the daemon's pair stays", async () => {
     const before = listPairs(t.a.pinDir).find((p) => p.remoteIpv6 === pb.ipv6);
     const held = SteeringWriter.open(t.a.pinDir);
     try {
-      const r = interleaveWriters({
-        held,
-        openOneShot: () => SteeringWriter.open(t.a.pinDir),
-        openMaps: () => {
-          const maps = openSteeringMaps(t.a.pinDir);
-          return { maps, close: () => Object.values(maps).forEach((m) => m?.close()) };
+      const r = interleaveWriters(
+        {
+          held,
+          openOneShot: () => SteeringWriter.open(t.a.pinDir),
+          openMaps: () => {
+            const maps = openSteeringMaps(t.a.pinDir);
+            return { maps, close: () => Object.values(maps).forEach((m) => m?.close()) };
+          },
+          ifindexes: [pa.hostIfindex, pa1.hostIfindex],
         },
-        ifindexes: [pa.hostIfindex, pa1.hostIfindex],
-      }, 3000, 10);
-      console.log(`two writers: ${r.operations} operations, ${r.resyncsForOthers} re-reads after the other wrote, up to ${r.maxPairs} pairs`);
+        3000,
+        10,
+      );
+      console.log(
+        `two writers: ${r.operations} operations, ${r.resyncsForOthers} re-reads after the other wrote, up to ${r.maxPairs} pairs`,
+      );
       expect(r.maxPairs).toBeGreaterThan(10);
       expect(r.resyncsForOthers).toBeGreaterThan(100);
     } finally {

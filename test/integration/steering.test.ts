@@ -4,10 +4,10 @@
  * nodes' forward chains.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IS_ROOT, announceSkip } from '../support/world';
-import { TwoNodes, nsExec, type SimPod } from '../support/two-nodes';
-import { listPairs, registerRemote, setSteering, clearSteering, unregisterRemote } from '../../src/bpf/steering';
 import type { WireName } from '../../src/bpf/maps-layout';
+import { clearSteering, listPairs, registerRemote, setSteering, unregisterRemote } from '../../src/bpf/steering';
+import { nsExec, type SimPod, TwoNodes } from '../support/two-nodes';
+import { announceSkip, IS_ROOT } from '../support/world';
 
 announceSkip('steering between two simulated nodes');
 
@@ -85,7 +85,10 @@ describe.skipIf(!IS_ROOT)('steering between two simulated nodes', () => {
   });
 
   it('UDP and ping both ways stay off the app family on the wire', async () => {
-    for (const [wire, fam] of [['ipv6', 4], ['ipv4', 6]] as const) {
+    for (const [wire, fam] of [
+      ['ipv6', 4],
+      ['ipv4', 6],
+    ] as const) {
       steer(wire);
       const dst = (p: SimPod) => (fam === 4 ? p.ipv4 : p.ipv6);
       const r = await delta(async () => {
@@ -103,7 +106,10 @@ describe.skipIf(!IS_ROOT)('steering between two simulated nodes', () => {
   });
 
   it('UDP GSO (UDP_SEGMENT) from a pod is encapsulated whole, both ways of steering: every datagram arrives intact', async () => {
-    for (const [wire, fam] of [['ipv6', 4], ['ipv4', 6]] as const) {
+    for (const [wire, fam] of [
+      ['ipv6', 4],
+      ['ipv4', 6],
+    ] as const) {
       steer(wire);
       const to = fam === 4 ? pb.ipv4 : pb.ipv6;
       const i = fam === 4 ? 0 : 1;
@@ -206,11 +212,24 @@ describe.skipIf(!IS_ROOT)('steering between two simulated nodes', () => {
   it('the operator command lists remotes, and explains bad input with exit codes 2 (usage) and 1 (state)', async () => {
     const remotes = JSON.parse(await t.steerCmd(t.a, ['remote', 'list', '--json'])) as { ipv4: string; ipv6: string }[];
     expect(remotes).toEqual([{ ipv4: pb.ipv4, ipv6: pb.ipv6 }]);
-    const fail = (args: string[]) => t.steerCmd(t.a, args).then(() => ({ code: 0, stderr: '' }), (e: { code: number; stderr: string }) => ({ code: e.code, stderr: e.stderr }));
-    expect(await fail(['set', pa.ipv4, pb.ipv4, 'ipv5'])).toEqual({ code: 2, stderr: expect.stringMatching(/family must be ipv4, ipv6 or native/) });
+    const fail = (args: string[]) =>
+      t.steerCmd(t.a, args).then(
+        () => ({ code: 0, stderr: '' }),
+        (e: { code: number; stderr: string }) => ({ code: e.code, stderr: e.stderr }),
+      );
+    expect(await fail(['set', pa.ipv4, pb.ipv4, 'ipv5'])).toEqual({
+      code: 2,
+      stderr: expect.stringMatching(/family must be ipv4, ipv6 or native/),
+    });
     expect(await fail(['frob'])).toMatchObject({ code: 2 });
-    expect(await fail(['set', '10.99.99.99', pb.ipv4, 'ipv6'])).toEqual({ code: 1, stderr: expect.stringMatching(/no local pod has address 10.99.99.99/) });
-    expect(await fail(['set', pa.ipv4, '10.77.0.1', 'ipv6'])).toEqual({ code: 1, stderr: expect.stringMatching(/not a registered remote pod/) });
+    expect(await fail(['set', '10.99.99.99', pb.ipv4, 'ipv6'])).toEqual({
+      code: 1,
+      stderr: expect.stringMatching(/no local pod has address 10.99.99.99/),
+    });
+    expect(await fail(['set', pa.ipv4, '10.77.0.1', 'ipv6'])).toEqual({
+      code: 1,
+      stderr: expect.stringMatching(/not a registered remote pod/),
+    });
   });
 
   it('same-node peers are refused and never steered', async () => {

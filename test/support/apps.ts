@@ -25,7 +25,14 @@ export class PodApps {
    * Starts the stream server in pod; resolves once it listens (mode: server or udp-server) with
    * `done`, which settles when the server exits.
    */
-  server(pod: SimPod, bind: string, port: number, echo = false, mode = 'server', extra: string[] = []): Promise<{ done: Promise<Record<string, unknown>> }> {
+  server(
+    pod: SimPod,
+    bind: string,
+    port: number,
+    echo = false,
+    mode = 'server',
+    extra: string[] = [],
+  ): Promise<{ done: Promise<Record<string, unknown>> }> {
     return this.listen(pod, [NODE_BIN, STREAM_APP, mode, '--bind', bind, '--port', String(port), ...(echo ? ['--echo'] : []), ...extra]);
   }
 
@@ -35,19 +42,42 @@ export class PodApps {
   }
 
   /** Starts the UDP GSO receiver (test/fixtures/udp-gso.py) in pod, like server(). */
-  udpGsoReceiver(pod: SimPod, bind: string, port: number, expect: number, size: number): Promise<{ done: Promise<Record<string, unknown>> }> {
+  udpGsoReceiver(
+    pod: SimPod,
+    bind: string,
+    port: number,
+    expect: number,
+    size: number,
+  ): Promise<{ done: Promise<Record<string, unknown>> }> {
     return this.listen(pod, ['python3', UDP_GSO_APP, 'recv', bind, String(port), '--expect', String(expect), '--size', String(size)]);
   }
 
   /** Sends buffers × segments datagrams of size bytes from pod with UDP_SEGMENT, one GSO packet per buffer. */
   udpGsoSend(pod: SimPod, to: string, port: number, buffers: number, segments: number, size: number): Promise<Record<string, unknown>> {
-    return this.run(pod, ['python3', UDP_GSO_APP, 'send', to, String(port), '--buffers', String(buffers), '--segments', String(segments), '--size', String(size)]);
+    return this.run(pod, [
+      'python3',
+      UDP_GSO_APP,
+      'send',
+      to,
+      String(port),
+      '--buffers',
+      String(buffers),
+      '--segments',
+      String(segments),
+      '--size',
+      String(size),
+    ]);
   }
 
   /** Sends raw datagrams to addr:port from inside the namespace at nsPath (test/fixtures/udp-send.mjs). */
   async sendUdp(nsPath: string, addr: string, port: number, datagrams: Buffer[], gapUs = 0): Promise<number> {
-    const child = this.t.children.spawn('nsenter', [`--net=${nsPath}`, NODE_BIN, UDP_SEND_APP, addr, String(port), '--gap-us', String(gapUs)], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '', err = '';
+    const child = this.t.children.spawn(
+      'nsenter',
+      [`--net=${nsPath}`, NODE_BIN, UDP_SEND_APP, addr, String(port), '--gap-us', String(gapUs)],
+      { stdio: ['pipe', 'pipe', 'pipe'] },
+    );
+    let out = '',
+      err = '';
     child.stdout!.on('data', (d) => (out += d));
     child.stderr!.on('data', (d) => (err += d));
     child.stdin!.end(datagrams.map((d) => d.toString('hex')).join('\n') + '\n');
@@ -63,7 +93,8 @@ export class PodApps {
    */
   private async listen(pod: SimPod, argv: string[]): Promise<{ done: Promise<Record<string, unknown>> }> {
     const child = this.t.children.spawn('nsenter', [`--net=${pod.nsPath}`, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '', err = '';
+    let out = '',
+      err = '';
     child.stdout!.on('data', (d) => (out += d));
     await new Promise<void>((resolve, reject) => {
       const t = setTimeout(() => reject(new Error(`${argv[1]} did not start: ${err}`)), 10_000);
@@ -89,7 +120,8 @@ export class PodApps {
   /** Runs argv in pod to completion and returns its one JSON line. */
   private run(pod: SimPod, argv: string[]): Promise<Record<string, unknown>> {
     const child = this.t.children.spawn('nsenter', [`--net=${pod.nsPath}`, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '', err = '';
+    let out = '',
+      err = '';
     child.stdout!.on('data', (d) => (out += d));
     child.stderr!.on('data', (d) => (err += d));
     return new Promise((resolve, reject) =>

@@ -9,9 +9,39 @@ import type { SimNode, SimTopology } from './sim-topology';
  * most ms, while during() runs; minLen (IP packet length) leaves out the small ones (afsteerd's
  * probes). Returns the pcap file.
  */
-export async function captureUdp(t: SimTopology, node: SimNode, port: number, count: number, ms: number, during: () => Promise<unknown>, minLen = 0): Promise<string> {
+export async function captureUdp(
+  t: SimTopology,
+  node: SimNode,
+  port: number,
+  count: number,
+  ms: number,
+  during: () => Promise<unknown>,
+  minLen = 0,
+): Promise<string> {
   const file = join(t.dir, `cap-${randomBytes(3).toString('hex')}.pcap`);
-  const child = t.children.spawn('nsenter', [`--net=${t.midPath}`, 'timeout', String(Math.ceil(ms / 1000)), 'tcpdump', '-U', '-n', '-i', t.midLink(node), '-c', String(count), '-w', file, 'udp', 'dst', 'port', String(port), ...(minLen ? ['and', 'greater', String(minLen)] : [])], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = t.children.spawn(
+    'nsenter',
+    [
+      `--net=${t.midPath}`,
+      'timeout',
+      String(Math.ceil(ms / 1000)),
+      'tcpdump',
+      '-U',
+      '-n',
+      '-i',
+      t.midLink(node),
+      '-c',
+      String(count),
+      '-w',
+      file,
+      'udp',
+      'dst',
+      'port',
+      String(port),
+      ...(minLen ? ['and', 'greater', String(minLen)] : []),
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   let err = '';
   child.stderr!.on('data', (d) => (err += d));
   await waitFor(() => err.includes('listening'), 5000, 'tcpdump');

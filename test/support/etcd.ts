@@ -3,12 +3,13 @@
  * and free ports, started, stopped and restarted by the test (same data dir and ports on
  * restart, as a member coming back after a reboot).
  */
-import { waitFor } from './process';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { waitFor } from './process';
 
 /** The etcd executable, or undefined when it is not installed. */
 export const ETCD_BIN = ['/usr/bin/etcd', '/usr/local/bin/etcd'].find((p) => spawnSync(p, ['--version']).status === 0);
@@ -62,11 +63,26 @@ export class EtcdServer {
     const peer = `http://${this.host}:${this.peerPort}`;
     const log = createWriteStream(join(this.dir, 'etcd.log'), { flags: 'a' });
     const argv = [
-      '--name', 'test', '--data-dir', join(this.dir, 'data'),
-      '--listen-client-urls', this.url, '--advertise-client-urls', this.url,
-      '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer,
-      '--initial-cluster', `test=${peer}`, '--initial-cluster-state', 'new',
-      '--log-level', 'warn', '--logger', 'zap',
+      '--name',
+      'test',
+      '--data-dir',
+      join(this.dir, 'data'),
+      '--listen-client-urls',
+      this.url,
+      '--advertise-client-urls',
+      this.url,
+      '--listen-peer-urls',
+      peer,
+      '--initial-advertise-peer-urls',
+      peer,
+      '--initial-cluster',
+      `test=${peer}`,
+      '--initial-cluster-state',
+      'new',
+      '--log-level',
+      'warn',
+      '--logger',
+      'zap',
     ];
     const child = this.where
       ? spawn('nsenter', [`--net=${this.where.nsPath}`, ETCD_BIN, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] })

@@ -189,7 +189,10 @@ export function udp(f: Flow, sport: number, dport: number, data: Buffer, noCheck
 }
 
 /** A TCP segment (20-byte header plus options) with a correct checksum. */
-export function tcp(f: Flow, o: { sport: number; dport: number; seq: number; ack: number; flags: number; window: number; options?: Buffer; data?: Buffer }): Buffer {
+export function tcp(
+  f: Flow,
+  o: { sport: number; dport: number; seq: number; ack: number; flags: number; window: number; options?: Buffer; data?: Buffer },
+): Buffer {
   const opts = o.options ?? Buffer.alloc(0);
   const data = o.data ?? Buffer.alloc(0);
   const hl = 20 + opts.length;

@@ -23,8 +23,14 @@ export async function impair(t: SimTopology, family: Family, how: 'blackhole' | 
   if (how === null) return;
   const verdict = how === 'blackhole' ? ['drop'] : ['numgen', 'random', 'mod', '100', '<', String(how), 'drop'];
   // Everywhere, or only on one node's link (both directions).
-  const scopes = only ? [['iifname', t.midLink(only)], ['oifname', t.midLink(only)]] : [[]];
-  for (const scope of scopes) await nsExec(mid, ['nft', 'add', 'rule', 'inet', 'afsteer_impair', chain, 'meta', 'nfproto', proto, ...scope, ...verdict]);
+  const scopes = only
+    ? [
+        ['iifname', t.midLink(only)],
+        ['oifname', t.midLink(only)],
+      ]
+    : [[]];
+  for (const scope of scopes)
+    await nsExec(mid, ['nft', 'add', 'rule', 'inet', 'afsteer_impair', chain, 'meta', 'nfproto', proto, ...scope, ...verdict]);
 }
 
 /** The delay lines of one topology, one per family at most. */
@@ -45,13 +51,18 @@ export class DelayLines {
     const fam = `-${family}`;
     const old = this.lines.get(family);
     if (old) {
-      for (const node of t.nodes) await nsExec(mid, ['ip', fam, 'rule', 'del', 'iif', t.midLink(node), 'table', String(100 + family)]).catch(() => {});
+      for (const node of t.nodes)
+        await nsExec(mid, ['ip', fam, 'rule', 'del', 'iif', t.midLink(node), 'table', String(100 + family)]).catch(() => {});
       old.kill('SIGKILL');
       await exited(old);
       this.lines.delete(family);
     }
     if (delayMs === null) return;
-    const child = t.children.spawn('nsenter', [`--net=${mid}`, 'python3', DELAY_LINE_APP, dev, '--delay-ms', String(delayMs), '--jitter-ms', String(jitterMs)], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = t.children.spawn(
+      'nsenter',
+      [`--net=${mid}`, 'python3', DELAY_LINE_APP, dev, '--delay-ms', String(delayMs), '--jitter-ms', String(jitterMs)],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('delay line did not start')), 5000);
       child.stderr!.on('data', (d) => {

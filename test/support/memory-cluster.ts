@@ -4,11 +4,11 @@
  * MemoryNetwork and one ManualClock. For unit tests of the daemon's behaviour without root.
  */
 import { SteeringWriter } from '../../src/bpf/steering-writer';
-import { parseDaemonConfig, type DaemonConfig } from '../../src/negotiator/config';
+import { type DaemonConfig, parseDaemonConfig } from '../../src/negotiator/config';
 import { Daemon } from '../../src/negotiator/daemon';
 import type { LocalEndpoint } from '../../src/negotiator/endpoints';
 import { ManualClock } from './manual-clock';
-import { addMemoryEndpoint, MemoryLock, memoryMaps, pushMemoryDemand, type MemoryLockState, type MemoryMapSet } from './memory-maps';
+import { addMemoryEndpoint, MemoryLock, type MemoryLockState, type MemoryMapSet, memoryMaps, pushMemoryDemand } from './memory-maps';
 import { MemoryNetwork } from './memory-net';
 
 /** One simulated node. */
@@ -37,16 +37,30 @@ export class MemoryCluster {
 
   /** overrides apply to every node's config, nodeOverrides[i] to node i+1's on top (shallow). */
   /** nodes named in opts.noEcho run without the echo reflector (as an older afsteerd: no echo-v1). */
-  constructor(n: number, private readonly overrides: Record<string, unknown> = {}, nodeOverrides: Record<string, unknown>[] = [], private readonly opts: { noEcho?: string[] } = {}) {
+  constructor(
+    n: number,
+    private readonly overrides: Record<string, unknown> = {},
+    nodeOverrides: Record<string, unknown>[] = [],
+    private readonly opts: { noEcho?: string[] } = {},
+  ) {
     for (let i = 1; i <= n; i++) {
       const name = `node-${i}`;
       const addresses = { ipv4: `10.0.0.${i}`, ipv6: `fd00::${i}` };
-      const pod = { cnf: `ns/pod-${i}`, containerId: `c${i}`, ifname: 'eth0', ifindex: 10 + i, ipv4: `10.244.${i}.2`, ipv6: `fd00:244:${i}::2` };
+      const pod = {
+        cnf: `ns/pod-${i}`,
+        containerId: `c${i}`,
+        ifname: 'eth0',
+        ifindex: 10 + i,
+        ipv4: `10.244.${i}.2`,
+        ipv6: `fd00:244:${i}::2`,
+      };
       const maps = memoryMaps();
       addMemoryEndpoint(maps, pod.ifindex, pod);
       const statics = [];
       for (let j = 1; j <= n; j++) if (j !== i) statics.push({ ipv4: `10.0.0.${j}`, ipv6: `fd00::${j}` });
-      const cfg = parseDaemonConfig(JSON.stringify({ nodeName: name, keyFile: '/unused', discovery: { static: statics }, ...overrides, ...nodeOverrides[i - 1] }));
+      const cfg = parseDaemonConfig(
+        JSON.stringify({ nodeName: name, keyFile: '/unused', discovery: { static: statics }, ...overrides, ...nodeOverrides[i - 1] }),
+      );
       const node = { name, cfg, addresses, maps, lockState: { gen: 0n, held: false }, pod, epoch: BigInt(i) } as MemoryNode;
       this.build(node);
       this.nodes.push(node);
@@ -56,8 +70,16 @@ export class MemoryCluster {
   private build(node: MemoryNode): void {
     node.writer = new SteeringWriter(node.maps, new MemoryLock(node.lockState));
     node.daemon = new Daemon({
-      cfg: node.cfg, key: MEMORY_KEY, addresses: node.addresses, writer: node.writer, clock: this.clock,
-      transport: this.net.transport(node.cfg.port), ...(this.opts.noEcho?.includes(node.name) ? {} : { echoTransport: this.net.transport(node.cfg.port + 1) }), readLocal: () => new Map([[node.pod.cnf, node.pod]]), epoch: node.epoch, pinsDir: node.pinsDir,
+      cfg: node.cfg,
+      key: MEMORY_KEY,
+      addresses: node.addresses,
+      writer: node.writer,
+      clock: this.clock,
+      transport: this.net.transport(node.cfg.port),
+      ...(this.opts.noEcho?.includes(node.name) ? {} : { echoTransport: this.net.transport(node.cfg.port + 1) }),
+      readLocal: () => new Map([[node.pod.cnf, node.pod]]),
+      epoch: node.epoch,
+      pinsDir: node.pinsDir,
     });
   }
 

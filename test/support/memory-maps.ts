@@ -3,8 +3,9 @@
  * SteeringWriter (and afsteerd over it) runs in a unit test without root. Update flags and
  * capacities behave as the kernel's hash maps do.
  */
-import { BPF_EXIST, BPF_NOEXIST, u32 } from '../../src/bpf/pinned-map';
+
 import { encodeAddrKey, encodeEndpoint, encodeRouteKey, MAPS, type RemotePod } from '../../src/bpf/maps-layout';
+import { BPF_EXIST, BPF_NOEXIST, u32 } from '../../src/bpf/pinned-map';
 import type { MapHandle, SteeringMapSet } from '../../src/bpf/steering-writer';
 import type { WriterLock } from '../../src/bpf/writer-lock';
 
@@ -14,7 +15,10 @@ export class MemoryMap implements MapHandle {
   /** Updates and deletes so far (tests assert that nothing was written). */
   writes = 0;
 
-  constructor(readonly name: string, private readonly maxEntries: number) {}
+  constructor(
+    readonly name: string,
+    private readonly maxEntries: number,
+  ) {}
 
   lookup(key: Buffer): Buffer | undefined {
     const v = this.m.get(key.toString('hex'));
@@ -57,9 +61,16 @@ export type MemoryMapSet = { [K in keyof Required<SteeringMapSet>]: MemoryMap };
 export function memoryMaps(): MemoryMapSet {
   const mk = (m: { name: string; maxEntries: number }) => new MemoryMap(m.name, m.maxEntries);
   const maps = {
-    routes: mk(MAPS.routes), remotes: mk(MAPS.remotes), endpoints: mk(MAPS.endpoints), endpointCache: mk(MAPS.endpointCache),
-    localAddrs: mk(MAPS.localAddrs), pairCounters: mk(MAPS.pairCounters), demand: mk(MAPS.demand), remoteBloom: mk(MAPS.remoteBloom),
-    protect: mk(MAPS.protect), dupBudget: mk(MAPS.dupBudget),
+    routes: mk(MAPS.routes),
+    remotes: mk(MAPS.remotes),
+    endpoints: mk(MAPS.endpoints),
+    endpointCache: mk(MAPS.endpointCache),
+    localAddrs: mk(MAPS.localAddrs),
+    pairCounters: mk(MAPS.pairCounters),
+    demand: mk(MAPS.demand),
+    remoteBloom: mk(MAPS.remoteBloom),
+    protect: mk(MAPS.protect),
+    dupBudget: mk(MAPS.dupBudget),
   };
   // An array map always holds its entries (zeroed).
   maps.remoteBloom.update(u32(0), Buffer.alloc(MAPS.remoteBloom.valueSize));

@@ -3,7 +3,7 @@
  * reachable by (family, address, port); delivery takes a per-family latency on the test's
  * ManualClock; a family can be blackholed. Multicast reaches every other node that joined.
  */
-import type { MulticastOptions, DatagramHandler, DatagramTransport } from '../../src/negotiator/transport';
+import type { DatagramHandler, DatagramTransport, MulticastOptions } from '../../src/negotiator/transport';
 import type { ManualClock } from './manual-clock';
 
 /** The network all in-memory transports of a test share. */
@@ -71,9 +71,16 @@ export class MemoryTransport implements DatagramTransport {
   /** Joined the multicast groups. */
   joined = false;
 
-  constructor(private readonly net: MemoryNetwork, readonly port: number) {}
+  constructor(
+    private readonly net: MemoryNetwork,
+    readonly port: number,
+  ) {}
 
-  async start(addresses: { ipv4?: string; ipv6?: string }, multicast: MulticastOptions | undefined, onMessage: DatagramHandler): Promise<void> {
+  async start(
+    addresses: { ipv4?: string; ipv6?: string },
+    multicast: MulticastOptions | undefined,
+    onMessage: DatagramHandler,
+  ): Promise<void> {
     this.addresses = addresses;
     this.onMessage = onMessage;
     if (addresses.ipv4) this.net.bind(`4|${addresses.ipv4}|${this.port}`, this);

@@ -4,7 +4,7 @@
  * playwright-core (launched through a wrapper that enters the namespace). Each is started by the
  * test and stopped by it; every wait is bounded.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -14,7 +14,11 @@ const execFileP = promisify(execFile);
 /** Runs argv in the namespace at nsPath, within timeoutMs. */
 export async function inNs(nsPath: string, argv: string[], timeoutMs = 10_000, input?: string): Promise<string> {
   if (input === undefined) {
-    const { stdout } = await execFileP('nsenter', [`--net=${nsPath}`, ...argv], { encoding: 'utf8', timeout: timeoutMs, maxBuffer: 64 << 20 });
+    const { stdout } = await execFileP('nsenter', [`--net=${nsPath}`, ...argv], {
+      encoding: 'utf8',
+      timeout: timeoutMs,
+      maxBuffer: 64 << 20,
+    });
     return stdout;
   }
   return new Promise((resolve, reject) => {
@@ -43,7 +47,12 @@ export class Prometheus {
   private child?: ChildProcess;
   readonly url: string;
 
-  constructor(private readonly nsPath: string, private readonly dir: string, readonly targets: string[], readonly port = 19090) {
+  constructor(
+    private readonly nsPath: string,
+    private readonly dir: string,
+    readonly targets: string[],
+    readonly port = 19090,
+  ) {
     this.url = `http://127.0.0.1:${port}`;
   }
 
@@ -51,9 +60,22 @@ export class Prometheus {
   async start(): Promise<void> {
     mkdirSync(join(this.dir, 'data'), { recursive: true });
     const cfg = join(this.dir, 'prometheus.yml');
-    writeFileSync(cfg, `global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: afsteerd\n    scrape_interval: 1s\n    scrape_timeout: 900ms\n    static_configs:\n      - targets: [${this.targets.map((t) => `'${t}'`).join(', ')}]\n`);
-    this.child = spawn('nsenter', [`--net=${this.nsPath}`, 'prometheus', `--config.file=${cfg}`, `--storage.tsdb.path=${join(this.dir, 'data')}`,
-      `--web.listen-address=127.0.0.1:${this.port}`, '--storage.tsdb.retention.time=1h'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    writeFileSync(
+      cfg,
+      `global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: afsteerd\n    scrape_interval: 1s\n    scrape_timeout: 900ms\n    static_configs:\n      - targets: [${this.targets.map((t) => `'${t}'`).join(', ')}]\n`,
+    );
+    this.child = spawn(
+      'nsenter',
+      [
+        `--net=${this.nsPath}`,
+        'prometheus',
+        `--config.file=${cfg}`,
+        `--storage.tsdb.path=${join(this.dir, 'data')}`,
+        `--web.listen-address=127.0.0.1:${this.port}`,
+        '--storage.tsdb.retention.time=1h',
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
     let log = '';
     this.child.stderr!.on('data', (d) => (log = (log + d).slice(-4000)));
     const t0 = Date.now();
@@ -95,7 +117,15 @@ export class Prometheus {
 }
 
 /** Chromium flags for a quiet headless run here. */
-export const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+export const CHROMIUM_FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
 
 /** A wrapper executable that starts Debian's chromium inside the namespace (playwright launches it). */
 export function chromiumInNs(dir: string, nsPath: string): string {
@@ -106,12 +136,24 @@ export function chromiumInNs(dir: string, nsPath: string): string {
 }
 
 /** Loads url in headless Chromium inside the namespace, waits for selector, returns what evaluate() computes; saves a screenshot when asked. */
-export async function withPage<T>(dir: string, nsPath: string, url: string, selector: string, evaluate: string, screenshot?: string, timeoutMs = 30_000): Promise<T> {
+export async function withPage<T>(
+  dir: string,
+  nsPath: string,
+  url: string,
+  selector: string,
+  evaluate: string,
+  screenshot?: string,
+  timeoutMs = 30_000,
+): Promise<T> {
   const { chromium } = await import('playwright-core');
   mkdirSync(join(dir, 'chromium-profile'), { recursive: true });
   // An empty profile of its own (playwright passes it as --user-data-dir).
   const browser = await chromium.launchPersistentContext(join(dir, 'chromium-profile'), {
-    executablePath: chromiumInNs(dir, nsPath), args: CHROMIUM_FLAGS, headless: true, timeout: timeoutMs, viewport: { width: 1000, height: 520 },
+    executablePath: chromiumInNs(dir, nsPath),
+    args: CHROMIUM_FLAGS,
+    headless: true,
+    timeout: timeoutMs,
+    viewport: { width: 1000, height: 520 },
   });
   try {
     const page = await browser.newPage();

@@ -14,7 +14,7 @@ export function readUdpPcap(path: string): CapturedUdp[] {
   if (b.length < 24 || b.readUInt32LE(0) !== 0xa1b2c3d4) throw new Error(`${path}: not a little-endian pcap`);
   if (b.readUInt32LE(20) !== 1) throw new Error(`${path}: link type ${b.readUInt32LE(20)}, want Ethernet (1)`);
   const out: CapturedUdp[] = [];
-  for (let off = 24; off + 16 <= b.length;) {
+  for (let off = 24; off + 16 <= b.length; ) {
     const incl = b.readUInt32LE(off + 8);
     const pkt = b.subarray(off + 16, off + 16 + incl);
     off += 16 + incl;

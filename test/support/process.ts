@@ -1,5 +1,5 @@
 /** Processes of the simulated nodes: commands inside a network namespace, waiting, and children killed at cleanup. */
-import { execFile, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { type ChildProcess, execFile, type SpawnOptions, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 
 /** execFile, promised. */

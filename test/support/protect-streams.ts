@@ -29,7 +29,10 @@ export interface CrossingOptions {
 
 /** Streams from `from` to `to` over `family` addresses; blackholes `family` part-way (unless o.blackhole is false); lifts it. */
 export async function crossBlackhole(t: TwoNodes, from: SimPod, to: SimPod, family: Family, o: CrossingOptions): Promise<CrossingResult> {
-  const rate = o.rate ?? 10_000, durationMs = o.durationMs ?? 4000, at = o.blackholeAtMs ?? 1500, blackhole = o.blackhole ?? true;
+  const rate = o.rate ?? 10_000,
+    durationMs = o.durationMs ?? 4000,
+    at = o.blackholeAtMs ?? 1500,
+    blackhole = o.blackhole ?? true;
   const dst = family === 4 ? to.ipv4 : to.ipv6;
   const count = Math.round((rate * durationMs) / 1000);
   const tcpSrv = await t.server(to, dst, o.port);
@@ -46,7 +49,13 @@ export async function crossBlackhole(t: TwoNodes, from: SimPod, to: SimPod, fami
     const [c, s, uc, us] = [await tcpCli, await tcpSrv.done, await udpCli, await udpSrv.done];
     return {
       tcp: { stallMs: Number(s.maxGapMs), intact: s.sha256 === c.sha256 && s.bytes === c.bytes, bytes: Number(s.bytes) },
-      udp: { sent: Number(uc.sent), unique: Number(us.unique), lost: Number(us.lost), duplicated: Number(us.duplicated), stallMs: Number(us.maxGapMs) },
+      udp: {
+        sent: Number(uc.sent),
+        unique: Number(us.unique),
+        lost: Number(us.lost),
+        duplicated: Number(us.duplicated),
+        stallMs: Number(us.maxGapMs),
+      },
     };
   } finally {
     if (blackhole) await t.impair(family, null);

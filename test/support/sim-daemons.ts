@@ -45,13 +45,29 @@ export async function startDaemon(t: SimTopology, node: SimNode, overrides: Reco
     addresses: t.nodeAddresses(node),
     keyFile,
     discovery: { static: peers.map((p) => t.nodeAddresses(p)) },
-    timers: { announceIntervalMs: 300, peerTimeoutMs: 3000, remoteRetentionMs: 1000, evalIntervalMs: 100, negotiateIntervalMs: 500, rescanMs: 1000 },
+    timers: {
+      announceIntervalMs: 300,
+      peerTimeoutMs: 3000,
+      remoteRetentionMs: 1000,
+      evalIntervalMs: 100,
+      negotiateIntervalMs: 500,
+      rescanMs: 1000,
+    },
     selection: { holdDownMs: 3000, intervals: 3 },
     ...overrides,
   };
   writeFileSync(config, JSON.stringify(cfg, null, 2));
-  const child = t.children.spawn('nsenter', [`--net=${node.nsPath}`, AFSTEERD_BIN, 'run', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const d: SimDaemon = { node, child, config, socket, logs: [], exited: new Promise((resolve) => child.once('exit', (code) => resolve(code))) };
+  const child = t.children.spawn('nsenter', [`--net=${node.nsPath}`, AFSTEERD_BIN, 'run', '--config', config], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const d: SimDaemon = {
+    node,
+    child,
+    config,
+    socket,
+    logs: [],
+    exited: new Promise((resolve) => child.once('exit', (code) => resolve(code))),
+  };
   let buf = '';
   child.stderr!.on('data', (chunk) => {
     buf += chunk;

@@ -18,8 +18,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readWires } from '../../src/bpf/steering';
 import type { WireName } from '../../src/bpf/maps-layout';
+import { readWires } from '../../src/bpf/steering';
 import type { Family } from '../../src/net/family';
 import { Children, execFileP, nsExec } from './process';
 import { AFSTEER_BIN, DRIVER_BIN, REFERENCE_PLUGINS, sh, shQuiet } from './world';
@@ -74,7 +74,10 @@ export class SimTopology {
   private readonly namespaces: string[] = [];
 
   /** plugin: before afsteer in the chain (bridge, as in the tests, or ptp); nodeCount: 2 or 3 nodes around the middle router. */
-  constructor(readonly plugin: 'bridge' | 'ptp' = 'bridge', nodeCount: 2 | 3 = 2) {
+  constructor(
+    readonly plugin: 'bridge' | 'ptp' = 'bridge',
+    nodeCount: 2 | 3 = 2,
+  ) {
     const bin = join(this.dir, 'bin');
     mkdirSync(bin);
     symlinkSync(AFSTEER_BIN, join(bin, 'afsteer'));
@@ -108,21 +111,37 @@ export class SimTopology {
   private makeNode(name: 'a' | 'b' | 'c', n: number): SimNode {
     const ns = `af${this.id}n${name}`;
     const node: SimNode = {
-      name, n, ns, nsPath: `/run/netns/${ns}`,
+      name,
+      n,
+      ns,
+      nsPath: `/run/netns/${ns}`,
       pinDir: `/sys/fs/bpf/afsteer-2n-${this.id}-${name}`,
       stateDir: join(this.dir, `state-${name}`),
       conflist: join(this.dir, `node-${name}.conflist`),
-      podV4: `10.${n}.0.0/24`, podV6: `fd00:${n}::/64`,
+      podV4: `10.${n}.0.0/24`,
+      podV6: `fd00:${n}::/64`,
     };
-    writeFileSync(node.conflist, JSON.stringify({
-      cniVersion: '1.0.0',
-      name: `twonode-${name}`,
-      plugins: [
-        { type: this.plugin, ...(this.plugin === 'bridge' ? { bridge: 'cni0', isGateway: true } : {}), ipMasq: false,
-          ipam: { type: 'host-local', ranges: [[{ subnet: node.podV4 }], [{ subnet: node.podV6 }]], routes: [{ dst: '0.0.0.0/0' }, { dst: '::/0' }], dataDir: join(this.dir, `ipam-${name}`) } },
-        { type: 'afsteer', pinDir: node.pinDir, stateDir: node.stateDir, daemonSocket: join(this.dir, `afsteerd-node-${name}.sock`) },
-      ],
-    }));
+    writeFileSync(
+      node.conflist,
+      JSON.stringify({
+        cniVersion: '1.0.0',
+        name: `twonode-${name}`,
+        plugins: [
+          {
+            type: this.plugin,
+            ...(this.plugin === 'bridge' ? { bridge: 'cni0', isGateway: true } : {}),
+            ipMasq: false,
+            ipam: {
+              type: 'host-local',
+              ranges: [[{ subnet: node.podV4 }], [{ subnet: node.podV6 }]],
+              routes: [{ dst: '0.0.0.0/0' }, { dst: '::/0' }],
+              dataDir: join(this.dir, `ipam-${name}`),
+            },
+          },
+          { type: 'afsteer', pinDir: node.pinDir, stateDir: node.stateDir, daemonSocket: join(this.dir, `afsteerd-node-${name}.sock`) },
+        ],
+      }),
+    );
     return node;
   }
 
@@ -134,7 +153,12 @@ export class SimTopology {
     sh('ip', ['netns', 'add', ns]);
     this.namespaces.push(ns);
     this.ip(ns, 'link', 'set', 'lo', 'up');
-    for (const k of ['net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1', 'net.ipv6.conf.all.accept_dad=0', 'net.ipv6.conf.default.accept_dad=0']) {
+    for (const k of [
+      'net.ipv4.ip_forward=1',
+      'net.ipv6.conf.all.forwarding=1',
+      'net.ipv6.conf.all.accept_dad=0',
+      'net.ipv6.conf.default.accept_dad=0',
+    ]) {
       sh('ip', ['netns', 'exec', ns, 'sysctl', '-q', '-w', k]);
     }
   }
@@ -145,7 +169,20 @@ export class SimTopology {
     for (const node of this.nodes) {
       const n = node.n;
       this.addNs(node.ns);
-      sh('ip', ['link', 'add', `af${this.id}u${node.name}`, 'netns', node.ns, 'type', 'veth', 'peer', 'name', this.midLink(node), 'netns', this.mid]);
+      sh('ip', [
+        'link',
+        'add',
+        `af${this.id}u${node.name}`,
+        'netns',
+        node.ns,
+        'type',
+        'veth',
+        'peer',
+        'name',
+        this.midLink(node),
+        'netns',
+        this.mid,
+      ]);
       this.ip(node.ns, 'link', 'set', `af${this.id}u${node.name}`, 'name', 'uplink');
       this.ip(node.ns, 'link', 'set', 'uplink', 'up');
       this.ip(this.mid, 'link', 'set', this.midLink(node), 'up');
@@ -158,15 +195,21 @@ export class SimTopology {
       this.ip(this.mid, 'route', 'add', node.podV4, 'via', `192.168.${n}.2`);
       this.ip(this.mid, '-6', 'route', 'add', node.podV6, 'via', `fd0${n}::2`);
       // kube-proxy-style: invalid conntrack state is dropped in the node's forward path.
-      await this.nft(node.nsPath, `table inet afsteer_test {
+      await this.nft(
+        node.nsPath,
+        `table inet afsteer_test {
         chain forward_filter { type filter hook forward priority 0; policy accept; ct state invalid counter drop; }
-      }`);
+      }`,
+      );
     }
-    await this.nft(this.midPath, `table inet afsteer_mid {
+    await this.nft(
+      this.midPath,
+      `table inet afsteer_mid {
       counter v4 { }
       counter v6 { }
       chain forward_filter { type filter hook forward priority 0; policy accept; meta nfproto ipv4 counter name "v4"; meta nfproto ipv6 counter name "v6"; }
-    }`);
+    }`,
+    );
   }
 
   private async nft(nsPath: string, ruleset: string): Promise<void> {
@@ -184,29 +227,62 @@ export class SimTopology {
     const id = `ctr-${name}`;
     const res = await this.driver(node, 'add', `/run/netns/${ns}`, id, args);
     const result = JSON.parse(res) as { ips: { address: string }[] };
-    const st = JSON.parse(readFileSync(join(node.stateDir, 'attachments', `${id}_eth0.json`), 'utf8')) as { hostIfname: string; hostIfindex: number };
+    const st = JSON.parse(readFileSync(join(node.stateDir, 'attachments', `${id}_eth0.json`), 'utf8')) as {
+      hostIfname: string;
+      hostIfindex: number;
+    };
     const addr = (f: Family) => result.ips.map((i) => i.address.split('/')[0]!).find((a) => (f === 6) === a.includes(':'))!;
-    return { node, id, ns, nsPath: `/run/netns/${ns}`, ipv4: addr(4), ipv6: addr(6), hostIfname: st.hostIfname, hostIfindex: st.hostIfindex };
+    return {
+      node,
+      id,
+      ns,
+      nsPath: `/run/netns/${ns}`,
+      ipv4: addr(4),
+      ipv6: addr(6),
+      hostIfname: st.hostIfname,
+      hostIfindex: st.hostIfindex,
+    };
   }
 
   /** Runs the libcni driver inside node's namespace. */
   async driver(node: SimNode, verb: 'add' | 'check' | 'del', podNs: string, id: string, args?: string): Promise<string> {
-    const { stdout } = await execFileP('nsenter', [`--net=${node.nsPath}`, DRIVER_BIN, verb, '--conflist', node.conflist, '--netns', podNs, '--container-id', id, '--cache-dir', join(this.dir, 'cache'), ...(args ? ['--args', args] : [])], {
-      encoding: 'utf8',
-      env: { PATH: process.env.PATH, CNI_PATH: `${join(this.dir, 'bin')}:${REFERENCE_PLUGINS}` },
-    });
+    const { stdout } = await execFileP(
+      'nsenter',
+      [
+        `--net=${node.nsPath}`,
+        DRIVER_BIN,
+        verb,
+        '--conflist',
+        node.conflist,
+        '--netns',
+        podNs,
+        '--container-id',
+        id,
+        '--cache-dir',
+        join(this.dir, 'cache'),
+        ...(args ? ['--args', args] : []),
+      ],
+      {
+        encoding: 'utf8',
+        env: { PATH: process.env.PATH, CNI_PATH: `${join(this.dir, 'bin')}:${REFERENCE_PLUGINS}` },
+      },
+    );
     return stdout;
   }
 
   /** Runs `dist/afsteer steer ...` for node (the operator command). */
   async steerCmd(node: SimNode, args: string[]): Promise<string> {
-    const { stdout } = await execFileP(AFSTEER_BIN, ['steer', ...args, '--pin-dir', node.pinDir, '--state-dir', node.stateDir], { encoding: 'utf8' });
+    const { stdout } = await execFileP(AFSTEER_BIN, ['steer', ...args, '--pin-dir', node.pinDir, '--state-dir', node.stateDir], {
+      encoding: 'utf8',
+    });
     return stdout;
   }
 
   /** Packets of each family the middle namespace has forwarded so far. */
   async midCounts(): Promise<FamilyCounts> {
-    const out = JSON.parse(await nsExec(this.midPath, ['nft', '-j', 'list', 'counters', 'table', 'inet', 'afsteer_mid'])) as { nftables: { counter?: { name: string; packets: number } }[] };
+    const out = JSON.parse(await nsExec(this.midPath, ['nft', '-j', 'list', 'counters', 'table', 'inet', 'afsteer_mid'])) as {
+      nftables: { counter?: { name: string; packets: number } }[];
+    };
     const get = (n: string) => out.nftables.find((x) => x.counter?.name === n)?.counter?.packets ?? 0;
     return { ipv4: get('v4'), ipv6: get('v6') };
   }

@@ -6,7 +6,16 @@
  * a pair, unique counter indexes, route counts and blooms equal to the routes). Used by the unit
  * test (in-memory maps) and the root test (real pinned maps).
  */
-import { bloomBit, decodeEndpoint, encodeAddrKey as encodeAddr, decodeRemote, decodeRoute, decodeRouteKey, setRemoteBloomBits, type WireName } from '../../src/bpf/maps-layout';
+import {
+  bloomBit,
+  decodeEndpoint,
+  decodeRemote,
+  decodeRoute,
+  decodeRouteKey,
+  encodeAddrKey as encodeAddr,
+  setRemoteBloomBits,
+  type WireName,
+} from '../../src/bpf/maps-layout';
 import { u32 } from '../../src/bpf/pinned-map';
 import type { SteeringMapSet, SteeringWriter } from '../../src/bpf/steering-writer';
 
@@ -46,9 +55,11 @@ export function interleaveWriters(s: InterleaveSetup, n: number, checkEvery = 1,
     x = (x + 0x6d2b79f5) >>> 0;
     let t = Math.imul(x ^ (x >>> 15), 1 | x);
     t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * k | 0;
+    return ((((t ^ (t >>> 14)) >>> 0) / 4294967296) * k) | 0;
   };
-  const pools = [0, 1].map((w) => Array.from({ length: 24 }, (_, i) => ({ ipv4: `10.${77 + w}.0.${i + 1}`, ipv6: `fd00:${77 + w}::${(i + 1).toString(16)}` })));
+  const pools = [0, 1].map((w) =>
+    Array.from({ length: 24 }, (_, i) => ({ ipv4: `10.${77 + w}.0.${i + 1}`, ipv6: `fd00:${77 + w}::${(i + 1).toString(16)}` })),
+  );
   const models: Model[] = [0, 1].map(() => ({ remotes: new Map(), pairs: new Map() }));
   let maxPairs = 0;
   for (let op = 1; op <= n; op++) {
@@ -80,7 +91,8 @@ export function interleaveWriters(s: InterleaveSetup, n: number, checkEvery = 1,
           w.setWire(ifindex, rnd(2) ? pod.ipv4 : pod.ipv6, wire, op);
           const got = w.getPair(ifindex, pod.ipv6)!.pair;
           const prev = m.pairs.get(k);
-          if (prev?.pair !== undefined && prev.pair !== got) throw new Error(`op ${op}: pair ${k} changed counter index ${prev.pair} → ${got}`);
+          if (prev?.pair !== undefined && prev.pair !== got)
+            throw new Error(`op ${op}: pair ${k} changed counter index ${prev.pair} → ${got}`);
           m.pairs.set(k, { wire, pair: got });
         }
       }
@@ -119,7 +131,8 @@ function check(s: InterleaveSetup, models: Model[], op: number): number {
       for (const [k, want] of m.pairs) {
         const got = pairs.get(k);
         if (!got) fail(`writer ${i}'s pair ${k} is gone`);
-        else if (got.wire !== want.wire || got.pair !== want.pair) fail(`writer ${i}'s pair ${k}: maps have ${got.wire}/#${got.pair}, it set ${want.wire}/#${want.pair}`);
+        else if (got.wire !== want.wire || got.pair !== want.pair)
+          fail(`writer ${i}'s pair ${k}: maps have ${got.wire}/#${got.pair}, it set ${want.wire}/#${want.pair}`);
       }
       for (const r of m.remotes.values()) {
         const v = maps.remotes.lookup(encodeAddr(r.ipv4));
@@ -138,7 +151,8 @@ function check(s: InterleaveSetup, models: Model[], op: number): number {
       const mine = [...pairs.values()].filter((p) => p.ifindex === ifindex);
       if (ep.routes !== mine.length * 2) fail(`endpoint #${ifindex} counts ${ep.routes} routes, has ${mine.length * 2}`);
       for (const p of mine) {
-        for (const a of [p.remote.ipv4, p.remote.ipv6]) if (!(ep.routeBloom! & (1n << BigInt(bloomBit(a))))) fail(`endpoint #${ifindex} bloom lacks ${a}`);
+        for (const a of [p.remote.ipv4, p.remote.ipv6])
+          if (!(ep.routeBloom! & (1n << BigInt(bloomBit(a))))) fail(`endpoint #${ifindex} bloom lacks ${a}`);
       }
     }
     return pairs.size;

@@ -7,11 +7,11 @@ import type { Family } from '../../src/net/family';
 import { PodApps } from './apps';
 import { captureUdp } from './capture';
 import { DelayLines, impair } from './impairments';
-import { daemonStatus, startDaemon, writeClusterKey, type SimDaemon } from './sim-daemons';
-import { SimTopology, type SimNode, type SimPod } from './sim-topology';
+import { daemonStatus, type SimDaemon, startDaemon, writeClusterKey } from './sim-daemons';
+import { type SimNode, type SimPod, SimTopology } from './sim-topology';
 
-export { AFSTEERD_BIN, type SimDaemon } from './sim-daemons';
 export { nsExec, waitFor } from './process';
+export { AFSTEERD_BIN, type SimDaemon } from './sim-daemons';
 export type { FamilyCounts, SimNode, SimPod } from './sim-topology';
 
 /** Two (or three) simulated nodes, with everything the tests do to them. */
@@ -58,7 +58,14 @@ export class TwoNodes extends SimTopology {
   }
 
   /** Starts the stream server in pod (see apps.ts). */
-  server(pod: SimPod, bind: string, port: number, echo = false, mode = 'server', extra: string[] = []): Promise<{ done: Promise<Record<string, unknown>> }> {
+  server(
+    pod: SimPod,
+    bind: string,
+    port: number,
+    echo = false,
+    mode = 'server',
+    extra: string[] = [],
+  ): Promise<{ done: Promise<Record<string, unknown>> }> {
     return this.apps.server(pod, bind, port, echo, mode, extra);
   }
 
@@ -68,7 +75,13 @@ export class TwoNodes extends SimTopology {
   }
 
   /** Starts the UDP GSO receiver in pod. */
-  udpGsoReceiver(pod: SimPod, bind: string, port: number, expect: number, size: number): Promise<{ done: Promise<Record<string, unknown>> }> {
+  udpGsoReceiver(
+    pod: SimPod,
+    bind: string,
+    port: number,
+    expect: number,
+    size: number,
+  ): Promise<{ done: Promise<Record<string, unknown>> }> {
     return this.apps.udpGsoReceiver(pod, bind, port, expect, size);
   }
 

@@ -49,7 +49,8 @@ function parse(stdout: string): Record<string, unknown> | undefined {
 export function runWithInput(cmd: string, args: string[], input: string, env: NodeJS.ProcessEnv): Promise<Run> {
   return new Promise((resolveRun, reject) => {
     const child = spawn(cmd, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '', stderr = '';
+    let stdout = '',
+      stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
     const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
@@ -129,7 +130,13 @@ export class World {
       cniVersion: o.cniVersion ?? '1.0.0',
       name: `${name}-${this.id}`,
       plugins: [
-        { type: 'bridge', bridge: this.bridge, isGateway: true, ipMasq: false, ipam: { type: 'host-local', ranges, dataDir: this.ipamDir } },
+        {
+          type: 'bridge',
+          bridge: this.bridge,
+          isGateway: true,
+          ipMasq: false,
+          ipam: { type: 'host-local', ranges, dataDir: this.ipamDir },
+        },
         this.afsteerConf(o.afsteer),
       ],
     };
@@ -176,7 +183,11 @@ export class World {
   /** Files in the world's state dir for attachments. */
   stateFiles(): string[] {
     const d = join(this.stateDir, 'attachments');
-    return existsSync(d) ? sh('ls', ['-A', d]).split('\n').filter((f) => f.endsWith('.json')) : [];
+    return existsSync(d)
+      ? sh('ls', ['-A', d])
+          .split('\n')
+          .filter((f) => f.endsWith('.json'))
+      : [];
   }
 
   /** IPAM lease files (host-local writes one file per allocated address). */
@@ -184,7 +195,9 @@ export class World {
     const out: string[] = [];
     if (!existsSync(this.ipamDir)) return out;
     for (const net of sh('ls', ['-A', this.ipamDir]).split('\n').filter(Boolean)) {
-      for (const f of sh('ls', ['-A', join(this.ipamDir, net)]).split('\n').filter(Boolean)) {
+      for (const f of sh('ls', ['-A', join(this.ipamDir, net)])
+        .split('\n')
+        .filter(Boolean)) {
         if (f !== 'lock' && !f.startsWith('last_reserved_ip')) out.push(`${net}/${f}`);
       }
     }
@@ -194,7 +207,10 @@ export class World {
   /** veth interfaces on the host enslaved to this world's bridge. */
   bridgePorts(): string[] {
     try {
-      return sh('ip', ['-o', 'link', 'show', 'master', this.bridge]).split('\n').filter(Boolean).map((l) => l.split(': ')[1]!.split('@')[0]!);
+      return sh('ip', ['-o', 'link', 'show', 'master', this.bridge])
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => l.split(': ')[1]!.split('@')[0]!);
     } catch {
       return [];
     }

@@ -1,21 +1,21 @@
 /** Bad input against the pure validators and the unprivileged file checks (the integration suite drives the executable). */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { shouldMountBpffs } from '../../src/bpf/bpffs';
+import { printable } from '../../src/cli/text';
 import { ownedElsewhere, unprovenAddresses } from '../../src/cni/claims';
 import { parseNetConf } from '../../src/cni/config';
 import { idProblem, MAX_CONTAINER_ID, readEnv, readVerb } from '../../src/cni/env';
 import { staleAttachments } from '../../src/cni/gc';
-import { shouldMountBpffs } from '../../src/bpf/bpffs';
 import { logFileProblem, normalizePath, pathProblem } from '../../src/cni/paths';
-import { isWithin } from '../../src/util/paths';
 import { isHostNetns } from '../../src/cni/pod-netns';
 import { familiesFor, parseResult } from '../../src/cni/result';
-import { statePath } from '../../src/node/attachments';
-import { printable } from '../../src/cli/text';
 import { cidrProblem, familyOf, isCidr, parseCidr } from '../../src/net/ip';
+import { statePath } from '../../src/node/attachments';
+import { isWithin } from '../../src/util/paths';
 import { dirProblem, ensureTrustedDir, openOwnFile, READ_FLAGS, readOwnFile, UnsafePathError } from '../../src/util/safe-fs';
 
 const base = { cniVersion: '1.0.0', name: 'n', type: 'afsteer' };
@@ -40,21 +40,29 @@ describe('config path keys (pinDir, stateDir, logFile)', () => {
   ])('refuses a %s path with code 7 naming the key', (_what, p) => {
     for (const key of ['pinDir', 'stateDir', 'logFile']) {
       expect(pathProblem(p)).toBeDefined();
-      expect(() => parseNetConf(JSON.stringify({ ...base, [key]: p }))).toThrow(expect.objectContaining({ code: 7, message: expect.stringContaining(key) }));
+      expect(() => parseNetConf(JSON.stringify({ ...base, [key]: p }))).toThrow(
+        expect.objectContaining({ code: 7, message: expect.stringContaining(key) }),
+      );
     }
   });
 
   it('normalises repeated and trailing slashes', () => {
     expect(normalizePath('/sys/fs//bpf/afsteer/')).toBe('/sys/fs/bpf/afsteer');
-    expect(parseNetConf(JSON.stringify({ ...base, pinDir: '/sys/fs/bpf//x/', stateDir: '/var/lib/afsteer/' }))).toMatchObject({ pinDir: '/sys/fs/bpf/x', stateDir: '/var/lib/afsteer' });
+    expect(parseNetConf(JSON.stringify({ ...base, pinDir: '/sys/fs/bpf//x/', stateDir: '/var/lib/afsteer/' }))).toMatchObject({
+      pinDir: '/sys/fs/bpf/x',
+      stateDir: '/var/lib/afsteer',
+    });
     expect(isWithin('/sys/fs/bpfx', '/sys/fs/bpf')).toBe(false);
   });
 
   it('logFile must be under /var/log or the stateDir', () => {
     expect(logFileProblem('/var/log/afsteer.log', '/var/lib/afsteer')).toBeUndefined();
     expect(logFileProblem('/var/lib/afsteer/log.json', '/var/lib/afsteer')).toBeUndefined();
-    for (const f of ['/etc/passwd', '/var/logx', '/var/log', '/tmp/afsteer.log', '/dev/tty']) expect(logFileProblem(f, '/var/lib/afsteer')).toBeDefined();
-    expect(() => parseNetConf(JSON.stringify({ ...base, logFile: '/etc/passwd' }))).toThrow(expect.objectContaining({ code: 7, message: expect.stringMatching(/logFile must be under \/var\/log/) }));
+    for (const f of ['/etc/passwd', '/var/logx', '/var/log', '/tmp/afsteer.log', '/dev/tty'])
+      expect(logFileProblem(f, '/var/lib/afsteer')).toBeDefined();
+    expect(() => parseNetConf(JSON.stringify({ ...base, logFile: '/etc/passwd' }))).toThrow(
+      expect.objectContaining({ code: 7, message: expect.stringMatching(/logFile must be under \/var\/log/) }),
+    );
   });
 
   it('a bpffs is mounted only on /sys/fs/bpf itself, only when it is not one, only for a pinDir under it', () => {
@@ -77,7 +85,9 @@ describe('type errors name the key and the allowed values', () => {
     [{ pinDir: 42 }, /pinDir must be an absolute path \(got 42\)/],
     [{ ipam: { type: '../x' } }, /ipam\.type/],
   ])('%j', (extra, msg) => {
-    expect(() => parseNetConf(JSON.stringify({ ...base, ...extra }))).toThrow(expect.objectContaining({ code: 7, message: expect.stringMatching(msg) }));
+    expect(() => parseNetConf(JSON.stringify({ ...base, ...extra }))).toThrow(
+      expect.objectContaining({ code: 7, message: expect.stringMatching(msg) }),
+    );
   });
 
   it('a __proto__ key in the config changes nothing', () => {
@@ -114,11 +124,14 @@ describe('environment', () => {
 });
 
 describe('addresses', () => {
-  it.each(['fe80::1%eth0/64', '10.0.0.1/08', '10.0.0.1/33', 'fd00::1/129', '010.0.0.1/8', '10.0.0.1', '10.0.0.1/ 8', ' 10.0.0.1/8'])('refuses CIDR %s', (c) => {
-    expect(cidrProblem(c)).toBeDefined();
-    expect(isCidr(c)).toBe(false);
-    expect(() => parseCidr(c)).toThrow();
-  });
+  it.each(['fe80::1%eth0/64', '10.0.0.1/08', '10.0.0.1/33', 'fd00::1/129', '010.0.0.1/8', '10.0.0.1', '10.0.0.1/ 8', ' 10.0.0.1/8'])(
+    'refuses CIDR %s',
+    (c) => {
+      expect(cidrProblem(c)).toBeDefined();
+      expect(isCidr(c)).toBe(false);
+      expect(() => parseCidr(c)).toThrow();
+    },
+  );
 
   it('accepts plain CIDRs and canonicalises them', () => {
     expect(parseCidr('fd00:0::5/64')).toEqual({ family: 6, address: 'fd00::5', prefix: 64 });
@@ -137,10 +150,28 @@ describe('addresses', () => {
 });
 
 describe('prevResult claims', () => {
-  it('ips on host-side interfaces are not the pod\'s', () => {
-    const r = parseResult({ interfaces: [{ name: 'br0' }, { name: 'veth1' }], ips: [{ address: '10.0.0.1/24', interface: 0 }, { address: 'fd00::1/64', interface: 1 }] }, 'p');
+  it("ips on host-side interfaces are not the pod's", () => {
+    const r = parseResult(
+      {
+        interfaces: [{ name: 'br0' }, { name: 'veth1' }],
+        ips: [
+          { address: '10.0.0.1/24', interface: 0 },
+          { address: 'fd00::1/64', interface: 1 },
+        ],
+      },
+      'p',
+    );
     expect(familiesFor(r, undefined).size).toBe(0);
-    const withPod = parseResult({ interfaces: [{ name: 'br0' }, { name: 'eth0', sandbox: '/x' }], ips: [{ address: '10.0.0.1/24', interface: 0 }, { address: '10.0.0.2/24', interface: 1 }] }, 'p');
+    const withPod = parseResult(
+      {
+        interfaces: [{ name: 'br0' }, { name: 'eth0', sandbox: '/x' }],
+        ips: [
+          { address: '10.0.0.1/24', interface: 0 },
+          { address: '10.0.0.2/24', interface: 1 },
+        ],
+      },
+      'p',
+    );
     expect([...familiesFor(withPod, 1)]).toEqual([4]);
     expect([...familiesFor(parseResult({ ips: [{ address: '10.0.0.2/24' }] }, 'p'), undefined)]).toEqual([4]);
   });
@@ -152,19 +183,32 @@ describe('prevResult claims', () => {
   });
 
   it('an address another live endpoint owns is refused; a stale owner or this veth is not another', () => {
-    const owners = new Map([['10.0.0.3', 7], ['10.0.0.4', 9], ['10.0.0.5', 5]]);
+    const owners = new Map([
+      ['10.0.0.3', 7],
+      ['10.0.0.4', 9],
+      ['10.0.0.5', 5],
+    ]);
     const taken = ownedElsewhere(['10.0.0.3', '10.0.0.4', '10.0.0.5', '10.0.0.6'], (a) => owners.get(a), 5, new Set([5, 7]));
     expect(taken).toEqual([{ address: '10.0.0.3', ifindex: 7 }]);
   });
 
   it('the host namespace is recognised by identity', () => {
-    expect(isHostNetns({ dev: 4, ino: 10 }, [{ dev: 4, ino: 11 }, { dev: 4, ino: 10 }])).toBe(true);
+    expect(
+      isHostNetns({ dev: 4, ino: 10 }, [
+        { dev: 4, ino: 11 },
+        { dev: 4, ino: 10 },
+      ]),
+    ).toBe(true);
     expect(isHostNetns({ dev: 4, ino: 12 }, [{ dev: 4, ino: 11 }])).toBe(false);
   });
 });
 
 describe('GC', () => {
-  const states = [{ network: 'n', containerId: 'a', ifname: 'eth0' }, { network: 'n', containerId: 'b', ifname: 'eth0' }, { network: 'other', containerId: 'c', ifname: 'eth0' }];
+  const states = [
+    { network: 'n', containerId: 'a', ifname: 'eth0' },
+    { network: 'n', containerId: 'b', ifname: 'eth0' },
+    { network: 'other', containerId: 'c', ifname: 'eth0' },
+  ];
   it('without a valid-attachments list removes nothing; an explicit empty list removes every attachment of the network', () => {
     expect(staleAttachments(states, 'n', undefined)).toEqual([]);
     expect(staleAttachments(states, 'n', []).map((s) => s.containerId)).toEqual(['a', 'b']);

@@ -28,8 +28,12 @@ describe('network config', () => {
   });
 
   it('rejects an unsupported cniVersion with code 1', () => {
-    expect(codeOf(() => parseNetConf(JSON.stringify({ cniVersion: '0.2.0', name: 'n', type: 'afsteer' })))).toBe(CniCode.IncompatibleVersion);
-    expect(codeOf(() => parseNetConf(JSON.stringify({ cniVersion: '9.9.9', name: 'n', type: 'afsteer' })))).toBe(CniCode.IncompatibleVersion);
+    expect(codeOf(() => parseNetConf(JSON.stringify({ cniVersion: '0.2.0', name: 'n', type: 'afsteer' })))).toBe(
+      CniCode.IncompatibleVersion,
+    );
+    expect(codeOf(() => parseNetConf(JSON.stringify({ cniVersion: '9.9.9', name: 'n', type: 'afsteer' })))).toBe(
+      CniCode.IncompatibleVersion,
+    );
   });
 
   it.each([

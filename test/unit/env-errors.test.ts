@@ -43,6 +43,11 @@ describe('error mapping', () => {
     expect(toCniError(e)).toBe(e);
     const wrapped = toCniError(new Error('outer', { cause: new Error('inner') }));
     expect(wrapped.code).toBe(CniCode.Internal);
-    expect(wrapped.toJSON('1.0.0')).toEqual({ cniVersion: '1.0.0', code: 999, msg: 'afsteer internal error: outer', details: 'outer: inner' });
+    expect(wrapped.toJSON('1.0.0')).toEqual({
+      cniVersion: '1.0.0',
+      code: 999,
+      msg: 'afsteer internal error: outer',
+      details: 'outer: inner',
+    });
   });
 });

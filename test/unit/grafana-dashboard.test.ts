@@ -6,8 +6,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { configureLog } from '../../src/util/log';
 import { createMetrics } from '../../src/negotiator/metrics';
+import { configureLog } from '../../src/util/log';
 import { MemoryCluster } from '../support/memory-cluster';
 
 const dash = JSON.parse(readFileSync(join(__dirname, '../../conf/grafana/afsteer.json'), 'utf8'));
@@ -35,9 +35,30 @@ function expressions(): string[] {
 
 /** Metric names in a PromQL expression: what is left after strings, matchers, ranges, grouping clauses, functions and keywords. */
 function metricNames(expr: string): string[] {
-  const bare = expr.replace(/"[^"]*"/g, '""').replace(/\{[^}]*\}/g, '{}').replace(/\[[^\]]*\]/g, '[]')
+  const bare = expr
+    .replace(/"[^"]*"/g, '""')
+    .replace(/\{[^}]*\}/g, '{}')
+    .replace(/\[[^\]]*\]/g, '[]')
     .replace(/\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, ' ');
-  const keywords = ['by', 'without', 'and', 'or', 'unless', 'on', 'ignoring', 'bool', 'offset', 'sum', 'avg', 'min', 'max', 'count', 'topk', 'bottomk', 'label_values'];
+  const keywords = [
+    'by',
+    'without',
+    'and',
+    'or',
+    'unless',
+    'on',
+    'ignoring',
+    'bool',
+    'offset',
+    'sum',
+    'avg',
+    'min',
+    'max',
+    'count',
+    'topk',
+    'bottomk',
+    'label_values',
+  ];
   const names: string[] = [];
   for (const m of bare.matchAll(/[a-zA-Z_:][a-zA-Z0-9_:]*/g)) {
     const after = bare.slice(m.index! + m[0].length).trimStart();
@@ -72,7 +93,14 @@ describe('Grafana dashboard conf/grafana/afsteer.json', () => {
       }
     }
     // The issue's panels: RTT and loss per family, pairs per family, dropped datagrams, switches.
-    for (const n of ['afsteer_peer_rtt_seconds', 'afsteer_peer_loss_ratio', 'afsteer_pairs', 'afsteer_control_datagrams_dropped_total', 'afsteer_switches_total']) expect(used).toContain(n);
+    for (const n of [
+      'afsteer_peer_rtt_seconds',
+      'afsteer_peer_loss_ratio',
+      'afsteer_pairs',
+      'afsteer_control_datagrams_dropped_total',
+      'afsteer_switches_total',
+    ])
+      expect(used).toContain(n);
   });
 
   it('the name check itself catches a metric the daemon does not export', () => {

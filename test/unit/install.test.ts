@@ -4,7 +4,19 @@
  * changed, keys it did or did not create, and a failure half-way leaving nothing behind.
  */
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -53,7 +65,10 @@ function tree(root: string): Record<string, string> {
         out[r] = `dir ${(st.mode & 0o777).toString(8)}`;
         walk(r);
       } else if (st.isSymbolicLink()) out[r] = `link ${readlinkSync(join(root, r))}`;
-      else out[r] = `file ${(st.mode & 0o777).toString(8)} ${createHash('sha256').update(readFileSync(join(root, r))).digest('hex')}`;
+      else
+        out[r] = `file ${(st.mode & 0o777).toString(8)} ${createHash('sha256')
+          .update(readFileSync(join(root, r)))
+          .digest('hex')}`;
     }
   };
   walk('');
@@ -133,7 +148,9 @@ describe('afsteer install against a scratch root', () => {
     expect(cfg.nodeName).toBe('node-1');
     expect(cfg.discovery.static).toEqual([{ ipv4: '192.0.2.12', ipv6: '2001:db8::12' }]);
     expect(cfg.discovery.multicast).toBeTruthy();
-    expect(readFileSync(join(root, 'etc/systemd/system/afsteerd.service'), 'utf8')).toMatch(/ExecStart=\/usr\/local\/bin\/afsteerd run --config \/etc\/afsteer\/afsteerd.json/);
+    expect(readFileSync(join(root, 'etc/systemd/system/afsteerd.service'), 'utf8')).toMatch(
+      /ExecStart=\/usr\/local\/bin\/afsteerd run --config \/etc\/afsteer\/afsteerd.json/,
+    );
     expect(JSON.parse(readFileSync(join(root, 'var/lib/afsteer/install.json'), 'utf8')).actions).toHaveLength(7);
 
     const installed = tree(root);
@@ -185,7 +202,9 @@ describe('afsteer install against a scratch root', () => {
     const before = tree(root);
     const r = await install('--root', root, '--bin', bin, '--write-conflist', '--node-name', 'n');
     expect(r.code, r.err).toBe(0);
-    expect(readFileSync(join(root, 'etc/cni/net.d/10-afsteer.conflist'), 'utf8')).toBe(JSON.stringify(JSON.parse(readFileSync('conf/10-afsteer.conflist', 'utf8')), null, 2) + '\n');
+    expect(readFileSync(join(root, 'etc/cni/net.d/10-afsteer.conflist'), 'utf8')).toBe(
+      JSON.stringify(JSON.parse(readFileSync('conf/10-afsteer.conflist', 'utf8')), null, 2) + '\n',
+    );
     expect((await install('--uninstall', '--root', root)).code).toBe(0);
     expect(tree(root)).toEqual(before);
   });

@@ -1,6 +1,17 @@
 import { describe, expect, it } from 'vitest';
-import { bloomBit, counterIndex, decodeEndpoint, decodeRoute, decodeRouteKey, encodeEndpoint, encodeRoute, encodeRouteKey, EndpointLayout, RouteLayout } from '../../src/bpf/maps-layout';
-import { addressBytes, bytesToAddress, canonical, CANONICAL_MEMO, parseCidr } from '../../src/net/ip';
+import {
+  bloomBit,
+  counterIndex,
+  decodeEndpoint,
+  decodeRoute,
+  decodeRouteKey,
+  EndpointLayout,
+  encodeEndpoint,
+  encodeRoute,
+  encodeRouteKey,
+  RouteLayout,
+} from '../../src/bpf/maps-layout';
+import { addressBytes, bytesToAddress, CANONICAL_MEMO, canonical, parseCidr } from '../../src/net/ip';
 
 describe('ip helpers', () => {
   it('round-trips addresses through bytes', () => {
@@ -36,14 +47,29 @@ describe('map layout codecs', () => {
     expect(b.readUInt32LE(32)).toBe(33);
     expect(b.readUInt32LE(36)).toBe(2);
     expect(b.readBigUInt64LE(40)).toBe(5n);
-    expect(decodeEndpoint(b)).toEqual({ ipv4: '10.0.0.2', ipv6: 'fd00::2', podIfindex: 7, slot: 5, ifindex: 33, routes: 2, routeBloom: 5n });
-    expect(decodeEndpoint(encodeEndpoint({ ipv6: 'fd00::9', podIfindex: 1 }))).toEqual({ ipv6: 'fd00::9', podIfindex: 1, slot: 0, ifindex: 0, routes: 0, routeBloom: 0n });
+    expect(decodeEndpoint(b)).toEqual({
+      ipv4: '10.0.0.2',
+      ipv6: 'fd00::2',
+      podIfindex: 7,
+      slot: 5,
+      ifindex: 33,
+      routes: 2,
+      routeBloom: 5n,
+    });
+    expect(decodeEndpoint(encodeEndpoint({ ipv6: 'fd00::9', podIfindex: 1 }))).toEqual({
+      ipv6: 'fd00::9',
+      podIfindex: 1,
+      slot: 0,
+      ifindex: 0,
+      routes: 0,
+      routeBloom: 0n,
+    });
   });
   it('computes bloom bits as AFSTEER_BLOOM_BIT does (fold, multiply, top 6 bits)', () => {
     // 10.2.0.2 loads as 0x0200020a on little-endian; (0x0200020a * 0x9E3779B1) mod 2^32 >> 26.
-    expect(bloomBit('10.2.0.2')).toBe(Number((BigInt(0x0200020a) * 0x9e3779b1n) % 2n ** 32n >> 26n));
+    expect(bloomBit('10.2.0.2')).toBe(Number(((BigInt(0x0200020a) * 0x9e3779b1n) % 2n ** 32n) >> 26n));
     const w = [0x000000fd, 0, 0, 0x02000000];
-    expect(bloomBit('fd00::2')).toBe(Number((BigInt((w[0]! ^ w[1]! ^ w[2]! ^ w[3]!) >>> 0) * 0x9e3779b1n) % 2n ** 32n >> 26n));
+    expect(bloomBit('fd00::2')).toBe(Number(((BigInt((w[0]! ^ w[1]! ^ w[2]! ^ w[3]!) >>> 0) * 0x9e3779b1n) % 2n ** 32n) >> 26n));
     for (const a of ['10.0.0.1', 'fd00:1::2', '::']) expect(bloomBit(a)).toBeGreaterThanOrEqual(0), expect(bloomBit(a)).toBeLessThan(64);
   });
   it('indexes counter cells as AFSTEER_COUNTER_INDEX does', () => {

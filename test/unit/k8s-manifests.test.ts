@@ -7,18 +7,19 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { parseAllDocuments } from 'yaml';
 import { describe, expect, it, vi } from 'vitest';
+import { parseAllDocuments } from 'yaml';
 import { runAfsteerd } from '../../src/bin/route';
+import { parseNetConf } from '../../src/cni/config';
 import { INSTALL_OPTIONS, INSTALL_PATHS } from '../../src/install/install';
 import { parseDaemonConfig } from '../../src/negotiator/config';
-import { parseNetConf } from '../../src/cni/config';
 
 type Doc = Record<string, any>;
-const docs = (f: string): Doc[] => parseAllDocuments(readFileSync(join('conf/k8s', f), 'utf8')).map((d) => {
-  expect(d.errors).toEqual([]);
-  return d.toJSON() as Doc;
-});
+const docs = (f: string): Doc[] =>
+  parseAllDocuments(readFileSync(join('conf/k8s', f), 'utf8')).map((d) => {
+    expect(d.errors).toEqual([]);
+    return d.toJSON() as Doc;
+  });
 const all = [...docs('afsteer.yaml'), ...docs('cluster-key-secret.yaml')];
 const byKind = (k: string): Doc => all.find((d) => d.kind === k)!;
 const ds = byKind('DaemonSet');
@@ -27,7 +28,11 @@ const init = pod.initContainers[0];
 const main = pod.containers[0];
 const volume = (name: string): Doc => pod.volumes.find((v: Doc) => v.name === name);
 const mount = (c: Doc, path: string): Doc | undefined => c.volumeMounts.find((m: Doc) => m.mountPath === path);
-const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string; afsteer: { image: string }; scripts: Record<string, string> };
+const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as {
+  version: string;
+  afsteer: { image: string };
+  scripts: Record<string, string>;
+};
 
 describe('conf/k8s manifests match the code', () => {
   it('the ConfigMap holds a config afsteerd accepts, with the code default paths', () => {
@@ -39,7 +44,10 @@ describe('conf/k8s manifests match the code', () => {
     const defaults = parseDaemonConfig(JSON.stringify({ nodeName: 'x', keyFile: '/k' }));
     expect([cfg.pinDir, cfg.stateDir, cfg.controlSocket]).toEqual([defaults.pinDir, defaults.stateDir, defaults.controlSocket]);
     // The node's name comes from --node-name (downward API); the override passes the schema too.
-    expect(main.args.slice(main.args.indexOf('--node-name'), main.args.indexOf('--node-name') + 2)).toEqual(['--node-name', '$(NODE_NAME)']);
+    expect(main.args.slice(main.args.indexOf('--node-name'), main.args.indexOf('--node-name') + 2)).toEqual([
+      '--node-name',
+      '$(NODE_NAME)',
+    ]);
     expect(main.env.find((e: Doc) => e.name === 'NODE_NAME').valueFrom.fieldRef.fieldPath).toBe('spec.nodeName');
     expect(parseDaemonConfig(JSON.stringify({ ...cfg, nodeName: 'worker-1.example' })).nodeName).toBe('worker-1.example');
     // The main container mounts exactly the config's dirs from the host.
@@ -58,7 +66,9 @@ describe('conf/k8s manifests match the code', () => {
   });
 
   it('the plugin (run by the runtime on the host) uses the same defaults the daemon mounts', () => {
-    const conf = parseNetConf(JSON.stringify({ cniVersion: '1.0.0', name: 'n', type: 'afsteer', prevResult: { cniVersion: '1.0.0', ips: [] } }));
+    const conf = parseNetConf(
+      JSON.stringify({ cniVersion: '1.0.0', name: 'n', type: 'afsteer', prevResult: { cniVersion: '1.0.0', ips: [] } }),
+    );
     const cfg = parseDaemonConfig(byKind('ConfigMap').data['afsteerd.json']);
     expect([conf.pinDir, conf.stateDir, conf.daemonSocket]).toEqual([cfg.pinDir, cfg.stateDir, cfg.controlSocket]);
   });
@@ -68,7 +78,11 @@ describe('conf/k8s manifests match the code', () => {
     expect(init.args[0]).toBe('install');
     const { values } = parseArgs({ args: init.args.slice(1), options: INSTALL_OPTIONS, strict: true, allowPositionals: false });
     const root = values.root as string;
-    for (const [vol, rel] of [['cni-bin', dirname(INSTALL_PATHS.plugin)], ['cni-conf', INSTALL_PATHS.cniConfDir], ['state', dirname(INSTALL_PATHS.record)]] as const) {
+    for (const [vol, rel] of [
+      ['cni-bin', dirname(INSTALL_PATHS.plugin)],
+      ['cni-conf', INSTALL_PATHS.cniConfDir],
+      ['state', dirname(INSTALL_PATHS.record)],
+    ] as const) {
       expect(mount(init, `${root}/${rel}`)?.name, rel).toBe(vol);
       expect(volume(vol).hostPath.path).toBe(`/${rel}`);
     }

@@ -9,8 +9,19 @@ describe('AFSTEER_POLICY', () => {
     ['weighted', { criterion: 'weighted' }],
     ['weighted:1,0.5,4', { criterion: 'weighted', weights: { latency: 1, jitter: 0.5, loss: 4 } }],
   ])('%s', (text, want) => expect(parsePolicyArg(text)).toEqual(want));
-  it.each(['', 'fastest', 'constructor', '__proto__', 'lowest-loss:1,1,1', 'weighted:1,1', 'weighted:1,1,1,1', 'weighted:a,b,c', 'weighted:-1,0,0', 'weighted:1e9,0,0', 'weighted:,,', 'weighted:1,1,1:x', 'weighted:Infinity,0,0'])(
-    'refuses %j with a message',
-    (text) => expect(parsePolicyArg(text)).toMatch(/^AFSTEER_POLICY /),
-  );
+  it.each([
+    '',
+    'fastest',
+    'constructor',
+    '__proto__',
+    'lowest-loss:1,1,1',
+    'weighted:1,1',
+    'weighted:1,1,1,1',
+    'weighted:a,b,c',
+    'weighted:-1,0,0',
+    'weighted:1e9,0,0',
+    'weighted:,,',
+    'weighted:1,1,1:x',
+    'weighted:Infinity,0,0',
+  ])('refuses %j with a message', (text) => expect(parsePolicyArg(text)).toMatch(/^AFSTEER_POLICY /));
 });

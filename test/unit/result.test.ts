@@ -3,7 +3,10 @@ import { containerInterfaceIndex, familiesFor, formatResult, parseResult } from 
 
 const v040 = {
   cniVersion: '0.4.0',
-  interfaces: [{ name: 'cni0', mac: '00:11:22:33:44:55' }, { name: 'eth0', sandbox: '/run/netns/x' }],
+  interfaces: [
+    { name: 'cni0', mac: '00:11:22:33:44:55' },
+    { name: 'eth0', sandbox: '/run/netns/x' },
+  ],
   ips: [{ version: '4', address: '10.0.0.2/24', gateway: '10.0.0.1', interface: 1 }],
   routes: [{ dst: '0.0.0.0/0' }],
   dns: {},
@@ -16,7 +19,9 @@ describe('CNI results', () => {
     const out1 = formatResult(r, '1.0.0') as { ips: Record<string, unknown>[]; cniVersion: string };
     expect(out1.cniVersion).toBe('1.0.0');
     expect(out1.ips[0]).not.toHaveProperty('version');
-    const out0 = formatResult({ ...r, ips: [...r.ips!, { address: 'fd00::2/64', interface: 1 }] }, '0.3.1') as { ips: Record<string, unknown>[] };
+    const out0 = formatResult({ ...r, ips: [...r.ips!, { address: 'fd00::2/64', interface: 1 }] }, '0.3.1') as {
+      ips: Record<string, unknown>[];
+    };
     expect(out0.ips.map((i) => i.version)).toEqual(['4', '6']);
   });
 

@@ -5,7 +5,7 @@
  * generation check they would (the check can fail).
  */
 import { describe, expect, it } from 'vitest';
-import { SteeringWriter, lowestFree } from '../../src/bpf/steering-writer';
+import { lowestFree, SteeringWriter } from '../../src/bpf/steering-writer';
 import type { WriterLock } from '../../src/bpf/writer-lock';
 import { addMemoryEndpoint, MemoryLock, memoryMaps } from '../support/memory-maps';
 import { interleaveWriters } from '../support/steering-interleave';
@@ -23,9 +23,13 @@ function setup(lock: () => WriterLock) {
 }
 
 describe('SteeringWriter, two writers on one node', () => {
-  it('4,000 interleaved operations keep both writers\' pairs, counter indexes and bloom bits', { timeout: 60_000 }, () => {
+  it("4,000 interleaved operations keep both writers' pairs, counter indexes and bloom bits", { timeout: 60_000 }, () => {
     const state = { gen: 0n, held: false };
-    const r = interleaveWriters(setup(() => new MemoryLock(state)), 4000, 5);
+    const r = interleaveWriters(
+      setup(() => new MemoryLock(state)),
+      4000,
+      5,
+    );
     expect(r.maxPairs).toBeGreaterThan(20);
     // The held writer re-read its index after the other's changes (and only then).
     expect(r.resyncsForOthers).toBeGreaterThan(100);
@@ -33,7 +37,12 @@ describe('SteeringWriter, two writers on one node', () => {
 
   it('without the generation (a lock that never says another wrote), the run fails: the check has teeth', () => {
     const blind: WriterLock = { hold: (fn) => fn(false), close: () => {} };
-    expect(() => interleaveWriters(setup(() => blind), 4000)).toThrow(/counter index|gone|bloom|routes/);
+    expect(() =>
+      interleaveWriters(
+        setup(() => blind),
+        4000,
+      ),
+    ).toThrow(/counter index|gone|bloom|routes/);
   });
 
   it('a reader beside the held writer (a listing, afsteer show) does not make it re-read its index; a writer still does', () => {

@@ -31,7 +31,12 @@ describe('dispatcher without privileges', () => {
     expect(code).toBe(1);
     expect(json).toMatchObject({ code: 4, cniVersion: '1.1.0' });
     // The error is also logged as one JSON line on stderr.
-    const lines = stderr.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(lines).toContainEqual(expect.objectContaining({ level: 'error', code: 4, msg: expect.stringContaining('CNI_COMMAND is not set') }));
+    const lines = stderr
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines).toContainEqual(
+      expect.objectContaining({ level: 'error', code: 4, msg: expect.stringContaining('CNI_COMMAND is not set') }),
+    );
   });
 });

@@ -7,8 +7,9 @@
  * after a resync is dropped only once etcd has been reachable for a grace period, so an etcd
  * outage or restart never drops a target by itself.
  */
-import { decodeRecord, type NodeRecord, type RecordRejectReason } from '../protocol/record';
+
 import { NODE_NAME } from '../protocol/frame';
+import { decodeRecord, type NodeRecord, type RecordRejectReason } from '../protocol/record';
 
 /** An announcement target found in etcd: an authenticated node record. */
 export type EtcdTarget = NodeRecord;
@@ -104,7 +105,8 @@ export class RecordBook {
    * Returns the names dropped.
    */
   expire(wallNow: number, reachableForMs: number | undefined): string[] {
-    for (const [name, hw] of this.highWater) if (wallNow - hw.writtenAt > this.o.maxAgeMs && !this.entries.has(name)) this.highWater.delete(name);
+    for (const [name, hw] of this.highWater)
+      if (wallNow - hw.writtenAt > this.o.maxAgeMs && !this.entries.has(name)) this.highWater.delete(name);
     if (reachableForMs === undefined || reachableForMs < this.o.graceMs) return [];
     const gone: string[] = [];
     for (const [name, e] of this.entries) {
@@ -144,11 +146,20 @@ function cmp(e1: bigint, s1: bigint, e2: bigint, s2: bigint): number {
 
 /** Whether two targets announce to the same place. */
 export function sameTarget(a: EtcdTarget, b: EtcdTarget): boolean {
-  return a.node === b.node && a.port === b.port && a.addresses.ipv4 === b.addresses.ipv4 && a.addresses.ipv6 === b.addresses.ipv6 && a.families.join() === b.families.join();
+  return (
+    a.node === b.node &&
+    a.port === b.port &&
+    a.addresses.ipv4 === b.addresses.ipv4 &&
+    a.addresses.ipv6 === b.addresses.ipv6 &&
+    a.families.join() === b.families.join()
+  );
 }
 
 /** What changed between two target lists (by node name): for logs and for a daemon that acts on changes. */
-export function diffTargets(prev: readonly EtcdTarget[], next: readonly EtcdTarget[]): { added: string[]; removed: string[]; changed: string[] } {
+export function diffTargets(
+  prev: readonly EtcdTarget[],
+  next: readonly EtcdTarget[],
+): { added: string[]; removed: string[]; changed: string[] } {
   const p = new Map(prev.map((t) => [t.node, t]));
   const n = new Map(next.map((t) => [t.node, t]));
   return {

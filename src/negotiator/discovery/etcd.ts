@@ -19,7 +19,7 @@ import type { Etcd3, IKeyValue, Lease, Watcher } from 'etcd3';
 import { log as defaultLog, type Logger } from '../../util/log';
 import type { EtcdDiscoveryConfig } from '../config';
 import { encodeRecord, type NodeRecord } from '../protocol/record';
-import { RecordBook, diffTargets, type EtcdTarget, type RefuseReason } from './book';
+import { diffTargets, type EtcdTarget, RecordBook, type RefuseReason } from './book';
 
 export type { EtcdTarget } from './book';
 
@@ -107,7 +107,10 @@ export class EtcdDiscovery {
     const c = o.config;
     this.ownKey = c.prefix + o.self.node;
     this.book = new RecordBook({
-      key: o.key, prefix: c.prefix, self: o.self.node, maxAgeMs: c.maxRecordAgeS * 1000,
+      key: o.key,
+      prefix: c.prefix,
+      self: o.self.node,
+      maxAgeMs: c.maxRecordAgeS * 1000,
       // Long enough for every node to re-put after etcd came back empty.
       graceMs: Math.max(2 * c.leaseTtlS * 1000, 10_000),
     });
@@ -146,7 +149,7 @@ export class EtcdDiscovery {
     try {
       cockatiel = await withTimeout(import('cockatiel'), this.T, 'loading the cockatiel module');
     } catch (err) {
-      throw new Error('etcd discovery: cannot load cockatiel (etcd3\'s fault-handling library)', { cause: err });
+      throw new Error("etcd discovery: cannot load cockatiel (etcd3's fault-handling library)", { cause: err });
     }
     this.mod = mod;
     const recoverable = cockatiel.handleWhen(mod.isRecoverableError);
@@ -156,14 +159,29 @@ export class EtcdDiscovery {
       // Back soon after etcd is: gRPC's reconnect backoff (default up to 120 s), the watch
       // stream's (default up to 30 s) and the per-host circuit breaker (default open 5 s) are
       // all kept short; the session loop is the one retrying.
-      grpcOptions: { 'grpc.initial_reconnect_backoff_ms': 200, 'grpc.min_reconnect_backoff_ms': 200, 'grpc.max_reconnect_backoff_ms': BACKOFF_MAX_MS },
+      grpcOptions: {
+        'grpc.initial_reconnect_backoff_ms': 200,
+        'grpc.min_reconnect_backoff_ms': 200,
+        'grpc.max_reconnect_backoff_ms': BACKOFF_MAX_MS,
+      },
       faultHandling: {
         global: cockatiel.retry(recoverable, { maxAttempts: Math.max(0, c.endpoints.length - 1) }),
         host: () => cockatiel.circuitBreaker(recoverable, { halfOpenAfter: 1000, breaker: new cockatiel.ConsecutiveBreaker(3) }),
         // etcd3's type says IBackoff; it calls .next() on it, as on its own default (a factory).
-        watchBackoff: new cockatiel.ExponentialBackoff({ initialDelay: 200, maxDelay: BACKOFF_MAX_MS }) as unknown as import('cockatiel').IBackoff<unknown>,
+        watchBackoff: new cockatiel.ExponentialBackoff({
+          initialDelay: 200,
+          maxDelay: BACKOFF_MAX_MS,
+        }) as unknown as import('cockatiel').IBackoff<unknown>,
       },
-      ...(https ? { credentials: { rootCertificate: ca ?? Buffer.alloc(0), ...(key ? { privateKey: key } : {}), ...(cert ? { certChain: cert } : {}) } } : {}),
+      ...(https
+        ? {
+            credentials: {
+              rootCertificate: ca ?? Buffer.alloc(0),
+              ...(key ? { privateKey: key } : {}),
+              ...(cert ? { certChain: cert } : {}),
+            },
+          }
+        : {}),
       // A deadline on every unary call; the watch and keepalive streams are watched by the session.
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + this.T }),
     });
@@ -196,7 +214,10 @@ export class EtcdDiscovery {
     clearInterval(this.expireTimer);
     this.endSession?.();
     this.wakeBackoff?.();
-    if (this.loopDone) await withTimeout(this.loopDone, this.T * 3, 'stopping').catch((err) => this.log.warn('etcd discovery did not stop cleanly', { error: describe(err) }));
+    if (this.loopDone)
+      await withTimeout(this.loopDone, this.T * 3, 'stopping').catch((err) =>
+        this.log.warn('etcd discovery did not stop cleanly', { error: describe(err) }),
+      );
     this.client?.close();
   }
 
@@ -206,7 +227,10 @@ export class EtcdDiscovery {
     let backoff = BACKOFF_MIN_MS;
     while (!this.stopped) {
       const t0 = performance.now();
-      const err = await this.session().then(() => undefined, (e: unknown) => e ?? new Error('etcd: session ended'));
+      const err = await this.session().then(
+        () => undefined,
+        (e: unknown) => e ?? new Error('etcd: session ended'),
+      );
       this.reachableSince = undefined;
       if (this.stopped) break;
       this.outage(err);
@@ -230,7 +254,9 @@ export class EtcdDiscovery {
     if (lease) {
       lease.removeAllListeners();
       lease.on('lost', () => undefined);
-      await withTimeout(lease.revoke(), this.T, 'revoking the lease').catch((err) => this.log.warn('etcd: could not revoke the lease (the record goes when it expires)', { error: describe(err) }));
+      await withTimeout(lease.revoke(), this.T, 'revoking the lease').catch((err) =>
+        this.log.warn('etcd: could not revoke the lease (the record goes when it expires)', { error: describe(err) }),
+      );
     }
   }
 
@@ -278,9 +304,17 @@ export class EtcdDiscovery {
       const lease = await this.ensureLease();
       await this.putOwn(lease);
       const res = await withTimeout(client.getAll().prefix(c.prefix).exec(), this.T, 'reading the prefix');
-      this.book.resync(res.kvs.filter((kv) => kv.key.toString('latin1') !== this.ownKey).map((kv) => ({ key: kv.key.toString('latin1'), value: kv.value })), Date.now());
+      this.book.resync(
+        res.kvs
+          .filter((kv) => kv.key.toString('latin1') !== this.ownKey)
+          .map((kv) => ({ key: kv.key.toString('latin1'), value: kv.value })),
+        Date.now(),
+      );
       this.changed();
-      const w = client.watch().prefix(c.prefix).startRevision(String(BigInt(res.header.revision) + 1n));
+      const w = client
+        .watch()
+        .prefix(c.prefix)
+        .startRevision(String(BigInt(res.header.revision) + 1n));
       watcher = await withTimeout(w.create(), this.T, 'starting the watch');
       watcher.on('put', (kv) => this.onPut(kv, lease, fail));
       watcher.on('delete', (kv) => this.onDelete(kv, lease, fail));
@@ -330,7 +364,8 @@ export class EtcdDiscovery {
     if (key === this.ownKey) {
       // A write after this node's newest put that is not that put: someone else's (a forgery, or
       // an old record of ours put back). Events up to that put's revision are old news.
-      if (BigInt(kv.mod_revision) > this.ownRev && kv.value.toString('latin1') !== this.ownLatest) this.restoreOwn(lease, fail, 'overwritten');
+      if (BigInt(kv.mod_revision) > this.ownRev && kv.value.toString('latin1') !== this.ownLatest)
+        this.restoreOwn(lease, fail, 'overwritten');
       return;
     }
     const r = this.book.put(key, kv.value, Date.now());
@@ -383,7 +418,10 @@ export class EtcdDiscovery {
   private reachable(): void {
     this.reachableSince = performance.now();
     if (this.outageSince !== undefined) {
-      this.log.info('etcd reachable again: record re-put, watch resynced', { outageMs: Math.round(performance.now() - this.outageSince), targets: this.book.targets().length });
+      this.log.info('etcd reachable again: record re-put, watch resynced', {
+        outageMs: Math.round(performance.now() - this.outageSince),
+        targets: this.book.targets().length,
+      });
       this.outageSince = undefined;
     } else if (this.counts.sessions === 1) {
       this.log.info('etcd discovery up', { endpoints: this.o.config.endpoints, key: this.ownKey, targets: this.book.targets().length });
@@ -399,7 +437,11 @@ export class EtcdDiscovery {
     }
     this.outageSince = performance.now();
     this.counts.outages++;
-    this.log.warn('etcd unreachable: keeping the last known targets, retrying', { endpoints: this.o.config.endpoints, error: describe(err), targets: this.book.targets().length });
+    this.log.warn('etcd unreachable: keeping the last known targets, retrying', {
+      endpoints: this.o.config.endpoints,
+      error: describe(err),
+      targets: this.book.targets().length,
+    });
   }
 }
 

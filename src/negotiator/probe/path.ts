@@ -60,7 +60,19 @@ export const LATE_MEMORY_MS = 10_000;
 
 /** A new path, first probe due now. */
 export function newPath(now: number, nonce = randomInt(0, 0x100000000)): PathState {
-  return { nonce, nextId: 1, nextSendAt: now, inFlight: new Map(), outcomes: [], consecutiveLost: 0, blackhole: false, sent: 0, received: 0, expired: new Map(), late: 0 };
+  return {
+    nonce,
+    nextId: 1,
+    nextSendAt: now,
+    inFlight: new Map(),
+    outcomes: [],
+    consecutiveLost: 0,
+    blackhole: false,
+    sent: 0,
+    received: 0,
+    expired: new Map(),
+    late: 0,
+  };
 }
 
 /** True when a probe should go out now; active selects the fast interval. */
@@ -138,7 +150,10 @@ export function probeTimeout(p: PathState, prm: ProbeParams, now?: number): numb
     p.medianAt = { pushes: p.pushes ?? 0, ms: rtts.length ? median(rtts) : 0 };
   }
   const med = p.medianAt.ms;
-  const late = p.lateRttMs !== undefined && p.lateAt !== undefined && now !== undefined && now - p.lateAt < LATE_MEMORY_MS ? Math.min(1.5 * p.lateRttMs, LATE_LIFT_CAP * prm.minTimeoutMs) : 0;
+  const late =
+    p.lateRttMs !== undefined && p.lateAt !== undefined && now !== undefined && now - p.lateAt < LATE_MEMORY_MS
+      ? Math.min(1.5 * p.lateRttMs, LATE_LIFT_CAP * prm.minTimeoutMs)
+      : 0;
   return Math.min(2000, Math.max(prm.minTimeoutMs, 3 * med + 10, late));
 }
 

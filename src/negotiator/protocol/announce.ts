@@ -16,7 +16,8 @@ export type AnnounceBase = Omit<Announce, 'gen' | 'part' | 'parts' | 'endpoints'
 
 /** The payloads of one announcement generation: the pods split so each part fits room bytes. */
 export function announcementPayloads(base: AnnounceBase, endpoints: AnnouncedEndpoint[], gen: number, room: number): Buffer[] {
-  const size = (c: AnnouncedEndpoint[]) => Buffer.byteLength(JSON.stringify({ ...base, gen, part: MAX_PARTS - 1, parts: MAX_PARTS, endpoints: c }));
+  const size = (c: AnnouncedEndpoint[]) =>
+    Buffer.byteLength(JSON.stringify({ ...base, gen, part: MAX_PARTS - 1, parts: MAX_PARTS, endpoints: c }));
   const chunks: AnnouncedEndpoint[][] = [];
   let cur: AnnouncedEndpoint[] = [];
   for (const e of endpoints) {
@@ -27,7 +28,9 @@ export function announcementPayloads(base: AnnounceBase, endpoints: AnnouncedEnd
     cur.push(e);
   }
   chunks.push(cur);
-  return chunks.slice(0, MAX_PARTS).map((c, part) => Buffer.from(JSON.stringify({ ...base, gen, part, parts: chunks.length, endpoints: c })));
+  return chunks
+    .slice(0, MAX_PARTS)
+    .map((c, part) => Buffer.from(JSON.stringify({ ...base, gen, part, parts: chunks.length, endpoints: c })));
 }
 
 /** An announcement being put together. */
@@ -42,10 +45,12 @@ export interface Reassembly {
  * to keep and, once every part is in, the complete pod list by CNF id (addresses canonical).
  */
 export function addAnnouncePart(r: Reassembly | undefined, a: Announce): { state?: Reassembly; complete?: Map<string, AnnouncedEndpoint> } {
-  const state = r && r.gen === a.gen && r.total === a.parts ? r : { gen: a.gen, total: a.parts, parts: new Map<number, AnnouncedEndpoint[]>() };
+  const state =
+    r && r.gen === a.gen && r.total === a.parts ? r : { gen: a.gen, total: a.parts, parts: new Map<number, AnnouncedEndpoint[]>() };
   state.parts.set(a.part, a.endpoints);
   if (state.parts.size !== state.total) return { state };
   const all = new Map<string, AnnouncedEndpoint>();
-  for (const list of state.parts.values()) for (const e of list) all.set(e.cnf, { cnf: e.cnf, ipv4: canonical(e.ipv4), ipv6: canonical(e.ipv6) });
+  for (const list of state.parts.values())
+    for (const e of list) all.set(e.cnf, { cnf: e.cnf, ipv4: canonical(e.ipv4), ipv6: canonical(e.ipv6) });
   return { complete: all };
 }

@@ -20,6 +20,7 @@ export const PROTOCOL_VERSION = 1;
 export const MAX_DATAGRAM = 1232;
 /** HMAC-SHA-256 length. */
 export { MAC_LEN };
+
 const HEADER_LEN = 21;
 
 /** Message types. */

@@ -13,8 +13,16 @@ export const FamilySchema = z.enum(FAMILY_NAMES);
 /** "IPv4" | "IPv6" */
 export type FamilyName = z.infer<typeof FamilySchema>;
 
-const ipv4 = () => z.string().check(z.maxLength(15), z.refine((s) => isIPv4(s), 'must be an IPv4 address'));
-const ipv6 = () => z.string().check(z.maxLength(45), z.refine((s) => isIPv6(s) && !s.includes('%'), 'must be an IPv6 address without zone'));
+const ipv4 = () =>
+  z.string().check(
+    z.maxLength(15),
+    z.refine((s) => isIPv4(s), 'must be an IPv4 address'),
+  );
+const ipv6 = () =>
+  z.string().check(
+    z.maxLength(45),
+    z.refine((s) => isIPv6(s) && !s.includes('%'), 'must be an IPv6 address without zone'),
+  );
 /** A CNF id: K8S namespace/name or a container id. */
 export const CnfIdSchema = z.string().check(z.minLength(1), z.maxLength(253), z.regex(/^[A-Za-z0-9][A-Za-z0-9._/-]*$/, 'must be a CNF id'));
 
@@ -28,17 +36,19 @@ export const AnnouncedEndpointSchema = z.strictObject({
 export type AnnouncedEndpoint = z.infer<typeof AnnouncedEndpointSchema>;
 
 /** Periodic discovery message: who the node is, where to reach it, which pods it hosts. */
-export const AnnounceSchema = z.strictObject({
-  addresses: z.strictObject({ ipv4: z.optional(ipv4()), ipv6: z.optional(ipv6()) }),
-  port: z.number().check(z.int(), z.gte(1), z.lte(65535)),
-  supported_families: z.array(FamilySchema).check(z.minLength(1), z.maxLength(2)),
-  capabilities: z.array(z.string().check(z.maxLength(32))).check(z.maxLength(16)),
-  /** Generation of the endpoint list; its parts share it. */
-  gen: z.number().check(z.int(), z.gte(0)),
-  part: z.number().check(z.int(), z.gte(0), z.lte(1023)),
-  parts: z.number().check(z.int(), z.gte(1), z.lte(1024)),
-  endpoints: z.array(AnnouncedEndpointSchema).check(z.maxLength(64)),
-}).check(z.refine((a) => a.part < a.parts, 'part must be below parts'));
+export const AnnounceSchema = z
+  .strictObject({
+    addresses: z.strictObject({ ipv4: z.optional(ipv4()), ipv6: z.optional(ipv6()) }),
+    port: z.number().check(z.int(), z.gte(1), z.lte(65535)),
+    supported_families: z.array(FamilySchema).check(z.minLength(1), z.maxLength(2)),
+    capabilities: z.array(z.string().check(z.maxLength(32))).check(z.maxLength(16)),
+    /** Generation of the endpoint list; its parts share it. */
+    gen: z.number().check(z.int(), z.gte(0)),
+    part: z.number().check(z.int(), z.gte(0), z.lte(1023)),
+    parts: z.number().check(z.int(), z.gte(1), z.lte(1024)),
+    endpoints: z.array(AnnouncedEndpointSchema).check(z.maxLength(64)),
+  })
+  .check(z.refine((a) => a.part < a.parts, 'part must be below parts'));
 /** An announcement. */
 export type Announce = z.infer<typeof AnnounceSchema>;
 
@@ -90,13 +100,15 @@ export const PairMessageSchema = z.strictObject({
 export type PairMessage = z.infer<typeof PairMessageSchema>;
 
 /** A negotiation datagram: several pairs between the same two nodes. */
-export const NegotiateSchema = z.strictObject({
-  /** The receiver's node name: a copy replayed to another node is refused there. */
-  to: z.string().check(z.regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'must be a node name')),
-  pairs: z.array(PairMessageSchema).check(z.maxLength(32)),
-  /** Pairs the sender has dropped (idle): "source|destination". */
-  dropped: z.optional(z.array(z.string().check(z.maxLength(520))).check(z.maxLength(32))),
-}).check(z.refine((m) => m.pairs.length > 0 || (m.dropped?.length ?? 0) > 0, 'carries no pair'));
+export const NegotiateSchema = z
+  .strictObject({
+    /** The receiver's node name: a copy replayed to another node is refused there. */
+    to: z.string().check(z.regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'must be a node name')),
+    pairs: z.array(PairMessageSchema).check(z.maxLength(32)),
+    /** Pairs the sender has dropped (idle): "source|destination". */
+    dropped: z.optional(z.array(z.string().check(z.maxLength(520))).check(z.maxLength(32))),
+  })
+  .check(z.refine((m) => m.pairs.length > 0 || (m.dropped?.length ?? 0) > 0, 'carries no pair'));
 /** A negotiation message. */
 export type Negotiate = z.infer<typeof NegotiateSchema>;
 

@@ -16,11 +16,12 @@
  * (epoch, seq) orders one writer's records, so a reader recognises an older record put back;
  * writtenAt bounds how long a copy of a record can be replayed at all. Pure.
  */
-import { mac, macVerifies } from './mac';
+
 import * as z from 'zod/mini';
 import { NodeAddressesSchema } from '../config';
 import { MAC_LEN, NODE_NAME } from './frame';
-import { FamilySchema, type FamilyName } from './messages';
+import { mac, macVerifies } from './mac';
+import { type FamilyName, FamilySchema } from './messages';
 
 /** Record format version carried in byte 2. */
 export const RECORD_VERSION = 1;
@@ -46,11 +47,19 @@ export interface SignedRecord extends NodeRecord {
 /** Why a record was refused by decodeRecord (counted by discovery, beside 'name', 'replay', 'stale', 'future'). */
 export type RecordRejectReason = 'encoding' | 'short' | 'oversized' | 'magic' | 'mac' | 'version' | 'node' | 'payload';
 
-const PayloadSchema = z.strictObject({
-  addresses: NodeAddressesSchema,
-  port: z.number().check(z.int(), z.gte(1), z.lte(65535)),
-  families: z.array(FamilySchema).check(z.minLength(1), z.maxLength(2)),
-}).check(z.refine((p) => new Set(p.families).size === p.families.length && p.families.every((f) => (f === 'IPv4' ? p.addresses.ipv4 : p.addresses.ipv6)), 'families need their address'));
+const PayloadSchema = z
+  .strictObject({
+    addresses: NodeAddressesSchema,
+    port: z.number().check(z.int(), z.gte(1), z.lte(65535)),
+    families: z.array(FamilySchema).check(z.minLength(1), z.maxLength(2)),
+  })
+  .check(
+    z.refine(
+      (p) =>
+        new Set(p.families).size === p.families.length && p.families.every((f) => (f === 'IPv4' ? p.addresses.ipv4 : p.addresses.ipv6)),
+      'families need their address',
+    ),
+  );
 
 /** Encodes and MACs a record; returns the base64 text to store. Throws on an invalid record. */
 export function encodeRecord(key: Buffer, r: SignedRecord): string {

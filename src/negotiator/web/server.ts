@@ -4,8 +4,8 @@
  * Plain node:http; request and header timeouts so a slow client cannot hold it.
  */
 import { createServer, type Server } from 'node:http';
-import type { DaemonMetrics } from '../metrics';
 import type { History } from '../history';
+import type { DaemonMetrics } from '../metrics';
 import { PAGE_HTML } from './page';
 
 /** What the server serves from. */
@@ -34,7 +34,10 @@ export async function serveWeb(host: string, port: number, src: WebSources, time
     };
     switch (url.pathname) {
       case '/metrics':
-        src.metrics.text().then((t) => send(200, src.metrics.contentType, t), (err: Error) => send(500, 'text/plain', `metrics failed: ${err.message}\n`));
+        src.metrics.text().then(
+          (t) => send(200, src.metrics.contentType, t),
+          (err: Error) => send(500, 'text/plain', `metrics failed: ${err.message}\n`),
+        );
         return;
       case '/':
         send(200, 'text/html; charset=utf-8', PAGE_HTML.replaceAll('__NODE__', escapeHtml(src.node)));
@@ -43,9 +46,20 @@ export async function serveWeb(host: string, port: number, src: WebSources, time
         const since = Number(url.searchParams.get('since') ?? '-Infinity');
         const limit = Math.max(1, Math.min(10_000, Number(url.searchParams.get('limit') ?? DEFAULT_PEER_LIMIT) || DEFAULT_PEER_LIMIT));
         const active = src.activePeers();
-        const peers = src.history.peers().sort((a, b) => Number(active.has(b)) - Number(active.has(a)) || (a < b ? -1 : a > b ? 1 : 0)).slice(0, limit);
+        const peers = src.history
+          .peers()
+          .sort((a, b) => Number(active.has(b)) - Number(active.has(a)) || (a < b ? -1 : a > b ? 1 : 0))
+          .slice(0, limit);
         const now = src.history.latest();
-        send(200, 'application/json', JSON.stringify({ node: src.node, now, peers: peers.map((p) => ({ ...src.history.of(p, Number.isNaN(since) ? -Infinity : since), active: active.has(p) })) }));
+        send(
+          200,
+          'application/json',
+          JSON.stringify({
+            node: src.node,
+            now,
+            peers: peers.map((p) => ({ ...src.history.of(p, Number.isNaN(since) ? -Infinity : since), active: active.has(p) })),
+          }),
+        );
         return;
       }
       case '/healthz':

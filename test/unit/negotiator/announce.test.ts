@@ -1,12 +1,27 @@
 /** Announcements in parts (src/negotiator/protocol/announce.ts): split to fit, put together in any order, generations kept apart. */
 import { describe, expect, it } from 'vitest';
-import { addAnnouncePart, announcementPayloads, MAX_PODS_PER_PART, type AnnounceBase, type Reassembly } from '../../../src/negotiator/protocol/announce';
+import {
+  type AnnounceBase,
+  addAnnouncePart,
+  announcementPayloads,
+  MAX_PODS_PER_PART,
+  type Reassembly,
+} from '../../../src/negotiator/protocol/announce';
 import { payloadRoom } from '../../../src/negotiator/protocol/frame';
-import { AnnounceSchema, parsePayload, type AnnouncedEndpoint } from '../../../src/negotiator/protocol/messages';
+import { type AnnouncedEndpoint, AnnounceSchema, parsePayload } from '../../../src/negotiator/protocol/messages';
 
-const base: AnnounceBase = { addresses: { ipv4: '10.0.0.1', ipv6: 'fd00::1' }, port: 6170, supported_families: ['IPv4', 'IPv6'], capabilities: ['probe-v1'] };
+const base: AnnounceBase = {
+  addresses: { ipv4: '10.0.0.1', ipv6: 'fd00::1' },
+  port: 6170,
+  supported_families: ['IPv4', 'IPv6'],
+  capabilities: ['probe-v1'],
+};
 const pods = (n: number): AnnouncedEndpoint[] =>
-  Array.from({ length: n }, (_, i) => ({ cnf: `namespace-${i}/a-rather-long-pod-name-${i}`, ipv4: `10.244.${i >> 8}.${i & 255}`, ipv6: `fd00:244::${i.toString(16)}` }));
+  Array.from({ length: n }, (_, i) => ({
+    cnf: `namespace-${i}/a-rather-long-pod-name-${i}`,
+    ipv4: `10.244.${i >> 8}.${i & 255}`,
+    ipv6: `fd00:244::${i.toString(16)}`,
+  }));
 
 describe('announcements in parts', () => {
   it.each([0, 1, 10, 64, 65, 300])('%i pods: every part fits and parses, none holds more than 64, all come back', (n) => {
@@ -24,7 +39,11 @@ describe('announcements in parts', () => {
       expect(complete).toBeUndefined();
       ({ state: r, complete } = addAnnouncePart(r, a));
     }
-    expect([...complete!.keys()].sort()).toEqual(pods(n).map((e) => e.cnf).sort());
+    expect([...complete!.keys()].sort()).toEqual(
+      pods(n)
+        .map((e) => e.cnf)
+        .sort(),
+    );
   });
 
   it('a part of another generation starts again: interleaved generations never mix; the next whole one completes', () => {
@@ -42,7 +61,10 @@ describe('announcements in parts', () => {
   });
 
   it('addresses come back canonical', () => {
-    const a = { ...parsePayload(AnnounceSchema, announcementPayloads(base, [], 1, 1200)[0]!)!, endpoints: [{ cnf: 'x', ipv4: '10.0.0.9', ipv6: 'FD00:0::9' }] };
+    const a = {
+      ...parsePayload(AnnounceSchema, announcementPayloads(base, [], 1, 1200)[0]!)!,
+      endpoints: [{ cnf: 'x', ipv4: '10.0.0.9', ipv6: 'FD00:0::9' }],
+    };
     expect(addAnnouncePart(undefined, a).complete!.get('x')!.ipv6).toBe('fd00::9');
   });
 });

@@ -8,12 +8,12 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { handoffTarget, HANDOFF_READY_TIMEOUT_MS, tryHandOff } from '../../../src/cni/handoff';
+import { HANDOFF_READY_TIMEOUT_MS, handoffTarget, tryHandOff } from '../../../src/cni/handoff';
 import { asAddResult, cniAddRequest, cniGo, isReady } from '../../../src/control/handoff';
 import { CniAddRequestSchema, ControlRequestSchema } from '../../../src/control/messages';
-import { cniEnvOf, declineReason, ownNamespaces, withCniHandoff, type CniAddRunner } from '../../../src/negotiator/cni-handoff';
-import { serveControl } from '../../../src/negotiator/control';
 import { DEFAULT_CONTROL_SOCKET } from '../../../src/defaults';
+import { type CniAddRunner, cniEnvOf, declineReason, ownNamespaces, withCniHandoff } from '../../../src/negotiator/cni-handoff';
+import { serveControl } from '../../../src/negotiator/control';
 
 const NS = { net: { dev: 4, ino: 4026531840 }, mnt: { dev: 4, ino: 4026531841 } };
 const ADD_ENV = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'c1', CNI_NETNS: '/run/netns/p', CNI_IFNAME: 'eth0', CNI_PATH: '/opt/cni/bin' };
@@ -34,7 +34,12 @@ describe('hand-off messages', () => {
     expect(isReady({ ok: true, ready: true })).toBe(true);
     expect(isReady({ ok: false, decline: true, error: 'x' })).toBe(false);
     expect(isReady(null)).toBe(false);
-    expect(asAddResult({ ok: true, exitCode: 0, stdout: '{}\n', stderr: '' })).toEqual({ ok: true, exitCode: 0, stdout: '{}\n', stderr: '' });
+    expect(asAddResult({ ok: true, exitCode: 0, stdout: '{}\n', stderr: '' })).toEqual({
+      ok: true,
+      exitCode: 0,
+      stdout: '{}\n',
+      stderr: '',
+    });
     expect(asAddResult({ ok: true, exitCode: 0.5, stdout: '', stderr: '' })).toBeUndefined();
     expect(asAddResult({ ok: false, error: 'x' })).toBeUndefined();
   });
@@ -43,11 +48,29 @@ describe('hand-off messages', () => {
 describe('the plugin: which socket, and whether to try', () => {
   it('default socket, a given absolute one, and the config values the wait needs', () => {
     expect(handoffTarget(conf())).toEqual({ socket: DEFAULT_CONTROL_SOCKET, lockTimeoutMs: 60_000, cniVersion: '1.0.0' });
-    expect(handoffTarget(conf({ daemonSocket: '/run/x/d.sock', lockTimeoutMs: 5, cniVersion: '0.4.0' }))).toEqual({ socket: '/run/x/d.sock', lockTimeoutMs: 5, cniVersion: '0.4.0' });
+    expect(handoffTarget(conf({ daemonSocket: '/run/x/d.sock', lockTimeoutMs: 5, cniVersion: '0.4.0' }))).toEqual({
+      socket: '/run/x/d.sock',
+      lockTimeoutMs: 5,
+      cniVersion: '0.4.0',
+    });
     expect(handoffTarget(conf({ cniVersion: '9.9.9' }))?.cniVersion).toBe('1.1.0');
   });
   it('not tried (the in-process ADD reports or does it): no JSON object, delegated IPAM, a socket path it will not judge', () => {
-    for (const s of ['', 'x', '[]', 'null', '"s"', conf({ ipam: { type: 'host-local' } }), conf({ daemonSocket: 'rel.sock' }), conf({ daemonSocket: '/run/../x.sock' }), conf({ daemonSocket: '/run/./x' }), conf({ daemonSocket: '/run/a\nb' }), conf({ daemonSocket: 7 }), conf({ daemonSocket: '/' + 'a'.repeat(120) }), conf({ pad: 'x'.repeat(60 * 1024) })]) {
+    for (const s of [
+      '',
+      'x',
+      '[]',
+      'null',
+      '"s"',
+      conf({ ipam: { type: 'host-local' } }),
+      conf({ daemonSocket: 'rel.sock' }),
+      conf({ daemonSocket: '/run/../x.sock' }),
+      conf({ daemonSocket: '/run/./x' }),
+      conf({ daemonSocket: '/run/a\nb' }),
+      conf({ daemonSocket: 7 }),
+      conf({ daemonSocket: '/' + 'a'.repeat(120) }),
+      conf({ pad: 'x'.repeat(60 * 1024) }),
+    ]) {
       expect(handoffTarget(s), s).toBeUndefined();
     }
   });
@@ -68,7 +91,10 @@ describe('afsteerd: whether it may run the ADD', () => {
     expect(declineReason(req({ stdin: conf({ ipam: {} }) }), NS)).toMatch(/IPAM/);
   });
   it('hands the ADD only the CNI variables', () => {
-    expect(cniEnvOf({ ...ADD_ENV, CNI_ARGS: 'A=1', LD_PRELOAD: '/x.so', NODE_OPTIONS: '--require=/x' })).toEqual({ ...ADD_ENV, CNI_ARGS: 'A=1' });
+    expect(cniEnvOf({ ...ADD_ENV, CNI_ARGS: 'A=1', LD_PRELOAD: '/x.so', NODE_OPTIONS: '--require=/x' })).toEqual({
+      ...ADD_ENV,
+      CNI_ARGS: 'A=1',
+    });
   });
 });
 
@@ -87,12 +113,17 @@ describe('the conversation over a unix socket', () => {
   let n = 0;
   const daemon = async (run: CniAddRunner | undefined) => {
     const path = join(dir, `d${n++}.sock`);
-    servers.push(await serveControl(path, withCniHandoff(run, () => ({ ok: true, other: true }))));
+    servers.push(
+      await serveControl(
+        path,
+        withCniHandoff(run, () => ({ ok: true, other: true })),
+      ),
+    );
     return path;
   };
   const env = { ...ADD_ENV, PATH: '/usr/bin', SECRET: 'x' };
 
-  it('ready, go, outcome: the runner gets the CNI env and stdin once and its output is the plugin\'s', async () => {
+  it("ready, go, outcome: the runner gets the CNI env and stdin once and its output is the plugin's", async () => {
     const calls: unknown[] = [];
     const path = await daemon(async (e, stdin, opts) => {
       calls.push({ e, stdin, trace: opts.trace });
@@ -155,19 +186,25 @@ describe('the conversation over a unix socket', () => {
     expect(JSON.parse(out!.stdout)).toMatchObject({ cniVersion: '0.4.0', code: 11 });
   });
 
-  it('other requests reach the daemon\'s own handler; cni-go without a ready request runs nothing', async () => {
+  it("other requests reach the daemon's own handler; cni-go without a ready request runs nothing", async () => {
     let called = 0;
-    const handler = withCniHandoff(async () => {
-      called++;
-      return { exitCode: 0, stdout: '', stderr: '' };
-    }, () => ({ ok: true, other: true }));
+    const handler = withCniHandoff(
+      async () => {
+        called++;
+        return { exitCode: 0, stdout: '', stderr: '' };
+      },
+      () => ({ ok: true, other: true }),
+    );
     const conn = { closed: false };
     expect(await handler({ op: 'status' }, conn)).toEqual({ ok: true, other: true });
     expect(await handler({ op: 'cni-go' }, conn)).toMatchObject({ ok: false });
     expect(await handler({ op: 'cni-add', v: 1 }, conn)).toMatchObject({ ok: false, decline: true });
     expect(await handler({ op: 'cni-go' }, conn)).toMatchObject({ ok: false });
     // Ready, but the plugin is gone before its go-ahead is read: nothing runs.
-    expect(await handler(cniAddRequest(ADD_ENV, conf(), ownNamespaces(), 1, false) as unknown as Record<string, unknown>, conn)).toEqual({ ok: true, ready: true });
+    expect(await handler(cniAddRequest(ADD_ENV, conf(), ownNamespaces(), 1, false) as unknown as Record<string, unknown>, conn)).toEqual({
+      ok: true,
+      ready: true,
+    });
     expect(await handler({ op: 'cni-go' }, { closed: true, state: (conn as { state?: unknown }).state })).toMatchObject({ ok: false });
     expect(called).toBe(0);
   });

@@ -17,7 +17,10 @@ describe('afsteerd config', () => {
     expect(c.discovery.static).toEqual([]);
     expect(c.optimizeForMemory).toBe(true);
     expect(parseDaemonConfig('{"nodeName":"a","keyFile":"/k","optimizeForMemory":false}').optimizeForMemory).toBe(false);
-    for (const bad of ['"yes"', '"true"', '1', 'null', '[]', '{}']) expect(() => parseDaemonConfig(`{"nodeName":"a","keyFile":"/k","optimizeForMemory":${bad}}`)).toThrow(/^config: optimizeForMemory: must be a boolean$/);
+    for (const bad of ['"yes"', '"true"', '1', 'null', '[]', '{}'])
+      expect(() => parseDaemonConfig(`{"nodeName":"a","keyFile":"/k","optimizeForMemory":${bad}}`)).toThrow(
+        /^config: optimizeForMemory: must be a boolean$/,
+      );
   });
   it('the example in conf/afsteerd.json is valid', () => {
     const c = parseDaemonConfig(readFileSync(join(import.meta.dirname, '..', '..', '..', 'conf', 'afsteerd.json'), 'utf8'));
@@ -38,7 +41,10 @@ describe('afsteerd config', () => {
     ['{"nodeName":"a","keyFile":"/k","addresses":{"ipv6":"fe80::1%eth0"}}', /addresses\.ipv6: must be an IPv6 address without a zone/],
     ['{"nodeName":"a","keyFile":"/k","discovery":{"static":[{}]}}', /discovery\.static\.0: needs ipv4, ipv6 or both/],
     ['{"nodeName":"a","keyFile":"/k","policy":{"criterion":"fastest"}}', /policy\.criterion: /],
-    ['{"nodeName":"a","keyFile":"/k","policy":{"criterion":"lowest-loss","protect":"sometimes"}}', /policy\.protect: must be one of "off", "on-suspicion", "always"/],
+    [
+      '{"nodeName":"a","keyFile":"/k","policy":{"criterion":"lowest-loss","protect":"sometimes"}}',
+      /policy\.protect: must be one of "off", "on-suspicion", "always"/,
+    ],
     ['{"nodeName":"a","keyFile":"/k","protection":{"budgetBytesPerSecond":-1}}', /protection\.budgetBytesPerSecond: must be ≥ 0/],
     ['{"nodeName":"a","keyFile":"/k","protection":{"bogus":1}}', /protection\.bogus: unknown key/],
     ['{"nodeName":"a","keyFile":"/k","timers":{"announceRefreshMs":"7500"}}', /timers\.announceRefreshMs: must be a number/],
@@ -70,10 +76,16 @@ describe('afsteerd config: discovery.etcd', () => {
     expect(e).toEqual({ endpoints: ['http://127.0.0.1:2379'], prefix: DEFAULT_ETCD_PREFIX, leaseTtlS: 10, maxRecordAgeS: 300 });
   });
   it('takes TLS files, a prefix and a TTL', () => {
-    const e = parseDaemonConfig(cfg({
-      endpoints: ['https://etcd-1.example:2379', 'https://[fd00::1]:2379'], prefix: '/c1/afsteer/', ca: '/etc/afsteer/etcd-ca.pem',
-      cert: '/etc/afsteer/etcd.pem', key: '/etc/afsteer/etcd-key.pem', leaseTtlS: 3,
-    })).discovery.etcd!;
+    const e = parseDaemonConfig(
+      cfg({
+        endpoints: ['https://etcd-1.example:2379', 'https://[fd00::1]:2379'],
+        prefix: '/c1/afsteer/',
+        ca: '/etc/afsteer/etcd-ca.pem',
+        cert: '/etc/afsteer/etcd.pem',
+        key: '/etc/afsteer/etcd-key.pem',
+        leaseTtlS: 3,
+      }),
+    ).discovery.etcd!;
     expect(e.prefix).toBe('/c1/afsteer/');
     expect(e.leaseTtlS).toBe(3);
     expect(e.cert).toBe('/etc/afsteer/etcd.pem');

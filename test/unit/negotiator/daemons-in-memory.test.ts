@@ -39,8 +39,16 @@ describe('afsteerd, several daemons in one process', () => {
       const st = n.daemon.status();
       expect(st.peers.map((p) => p.node).sort()).toEqual(cluster.nodes.filter((o) => o !== n).map((o) => o.name));
       for (const p of st.peers) expect(Object.keys(p.families).sort()).toEqual(['IPv4', 'IPv6']);
-      const remotes = n.writer.listRemotes().map((r) => r.ipv6).sort();
-      expect(remotes).toEqual(cluster.nodes.filter((o) => o !== n).map((o) => o.pod.ipv6).sort());
+      const remotes = n.writer
+        .listRemotes()
+        .map((r) => r.ipv6)
+        .sort();
+      expect(remotes).toEqual(
+        cluster.nodes
+          .filter((o) => o !== n)
+          .map((o) => o.pod.ipv6)
+          .sort(),
+      );
     }
     expect(cluster.nodes[0]!.daemon.counters.drops).toEqual({});
   });
@@ -73,13 +81,16 @@ describe('afsteerd, several daemons in one process', () => {
     cluster = new MemoryCluster(2);
     cluster.net.latencyMs[4] = 10;
     cluster.net.latencyMs[6] = 1;
-    const [a, b] = cluster.nodes as [typeof cluster.nodes[0], typeof cluster.nodes[0]];
+    const [a, b] = cluster.nodes as [(typeof cluster.nodes)[0], (typeof cluster.nodes)[0]];
     await cluster.start();
     cluster.clock.advance(1500);
     expect(a.daemon.status().pairs).toEqual([]);
     cluster.firstPacket(a, b);
     cluster.clock.advance(100);
-    for (const [x, y] of [[a, b], [b, a]] as const) {
+    for (const [x, y] of [
+      [a, b],
+      [b, a],
+    ] as const) {
       const pairs = x.daemon.status().pairs;
       expect(pairs).toHaveLength(1);
       expect(pairs[0]).toMatchObject({ local: x.pod.cnf, remote: y.pod.cnf, peer: y.name, wire: 'native', peerDecap: true });

@@ -4,7 +4,7 @@
  * it probed as before; forged returns dropped; and unchanged announcements only at the refresh.
  */
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { decodeEcho, ECHO_LEN, encodeEcho, echoPortOf, isEcho } from '../../../src/negotiator/protocol/echo';
+import { decodeEcho, ECHO_LEN, echoPortOf, encodeEcho, isEcho } from '../../../src/negotiator/protocol/echo';
 import { configureLog } from '../../../src/util/log';
 import { MemoryCluster, type MemoryNode } from '../../support/memory-cluster';
 
@@ -34,7 +34,11 @@ describe('echo codec', () => {
     expect(isEcho(frame)).toBe(false);
     expect(decodeEcho(b.subarray(0, 23))).toBeUndefined();
     expect(decodeEcho(Buffer.concat([b, Buffer.alloc(1)]))).toBeUndefined();
-    for (const [at, v] of [[3, 5], [4, 2], [2, 2]] as const) {
+    for (const [at, v] of [
+      [3, 5],
+      [4, 2],
+      [2, 2],
+    ] as const) {
       const c = Buffer.from(b);
       c[at] = v;
       expect(decodeEcho(c)).toBeUndefined();

@@ -2,7 +2,15 @@
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
-  decodeFrame, encodeFrame, FrameType, MAC_LEN, MAX_DATAGRAM, payloadRoom, PROTOCOL_VERSION, type Frame, type FrameTypeName,
+  decodeFrame,
+  encodeFrame,
+  type Frame,
+  FrameType,
+  type FrameTypeName,
+  MAC_LEN,
+  MAX_DATAGRAM,
+  PROTOCOL_VERSION,
+  payloadRoom,
 } from '../../../src/negotiator/protocol/frame';
 import { encodeProbe } from '../../../src/negotiator/protocol/probe';
 
@@ -15,7 +23,15 @@ function frame(type: FrameTypeName, payload: Buffer, over: Partial<Frame> = {}):
 }
 
 /** A frame built byte by byte (any version, type, node bytes), MACed with key. */
-function handFrame(o: { version?: number; type?: number; node?: Buffer; nodeLen?: number; payload?: Buffer; key?: Buffer; magic?: string }): Buffer {
+function handFrame(o: {
+  version?: number;
+  type?: number;
+  node?: Buffer;
+  nodeLen?: number;
+  payload?: Buffer;
+  key?: Buffer;
+  magic?: string;
+}): Buffer {
   const node = o.node ?? Buffer.from('node-a');
   const payload = o.payload ?? Buffer.from('{}');
   const body = Buffer.alloc(21 + node.length + payload.length);
@@ -27,7 +43,12 @@ function handFrame(o: { version?: number; type?: number; node?: Buffer; nodeLen?
   body[20] = o.nodeLen ?? node.length;
   node.copy(body, 21);
   payload.copy(body, 21 + node.length);
-  return Buffer.concat([body, createHmac('sha256', o.key ?? KEY).update(body).digest()]);
+  return Buffer.concat([
+    body,
+    createHmac('sha256', o.key ?? KEY)
+      .update(body)
+      .digest(),
+  ]);
 }
 
 const samplePayloads: Record<FrameTypeName, Buffer> = {
@@ -48,7 +69,11 @@ describe('frame encode/decode', () => {
   });
 
   it('round-trips extreme epoch/seq values, an empty payload and the longest node name', () => {
-    for (const [epoch, seq] of [[0n, 0n], [2n ** 64n - 1n, 2n ** 64n - 1n], [1n, 2n ** 63n]] as const) {
+    for (const [epoch, seq] of [
+      [0n, 0n],
+      [2n ** 64n - 1n, 2n ** 64n - 1n],
+      [1n, 2n ** 63n],
+    ] as const) {
       const f = frame('negotiate', Buffer.alloc(0), { epoch, seq, node: 'n'.repeat(63) });
       expect(decodeFrame(KEY, encodeFrame(KEY, f))).toEqual(f);
     }
@@ -126,7 +151,8 @@ describe('frame authentication', () => {
       const r = decodeFrame(KEY, b.subarray(0, n));
       expect(r, `length ${n}`).toBe(n < 21 + 1 + MAC_LEN ? 'short' : 'mac');
     }
-    for (const tail of [Buffer.from([0]), Buffer.alloc(32), Buffer.from('x')]) expect(decodeFrame(KEY, Buffer.concat([b, tail]))).toBe('mac');
+    for (const tail of [Buffer.from([0]), Buffer.alloc(32), Buffer.from('x')])
+      expect(decodeFrame(KEY, Buffer.concat([b, tail]))).toBe('mac');
     // Dropping bytes from the front breaks the magic.
     expect(decodeFrame(KEY, b.subarray(1))).toBe('magic');
   });
@@ -178,7 +204,10 @@ describe('frame header checks behind a valid MAC', () => {
     ];
     for (const o of bad) expect(decodeFrame(KEY, handFrame(o)), JSON.stringify(o)).toBe('node');
     // A name that ends exactly where the MAC starts is fine.
-    expect(decodeFrame(KEY, handFrame({ node: Buffer.from('ab'), payload: Buffer.alloc(0) }))).toMatchObject({ node: 'ab', payload: Buffer.alloc(0) });
+    expect(decodeFrame(KEY, handFrame({ node: Buffer.from('ab'), payload: Buffer.alloc(0) }))).toMatchObject({
+      node: 'ab',
+      payload: Buffer.alloc(0),
+    });
   });
 
   it('the node length byte splits name and payload', () => {

@@ -1,10 +1,17 @@
 // Fuzz test of the receive path (decodeFrame → replay window → payload parsing, as Daemon.receive/dispatch): no exception, no forgery, no replay-state change on rejects.
 import { describe, expect, it } from 'vitest';
-import { decodeFrame, encodeFrame, MAX_DATAGRAM, PROTOCOL_VERSION, type FrameTypeName, type RejectReason } from '../../../src/negotiator/protocol/frame';
-import { AnnounceSchema, NegotiateSchema, parsePayload, type Announce, type Negotiate } from '../../../src/negotiator/protocol/messages';
+import {
+  decodeFrame,
+  encodeFrame,
+  type FrameTypeName,
+  MAX_DATAGRAM,
+  PROTOCOL_VERSION,
+  type RejectReason,
+} from '../../../src/negotiator/protocol/frame';
+import { type Announce, AnnounceSchema, type Negotiate, NegotiateSchema, parsePayload } from '../../../src/negotiator/protocol/messages';
 import { decodeProbe, encodeProbe } from '../../../src/negotiator/protocol/probe';
 import { checkReplay, type ReplayState } from '../../../src/negotiator/protocol/replay';
-import { rng, seedFrom, type Rng } from './prng';
+import { type Rng, rng, seedFrom } from './prng';
 
 const KEY = Buffer.from('6b65792d6f662d7468652d636c75737465722d666f722d66757a7a696e672121', 'hex');
 const WRONG_KEY = Buffer.from('6b65792d6f662d7468652d636c75737465722d666f722d66757a7a696e672122', 'hex');
@@ -70,7 +77,12 @@ interface Legit {
 function announcePayload(r: Rng): Buffer {
   const a: Announce = {
     addresses: { ipv4: `192.0.2.${r.int(1, 254)}`, ipv6: `2001:db8::${r.int(1, 0xffff).toString(16)}` },
-    port: r.int(1, 65535), supported_families: ['IPv4', 'IPv6'], capabilities: ['probe-v1'], gen: r.int(0, 1000), part: 0, parts: 1,
+    port: r.int(1, 65535),
+    supported_families: ['IPv4', 'IPv6'],
+    capabilities: ['probe-v1'],
+    gen: r.int(0, 1000),
+    part: 0,
+    parts: 1,
     endpoints: Array.from({ length: r.int(0, 5) }, (_, i) => ({ cnf: `ns/pod-${i}`, ipv4: `10.0.0.${i + 1}`, ipv6: `fd00::${i + 1}` })),
   };
   return Buffer.from(JSON.stringify(a));
@@ -80,10 +92,23 @@ function negotiatePayload(r: Rng): Buffer {
   const n: Negotiate = {
     to: 'node-a',
     pairs: Array.from({ length: r.int(1, 2) }, (_, i) => ({
-      source_CNF_ID: `ns/src-${i}`, destination_CNF_ID: `ns/dst-${i}`, supported_families: ['IPv4', 'IPv6'],
-      performance_metrics: { IPv4: { latency_ms: r.next() * 50, jitter_ms: r.next() * 5, packet_loss: r.next() / 10, blackhole: r.next() < 0.1, samples: r.int(0, 200) } },
-      preferred_family: r.pick(['IPv4', 'IPv6', null] as const), policy: { criterion: 'lowest-latency' }, decap: r.next() < 0.5,
-      round: r.int(0, 100), active: r.next() < 0.5,
+      source_CNF_ID: `ns/src-${i}`,
+      destination_CNF_ID: `ns/dst-${i}`,
+      supported_families: ['IPv4', 'IPv6'],
+      performance_metrics: {
+        IPv4: {
+          latency_ms: r.next() * 50,
+          jitter_ms: r.next() * 5,
+          packet_loss: r.next() / 10,
+          blackhole: r.next() < 0.1,
+          samples: r.int(0, 200),
+        },
+      },
+      preferred_family: r.pick(['IPv4', 'IPv6', null] as const),
+      policy: { criterion: 'lowest-latency' },
+      decap: r.next() < 0.5,
+      round: r.int(0, 100),
+      active: r.next() < 0.5,
     })),
   };
   return Buffer.from(JSON.stringify(n));
@@ -93,38 +118,51 @@ function negotiatePayload(r: Rng): Buffer {
 function mutate(r: Rng, b: Buffer, other: Buffer): Buffer {
   const m = Buffer.from(b);
   switch (r.int(0, 8)) {
-    case 0: { // bit flips
+    case 0: {
+      // bit flips
       for (let n = r.int(1, 8); n > 0 && m.length; n--) m[r.int(0, m.length - 1)]! ^= 1 << r.int(0, 7);
       return m;
     }
-    case 1: return m.subarray(0, r.int(0, m.length)); // truncation
-    case 2: return Buffer.concat([m, r.bytes(r.int(0, 64))]); // extension
-    case 3: { // byte swaps
+    case 1:
+      return m.subarray(0, r.int(0, m.length)); // truncation
+    case 2:
+      return Buffer.concat([m, r.bytes(r.int(0, 64))]); // extension
+    case 3: {
+      // byte swaps
       for (let n = r.int(1, 4); n > 0 && m.length > 1; n--) {
-        const i = r.int(0, m.length - 1), j = r.int(0, m.length - 1);
+        const i = r.int(0, m.length - 1),
+          j = r.int(0, m.length - 1);
         [m[i], m[j]] = [m[j]!, m[i]!];
       }
       return m;
     }
-    case 4: { // splice with another legit frame
-      const i = r.int(0, m.length), j = r.int(0, other.length);
+    case 4: {
+      // splice with another legit frame
+      const i = r.int(0, m.length),
+        j = r.int(0, other.length);
       return r.next() < 0.5 ? Buffer.concat([m.subarray(0, i), other.subarray(j)]) : Buffer.concat([other.subarray(0, j), m.subarray(i)]);
     }
-    case 5: { // overwrite a run
+    case 5: {
+      // overwrite a run
       if (!m.length) return m;
       const i = r.int(0, m.length - 1);
       r.bytes(Math.min(r.int(1, 16), m.length - i)).copy(m, i);
       return m;
     }
-    case 6: { // header field: a random byte in the first 21 bytes, MAC untouched
+    case 6: {
+      // header field: a random byte in the first 21 bytes, MAC untouched
       if (m.length) m[r.int(0, Math.min(20, m.length - 1))] = r.int(0, 255);
       return m;
     }
-    case 7: { // insert or delete bytes in the middle
+    case 7: {
+      // insert or delete bytes in the middle
       const i = r.int(0, m.length);
-      return r.next() < 0.5 ? Buffer.concat([m.subarray(0, i), r.bytes(r.int(1, 8)), m.subarray(i)]) : Buffer.concat([m.subarray(0, i), m.subarray(Math.min(m.length, i + r.int(1, 8)))]);
+      return r.next() < 0.5
+        ? Buffer.concat([m.subarray(0, i), r.bytes(r.int(1, 8)), m.subarray(i)])
+        : Buffer.concat([m.subarray(0, i), m.subarray(Math.min(m.length, i + r.int(1, 8)))]);
     }
-    default: { // the MAC or the payload of another frame with this header
+    default: {
+      // the MAC or the payload of another frame with this header
       return Buffer.concat([m.subarray(0, Math.max(0, m.length - 32)), other.subarray(Math.max(0, other.length - 32))]);
     }
   }
@@ -143,7 +181,8 @@ describe('receive path fuzz', () => {
     let delayed: Legit[] = [];
 
     const make = (valid = r.next() < 0.9, type?: FrameTypeName, sender = r.pick(senders)): Legit => {
-      if (r.next() < 0.002) { // the sender rebooted
+      if (r.next() < 0.002) {
+        // the sender rebooted
         sender.epoch += BigInt(r.int(1, 1_000_000));
         sender.seq = 0n;
       }
@@ -154,7 +193,14 @@ describe('receive path fuzz', () => {
       if (!valid) payload = r.next() < 0.5 ? r.bytes(r.int(0, 40)) : Buffer.from(JSON.stringify({ pairs: [], port: 'x' }));
       else if (t === 'announce') payload = announcePayload(r);
       else if (t === 'negotiate') payload = negotiatePayload(r);
-      else payload = encodeProbe({ family, active: r.next() < 0.5, id: r.int(0, 0xffffffff), t1: BigInt(r.int(0, 2 ** 40)), nonce: r.int(0, 0xffffffff) });
+      else
+        payload = encodeProbe({
+          family,
+          active: r.next() < 0.5,
+          id: r.int(0, 0xffffffff),
+          t1: BigInt(r.int(0, 2 ** 40)),
+          nonce: r.int(0, 0xffffffff),
+        });
       const bytes = encodeFrame(KEY, { type: t, epoch: sender.epoch, seq: sender.seq, node: sender.node, payload });
       const l: Legit = { bytes, hex: bytes.toString('hex'), family, valid, type: t };
       legit.set(l.hex, l);
@@ -227,17 +273,22 @@ describe('receive path fuzz', () => {
         } else {
           // Mutations of legit frames of every type.
           if (pool.length < 2) make();
-          const a = r.pick(pool), b = r.pick(pool);
+          const a = r.pick(pool),
+            b = r.pick(pool);
           const m = mutate(r, a.bytes, b.bytes);
           if (m.equals(a.bytes)) stats.mutationsIdentical++;
           deliver(m, { family: r.next() < 0.8 ? a.family : src.family });
         }
       }
     } catch (err) {
-      console.error(`fuzz failed at op ${op} with seed ${seed} (AFSTEER_TEST_SEED=${seed} to reproduce); datagram ${current.toString('hex')}`);
+      console.error(
+        `fuzz failed at op ${op} with seed ${seed} (AFSTEER_TEST_SEED=${seed} to reproduce); datagram ${current.toString('hex')}`,
+      );
       throw err;
     }
-    console.log(`fuzz (seed ${seed}): ${op} datagrams, ${stats.accepted} accepted (all legit, each once), ${stats.legitDelivered} fresh legit, ${stats.mutationsIdentical} identity mutations, rejected ${JSON.stringify(stats.rejected)}`);
+    console.log(
+      `fuzz (seed ${seed}): ${op} datagrams, ${stats.accepted} accepted (all legit, each once), ${stats.legitDelivered} fresh legit, ${stats.mutationsIdentical} identity mutations, rejected ${JSON.stringify(stats.rejected)}`,
+    );
     expect(stats.rejected.mac).toBeGreaterThan(DATAGRAMS / 3);
     expect(stats.accepted).toBeGreaterThan(5000);
     expect(stats.rejected.replay).toBeGreaterThan(100);
@@ -252,7 +303,12 @@ describe('receive path fuzz', () => {
     for (let i = 0; i < 5000; i++) {
       const type = r.pick(['announce', 'negotiate', 'probe', 'probeReply'] as const);
       const family: 4 | 6 = r.next() < 0.5 ? 4 : 6;
-      const payload = type === 'announce' ? announcePayload(r) : type === 'negotiate' ? negotiatePayload(r) : encodeProbe({ family, active: true, id: i, t1: 1n, nonce: 7 });
+      const payload =
+        type === 'announce'
+          ? announcePayload(r)
+          : type === 'negotiate'
+            ? negotiatePayload(r)
+            : encodeProbe({ family, active: true, id: i, t1: 1n, nonce: 7 });
       const b = encodeFrame(KEY, { type, epoch: 1n, seq: ++seq, node: r.pick(SENDERS), payload });
       expect(rx.receive(b, { family }), `seed ${seed} #${i}`).toEqual({ accepted: false, reason: 'mac' });
     }

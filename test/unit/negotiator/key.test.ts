@@ -1,6 +1,6 @@
 /** The cluster key file: accepted only as a private regular file of ≥ 32 bytes, read without following links or blocking. */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, symlinkSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -26,21 +26,33 @@ describe('keyFile', () => {
     ['empty', () => file('e', ''), /0 bytes/],
     ['too long', () => file('l', Buffer.alloc(5000)), /at most 4096/],
     ['missing', () => join(dir, 'nope'), /does not exist/],
-    ['a symlink to a good key', () => {
-      const p = join(dir, 'link');
-      symlinkSync(file('target', Buffer.alloc(32)), p);
-      return p;
-    }, /symlink/],
-    ['a directory', () => {
-      const p = join(dir, 'd');
-      mkdirSync(p, { mode: 0o700 });
-      return p;
-    }, /not a regular file/],
-    ['a FIFO (must not block)', () => {
-      const p = join(dir, 'fifo');
-      execFileSync('mkfifo', ['-m', '600', p]);
-      return p;
-    }, /not a regular file/],
+    [
+      'a symlink to a good key',
+      () => {
+        const p = join(dir, 'link');
+        symlinkSync(file('target', Buffer.alloc(32)), p);
+        return p;
+      },
+      /symlink/,
+    ],
+    [
+      'a directory',
+      () => {
+        const p = join(dir, 'd');
+        mkdirSync(p, { mode: 0o700 });
+        return p;
+      },
+      /not a regular file/,
+    ],
+    [
+      'a FIFO (must not block)',
+      () => {
+        const p = join(dir, 'fifo');
+        execFileSync('mkfifo', ['-m', '600', p]);
+        return p;
+      },
+      /not a regular file/,
+    ],
   ])('refuses %s with a clear message', (_what, make, re) => {
     expect(() => loadKey(make())).toThrow(re);
   });

@@ -1,7 +1,14 @@
 // Unit tests of protocol/messages.ts: strict zod/mini schemas of announcements and negotiation, parsePayload.
 import { describe, expect, it } from 'vitest';
 import {
-  AnnounceSchema, CnfIdSchema, NegotiateSchema, PairMessageSchema, parsePayload, type Announce, type Negotiate, type PairMessage,
+  type Announce,
+  AnnounceSchema,
+  CnfIdSchema,
+  type Negotiate,
+  NegotiateSchema,
+  type PairMessage,
+  PairMessageSchema,
+  parsePayload,
 } from '../../../src/negotiator/protocol/messages';
 
 const j = (x: unknown): Buffer => Buffer.from(typeof x === 'string' ? x : JSON.stringify(x));
@@ -56,9 +63,17 @@ describe('messages: valid payloads', () => {
   });
   it('parses a valid negotiation, with and without dropped, with native preference and no metrics', () => {
     expect(parsePayload(NegotiateSchema, j(negotiate()))).toEqual(negotiate());
-    const m = { to: 'node-b', pairs: [{ ...pair(), preferred_family: null, performance_metrics: {}, policy: { criterion: 'lowest-loss' } }], dropped: ['a|b'] };
+    const m = {
+      to: 'node-b',
+      pairs: [{ ...pair(), preferred_family: null, performance_metrics: {}, policy: { criterion: 'lowest-loss' } }],
+      dropped: ['a|b'],
+    };
     expect(parsePayload(NegotiateSchema, j(m))).toEqual(m);
-    expect(parsePayload(NegotiateSchema, j({ to: 'node-b', pairs: [], dropped: ['x|y'] }))).toEqual({ to: 'node-b', pairs: [], dropped: ['x|y'] });
+    expect(parsePayload(NegotiateSchema, j({ to: 'node-b', pairs: [], dropped: ['x|y'] }))).toEqual({
+      to: 'node-b',
+      pairs: [],
+      dropped: ['x|y'],
+    });
     // Without its receiver, or with a malformed one, it is refused.
     expect(parsePayload(NegotiateSchema, j({ pairs: [pair()] }))).toBeUndefined();
     expect(parsePayload(NegotiateSchema, j({ to: 'a b', pairs: [pair()] }))).toBeUndefined();
@@ -71,13 +86,15 @@ describe('messages: valid payloads', () => {
 
 describe('messages: rejected payloads', () => {
   it('strict objects reject extra keys at every level', () => {
-    const paths: (string | number)[][] = [
-      ['extra'], ['addresses', 'extra'], ['endpoints', 0, 'extra'],
-    ];
+    const paths: (string | number)[][] = [['extra'], ['addresses', 'extra'], ['endpoints', 0, 'extra']];
     for (const p of paths) expect(parsePayload(AnnounceSchema, j(withPath(announce(), p, 1))), p.join('.')).toBeUndefined();
     const npaths: (string | number)[][] = [
-      ['extra'], ['pairs', 0, 'extra'], ['pairs', 0, 'performance_metrics', 'IPv5'], ['pairs', 0, 'performance_metrics', 'IPv4', 'extra'],
-      ['pairs', 0, 'policy', 'extra'], ['pairs', 0, 'policy', 'weights', 'extra'],
+      ['extra'],
+      ['pairs', 0, 'extra'],
+      ['pairs', 0, 'performance_metrics', 'IPv5'],
+      ['pairs', 0, 'performance_metrics', 'IPv4', 'extra'],
+      ['pairs', 0, 'policy', 'extra'],
+      ['pairs', 0, 'policy', 'weights', 'extra'],
     ];
     for (const p of npaths) expect(parsePayload(NegotiateSchema, j(withPath(negotiate(), p, 1))), p.join('.')).toBeUndefined();
   });
@@ -93,23 +110,50 @@ describe('messages: rejected payloads', () => {
 
   it('rejects wrong types and out-of-range values', () => {
     const bad: [(string | number)[], unknown][] = [
-      [['port'], '4790'], [['port'], 0], [['port'], 65536], [['port'], 1.5], [['port'], null],
-      [['gen'], -1], [['gen'], 0.5], [['part'], 1024], [['parts'], 0], [['parts'], 1025],
-      [['supported_families'], []], [['supported_families'], ['IPv4', 'IPv6', 'IPv4']], [['supported_families'], ['ipv4']],
-      [['capabilities'], 'probe-v1'], [['capabilities'], ['x'.repeat(33)]], [['capabilities'], Array(17).fill('c')],
-      [['endpoints'], Array(65).fill(announce().endpoints[0])], [['endpoints'], {}],
-      [['addresses', 'ipv4'], '2001:db8::1'], [['addresses', 'ipv6'], '192.0.2.1'], [['addresses', 'ipv4'], '192.0.2.256'],
-      [['addresses', 'ipv4'], '192.0.2.1 '], [['addresses', 'ipv6'], 7], [['addresses', 'ipv4'], '01.2.3.4'],
-      [['endpoints', 0, 'ipv4'], 'fd00::5'], [['endpoints', 0, 'ipv6'], '10.0.0.5'], [['endpoints', 0, 'cnf'], ''],
+      [['port'], '4790'],
+      [['port'], 0],
+      [['port'], 65536],
+      [['port'], 1.5],
+      [['port'], null],
+      [['gen'], -1],
+      [['gen'], 0.5],
+      [['part'], 1024],
+      [['parts'], 0],
+      [['parts'], 1025],
+      [['supported_families'], []],
+      [['supported_families'], ['IPv4', 'IPv6', 'IPv4']],
+      [['supported_families'], ['ipv4']],
+      [['capabilities'], 'probe-v1'],
+      [['capabilities'], ['x'.repeat(33)]],
+      [['capabilities'], Array(17).fill('c')],
+      [['endpoints'], Array(65).fill(announce().endpoints[0])],
+      [['endpoints'], {}],
+      [['addresses', 'ipv4'], '2001:db8::1'],
+      [['addresses', 'ipv6'], '192.0.2.1'],
+      [['addresses', 'ipv4'], '192.0.2.256'],
+      [['addresses', 'ipv4'], '192.0.2.1 '],
+      [['addresses', 'ipv6'], 7],
+      [['addresses', 'ipv4'], '01.2.3.4'],
+      [['endpoints', 0, 'ipv4'], 'fd00::5'],
+      [['endpoints', 0, 'ipv6'], '10.0.0.5'],
+      [['endpoints', 0, 'cnf'], ''],
     ];
-    for (const [p, v] of bad) expect(parsePayload(AnnounceSchema, j(withPath(announce(), p, v))), `${p.join('.')}=${JSON.stringify(v)}`).toBeUndefined();
+    for (const [p, v] of bad)
+      expect(parsePayload(AnnounceSchema, j(withPath(announce(), p, v))), `${p.join('.')}=${JSON.stringify(v)}`).toBeUndefined();
     const nbad: [(string | number)[], unknown][] = [
-      [['pairs'], {}], [['pairs', 0], 'pair'],
-      [['pairs', 0, 'round'], -1], [['pairs', 0, 'round'], 1.5], [['pairs', 0, 'round'], '4'],
-      [['pairs', 0, 'decap'], 'true'], [['pairs', 0, 'active'], 1],
-      [['pairs', 0, 'preferred_family'], 'IPv5'], [['pairs', 0, 'preferred_family'], 'native'],
-      [['pairs', 0, 'policy', 'criterion'], 'fastest'], [['pairs', 0, 'policy', 'weights', 'loss'], -1],
-      [['pairs', 0, 'policy', 'weights', 'latency'], 1001], [['pairs', 0, 'policy', 'weights'], { latency: 1 }],
+      [['pairs'], {}],
+      [['pairs', 0], 'pair'],
+      [['pairs', 0, 'round'], -1],
+      [['pairs', 0, 'round'], 1.5],
+      [['pairs', 0, 'round'], '4'],
+      [['pairs', 0, 'decap'], 'true'],
+      [['pairs', 0, 'active'], 1],
+      [['pairs', 0, 'preferred_family'], 'IPv5'],
+      [['pairs', 0, 'preferred_family'], 'native'],
+      [['pairs', 0, 'policy', 'criterion'], 'fastest'],
+      [['pairs', 0, 'policy', 'weights', 'loss'], -1],
+      [['pairs', 0, 'policy', 'weights', 'latency'], 1001],
+      [['pairs', 0, 'policy', 'weights'], { latency: 1 }],
       [['pairs', 0, 'performance_metrics', 'IPv4', 'packet_loss'], 1.01],
       [['pairs', 0, 'performance_metrics', 'IPv4', 'packet_loss'], -0.1],
       [['pairs', 0, 'performance_metrics', 'IPv4', 'latency_ms'], -1],
@@ -117,13 +161,19 @@ describe('messages: rejected payloads', () => {
       [['pairs', 0, 'performance_metrics', 'IPv6', 'jitter_ms'], '1'],
       [['pairs', 0, 'performance_metrics', 'IPv6', 'blackhole'], 0],
       [['pairs', 0, 'performance_metrics', 'IPv6'], null],
-      [['pairs', 0, 'performance_metrics', 'IPv6', 'samples'], undefined], [['pairs', 0, 'performance_metrics', 'IPv6', 'samples'], -1],
-      [['pairs', 0, 'performance_metrics', 'IPv6', 'samples'], 1.5], [['pairs', 0, 'performance_metrics', 'IPv6', 'samples'], 1_000_001],
+      [['pairs', 0, 'performance_metrics', 'IPv6', 'samples'], undefined],
+      [['pairs', 0, 'performance_metrics', 'IPv6', 'samples'], -1],
+      [['pairs', 0, 'performance_metrics', 'IPv6', 'samples'], 1.5],
+      [['pairs', 0, 'performance_metrics', 'IPv6', 'samples'], 1_000_001],
       [['pairs', 0, 'performance_metrics', 'IPv6', 'samples'], '200'],
       [['pairs', 0, 'supported_families'], []],
-      [['dropped'], 'a|b'], [['dropped'], ['x'.repeat(521)]], [['dropped'], Array(33).fill('a|b')], [['dropped'], [1]],
+      [['dropped'], 'a|b'],
+      [['dropped'], ['x'.repeat(521)]],
+      [['dropped'], Array(33).fill('a|b')],
+      [['dropped'], [1]],
     ];
-    for (const [p, v] of nbad) expect(parsePayload(NegotiateSchema, j(withPath(negotiate(), p, v))), `${p.join('.')}=${JSON.stringify(v)}`).toBeUndefined();
+    for (const [p, v] of nbad)
+      expect(parsePayload(NegotiateSchema, j(withPath(negotiate(), p, v))), `${p.join('.')}=${JSON.stringify(v)}`).toBeUndefined();
   });
 
   it('rejects zone-scoped IPv6 addresses', () => {
@@ -161,9 +211,23 @@ describe('messages: rejected payloads', () => {
 
   it('non-JSON, non-objects, arrays and empty payloads → undefined', () => {
     const inputs: Buffer[] = [
-      Buffer.alloc(0), j(''), j(' '), j('{'), j('{"pairs":[]'), j('nul'), j('undefined'), j("{'pairs':[]}"),
-      j('null'), j('true'), j('42'), j('"str"'), j('[]'), j(`[${JSON.stringify(announce())}]`), j(`[${JSON.stringify(negotiate())}]`),
-      Buffer.from([0xff, 0xfe, 0x00]), Buffer.from([0xef, 0xbb, 0xbf, ...j(negotiate())]), // a BOM is not JSON
+      Buffer.alloc(0),
+      j(''),
+      j(' '),
+      j('{'),
+      j('{"pairs":[]'),
+      j('nul'),
+      j('undefined'),
+      j("{'pairs':[]}"),
+      j('null'),
+      j('true'),
+      j('42'),
+      j('"str"'),
+      j('[]'),
+      j(`[${JSON.stringify(announce())}]`),
+      j(`[${JSON.stringify(negotiate())}]`),
+      Buffer.from([0xff, 0xfe, 0x00]),
+      Buffer.from([0xef, 0xbb, 0xbf, ...j(negotiate())]), // a BOM is not JSON
     ];
     for (const b of inputs) {
       expect(parsePayload(AnnounceSchema, b), b.toString('hex')).toBeUndefined();
@@ -194,7 +258,11 @@ describe('messages: rejected payloads', () => {
 
   it('huge, infinite and unsafe numbers → undefined', () => {
     const a: [(string | number)[], string][] = [
-      [['port'], '1e400'], [['gen'], '1e400'], [['gen'], '9007199254740993'], [['gen'], '1e300'], [['part'], '-1e400'],
+      [['port'], '1e400'],
+      [['gen'], '1e400'],
+      [['gen'], '9007199254740993'],
+      [['gen'], '1e300'],
+      [['part'], '-1e400'],
       [['parts'], '1e21'],
     ];
     for (const [p, lit] of a) {
@@ -202,7 +270,9 @@ describe('messages: rejected payloads', () => {
       expect(parsePayload(AnnounceSchema, j(text)), text).toBeUndefined();
     }
     const n: [(string | number)[], string][] = [
-      [['pairs', 0, 'round'], '1e400'], [['pairs', 0, 'round'], '9007199254740993'], [['pairs', 0, 'round'], '1e300'],
+      [['pairs', 0, 'round'], '1e400'],
+      [['pairs', 0, 'round'], '9007199254740993'],
+      [['pairs', 0, 'round'], '1e300'],
       [['pairs', 0, 'performance_metrics', 'IPv4', 'latency_ms'], '1e400'],
       [['pairs', 0, 'performance_metrics', 'IPv4', 'jitter_ms'], '1e400'],
       [['pairs', 0, 'performance_metrics', 'IPv4', 'packet_loss'], '-1e400'],

@@ -8,11 +8,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { configureLog, setLogBackend } from '../../../src/util/log';
+import { History } from '../../../src/negotiator/history';
 import { createMetrics, METRIC_NAMES } from '../../../src/negotiator/metrics';
 import { Observer } from '../../../src/negotiator/observe';
-import { History } from '../../../src/negotiator/history';
 import { serveWeb } from '../../../src/negotiator/web/server';
+import { configureLog, setLogBackend } from '../../../src/util/log';
 import { MemoryCluster, type MemoryNode } from '../../support/memory-cluster';
 
 beforeAll(() => configureLog({ level: 'error' }));
@@ -54,7 +54,11 @@ describe('afsteerd metrics, history and logs (in memory)', () => {
   it('a blackhole shows as a switch with reason blackhole, the family state, probe counters, and the data-plane counters from the stats reader; no series names a pod', async () => {
     const { c, a, b } = await twoOnIpv6();
     let reads = 0;
-    const m = await createMetrics(a.daemon.parts(), () => ({ encap: 7n + BigInt(reads++), decap: 5n, dropSpoof: 2n, dropMismatch: 0n, encapFail: 0n, decapFail: 0n, srcForeign: 1n }), 'test');
+    const m = await createMetrics(
+      a.daemon.parts(),
+      () => ({ encap: 7n + BigInt(reads++), decap: 5n, dropSpoof: 2n, dropMismatch: 0n, encapFail: 0n, decapFail: 0n, srcForeign: 1n }),
+      'test',
+    );
     const before = await m.text();
     expect(sample(before, 'afsteer_peer_family_state', { peer: b.name, family: 'IPv6', state: 'up' })).toBe(1);
     expect(sample(before, 'afsteer_switches_total', { reason: 'blackhole' })).toBe(0);
@@ -123,9 +127,18 @@ describe('afsteerd metrics, history and logs (in memory)', () => {
 
   it('the history keeps 15 minutes and no more, and forgets a peer gone for all of them', () => {
     const hist = new History();
-    const peer = (node: string, rtt: number) => ({ node, alive: true, active: false, pairs: { native: 0, ipv4: 0, ipv6: 0 }, pinned: { honoured: 0, overridden: 0 },
-      families: { IPv4: { state: 'up' as const, metrics: { latency_ms: rtt, jitter_ms: 0, packet_loss: 0, blackhole: false, samples: 200 } } } });
-    for (let i = 0; i < 1200; i++) hist.sample(1_000_000 + i * 1000, { at: i, peers: i < 100 ? [peer('gone', 1), peer('p', i)] : [peer('p', i)] });
+    const peer = (node: string, rtt: number) => ({
+      node,
+      alive: true,
+      active: false,
+      pairs: { native: 0, ipv4: 0, ipv6: 0 },
+      pinned: { honoured: 0, overridden: 0 },
+      families: {
+        IPv4: { state: 'up' as const, metrics: { latency_ms: rtt, jitter_ms: 0, packet_loss: 0, blackhole: false, samples: 200 } },
+      },
+    });
+    for (let i = 0; i < 1200; i++)
+      hist.sample(1_000_000 + i * 1000, { at: i, peers: i < 100 ? [peer('gone', 1), peer('p', i)] : [peer('p', i)] });
     const h = hist.of('p');
     expect(h.t).toHaveLength(900);
     expect(h.t.at(-1)! - h.t[0]!).toBe(899_000);

@@ -1,24 +1,55 @@
 // Unit tests of pair.ts: leader election, combined metrics, the leader's step, the agreed preference and the sending wire.
 import { describe, expect, it } from 'vitest';
 import {
-  agreedPreference, combinedMetrics, isLeader, newPair, pairKey, preferenceOf, sendingWire, stepSelection, wireOf, type PairState, type PeerView,
+  agreedPreference,
+  combinedMetrics,
+  isLeader,
+  newPair,
+  type PairState,
+  type PeerView,
+  pairKey,
+  preferenceOf,
+  sendingWire,
+  stepSelection,
+  wireOf,
 } from '../../../src/negotiator/pair';
 import { DEFAULT_POLICY_PARAMS, evaluate, initialSelection, type PairMetrics, type Preference } from '../../../src/negotiator/policy';
-import type { Policy } from '../../../src/policy/schema';
 import type { FamilyMetrics } from '../../../src/negotiator/protocol/messages';
-import { rng, seedFrom, type Rng } from './prng';
+import type { Policy } from '../../../src/policy/schema';
+import { type Rng, rng, seedFrom } from './prng';
 
 const PRM = DEFAULT_POLICY_PARAMS;
 const LAT: Policy = { criterion: 'lowest-latency' };
 const FRESH = 5000;
-const m = (latency_ms: number, packet_loss = 0, jitter_ms = 0, blackhole = false, samples = 1_000_000): FamilyMetrics => ({ latency_ms, jitter_ms, packet_loss, blackhole, samples });
+const m = (latency_ms: number, packet_loss = 0, jitter_ms = 0, blackhole = false, samples = 1_000_000): FamilyMetrics => ({
+  latency_ms,
+  jitter_ms,
+  packet_loss,
+  blackhole,
+  samples,
+});
 const BH = m(0, 1, 0, true);
 
-function pair(o: { leader: boolean; local?: string; remote?: string; policy?: Policy; peer?: Partial<PeerView>; current?: Preference }): PairState {
-  const p = newPair({
-    localCnf: o.local ?? 'ns/a', remoteCnf: o.remote ?? 'ns/b', peerNode: 'node-b', ifindex: 7,
-    remote: { ipv4: '10.0.1.2', ipv6: 'fd00::1:2' }, policy: o.policy ?? LAT, leader: o.leader,
-  }, 0);
+function pair(o: {
+  leader: boolean;
+  local?: string;
+  remote?: string;
+  policy?: Policy;
+  peer?: Partial<PeerView>;
+  current?: Preference;
+}): PairState {
+  const p = newPair(
+    {
+      localCnf: o.local ?? 'ns/a',
+      remoteCnf: o.remote ?? 'ns/b',
+      peerNode: 'node-b',
+      ifindex: 7,
+      remote: { ipv4: '10.0.1.2', ipv6: 'fd00::1:2' },
+      policy: o.policy ?? LAT,
+      leader: o.leader,
+    },
+    0,
+  );
   if (o.current !== undefined) p.selection = initialSelection(o.current);
   if (o.peer) p.peer = { preferred: null, round: 0, epoch: 1n, decap: true, active: true, metrics: {}, policy: LAT, at: 0, ...o.peer };
   return p;
@@ -46,11 +77,15 @@ describe('isLeader', () => {
     const seed = seedFrom(0x1ead_0001);
     const r = rng(seed);
     for (let i = 0; i < 20_000; i++) {
-      const a = randomId(r), b = r.next() < 0.2 ? a : randomId(r);
-      const n1 = randomId(r), n2 = r.next() < 0.1 ? n1 : randomId(r);
-      const x = isLeader(a, b, n1, n2), y = isLeader(b, a, n2, n1);
+      const a = randomId(r),
+        b = r.next() < 0.2 ? a : randomId(r);
+      const n1 = randomId(r),
+        n2 = r.next() < 0.1 ? n1 : randomId(r);
+      const x = isLeader(a, b, n1, n2),
+        y = isLeader(b, a, n2, n1);
       expect(isLeader(a, b, n1, n2)).toBe(x);
-      if (a === b && n1 === n2) expect([x, y], `seed ${seed}`).toEqual([false, false]); // the same end twice: nobody
+      if (a === b && n1 === n2)
+        expect([x, y], `seed ${seed}`).toEqual([false, false]); // the same end twice: nobody
       else expect(x !== y, `seed ${seed}: ${a} ${b} ${n1} ${n2}`).toBe(true);
     }
   });
@@ -65,7 +100,7 @@ describe('combinedMetrics', () => {
     expect(combinedMetrics(peer, mine)).toEqual(combinedMetrics(mine, peer));
   });
 
-  it('uses the peer only when given; a family measured by one end only takes that end\'s values', () => {
+  it("uses the peer only when given; a family measured by one end only takes that end's values", () => {
     const mine: PairMetrics = { IPv4: m(10) };
     expect(combinedMetrics(mine, undefined)).toEqual({ IPv4: m(10) });
     expect(combinedMetrics(mine, {})).toEqual({ IPv4: m(10) });
@@ -75,7 +110,8 @@ describe('combinedMetrics', () => {
   });
 
   it('does not modify its inputs', () => {
-    const mine: PairMetrics = { IPv4: m(10) }, peer: PairMetrics = { IPv4: m(20, 0.5, 1, true) };
+    const mine: PairMetrics = { IPv4: m(10) },
+      peer: PairMetrics = { IPv4: m(20, 0.5, 1, true) };
     const copy = JSON.stringify([mine, peer]);
     combinedMetrics(mine, peer);
     expect(JSON.stringify([mine, peer])).toBe(copy);
@@ -100,13 +136,19 @@ describe('stepSelection', () => {
     expect(q.round).toBe(1);
   });
 
-  it('a stale peer view is ignored (only this end\'s metrics)', () => {
+  it("a stale peer view is ignored (only this end's metrics)", () => {
     let p = pair({ leader: true, peer: { metrics: { IPv4: m(30), IPv6: BH }, at: 0 } });
     for (const t of [FRESH + 1, FRESH + 101, FRESH + 201]) p = stepSelection(p, { IPv4: m(30), IPv6: m(1) }, t, FRESH, PRM);
     expect(p.selection.current).toBe('IPv6'); // three wins on this end's metrics alone
     expect(p.round).toBe(1);
     // Exactly at freshMs the peer still counts.
-    const f = stepSelection(pair({ leader: true, peer: { metrics: { IPv4: m(30), IPv6: BH }, at: 0 } }), { IPv4: m(30), IPv6: m(1) }, FRESH, FRESH, PRM);
+    const f = stepSelection(
+      pair({ leader: true, peer: { metrics: { IPv4: m(30), IPv6: BH }, at: 0 } }),
+      { IPv4: m(30), IPv6: m(1) },
+      FRESH,
+      FRESH,
+      PRM,
+    );
     expect(f.selection.current).toBe('IPv4');
   });
 });
@@ -126,15 +168,20 @@ describe('sendingWire', () => {
   it('native while the peer is silent or has not confirmed decapsulation', () => {
     for (const leader of [true, false]) {
       const base = { leader, current: 'IPv6' as Preference };
-      expect(sendingWire(pair({ ...base, peer: { preferred: 'IPv6', decap: true } }), fine, false)).toEqual({ wire: 'native', reason: 'peer silent' });
+      expect(sendingWire(pair({ ...base, peer: { preferred: 'IPv6', decap: true } }), fine, false)).toEqual({
+        wire: 'native',
+        reason: 'peer silent',
+      });
       expect(sendingWire(pair({ ...base, peer: { preferred: 'IPv6', decap: false } }), fine, true).wire).toBe('native');
       expect(sendingWire(pair(base), fine, true)).toEqual({ wire: 'native', reason: 'peer has not confirmed decapsulation' });
       // Even with a blackhole, nothing is encapsulated toward a peer that would not decapsulate.
-      expect(sendingWire(pair({ ...base, peer: { preferred: 'IPv6', decap: false } }), { IPv4: m(10), IPv6: BH }, true).wire).toBe('native');
+      expect(sendingWire(pair({ ...base, peer: { preferred: 'IPv6', decap: false } }), { IPv4: m(10), IPv6: BH }, true).wire).toBe(
+        'native',
+      );
     }
   });
 
-  it('leader: its own selection; follower: the peer\'s preferred family', () => {
+  it("leader: its own selection; follower: the peer's preferred family", () => {
     expect(sendingWire(pair({ leader: true, current: 'IPv6', peer: { preferred: 'IPv4' } }), fine, true).wire).toBe('ipv6');
     expect(sendingWire(pair({ leader: true, current: null, peer: { preferred: 'IPv4' } }), fine, true).wire).toBe('native');
     const f = sendingWire(pair({ leader: false, current: 'IPv6', peer: { preferred: 'IPv4' } }), fine, true);
@@ -151,7 +198,9 @@ describe('sendingWire', () => {
       expect(sendingWire(pair({ leader, current: null, peer: { preferred: null } }), { IPv4: BH, IPv6: m(10) }, true).wire).toBe('ipv6');
       expect(sendingWire(pair({ leader, current: null, peer: { preferred: null } }), { IPv4: m(10), IPv6: BH }, true).wire).toBe('ipv4');
       // The unused family dark: no change.
-      expect(sendingWire(pair({ leader, current: 'IPv6', peer: { preferred: 'IPv6' } }), { IPv4: BH, IPv6: m(10) }, true).wire).toBe('ipv6');
+      expect(sendingWire(pair({ leader, current: 'IPv6', peer: { preferred: 'IPv6' } }), { IPv4: BH, IPv6: m(10) }, true).wire).toBe(
+        'ipv6',
+      );
       // The other family dark too, or unmeasured: stay.
       expect(sendingWire(pair({ leader, current: 'IPv4', peer: { preferred: 'IPv4' } }), { IPv4: BH, IPv6: BH }, true).wire).toBe('ipv4');
       expect(sendingWire(pair({ leader, current: 'IPv4', peer: { preferred: 'IPv4' } }), { IPv4: BH }, true).wire).toBe('ipv4');
@@ -169,11 +218,14 @@ describe('both ends agree', () => {
   it('whichever end leads, the same inputs give the same preference (combined metrics are symmetric)', () => {
     const seed = seedFrom(0xa9ee_0001);
     const r = rng(seed);
-    const rm = (): FamilyMetrics | undefined => (r.next() < 0.05 ? undefined : r.next() < 0.05 ? BH : m(r.int(1, 60), r.int(0, 10) / 100, r.int(0, 20)));
+    const rm = (): FamilyMetrics | undefined =>
+      r.next() < 0.05 ? undefined : r.next() < 0.05 ? BH : m(r.int(1, 60), r.int(0, 10) / 100, r.int(0, 20));
     for (const policy of [LAT, { criterion: 'lowest-loss' }, { criterion: 'weighted' }] as Policy[]) {
-      let sa = initialSelection(), sb = initialSelection();
+      let sa = initialSelection(),
+        sb = initialSelection();
       for (let t = 0; t < 200_000; t += 100) {
-        const mA: PairMetrics = { IPv4: rm(), IPv6: rm() }, mB: PairMetrics = { IPv4: rm(), IPv6: rm() };
+        const mA: PairMetrics = { IPv4: rm(), IPv6: rm() },
+          mB: PairMetrics = { IPv4: rm(), IPv6: rm() };
         for (const x of [mA, mB]) for (const k of ['IPv4', 'IPv6'] as const) if (!x[k]) delete x[k];
         sa = evaluate(sa, combinedMetrics(mA, mB), policy, t, PRM);
         sb = evaluate(sb, combinedMetrics(mB, mA), policy, t, PRM);
@@ -182,7 +234,7 @@ describe('both ends agree', () => {
     }
   });
 
-  it('two simulated ends: the follower adopts the leader\'s preference and both send on the same wire', () => {
+  it("two simulated ends: the follower adopts the leader's preference and both send on the same wire", () => {
     const seed = seedFrom(0xa9ee_0002);
     const r = rng(seed);
     // A (ns/a) leads the pair with B (ns/b).
@@ -190,15 +242,52 @@ describe('both ends agree', () => {
     let b = pair({ leader: isLeader('ns/b', 'ns/a', 'node-b', 'node-a'), local: 'ns/b', remote: 'ns/a' });
     expect([a.leader, b.leader]).toEqual([true, false]);
     let changes = 0;
-    let v4 = 10, v6 = 10;
+    let v4 = 10,
+      v6 = 10;
     for (let t = 0; t < 120_000; t += 100) {
       // A slowly drifting path: both ends measure the same, without blackholes.
       if (r.next() < 0.02) [v4, v6] = [r.int(1, 40), r.int(1, 40)];
       const mt: PairMetrics = { IPv4: m(v4), IPv6: m(v6) };
       const before = a.round;
-      a = stepSelection({ ...a, peer: { preferred: agreedPreference(b), round: b.round, epoch: 1n, decap: true, active: true, metrics: mt, policy: b.policy, at: t } }, mt, t, FRESH, PRM);
+      a = stepSelection(
+        {
+          ...a,
+          peer: {
+            preferred: agreedPreference(b),
+            round: b.round,
+            epoch: 1n,
+            decap: true,
+            active: true,
+            metrics: mt,
+            policy: b.policy,
+            at: t,
+          },
+        },
+        mt,
+        t,
+        FRESH,
+        PRM,
+      );
       if (a.round !== before) changes++;
-      b = stepSelection({ ...b, peer: { preferred: agreedPreference(a), round: a.round, epoch: 1n, decap: true, active: true, metrics: mt, policy: a.policy, at: t } }, mt, t, FRESH, PRM);
+      b = stepSelection(
+        {
+          ...b,
+          peer: {
+            preferred: agreedPreference(a),
+            round: a.round,
+            epoch: 1n,
+            decap: true,
+            active: true,
+            metrics: mt,
+            policy: a.policy,
+            at: t,
+          },
+        },
+        mt,
+        t,
+        FRESH,
+        PRM,
+      );
       expect(agreedPreference(b)).toBe(agreedPreference(a));
       expect(sendingWire(b, mt, true).wire).toBe(sendingWire(a, mt, true).wire);
     }

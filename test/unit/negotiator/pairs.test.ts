@@ -1,17 +1,28 @@
 /** The pair table (src/negotiator/pairs.ts): its per-peer index stays equal to a scan of all pairs. */
 import { describe, expect, it } from 'vitest';
-import { newPair, pairKey, type PairState } from '../../../src/negotiator/pair';
+import { newPair, type PairState, pairKey } from '../../../src/negotiator/pair';
 import { PairTable } from '../../../src/negotiator/pairs';
 
 const mk = (l: string, r: string, peer: string): PairState =>
-  newPair({ localCnf: l, remoteCnf: r, peerNode: peer, ifindex: 1, remote: { ipv4: '10.0.0.1', ipv6: 'fd00::1' }, policy: { criterion: 'lowest-latency' }, leader: l < r }, 0);
+  newPair(
+    {
+      localCnf: l,
+      remoteCnf: r,
+      peerNode: peer,
+      ifindex: 1,
+      remote: { ipv4: '10.0.0.1', ipv6: 'fd00::1' },
+      policy: { criterion: 'lowest-latency' },
+      leader: l < r,
+    },
+    0,
+  );
 
 describe('PairTable', () => {
   it('per-peer index equals a full scan after random sets, replacements and deletes', () => {
     const t = new PairTable();
     const model = new Map<string, PairState>();
     let seed = 1;
-    const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) >>> 0) % n);
+    const rnd = (n: number) => (seed = (seed * 1103515245 + 12345) >>> 0) % n;
     for (let i = 0; i < 5000; i++) {
       const k = pairKey(`l${rnd(8)}`, `r${rnd(8)}`);
       if (rnd(3) === 0) {
@@ -27,8 +38,16 @@ describe('PairTable', () => {
     expect(t.size).toBe(model.size);
     for (let n = 0; n < 4; n++) {
       const node = `peer${n}`;
-      const scan = [...model].filter(([, p]) => p.peerNode === node).map(([k]) => k).sort();
-      expect(t.ofPeer(node).map(([k]) => k).sort()).toEqual(scan);
+      const scan = [...model]
+        .filter(([, p]) => p.peerNode === node)
+        .map(([k]) => k)
+        .sort();
+      expect(
+        t
+          .ofPeer(node)
+          .map(([k]) => k)
+          .sort(),
+      ).toEqual(scan);
       expect(t.peerHasPairs(node)).toBe(scan.length > 0);
     }
   });

@@ -1,9 +1,20 @@
 // Unit tests of probe/path.ts (probe schedule, RTT, losses, blackhole, window metrics, adaptive timeout) and the blackhole detection-time bound.
 import { describe, expect, it } from 'vitest';
 import {
-  DEFAULT_PROBE, LATE_MEMORY_MS, expireProbes, newPath, pathMetrics, probeDue, probeSent, probeSoon, probeTimeout, replyReceived, type PathState, type ProbeParams,
+  DEFAULT_PROBE,
+  expireProbes,
+  LATE_MEMORY_MS,
+  newPath,
+  type PathState,
+  type ProbeParams,
+  pathMetrics,
+  probeDue,
+  probeSent,
+  probeSoon,
+  probeTimeout,
+  replyReceived,
 } from '../../../src/negotiator/probe/path';
-import { rng, seedFrom, type Rng } from './prng';
+import { type Rng, rng, seedFrom } from './prng';
 
 const P: ProbeParams = { ...DEFAULT_PROBE };
 
@@ -50,7 +61,8 @@ describe('probe schedule', () => {
     probeSent(p, 500, true, P); // long after: a new cadence from now
     expect(p.nextSendAt).toBe(520);
     // Over many jittery ticks the average interval stays the configured one.
-    let t = 520, sent = 0;
+    let t = 520,
+      sent = 0;
     for (; t < 520 + 60_000; t += 1 + ((t * 7919) % 9)) {
       if (probeDue(p, t)) {
         probeSent(p, t, true, P);
@@ -151,10 +163,11 @@ describe('replies, losses and blackholes', () => {
     let blackholes = 0;
     for (let now = t; now < t + 2000; now++) {
       if (probeDue(p, now)) inflight.push([probeSent(p, now, true, P), now + 60]);
-      for (let i = inflight.length - 1; i >= 0; i--) if (inflight[i]![1] === now) {
-        replyReceived(p, inflight[i]![0], now, P);
-        inflight.splice(i, 1);
-      }
+      for (let i = inflight.length - 1; i >= 0; i--)
+        if (inflight[i]![1] === now) {
+          replyReceived(p, inflight[i]![0], now, P);
+          inflight.splice(i, 1);
+        }
       if (expireProbes(p, now, P)) blackholes++;
     }
     expect(blackholes).toBe(0);
@@ -217,7 +230,10 @@ describe('window and metrics', () => {
     feed(p, [1, 2, 3, null, 5, 6, 7, null], prm);
     expect(p.outcomes).toEqual([null, 5, 6, 7, null]);
     const q = newPath(0);
-    feed(q, Array.from({ length: 450 }, (_, i) => (i % 7 === 0 ? null : i % 13)));
+    feed(
+      q,
+      Array.from({ length: 450 }, (_, i) => (i % 7 === 0 ? null : i % 13)),
+    );
     expect(q.outcomes.length).toBe(P.window);
   });
 
@@ -309,26 +325,42 @@ describe('blackhole detection time with DEFAULT_PROBE', () => {
   it(`daemon tick (${tick} ms), low-RTT path: ≤ 100 ms as documented (2 × 20 + 40 + 20)`, () => {
     const seed = seedFrom(0xb1ac_0001);
     const r = rng(seed);
-    let worst = 0, sum = 0;
+    let worst = 0,
+      sum = 0;
     for (let i = 0; i < runs; i++) {
-      const d = detectionDelay(r, DEFAULT_PROBE, () => tick, () => 0.05 + r.next() * 0.5);
+      const d = detectionDelay(
+        r,
+        DEFAULT_PROBE,
+        () => tick,
+        () => 0.05 + r.next() * 0.5,
+      );
       worst = Math.max(worst, d);
       sum += d;
     }
-    console.log(`detection (fixed ${tick} ms ticks, ${runs} phases, seed ${seed}): mean ${(sum / runs).toFixed(1)} ms, worst ${worst.toFixed(1)} ms`);
+    console.log(
+      `detection (fixed ${tick} ms ticks, ${runs} phases, seed ${seed}): mean ${(sum / runs).toFixed(1)} ms, worst ${worst.toFixed(1)} ms`,
+    );
     expect(worst).toBeLessThanOrEqual(100);
   }, 30_000);
 
   it('ticks of 1–10 ms (timer jitter), low-RTT path: ≤ 150 ms', () => {
     const seed = seedFrom(0xb1ac_0002);
     const r = rng(seed);
-    let worst = 0, sum = 0;
+    let worst = 0,
+      sum = 0;
     for (let i = 0; i < runs; i++) {
-      const d = detectionDelay(r, DEFAULT_PROBE, (x) => 1 + x.next() * 9, () => 0.05 + r.next() * 0.5);
+      const d = detectionDelay(
+        r,
+        DEFAULT_PROBE,
+        (x) => 1 + x.next() * 9,
+        () => 0.05 + r.next() * 0.5,
+      );
       worst = Math.max(worst, d);
       sum += d;
     }
-    console.log(`detection (random 1–10 ms ticks, ${runs} phases, seed ${seed}): mean ${(sum / runs).toFixed(1)} ms, worst ${worst.toFixed(1)} ms`);
+    console.log(
+      `detection (random 1–10 ms ticks, ${runs} phases, seed ${seed}): mean ${(sum / runs).toFixed(1)} ms, worst ${worst.toFixed(1)} ms`,
+    );
     expect(worst).toBeLessThanOrEqual(150);
   }, 30_000);
 
@@ -338,7 +370,12 @@ describe('blackhole detection time with DEFAULT_PROBE', () => {
     const r = rng(seed);
     let worst = 0;
     for (let i = 0; i < runs / 4; i++) {
-      const d = detectionDelay(r, DEFAULT_PROBE, (x) => (x.next() < 0.5 ? 10 : 9.999), () => 0.2);
+      const d = detectionDelay(
+        r,
+        DEFAULT_PROBE,
+        (x) => (x.next() < 0.5 ? 10 : 9.999),
+        () => 0.2,
+      );
       worst = Math.max(worst, d);
     }
     console.log(`detection (near-10 ms ticks, seed ${seed}): worst ${worst.toFixed(1)} ms`);

@@ -1,10 +1,26 @@
 // Noise test of policy.ts fed by probe/path.ts windows: two families with the same latency/loss distribution never cause a switch.
 import { describe, expect, it } from 'vitest';
-import { bounded, DEFAULT_POLICY_PARAMS, evaluate, initialSelection, score, type PairMetrics, type SelectionState } from '../../../src/negotiator/policy';
-import { DEFAULT_PROBE, expireProbes, newPath, pathMetrics, probeSent, replyReceived, type PathState } from '../../../src/negotiator/probe/path';
-import type { Policy } from '../../../src/policy/schema';
+import {
+  bounded,
+  DEFAULT_POLICY_PARAMS,
+  evaluate,
+  initialSelection,
+  type PairMetrics,
+  type SelectionState,
+  score,
+} from '../../../src/negotiator/policy';
+import {
+  DEFAULT_PROBE,
+  expireProbes,
+  newPath,
+  type PathState,
+  pathMetrics,
+  probeSent,
+  replyReceived,
+} from '../../../src/negotiator/probe/path';
 import type { FamilyName } from '../../../src/negotiator/protocol/messages';
-import { rng, seedFrom, type Rng } from './prng';
+import type { Policy } from '../../../src/policy/schema';
+import { type Rng, rng, seedFrom } from './prng';
 
 const PRM = DEFAULT_POLICY_PARAMS;
 const PROBE = DEFAULT_PROBE;
@@ -43,7 +59,8 @@ function marginOf(policy: Policy, worse: number): number {
 
 /** How far apart the measured scores are, as a fraction of the margin the criterion requires. */
 function rawFraction(policy: Policy, metrics: PairMetrics): number {
-  const a = score(policy, metrics.IPv4!), b = score(policy, metrics.IPv6!);
+  const a = score(policy, metrics.IPv4!),
+    b = score(policy, metrics.IPv6!);
   return Math.abs(a - b) / marginOf(policy, Math.max(a, b));
 }
 
@@ -100,8 +117,13 @@ describe('policy under noise', () => {
       }
       evalAll(now);
     }
-    const report = POLICIES.map((p, i) => `${p.criterion}: switches ${switches[i]}, max measured |Δscore| ${maxDiff[i]!.toFixed(3)} = ${(100 * maxRaw[i]!).toFixed(1)}% of the margin, max as judged (confidence-bounded) ${(100 * maxFrac[i]!).toFixed(1)}% of the margin`);
-    console.log(`noise (seed ${seed}, ${evaluations} evaluations, ${SIM_MS / PROBE.activeIntervalMs} probes per family, false blackholes ${blackholes}):\n  ${report.join('\n  ')}`);
+    const report = POLICIES.map(
+      (p, i) =>
+        `${p.criterion}: switches ${switches[i]}, max measured |Δscore| ${maxDiff[i]!.toFixed(3)} = ${(100 * maxRaw[i]!).toFixed(1)}% of the margin, max as judged (confidence-bounded) ${(100 * maxFrac[i]!).toFixed(1)}% of the margin`,
+    );
+    console.log(
+      `noise (seed ${seed}, ${evaluations} evaluations, ${SIM_MS / PROBE.activeIntervalMs} probes per family, false blackholes ${blackholes}):\n  ${report.join('\n  ')}`,
+    );
     expect(switches, `seed ${seed}`).toEqual([0, 0, 0]);
     for (const f of maxFrac) expect(f).toBeLessThan(1);
   }, 60_000);

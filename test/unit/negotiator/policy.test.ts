@@ -1,10 +1,20 @@
 // Unit tests of policy.ts: score(), winner() margins per criterion, and evaluate() hysteresis, hold-down and blackhole fast path.
 import { describe, expect, it } from 'vitest';
 import {
-  bounded, DEFAULT_POLICY_PARAMS, evaluate, familiesUsed, initialSelection, score, winner, type PairMetrics, type PolicyParams, type Preference, type SelectionState,
+  bounded,
+  DEFAULT_POLICY_PARAMS,
+  evaluate,
+  familiesUsed,
+  initialSelection,
+  type PairMetrics,
+  type PolicyParams,
+  type Preference,
+  type SelectionState,
+  score,
+  winner,
 } from '../../../src/negotiator/policy';
-import type { Policy } from '../../../src/policy/schema';
 import type { FamilyMetrics } from '../../../src/negotiator/protocol/messages';
+import type { Policy } from '../../../src/policy/schema';
 
 const PRM: PolicyParams = { ...DEFAULT_POLICY_PARAMS };
 const LAT: Policy = { criterion: 'lowest-latency' };
@@ -14,12 +24,26 @@ const EVAL = 100; // ms between evaluations
 
 /** Many samples (the most the protocol allows): confidence bounds negligible, and zero with jitter 0 for latency. */
 const N = 1_000_000;
-const m = (latency_ms: number, packet_loss = 0, jitter_ms = 0, blackhole = false, samples = N): FamilyMetrics => ({ latency_ms, jitter_ms, packet_loss, blackhole, samples });
+const m = (latency_ms: number, packet_loss = 0, jitter_ms = 0, blackhole = false, samples = N): FamilyMetrics => ({
+  latency_ms,
+  jitter_ms,
+  packet_loss,
+  blackhole,
+  samples,
+});
 const BH = m(0, 1, 0, true);
-const GOOD = m(5), BAD = m(50);
+const GOOD = m(5),
+  BAD = m(50);
 
 /** Runs evaluations every EVAL ms from t (inclusive) while t < until; returns the state and the time after. */
-function run(s: SelectionState, metrics: PairMetrics, policy: Policy, t: number, until: number, prm = PRM): { s: SelectionState; t: number; changes: { at: number; to: Preference }[] } {
+function run(
+  s: SelectionState,
+  metrics: PairMetrics,
+  policy: Policy,
+  t: number,
+  until: number,
+  prm = PRM,
+): { s: SelectionState; t: number; changes: { at: number; to: Preference }[] } {
   const changes: { at: number; to: Preference }[] = [];
   for (; t < until; t += EVAL) {
     const n = evaluate(s, metrics, policy, t, prm);
@@ -30,7 +54,13 @@ function run(s: SelectionState, metrics: PairMetrics, policy: Policy, t: number,
 }
 
 /** The time of the first evaluation (every EVAL ms from t) that moves the pair, or undefined within limit. */
-function firstChange(s: SelectionState, metrics: PairMetrics, policy: Policy, t: number, limit = 60_000): { at: number; s: SelectionState } | undefined {
+function firstChange(
+  s: SelectionState,
+  metrics: PairMetrics,
+  policy: Policy,
+  t: number,
+  limit = 60_000,
+): { at: number; s: SelectionState } | undefined {
   for (const end = t + limit; t < end; t += EVAL) {
     const n = evaluate(s, metrics, policy, t, PRM);
     if (n.current !== s.current) return { at: t, s: n };
@@ -99,7 +129,8 @@ describe('winner: margins', () => {
 
   it('bounded: pessimistic ≥ measured ≥ optimistic, loss within [0, 1], latency ≥ 0', () => {
     for (const x of [m(0), m(10, 0.5, 3, false, 1), m(1, 1, 100, false, 0), m(5, 0.001, 0.5, false, 200), m(60000, 0, 60000, false, 50)]) {
-      const hi = bounded(x, 'pessimistic'), lo = bounded(x, 'optimistic');
+      const hi = bounded(x, 'pessimistic'),
+        lo = bounded(x, 'optimistic');
       expect(hi.latency_ms).toBeGreaterThanOrEqual(x.latency_ms);
       expect(lo.latency_ms).toBeLessThanOrEqual(x.latency_ms);
       expect(hi.packet_loss).toBeGreaterThanOrEqual(x.packet_loss);
@@ -161,16 +192,22 @@ describe('evaluate: consecutive intervals', () => {
 
   it('within the margin: native stays native however long; a family goes back to native after `intervals`', () => {
     for (const [policy, metrics] of [
-      [LAT, { IPv4: m(10), IPv6: m(14.99) }], [LOSS, { IPv4: m(1, 0.0), IPv6: m(1, 0.0499) }], [WEIGHTED, { IPv4: m(10, 0, 0), IPv6: m(10, 0.02, 2.9) }],
+      [LAT, { IPv4: m(10), IPv6: m(14.99) }],
+      [LOSS, { IPv4: m(1, 0.0), IPv6: m(1, 0.0499) }],
+      [WEIGHTED, { IPv4: m(10, 0, 0), IPv6: m(10, 0.02, 2.9) }],
     ] as const) {
       expect(run(initialSelection(), metrics, policy, 0, 60_000).changes, policy.criterion).toEqual([]);
       // No hold-down: neither wins → native after `intervals` evaluations, then stays.
-      expect(run(initialSelection('IPv4'), metrics, policy, 0, 60_000).changes, policy.criterion).toEqual([{ at: (PRM.intervals - 1) * EVAL, to: null }]);
+      expect(run(initialSelection('IPv4'), metrics, policy, 0, 60_000).changes, policy.criterion).toEqual([
+        { at: (PRM.intervals - 1) * EVAL, to: null },
+      ]);
     }
   });
 
   it('a broken streak restarts (by a tie or by the other family winning)', () => {
-    const v6 = { IPv4: m(30), IPv6: m(10) }, tie = { IPv4: m(10), IPv6: m(10) }, v4 = { IPv4: m(10), IPv6: m(30) };
+    const v6 = { IPv4: m(30), IPv6: m(10) },
+      tie = { IPv4: m(10), IPv6: m(10) },
+      v4 = { IPv4: m(10), IPv6: m(30) };
     const seq = [v6, v6, tie, v6, v6, v4, v6, v6];
     let s = initialSelection('IPv4');
     // From IPv4: v6 twice, a tie (target native, a different candidate), v6 twice, v4 (current: reset), v6 twice: never 3 in a row.
@@ -196,7 +233,7 @@ describe('evaluate: consecutive intervals', () => {
 describe('evaluate: hold-down', () => {
   it('blocks moving to the family just left until it expires', () => {
     // native → IPv6 at t=200 (IPv4 held until 10 200); then IPv4 is far better.
-    let { s, t, changes } = run(initialSelection(), { IPv4: m(30), IPv6: m(10) }, LAT, 0, 3 * EVAL);
+    const { s, t, changes } = run(initialSelection(), { IPv4: m(30), IPv6: m(10) }, LAT, 0, 3 * EVAL);
     expect(changes).toEqual([{ at: 200, to: 'IPv6' }]);
     const leftAt = 200;
     const r = firstChange(s, { IPv4: m(1), IPv6: m(50) }, LAT, t);
@@ -207,7 +244,7 @@ describe('evaluate: hold-down', () => {
   });
 
   it('blocks returning to native (which uses the held family) until it expires', () => {
-    let { s, t } = run(initialSelection(), { IPv4: m(30), IPv6: m(10) }, LAT, 0, 3 * EVAL);
+    const { s, t } = run(initialSelection(), { IPv4: m(30), IPv6: m(10) }, LAT, 0, 3 * EVAL);
     expect(s.current).toBe('IPv6');
     const r = firstChange(s, { IPv4: m(10), IPv6: m(10) }, LAT, t);
     expect(r).toMatchObject({ at: 200 + PRM.holdDownMs + (PRM.intervals - 1) * EVAL, s: { current: null } });
@@ -229,7 +266,7 @@ describe('evaluate: hold-down', () => {
     expect(s0.current).toBe('IPv6');
     // IPv4 (unused) stays dark until 5 s after the original hold-down would have expired.
     const darkUntil = 200 + PRM.holdDownMs + 5000;
-    let { s, t, changes } = run(s0, { IPv4: BH, IPv6: m(10) }, LAT, t0, darkUntil);
+    const { s, t, changes } = run(s0, { IPv4: BH, IPv6: m(10) }, LAT, t0, darkUntil);
     expect(changes).toEqual([]);
     const lastSeenDark = t - EVAL;
     expect(s.heldDown).toEqual({ family: 'IPv4', until: lastSeenDark + PRM.holdDownMs });

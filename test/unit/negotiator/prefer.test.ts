@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { newPair } from '../../../src/negotiator/pair';
-import { applyPin, pinnedFamily, PinStore, PINS_FILE, stepPinned } from '../../../src/negotiator/prefer';
+import { DEFAULT_POLICY_PARAMS } from '../../../src/negotiator/policy';
+import { applyPin, PINS_FILE, PinStore, pinnedFamily, stepPinned } from '../../../src/negotiator/prefer';
 import type { FamilyMetrics } from '../../../src/negotiator/protocol/messages';
 import { PairMessageSchema } from '../../../src/negotiator/protocol/messages';
-import { DEFAULT_POLICY_PARAMS } from '../../../src/negotiator/policy';
 
 const up: FamilyMetrics = { latency_ms: 5, jitter_ms: 1, packet_loss: 0, blackhole: false, samples: 200 };
 const dead: FamilyMetrics = { ...up, packet_loss: 0.1, blackhole: true };
@@ -26,7 +26,15 @@ describe('pinnedFamily', () => {
   });
 });
 
-const base = { localCnf: 'a/x', remoteCnf: 'b/y', peerNode: 'node-b', ifindex: 3, remote: { ipv4: '10.0.0.2', ipv6: 'fd00::2' }, policy: { criterion: 'lowest-latency' as const }, leader: true };
+const base = {
+  localCnf: 'a/x',
+  remoteCnf: 'b/y',
+  peerNode: 'node-b',
+  ifindex: 3,
+  remote: { ipv4: '10.0.0.2', ipv6: 'fd00::2' },
+  policy: { criterion: 'lowest-latency' as const },
+  leader: true,
+};
 
 describe('applyPin / stepPinned', () => {
   it('a leader moves to the pin in a new round with a pinned reason; nothing changes when already there', () => {
@@ -57,7 +65,17 @@ describe('applyPin / stepPinned', () => {
   });
 
   it('the message field is optional: a pair message without it still parses, one with a bad family does not', () => {
-    const m = { source_CNF_ID: 'a/x', destination_CNF_ID: 'b/y', supported_families: ['IPv4', 'IPv6'], performance_metrics: {}, preferred_family: null, policy: { criterion: 'lowest-latency' }, decap: true, round: 0, active: true };
+    const m = {
+      source_CNF_ID: 'a/x',
+      destination_CNF_ID: 'b/y',
+      supported_families: ['IPv4', 'IPv6'],
+      performance_metrics: {},
+      preferred_family: null,
+      policy: { criterion: 'lowest-latency' },
+      decap: true,
+      round: 0,
+      active: true,
+    };
     expect(PairMessageSchema.safeParse(m).success).toBe(true);
     expect(PairMessageSchema.safeParse({ ...m, pinned: 'IPv6' }).success).toBe(true);
     expect(PairMessageSchema.safeParse({ ...m, pinned: 'IPv5' }).success).toBe(false);
@@ -72,9 +90,15 @@ describe('PinStore', () => {
       s.set('node', 'node-b', 'IPv4');
       s.set('cnf', 'ns/pod', 'IPv6');
       expect(new PinStore(dir).list()).toEqual({ nodes: { 'node-b': 'IPv4' }, cnfs: { 'ns/pod': 'IPv6' } });
-      expect(new PinStore(dir).ownPin({ localCnf: 'ns/pod', remoteCnf: 'x', peerNode: 'node-b' })).toEqual({ family: 'IPv6', source: 'cnf' });
+      expect(new PinStore(dir).ownPin({ localCnf: 'ns/pod', remoteCnf: 'x', peerNode: 'node-b' })).toEqual({
+        family: 'IPv6',
+        source: 'cnf',
+      });
       s.set('cnf', 'ns/pod', 'auto');
-      expect(new PinStore(dir).ownPin({ localCnf: 'ns/pod', remoteCnf: 'x', peerNode: 'node-b' })).toEqual({ family: 'IPv4', source: 'node' });
+      expect(new PinStore(dir).ownPin({ localCnf: 'ns/pod', remoteCnf: 'x', peerNode: 'node-b' })).toEqual({
+        family: 'IPv4',
+        source: 'node',
+      });
       expect(JSON.parse(readFileSync(join(dir, PINS_FILE), 'utf8')).version).toBe(1);
       writeFileSync(join(dir, PINS_FILE), '{"version":1,"nodes":{"x":"IPv9"},"cnfs":{}}');
       const errors: Error[] = [];

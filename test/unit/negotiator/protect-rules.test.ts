@@ -1,7 +1,14 @@
 /** The pure rules of pair protection: agreed mode, signs of trouble, on-suspicion's stop, what a node writes. */
 import { describe, expect, it } from 'vitest';
 import { newPath, type PathState } from '../../../src/negotiator/probe/path';
-import { agreedProtect, familiesInUse, familyTrouble, localProtection, peerStartedTrouble, stepSuspicion } from '../../../src/negotiator/protect-rules';
+import {
+  agreedProtect,
+  familiesInUse,
+  familyTrouble,
+  localProtection,
+  peerStartedTrouble,
+  stepSuspicion,
+} from '../../../src/negotiator/protect-rules';
 
 const path = (rtts: (number | null)[], extra: Partial<PathState> = {}): PathState => ({ ...newPath(0, 1), outcomes: rtts, ...extra });
 
@@ -22,7 +29,11 @@ describe('agreedProtect', () => {
 });
 
 describe('familiesInUse', () => {
-  it.each([['native', ['IPv4', 'IPv6']], ['ipv4', ['IPv4']], ['ipv6', ['IPv6']]] as const)('%s', (w, want) => expect(familiesInUse(w)).toEqual(want));
+  it.each([
+    ['native', ['IPv4', 'IPv6']],
+    ['ipv4', ['IPv4']],
+    ['ipv6', ['IPv6']],
+  ] as const)('%s', (w, want) => expect(familiesInUse(w)).toEqual(want));
 });
 
 describe('familyTrouble', () => {
@@ -36,8 +47,10 @@ describe('familyTrouble', () => {
     expect(familyTrouble(path([...steady, null, null], { consecutiveLost: 2 }), undefined, 100, 2000)).toMatch(/2 probes lost/);
     expect(familyTrouble(path([...steady, null], { consecutiveLost: 1 }), undefined, 100, 2000)).toBeUndefined();
   });
-  it('a blackhole', () => expect(familyTrouble(path(steady, { blackhole: true, consecutiveLost: 3 }), undefined, 100, 2000)).toMatch(/blackhole/));
-  it('a late reply alone is not trouble', () => expect(familyTrouble(path(steady, { lateAt: 50, late: 1 }), undefined, 100, 2000)).toBeUndefined());
+  it('a blackhole', () =>
+    expect(familyTrouble(path(steady, { blackhole: true, consecutiveLost: 3 }), undefined, 100, 2000)).toMatch(/blackhole/));
+  it('a late reply alone is not trouble', () =>
+    expect(familyTrouble(path(steady, { lateAt: 50, late: 1 }), undefined, 100, 2000)).toBeUndefined());
   it('a latency rise over three replies in a row, not one spike, not a small rise', () => {
     expect(familyTrouble(path([...steady, 30, 31, 32]), undefined, 0, 2000)).toMatch(/latency rise/);
     expect(familyTrouble(path([...steady, 30, 1, 1]), undefined, 0, 2000)).toBeUndefined();
@@ -60,7 +73,8 @@ describe('peerStartedTrouble', () => {
 });
 
 describe('stepSuspicion', () => {
-  it('trouble: suspect at once, remembered', () => expect(stepSuspicion({}, 'x', undefined, 10, 2000)).toEqual({ state: { lastTroubleAt: 10, reason: 'x' }, suspect: true }));
+  it('trouble: suspect at once, remembered', () =>
+    expect(stepSuspicion({}, 'x', undefined, 10, 2000)).toEqual({ state: { lastTroubleAt: 10, reason: 'x' }, suspect: true }));
   it('healthy and never troubled: not suspect', () => expect(stepSuspicion({}, undefined, 5, 10, 2000).suspect).toBe(false));
   it('stays suspect until healthy for settleMs', () => {
     const s = { lastTroubleAt: 1000, reason: 'x' };

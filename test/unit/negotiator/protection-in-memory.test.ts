@@ -5,13 +5,13 @@
  * at once; settled after the switch → stops), a peer without dedup support, the budget written.
  */
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { decodeDupBudget } from '../../../src/bpf/protect-maps';
-import { u32 } from '../../../src/bpf/pinned-map';
-import type { ProtectMode } from '../../../src/policy/schema';
-import { configureLog } from '../../../src/util/log';
 import * as z from 'zod/mini';
+import { u32 } from '../../../src/bpf/pinned-map';
+import { decodeDupBudget } from '../../../src/bpf/protect-maps';
 import { decodeFrame } from '../../../src/negotiator/protocol/frame';
 import { NegotiateSchema, PairMessageSchema } from '../../../src/negotiator/protocol/messages';
+import type { ProtectMode } from '../../../src/policy/schema';
+import { configureLog } from '../../../src/util/log';
 import { MEMORY_KEY, MemoryCluster, type MemoryNode } from '../../support/memory-cluster';
 
 /** The pair message as a node from before protection validates it: strict, without the protect keys. */
@@ -53,7 +53,10 @@ describe('protected pairs, daemons in one process', () => {
   it('always, asked by one end only: both ends agree, both hold the window before either duplicates, both duplicate', async () => {
     const { c, a, b } = await pair('always');
     // The follower's answer can only follow the leader's decision: b's pod asked nothing.
-    for (const [x, y] of [[a, b], [b, a]] as const) {
+    for (const [x, y] of [
+      [a, b],
+      [b, a],
+    ] as const) {
       expect(prot(x)).toMatchObject({ protect: 'always', written: 'send', duplicating: true, peerDedup: true, peerDuplicating: true });
       expect(sends(x, y)).toBe(true);
       expect(windowOf(x, y)).toBeDefined();
@@ -77,7 +80,10 @@ describe('protected pairs, daemons in one process', () => {
   it('off on both ends: no window, no duplication, nothing written to the protection maps', async () => {
     const { c, a, b } = await pair(undefined);
     c.clock.advance(3000);
-    for (const [x, y] of [[a, b], [b, a]] as const) {
+    for (const [x, y] of [
+      [a, b],
+      [b, a],
+    ] as const) {
       expect(prot(x)).toMatchObject({ protect: 'off', written: 'off', duplicating: false });
       expect(windowOf(x, y)).toBeUndefined();
       expect(x.maps.protect.writes).toBe(0);
@@ -86,7 +92,10 @@ describe('protected pairs, daemons in one process', () => {
 
   it('on-suspicion: 2 minutes healthy never duplicates; two lost probes duplicate within a probe timeout of the second; after the switch settles it stops', async () => {
     const { c, a, b } = await pair('on-suspicion');
-    for (const [x, y] of [[a, b], [b, a]] as const) {
+    for (const [x, y] of [
+      [a, b],
+      [b, a],
+    ] as const) {
       expect(prot(x)).toMatchObject({ protect: 'on-suspicion', written: 'dedup', duplicating: false, peerDedup: true });
       expect(windowOf(x, y)).toBeDefined();
     }
@@ -116,7 +125,7 @@ describe('protected pairs, daemons in one process', () => {
     expect(windowOf(a, b)).toBeDefined();
   }, 30_000);
 
-  it('on-suspicion: the end whose probes see trouble later duplicates as soon as the peer does (a stream\'s ACKs with its data); both settle, neither keeps the other going', async () => {
+  it("on-suspicion: the end whose probes see trouble later duplicates as soon as the peer does (a stream's ACKs with its data); both settle, neither keeps the other going", async () => {
     // b probes every 400 ms: alone it would suspect IPv6 hundreds of ms after a does.
     const { c, a, b } = await pair('on-suspicion', undefined, [{}, { probe: { activeIntervalMs: 400 } }]);
     expect(c.clock.advanceUntil(() => c.wire(a, b) === 'ipv6' && c.wire(b, a) === 'ipv6', 5000)).toBeDefined();
@@ -158,7 +167,13 @@ describe('protected pairs, daemons in one process', () => {
     const toB: unknown[] = [];
     c0.net.tap = (buf, _f, address) => {
       const f = decodeFrame(MEMORY_KEY, buf);
-      if (typeof f !== 'string' && f.type === 'negotiate' && f.node === a.name && (address === b.addresses.ipv4 || address === b.addresses.ipv6)) toB.push(JSON.parse(f.payload.toString()));
+      if (
+        typeof f !== 'string' &&
+        f.type === 'negotiate' &&
+        f.node === a.name &&
+        (address === b.addresses.ipv4 || address === b.addresses.ipv6)
+      )
+        toB.push(JSON.parse(f.payload.toString()));
     };
     await c0.start();
     c0.clock.advance(1500);
@@ -170,7 +185,10 @@ describe('protected pairs, daemons in one process', () => {
       expect(NegotiateSchema.safeParse(m).success).toBe(true);
       for (const e of (m as { pairs: unknown[] }).pairs) expect(LegacyPair.safeParse(e).error).toBeUndefined();
     }
-    for (const [x, y] of [[a, b], [b, a]] as const) {
+    for (const [x, y] of [
+      [a, b],
+      [b, a],
+    ] as const) {
       expect(prot(x)).toMatchObject({ protect: 'off', written: 'off', duplicating: false, peerDedup: false });
       expect(sends(x, y)).toBe(false);
       expect(windowOf(x, y)).toBeUndefined();

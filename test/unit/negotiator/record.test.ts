@@ -1,15 +1,21 @@
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { diffTargets, RecordBook } from '../../../src/negotiator/discovery/book';
 import { decodeFrame, encodeFrame } from '../../../src/negotiator/protocol/frame';
 import { decodeRecord, encodeRecord, MAX_RECORD, type SignedRecord } from '../../../src/negotiator/protocol/record';
-import { RecordBook, diffTargets } from '../../../src/negotiator/discovery/book';
 
 const key = Buffer.alloc(32, 7);
 const other = Buffer.alloc(32, 8);
 const T = 1_700_000_000_000;
 const rec = (over: Partial<SignedRecord> = {}): SignedRecord => ({
-  node: 'node-b', addresses: { ipv4: '192.0.2.2', ipv6: '2001:db8::2' }, port: 6170, families: ['IPv4', 'IPv6'],
-  epoch: 1000n, seq: 1n, writtenAt: T, ...over,
+  node: 'node-b',
+  addresses: { ipv4: '192.0.2.2', ipv6: '2001:db8::2' },
+  port: 6170,
+  families: ['IPv4', 'IPv6'],
+  epoch: 1000n,
+  seq: 1n,
+  writtenAt: T,
+  ...over,
 });
 
 describe('etcd record', () => {
@@ -51,7 +57,10 @@ describe('etcd record', () => {
       b[28] = node.length;
       node.copy(b, 29);
       b.write(payload, 29 + node.length);
-      createHmac('sha256', key).update(b.subarray(0, b.length - 32)).digest().copy(b, b.length - 32);
+      createHmac('sha256', key)
+        .update(b.subarray(0, b.length - 32))
+        .digest()
+        .copy(b, b.length - 32);
       return b.toString('base64');
     };
     expect(decodeRecord(key, mk('{'))).toBe('payload');

@@ -138,10 +138,14 @@ describe('replay window', () => {
         const top = refTop;
         const x = r.next();
         let seq: bigint;
-        if (x < 0.35) seq = top + BigInt(r.int(1, 8)); // in order, small gaps
-        else if (x < 0.75) seq = top - BigInt(r.int(0, REPLAY_WINDOW + 16)); // reordered / replayed around the edge
-        else if (x < 0.85) seq = top + BigInt(r.int(1, 3 * REPLAY_WINDOW)); // big jumps
-        else if (x < 0.95) seq = recent.length ? recent[r.int(0, recent.length - 1)]! : top; // exact replays
+        if (x < 0.35)
+          seq = top + BigInt(r.int(1, 8)); // in order, small gaps
+        else if (x < 0.75)
+          seq = top - BigInt(r.int(0, REPLAY_WINDOW + 16)); // reordered / replayed around the edge
+        else if (x < 0.85)
+          seq = top + BigInt(r.int(1, 3 * REPLAY_WINDOW)); // big jumps
+        else if (x < 0.95)
+          seq = recent.length ? recent[r.int(0, recent.length - 1)]! : top; // exact replays
         else seq = BigInt(r.int(0, 2 ** 31)); // anywhere
         if (seq < 0n) seq = 0n;
         // Reference decision.
@@ -167,7 +171,8 @@ describe('replay window', () => {
           }
           // Keep the reference set small: forget what fell out of the window.
           if (refSeen.size > 2 * REPLAY_WINDOW) for (const v of refSeen) if (refTop - v >= W) refSeen.delete(v);
-          if (s!.top !== refTop || s!.epoch !== refEpoch) expect({ top: s!.top, epoch: s!.epoch }).toEqual({ top: refTop, epoch: refEpoch });
+          if (s!.top !== refTop || s!.epoch !== refEpoch)
+            expect({ top: s!.top, epoch: s!.epoch }).toEqual({ top: refTop, epoch: refEpoch });
         }
       }
     } catch (err) {

@@ -1,9 +1,28 @@
 /** Table tests of afsteerd's small rules (src/negotiator/rules.ts). */
 import { describe, expect, it } from 'vitest';
-import { adoptionHolds, isIdle, isStaleRound, orphansExpired, peerAlive, peerSaysActive, probeExpiry, probeTickMs } from '../../../src/negotiator/rules';
 import type { PeerView } from '../../../src/negotiator/pair';
+import {
+  adoptionHolds,
+  isIdle,
+  isStaleRound,
+  orphansExpired,
+  peerAlive,
+  peerSaysActive,
+  probeExpiry,
+  probeTickMs,
+} from '../../../src/negotiator/rules';
 
-const view = (o: Partial<PeerView>): PeerView => ({ preferred: null, round: 0, epoch: 1n, decap: true, active: false, metrics: {}, policy: { criterion: 'lowest-latency' }, at: 0, ...o });
+const view = (o: Partial<PeerView>): PeerView => ({
+  preferred: null,
+  round: 0,
+  epoch: 1n,
+  decap: true,
+  active: false,
+  metrics: {},
+  policy: { criterion: 'lowest-latency' },
+  at: 0,
+  ...o,
+});
 
 describe('rules', () => {
   it.each([
@@ -20,7 +39,7 @@ describe('rules', () => {
     ['follower, same epoch, same round', { leader: false, peer: view({ round: 5, epoch: 7n }) }, 5, 7n, false],
     ['follower, same epoch, newer round', { leader: false, peer: view({ round: 5, epoch: 7n }) }, 6, 7n, false],
     ['follower, restarted leader (new epoch) at round 0', { leader: false, peer: view({ round: 5, epoch: 7n }) }, 0, 8n, false],
-    ['leader: the peer\'s rounds never gate it', { leader: true, peer: view({ round: 5, epoch: 7n }) }, 1, 7n, false],
+    ["leader: the peer's rounds never gate it", { leader: true, peer: view({ round: 5, epoch: 7n }) }, 1, 7n, false],
     ['nothing heard yet', { leader: false, peer: undefined }, 0, 7n, false],
   ])('isStaleRound: %s', (_n, p, round, epoch, want) => {
     expect(isStaleRound(p, round, epoch)).toBe(want);

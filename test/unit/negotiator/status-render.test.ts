@@ -6,7 +6,11 @@ describe('afsteerd status text', () => {
   it('escapes control characters in every name it prints', () => {
     const evil = 'ns/\x1b[2Jpod\x07';
     const out = renderStatus({
-      node: 'n\x1b]0;x\x07', epoch: '1', uptimeMs: 1000, addresses: { ipv4: '10.0.0.1' }, port: 6170,
+      node: 'n\x1b]0;x\x07',
+      epoch: '1',
+      uptimeMs: 1000,
+      addresses: { ipv4: '10.0.0.1' },
+      port: 6170,
       endpoints: [{ cnf: evil, ifindex: 3, ipv4: '10.1.0.2', ipv6: 'fd00::2', policy: 'lowest-loss' }],
       peers: [{ node: 'peer\x1b', lastHeardMsAgo: 5, endpoints: 1, families: {} }],
       pairs: [{ local: evil, remote: 'r\x9b', peer: 'p', policy: 'weighted', preferred: null, wire: 'native', reason: 'x\ry' }],
