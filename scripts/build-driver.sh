@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build the libcni-based CNI test driver (test/libcni-driver) into
+# Build the libcni-based CNI test driver (tools/libcni-driver) into
 # build/cni-driver, and a cnitool (tools/cnitool, a re-implementation of
 # upstream containernetworking/cni cnitool, which Debian does not package)
 # into build/cnitool.
@@ -84,5 +84,5 @@ build() {
 
 # Call build directly (not in an if/&&/|| context) so set -e stays in effect
 # inside it.
-build "${REPO_ROOT}/test/libcni-driver" "${OUT_DIR}/cni-driver"
+build "${REPO_ROOT}/tools/libcni-driver" "${OUT_DIR}/cni-driver"
 build "${REPO_ROOT}/tools/cnitool" "${OUT_DIR}/cnitool"

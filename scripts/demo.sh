@@ -5,7 +5,7 @@
 #          per-family counters moving with real traffic; then CHECK, DEL, and nothing left.
 #  part 2: two simulated nodes, one pod each; a TCP stream runs while the operator command
 #          flips the pair's wire family; the middle router's per-family counters move from one
-#          family to the other and the stream never breaks (scripts/demo-steering.ts).
+#          family to the other and the stream never breaks (scripts/demo/steering.ts).
 #  part 3: the same two nodes with afsteerd running: discovery, a pair negotiated on its first
 #          packet, the stream's family blackholed, both nodes switch by themselves within
 #          ~150 ms, the stream intact; restored, held down, back to native (demo-negotiator.ts).
@@ -86,9 +86,9 @@ echo "state files left: $(find "$STATE" -name '*.json' | wc -l)"
 echo "endpoints left:   $(bpftool map dump pinned "$PIN/afsteer_endpoints" -j | jq length)"
 echo "bridge ports left: $(ip -o link show master $BR | wc -l)"
 say "part 2: steering between two simulated nodes, by hand (afsteer steer)"
-node scripts/run-ts.mjs scripts/demo-steering.ts
+node scripts/run-ts.mjs scripts/demo/steering.ts
 say "part 3: afsteerd measures, negotiates and switches by itself"
-node scripts/run-ts.mjs scripts/demo-negotiator.ts
+node scripts/run-ts.mjs scripts/demo/negotiator.ts
 say "part 4: a protected pair crosses a blackhole"
-node scripts/run-ts.mjs scripts/demo-protect.ts
+node scripts/run-ts.mjs scripts/demo/protect.ts
 say "demo done"

@@ -2,7 +2,7 @@
 /*
  * afsteer BPF map layouts: the single source of truth for every structure that
  * crosses the kernel/user boundary. src/bpf/maps-layout.ts mirrors each struct
- * field for field; test/integration/btf-layout.test.ts checks the mirror against
+ * field for field; test/integration/bpf/btf-layout.test.ts checks the mirror against
  * the BTF of the compiled object, so a change here that is not made there fails.
  */
 #ifndef AFSTEER_MAPS_H

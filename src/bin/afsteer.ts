@@ -1,6 +1,6 @@
 /**
  * Executable entry of afsteer (the single executable's main script), kept small so that it starts
- * at once. A CNI ADD is first offered to a running afsteerd (src/cni/handoff.ts), whose code is
+ * at once. A CNI ADD is first offered to a running afsteerd (src/cni/handoff-client.ts), whose code is
  * warm; anything else — and an ADD afsteerd does not take — loads the program (src/bin/program.ts,
  * embedded as an asset) with the V8 code cache made at build time, and runs it. Called as
  * `afsteerd` it never hands anything over. AFSTEER_TRACE_PHASES=1: phase timings on stderr.
@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import * as sea from 'node:sea';
 import { Script } from 'node:vm';
-import { tryHandOff } from '../cni/handoff';
+import { tryHandOff } from '../cni/handoff-client';
 
 type Program = { main(stdin?: string): void };
 

@@ -6,10 +6,10 @@
  */
 import { parseArgs } from 'node:util';
 import { printable } from '../cli/text';
-import { preloadVerbs, runCni } from '../cni/main';
+import { preloadVerbs, runCni } from '../cni/plugin';
 import { SUPPORTED_VERSIONS } from '../cni/version';
 import { DEFAULT_CONTROL_SOCKET } from '../defaults';
-import type { CniAddRunner } from '../negotiator/cni-handoff';
+import type { CniAddRunner } from '../negotiator/control/handoff-server';
 
 /** afsteer's release version (set by the build). */
 export const AFSTEER_VERSION = process.env.AFSTEER_BUILD_VERSION ?? '0.1.0-dev';

@@ -1,6 +1,6 @@
 /**
  * TypeScript mirror of bpf/include/afsteer_maps.h: sizes, field offsets and codecs of every
- * struct shared with the kernel. test/integration/btf-layout.test.ts checks it against BTF.
+ * struct shared with the kernel. test/integration/bpf/btf-layout.test.ts checks it against BTF.
  */
 import { addressBytes, bytesToAddress } from '../net/ip';
 

@@ -1,7 +1,7 @@
 /** `afsteerd status [--json] [--socket PATH]`: asks a running afsteerd for peers, pairs and switches, and shows them. */
 import { controlRequest } from '../control/client';
 import { DEFAULT_CONTROL_SOCKET } from '../defaults';
-import { describeError } from '../util/errors';
+import { describeError } from '../util/describe-error';
 import { printable, table } from './text';
 
 /** Printable text for lines outside the tables (those escape each cell themselves). */

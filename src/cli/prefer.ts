@@ -1,8 +1,8 @@
 /** `afsteerd prefer PEER-NODE|CNF-ID ipv4|ipv6|auto`: pins a family through the control socket and says what the daemon did. */
 import { controlRequest } from '../control/client';
-import { type PreferRequest, preferRequest } from '../control/messages';
+import { type PreferRequest, preferRequest } from '../control/requests';
 import { DEFAULT_CONTROL_SOCKET } from '../defaults';
-import { describeError } from '../util/errors';
+import { describeError } from '../util/describe-error';
 import { printable } from './text';
 
 /** Runs the command; resolves with the exit code (2: usage, 1: refused or unreachable). */

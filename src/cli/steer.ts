@@ -13,7 +13,7 @@ import { clearSteering, listPairs, listRemotes, readStats, registerRemote, setSt
 import { DEFAULT_PIN_DIR, DEFAULT_STATE_DIR, nodeLockPath } from '../defaults';
 import { canonical, familyOf } from '../net/ip';
 import { listStates } from '../node/attachments';
-import { causeText } from '../util/errors';
+import { causeText } from '../util/describe-error';
 import { withLock } from '../util/lock';
 import { printable, table } from './text';
 

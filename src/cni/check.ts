@@ -9,9 +9,9 @@ import { sameNetns } from '../net/netns';
 import { Rtnl } from '../net/rtnl';
 import { loadState } from '../node/attachments';
 import { openPod, requirePrevResult } from './add';
+import { CniCode, CniError } from './cni-error';
 import type { NetConf } from './config';
 import type { CniEnv } from './env';
-import { CniCode, CniError } from './errors';
 import { openPodNetns } from './pod-netns';
 import { containerInterfaceIndex } from './result';
 

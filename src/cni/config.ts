@@ -2,8 +2,8 @@
 import * as z from 'zod/mini';
 import { DEFAULT_CONTROL_SOCKET, DEFAULT_PIN_DIR, DEFAULT_STATE_DIR } from '../defaults';
 import { PodPolicySchema } from '../policy/schema';
-import { CniCode, CniError } from './errors';
-import { logFileProblem, normalizePath, pathProblem } from './paths';
+import { CniCode, CniError } from './cni-error';
+import { logFileProblem, normalizePath, pathProblem } from './path-keys';
 import { isSupported, SUPPORTED_VERSIONS } from './version';
 
 /** A path key: absolute, no NUL/control characters, no '.'/'..' components (see paths.ts); normalised. */

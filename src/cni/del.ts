@@ -1,7 +1,7 @@
 /** CNI DEL: remove exactly what ADD made; succeeds when any of it (or the netns) is already gone. */
 
 import { loadState, removeState } from '../node/attachments';
-import { causeText } from '../util/errors';
+import { causeText } from '../util/describe-error';
 import { log } from '../util/log';
 import type { NetConf } from './config';
 import type { CniEnv } from './env';

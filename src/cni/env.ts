@@ -1,5 +1,5 @@
 /** The CNI_* environment a runtime passes, validated per verb (missing or malformed ⇒ code 4). */
-import { CniCode, CniError } from './errors';
+import { CniCode, CniError } from './cni-error';
 
 /** Verbs of the CNI protocol afsteer implements. */
 export type Verb = 'ADD' | 'DEL' | 'CHECK' | 'GC' | 'STATUS' | 'VERSION';

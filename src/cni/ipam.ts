@@ -3,9 +3,9 @@ import { spawnSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
 import { log } from '../util/log';
+import { CniCode, CniError } from './cni-error';
 import type { NetConf } from './config';
 import type { CniEnv } from './env';
-import { CniCode, CniError } from './errors';
 import { parseResult, type Result } from './result';
 
 /** How long a delegated IPAM call may take, ms. */

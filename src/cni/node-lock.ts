@@ -1,8 +1,8 @@
 /** The node-wide lock around afsteer's shared state (BPF pins, maps, state dir). */
 import { nodeLockPath } from '../defaults';
 import { withLock } from '../util/lock';
+import { CniCode, CniError } from './cni-error';
 import type { NetConf } from './config';
-import { CniCode, CniError } from './errors';
 
 /** Runs fn holding the node lock in conf.stateDir; a timeout is CNI code 11 (try again later). */
 export async function withNodeLock<T>(conf: NetConf, fn: () => Promise<T>): Promise<T> {

@@ -4,7 +4,7 @@
  * afsteerd down; afsteerd rescans the state files periodically, so a missed notification heals).
  */
 import { createConnection } from 'node:net';
-import { encodeControlLine, endpointNotification } from '../control/messages';
+import { encodeControlLine, endpointNotification } from '../control/requests';
 import { log } from '../util/log';
 
 /** The longest the plugin waits for the daemon's socket. */

@@ -1,6 +1,6 @@
 /** CNI_NETNS as ADD and CHECK take it: a network namespace that is not the host's, held open; anything else is code 4 before any side effect. */
 import { type NetnsHandle, type NetnsId, NotANetnsError, openNetns, ownAndHostNetns, sameNetns } from '../net/netns';
-import { CniCode, CniError } from './errors';
+import { CniCode, CniError } from './cni-error';
 
 /** True when id is one of the host's namespaces (pure). */
 export function isHostNetns(id: NetnsId, host: readonly NetnsId[]): boolean {

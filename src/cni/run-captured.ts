@@ -5,7 +5,7 @@
  * untouched.
  */
 import { withLogScope } from '../util/log';
-import { runCni } from './main';
+import { runCni } from './plugin';
 
 /** Runs runCni for env and stdin; resolves with its exit code and what it printed on stdout and stderr. */
 export async function runCniCaptured(

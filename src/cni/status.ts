@@ -1,8 +1,8 @@
 /** CNI STATUS: ready when ADD can succeed (bpffs usable, libbpf present, BPF object loads); else code 50. */
 import { closeFds, ensurePrograms } from '../bpf/programs';
-import { causeText } from '../util/errors';
+import { causeText } from '../util/describe-error';
+import { CniCode, CniError } from './cni-error';
 import type { NetConf } from './config';
-import { CniCode, CniError } from './errors';
 import { withNodeLock } from './node-lock';
 
 /** Runs STATUS (prints nothing when ready). */

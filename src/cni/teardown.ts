@@ -6,7 +6,7 @@ import { destroyClsact, detach, TC_PARENT } from '../bpf/tc';
 import { parseCidr } from '../net/ip';
 import { Rtnl } from '../net/rtnl';
 import { type AttachmentState, listStates, saveState } from '../node/attachments';
-import { describeError } from '../util/errors';
+import { describeError } from '../util/describe-error';
 import { log } from '../util/log';
 import { openRecordedNetns } from './pod-netns';
 

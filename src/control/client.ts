@@ -1,6 +1,6 @@
 /** One request to afsteerd's control socket and its one-line answer (`afsteerd status`). */
 import { createConnection } from 'node:net';
-import { type ControlRequest, encodeControlLine } from './messages';
+import { type ControlRequest, encodeControlLine } from './requests';
 
 /** Sends one request and waits at most timeoutMs for its one-line answer. */
 export function controlRequest(path: string, req: ControlRequest, timeoutMs: number): Promise<Record<string, unknown>> {

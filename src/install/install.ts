@@ -320,7 +320,7 @@ function daemonConfigText(flags: Flags): string {
 
 /** Checks the generated daemon config against afsteerd's own schema. */
 async function checkDaemonConfig(text: string): Promise<void> {
-  const { parseDaemonConfig } = await import('../negotiator/config');
+  const { parseDaemonConfig } = await import('../negotiator/daemon-config');
   try {
     parseDaemonConfig(text, 'afsteerd.json from the flags');
   } catch (err) {

@@ -13,29 +13,29 @@ import { canonical } from '../net/ip';
 import { effectivePolicy } from '../policy/schema';
 import { log } from '../util/log';
 import type { Cancel, Clock } from './clock';
-import type { DaemonConfig } from './config';
+import { buildStatus, type StatusReport } from './control/status-report';
 import { count, type DaemonCounters, newCounters } from './counters';
-import { Discovery } from './discovery';
-import { EchoReflector } from './echo-reflector';
-import { LocalPods, type LocalReader } from './local-pods';
-import { Negotiation } from './negotiation';
-import { pairKey } from './pair';
-import { PairLifecycle } from './pair-lifecycle';
-import { PairTable } from './pairs';
-import { PeerTable } from './peers';
-import { PinStore, preferTarget } from './prefer';
-import { ECHO_CAPABILITY, Prober } from './prober';
-import { Protection } from './protection';
+import type { DaemonConfig } from './daemon-config';
+import { Discovery } from './discovery/announcer';
+import { PeerTable } from './discovery/peers';
+import { RemoteRegistry } from './discovery/remotes';
+import { LocalPods, type LocalReader } from './local/pods';
+import { PairLifecycle } from './pairs/lifecycle';
+import { Negotiation } from './pairs/negotiation';
+import { pairKey } from './pairs/pair';
+import { PairTable } from './pairs/pair-table';
+import { PinStore, preferTarget } from './pairs/pins';
+import { SwitchLog } from './pairs/switch-log';
+import { EchoReflector } from './probing/echo-fallback';
+import { ECHO_CAPABILITY, Prober } from './probing/prober';
+import { Protection } from './protection/protector';
 import { decodeEcho, echoPortOf } from './protocol/echo';
-import { Receiver } from './receiver';
-import { RemoteRegistry } from './remotes';
 import { isIdle, probeTickMs } from './rules';
-import { Sender, type Target } from './sender';
-import { buildStatus, type StatusReport } from './status';
-import { SwitchLog } from './switch-log';
-import type { DatagramTransport } from './transport';
+import { Receiver } from './transport/receiver';
+import { Sender, type Target } from './transport/sender';
+import type { DatagramTransport } from './transport/udp';
 
-export type { SwitchEvent } from './switch-log';
+export type { SwitchEvent } from './pairs/switch-log';
 
 /** A source of announcement targets (etcd discovery). */
 export interface DiscoverySource {

@@ -1,8 +1,8 @@
 /** `afsteerd run --config FILE`: loads the config and the cluster key, then runs the negotiator until a signal. */
-import { describeError } from '../util/errors';
+import { describeError } from '../util/describe-error';
 import { configureLog, log } from '../util/log';
-import type { CniAddRunner } from './cni-handoff';
-import { ConfigError, loadDaemonConfig, parseDaemonConfig } from './config';
+import type { CniAddRunner } from './control/handoff-server';
+import { ConfigError, loadDaemonConfig, parseDaemonConfig } from './daemon-config';
 
 /**
  * Runs afsteerd from the config file at configPath (nodeName overridden when given); resolves with
@@ -20,7 +20,7 @@ export async function runDaemon(configPath: string, nodeName?: string, cniAdd?: 
   }
   configureLog({ level: cfg.logLevel, base: { node: cfg.nodeName } });
   // pino JSON lines on stderr from here on (util/log's backend).
-  const { usePino } = await import('./pino-log');
+  const { usePino } = await import('./ops/pino-log');
   await usePino(cfg.logLevel, { node: cfg.nodeName });
   const { loadKey } = await import('./key');
   let key: Buffer;
@@ -31,7 +31,7 @@ export async function runDaemon(configPath: string, nodeName?: string, cniAdd?: 
     return 2;
   }
   // The daemon's modules (maps, sockets) load only once the config and key are good.
-  const { startDaemon } = await import('./run');
+  const { startDaemon } = await import('./start');
   try {
     return await startDaemon(cfg, key, cniAdd);
   } catch (err) {

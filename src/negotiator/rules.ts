@@ -1,8 +1,8 @@
 /**
  * Small decisions of afsteerd that used to sit inline in the daemon, as pure functions (table
- * tests in test/unit/negotiator/rules.test.ts). Times are the daemon's monotonic ms.
+ * tests in test/unit/afsteerd/rules.test.ts). Times are the daemon's monotonic ms.
  */
-import type { PairState } from './pair';
+import type { PairState } from './pairs/pair';
 
 /** A peer is alive while it was heard within the peer timeout. */
 export function peerAlive(lastHeardAny: number | undefined, now: number, timeoutMs: number): boolean {

@@ -57,7 +57,7 @@ export function configureLog(opts: { level?: Level; file?: string; stderr?: bool
   if (opts.base) sink.base = { ...sink.base, ...opts.base };
 }
 
-/** Another writer of log lines (afsteerd's pino, src/negotiator/pino-log.ts); the plugin keeps this file's own. */
+/** Another writer of log lines (afsteerd's pino, src/negotiator/ops/pino-log.ts); the plugin keeps this file's own. */
 export type LogBackend = (level: Level, msg: string, fields?: Record<string, unknown>) => void;
 let backend: LogBackend | undefined;
 

@@ -15,7 +15,7 @@
  * Environment: BENCH_TRIALS (20), BENCH_FALSE_MIN (3), BENCH_SIM_PEER_MIN (60), BENCH_FAILOVER_PARTS.
  */
 import type { WireName } from '../../src/bpf/maps-layout';
-import { DEFAULT_POLICY_PARAMS, evaluate, initialSelection } from '../../src/negotiator/policy';
+import { DEFAULT_POLICY_PARAMS, evaluate, initialSelection } from '../../src/negotiator/pairs/selection';
 import {
   DEFAULT_MIN_SAMPLES,
   DEFAULT_PROBE,
@@ -25,7 +25,7 @@ import {
   probeDue,
   probeSent,
   replyReceived,
-} from '../../src/negotiator/probe/path';
+} from '../../src/negotiator/probing/probe-path';
 import { nsExec, type SimDaemon, type SimPod, TwoNodes, waitFor } from '../support/two-nodes';
 
 const TRIALS = Number(process.env.BENCH_TRIALS ?? 20);

@@ -1,6 +1,6 @@
 /**
  * The scale benchmark's run of one size (scale.ts prints the table; the load generator's self-test
- * in test/integration/loadgen.test.ts runs a small one). afsteerd at scale (root; part of `npm run bench`, under the machine-wide test lock): one real
+ * in test/integration/afsteerd/loadgen.test.ts runs a small one). afsteerd at scale (root; part of `npm run bench`, under the machine-wide test lock): one real
  * afsteerd (dist/afsteerd from a config file) in a namespace of its own, against 10, 100 and 1,000
  * simulated peer nodes (test/bench/loadgen.ts: the real authenticated protocol over real UDP on
  * loopback addresses of that namespace; 10 pods announced per peer every second; the daemon's

@@ -4,9 +4,9 @@
  * MemoryNetwork and one ManualClock. For unit tests of the daemon's behaviour without root.
  */
 import { SteeringWriter } from '../../src/bpf/steering-writer';
-import { type DaemonConfig, parseDaemonConfig } from '../../src/negotiator/config';
 import { Daemon } from '../../src/negotiator/daemon';
-import type { LocalEndpoint } from '../../src/negotiator/endpoints';
+import { type DaemonConfig, parseDaemonConfig } from '../../src/negotiator/daemon-config';
+import type { LocalEndpoint } from '../../src/negotiator/local/endpoints-read';
 import { ManualClock } from './manual-clock';
 import { addMemoryEndpoint, MemoryLock, type MemoryLockState, type MemoryMapSet, memoryMaps, pushMemoryDemand } from './memory-maps';
 import { MemoryNetwork } from './memory-net';

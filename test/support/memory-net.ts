@@ -3,7 +3,7 @@
  * reachable by (family, address, port); delivery takes a per-family latency on the test's
  * ManualClock; a family can be blackholed. Multicast reaches every other node that joined.
  */
-import type { DatagramHandler, DatagramTransport, MulticastOptions } from '../../src/negotiator/transport';
+import type { DatagramHandler, DatagramTransport, MulticastOptions } from '../../src/negotiator/transport/udp';
 import type { ManualClock } from './manual-clock';
 
 /** The network all in-memory transports of a test share. */

@@ -61,12 +61,12 @@ const edges = ['src', 'scripts', 'test/bench', 'test/support'].flatMap(files).fl
 
 describe('dependencies run one way', () => {
   it('the parser sees the imports it must judge', () => {
-    expect(edges).toContainEqual({ from: 'src/bin/route.ts', to: 'src/cni/main' });
+    expect(edges).toContainEqual({ from: 'src/bin/route.ts', to: 'src/cni/plugin' });
     expect(edges).toContainEqual({ from: 'src/cli/show.ts', to: 'src/node/attachments' });
     expect(edges).toContainEqual({ from: 'src/bin/route.ts', to: 'src/negotiator/main' });
     expect(edges.some((e) => e.from.startsWith('scripts/') && e.to.startsWith('test/support/'))).toBe(true);
     expect(violation('src/cni/add.ts', 'src/negotiator/protocol/messages')).toMatch(/imports/);
-    expect(violation('src/bpf/programs.ts', 'src/cni/paths')).toMatch(/upward/);
+    expect(violation('src/bpf/programs.ts', 'src/cni/path-keys')).toMatch(/upward/);
     expect(violation('test/bench/failover.ts', 'test/integration/helpers/two-nodes')).toMatch(/test\/support/);
     expect(violation('src/cni/add.ts', 'src/node/attachments')).toBeUndefined();
   });

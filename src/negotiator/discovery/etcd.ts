@@ -17,7 +17,7 @@
 import { readFileSync } from 'node:fs';
 import type { Etcd3, IKeyValue, Lease, Watcher } from 'etcd3';
 import { log as defaultLog, type Logger } from '../../util/log';
-import type { EtcdDiscoveryConfig } from '../config';
+import type { EtcdDiscoveryConfig } from '../daemon-config';
 import { encodeRecord, type NodeRecord } from '../protocol/record';
 import { diffTargets, type EtcdTarget, RecordBook, type RefuseReason } from './book';
 

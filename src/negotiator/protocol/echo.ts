@@ -1,7 +1,7 @@
 /**
  * The echo probe (capability `echo-v1`): a probe that the peer's node loops back without any
  * process reading it — its kernel reflector (bpf/afsteer_echo.bpf.c) or, where that cannot be
- * attached, afsteerd's userspace reflector (src/negotiator/echo-reflector.ts). It goes to the
+ * attached, afsteerd's userspace reflector (src/negotiator/probing/echo-fallback.ts). It goes to the
  * peer's echo port (its afsteerd port + 1) and comes back to the prober's afsteerd port. Not
  * MACed: nothing is believed from it but what the prober put in — the reply must carry the
  * path's random nonce and an id in flight, from the peer's address over the family sent (as an

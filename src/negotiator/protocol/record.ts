@@ -18,7 +18,7 @@
  */
 
 import * as z from 'zod/mini';
-import { NodeAddressesSchema } from '../config';
+import { NodeAddressesSchema } from '../daemon-config';
 import { MAC_LEN, NODE_NAME } from './frame';
 import { mac, macVerifies } from './mac';
 import { type FamilyName, FamilySchema } from './messages';

@@ -1,0 +1,169 @@
+/**
+ * Discovery: this node's announcement (its control addresses and pods) to the multicast groups,
+ * the static peers and every known peer; announcements taken in as peers and their pods, which
+ * are registered as remotes (or unregistered when gone).
+ */
+import { addressOf, FAMILIES, familyName } from '../../net/family';
+import { log } from '../../util/log';
+import type { Clock } from '../clock';
+import type { DaemonConfig } from '../daemon-config';
+import type { LocalEndpoint } from '../local/endpoints-read';
+import type { LocalPods } from '../local/pods';
+import type { PairLifecycle } from '../pairs/lifecycle';
+import type { PairTable } from '../pairs/pair-table';
+import { type AnnounceBase, addAnnouncePart, announcementPayloads } from '../protocol/announce';
+import { payloadRoom } from '../protocol/frame';
+import type { Announce, AnnouncedEndpoint } from '../protocol/messages';
+import { announceRefreshDue } from '../rules';
+import type { Sender, Target } from '../transport/sender';
+import type { Source } from '../transport/udp';
+import type { Peer, PeerTable } from './peers';
+import type { RemoteRegistry } from './remotes';
+
+/** Capabilities this node announces. */
+export const CAPABILITIES = ['encap-4in6', 'encap-6in4', 'probe-v1', 'negotiate-v1', 'prefer-v1'];
+
+/** Announcing and taking in announcements. */
+export class Discovery {
+  private gen = 0;
+  /** What this node announces it can do (echo-v1 added once its reflector runs). */
+  readonly capabilities = [...CAPABILITIES];
+  /** More targets to announce to (e.g. from etcd), besides the static and known peers. */
+  extraTargets: () => Iterable<Target> = () => [];
+  /** Capabilities announced besides CAPABILITIES (protection's dedup-v1). */
+  extraCapabilities: readonly string[] = [];
+
+  constructor(
+    private readonly cfg: DaemonConfig,
+    private readonly addresses: { ipv4?: string; ipv6?: string },
+    private readonly clock: Clock,
+    private readonly sender: Sender,
+    private readonly peers: PeerTable,
+    private readonly pairs: PairTable,
+    private readonly local: LocalPods,
+    private readonly remotes: RemoteRegistry,
+    private readonly lifecycle: PairLifecycle,
+  ) {}
+
+  /** What the last full announcement said, when it went, and the targets that have it. */
+  private lastSaid = '';
+  private lastFullAt = -Infinity;
+  private readonly told = new Set<string>();
+
+  /**
+   * Announces this node (in parts when its pods do not fit one datagram): to every target when
+   * what it says changed or the refresh is due (timers.announceRefreshMs, default a quarter of
+   * the peer timeout), otherwise only to targets that have not had it yet (a peer or static
+   * target just known). Called every announceIntervalMs and on a change of the local pods.
+   */
+  announce(): void {
+    const eps: AnnouncedEndpoint[] = [...this.local.values()]
+      .filter((e): e is LocalEndpoint & { ipv4: string; ipv6: string } => Boolean(e.ipv4 && e.ipv6))
+      .map((e) => ({ cnf: e.cnf, ipv4: e.ipv4, ipv6: e.ipv6 }));
+    const base: AnnounceBase = {
+      addresses: this.addresses,
+      port: this.cfg.port,
+      supported_families: FAMILIES.filter((f) => addressOf(this.addresses, f)).map(familyName),
+      capabilities: [...this.capabilities, ...this.extraCapabilities],
+    };
+    const now = this.clock.now();
+    const said = JSON.stringify([base, eps]);
+    const full = said !== this.lastSaid || announceRefreshDue(this.lastFullAt, now, this.refreshMs);
+    const targets = new Map<string, Target>();
+    for (const s of this.cfg.discovery.static) targets.set(`${s.ipv4}|${s.ipv6}`, { addresses: s, port: s.port ?? this.cfg.port });
+    for (const t of this.extraTargets()) targets.set(`${t.addresses.ipv4}|${t.addresses.ipv6}`, t);
+    for (const p of this.peers.values()) targets.set(`${p.addresses.ipv4}|${p.addresses.ipv6}`, p);
+    for (const k of targets.keys()) if (k === `${this.addresses.ipv4}|${this.addresses.ipv6}`) targets.delete(k);
+    if (full) {
+      // A new generation only for new content: an unchanged refresh is the same bytes, which a
+      // receiver takes as a sign of life without parsing it again (repeated()).
+      if (said !== this.lastSaid) this.gen++;
+      this.lastSaid = said;
+      this.lastFullAt = now;
+      this.told.clear();
+    } else {
+      // Known peers that have it are not told again; a target not heard from yet is, each time.
+      const known = new Set([...this.peers.values()].map((p) => `${p.addresses.ipv4}|${p.addresses.ipv6}`));
+      for (const k of targets.keys()) if (this.told.has(k) && known.has(k)) targets.delete(k);
+      if (targets.size === 0) return;
+    }
+    for (const payload of announcementPayloads(base, eps, this.gen, payloadRoom(this.cfg.nodeName))) {
+      if (full) this.sender.multicast('announce', payload, Boolean(this.cfg.discovery.multicast));
+      for (const t of targets.values()) this.sender.toTarget(t, 'announce', payload, 'announcement target');
+    }
+    for (const k of targets.keys()) this.told.add(k);
+  }
+
+  /** The refresh period of unchanged announcements. */
+  get refreshMs(): number {
+    return this.cfg.timers.announceRefreshMs ?? Math.max(this.cfg.timers.announceIntervalMs, this.cfg.timers.peerTimeoutMs / 4);
+  }
+
+  /**
+   * A repeat of the peer's last applied announcement (the same bytes: an unchanged refresh, or
+   * its copy over the other family) only says the peer is alive over that family: true when so
+   * (nothing parsed, nothing re-applied); false when it must go through receive().
+   */
+  repeated(node: string, payload: Buffer, src: Source): boolean {
+    const peer = this.peers.get(node);
+    if (!peer?.lastAnnounce || !peer.lastAnnounce.equals(payload)) return false;
+    this.peers.heard(peer, src.family, this.clock.now());
+    return true;
+  }
+
+  /** Takes in one announcement part from node (payload: its bytes, kept for repeated() when it is the whole list). */
+  receive(node: string, a: Announce, src: Source, payload?: Buffer): void {
+    const now = this.clock.now();
+    const isNew = !this.peers.has(node);
+    const peer = this.peers.getOrAdd(node, a.port, now, src.family, a.addresses);
+    this.peers.heard(peer, src.family, now);
+    this.peers.setAddresses(peer, a.addresses, a.port, this.addresses, now);
+    peer.capabilities = a.capabilities;
+    // A peer just heard may have missed what was sent to its address before it was up: told again at the next announce.
+    if (isNew) this.told.delete(`${peer.addresses.ipv4}|${peer.addresses.ipv6}`);
+    const { state, complete } = addAnnouncePart(peer.assembling, a);
+    peer.assembling = state;
+    peer.lastAnnounce = undefined;
+    if (!complete) return;
+    // Kept only when every pod of a one-part list is registered: a refused one is tried again at the next copy.
+    if (this.applyPeerEndpoints(peer, complete) && a.parts === 1 && payload) peer.lastAnnounce = Buffer.from(payload);
+  }
+
+  /** A peer's complete pod list: new pods registered as remotes, gone ones unregistered; false when the maps refused one. */
+  private applyPeerEndpoints(peer: Peer, next: Map<string, AnnouncedEndpoint>): boolean {
+    let all = true;
+    for (const [cnf, e] of peer.endpoints) {
+      const n = next.get(cnf);
+      if (n && n.ipv4 === e.ipv4 && n.ipv6 === e.ipv6) continue;
+      this.forgetPod(peer, e, 'pod gone from peer', false);
+    }
+    for (const [cnf, e] of next) {
+      const old = peer.endpoints.get(cnf);
+      if (old && old.ipv4 === e.ipv4 && old.ipv6 === e.ipv6) continue;
+      if (!this.remotes.register(peer.node, e)) {
+        next.delete(cnf);
+        all = false;
+        continue;
+      }
+      this.lifecycle.adoptOrphans(peer, e);
+    }
+    peer.endpoints = next;
+    return all;
+  }
+
+  /** A peer's pod is gone (from its list, or with the peer): its pairs dropped; the remote unregistered now, or after the retention. */
+  private forgetPod(peer: Peer, e: AnnouncedEndpoint, why: string, retain: boolean): void {
+    for (const [k, p] of this.pairs.ofPeer(peer.node)) if (p.remoteCnf === e.cnf) this.lifecycle.drop(k, why, false);
+    this.remotes.forget(e, retain, this.clock.now());
+  }
+
+  /** Peers silent for a peer timeout: their pods forgotten (retained in the maps), the peers removed. */
+  ageOut(): void {
+    const now = this.clock.now();
+    for (const peer of this.peers.silent(now)) {
+      log.warn('peer aged out', { peer: peer.node, silentMs: Math.round(now - peer.lastHeardAny) });
+      for (const e of peer.endpoints.values()) this.forgetPod(peer, e, 'peer silent', true);
+      this.peers.delete(peer.node);
+    }
+  }
+}

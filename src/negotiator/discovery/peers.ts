@@ -1,0 +1,135 @@
+/** The peer table: nodes heard from, their control addresses, their pods, their probe paths, and when they age out. */
+
+import { addressOf, FAMILIES, type Family, familyName } from '../../net/family';
+import { canonical } from '../../net/ip';
+import { log } from '../../util/log';
+import { newPath, type PathState } from '../probing/probe-path';
+import type { Reassembly } from '../protocol/announce';
+import type { AnnouncedEndpoint } from '../protocol/messages';
+import { peerAlive } from '../rules';
+
+/** A peer node. */
+export interface Peer {
+  node: string;
+  addresses: { ipv4?: string; ipv6?: string };
+  port: number;
+  lastHeard: { 4?: number; 6?: number };
+  lastHeardAny: number;
+  /** Its pods (complete announcements only), by CNF id. */
+  endpoints: Map<string, AnnouncedEndpoint>;
+  /** An announcement in parts, being put together. */
+  assembling?: Reassembly;
+  /** Probe state per family both nodes have. */
+  paths: { 4?: PathState; 6?: PathState };
+  lastNegotiateAt: number;
+  negotiateDue: boolean;
+  /** Pairs dropped since the last negotiation message ("local|remote" as this node names them). */
+  dropped: Set<string>;
+  /** The capabilities of its last announcement. */
+  capabilities: readonly string[];
+  /** Its last announcement payload when it was one part and applied in full (a byte-for-byte repeat is only a sign of life). */
+  lastAnnounce?: Buffer;
+}
+
+/** Every peer this node knows, by node name. */
+export class PeerTable {
+  private readonly peers = new Map<string, Peer>();
+  /** "family|address" → peer, for datagrams that name no node (echo replies). */
+  private readonly byAddr = new Map<string, Peer>();
+
+  constructor(private readonly timeoutMs: number) {}
+
+  /** The peer whose control address over family is address (as the socket reports it), if known. */
+  byAddress(family: Family, address: string): Peer | undefined {
+    return this.byAddr.get(`${family}|${address}`) ?? this.byAddr.get(`${family}|${canonical(address)}`);
+  }
+
+  /** The peer named node, if known. */
+  get(node: string): Peer | undefined {
+    return this.peers.get(node);
+  }
+
+  /** True when node is a known peer. */
+  has(node: string): boolean {
+    return this.peers.has(node);
+  }
+
+  /** Every peer. */
+  values(): IterableIterator<Peer> {
+    return this.peers.values();
+  }
+
+  /** Number of peers. */
+  get size(): number {
+    return this.peers.size;
+  }
+
+  /** The peer named node, created (and logged) when new. */
+  getOrAdd(node: string, port: number, now: number, via: Family, addresses: unknown): Peer {
+    let peer = this.peers.get(node);
+    if (!peer) {
+      peer = {
+        node,
+        addresses: {},
+        port,
+        lastHeard: {},
+        lastHeardAny: now,
+        endpoints: new Map(),
+        paths: {},
+        lastNegotiateAt: 0,
+        negotiateDue: false,
+        dropped: new Set(),
+        capabilities: [],
+      };
+      this.peers.set(node, peer);
+      log.info('peer discovered', { peer: node, addresses, via: familyName(via) });
+    }
+    return peer;
+  }
+
+  /** Removes a peer. */
+  delete(node: string): void {
+    const peer = this.peers.get(node);
+    if (peer) this.unindex(peer);
+    this.peers.delete(node);
+  }
+
+  private unindex(peer: Peer): void {
+    for (const f of FAMILIES) {
+      const k = `${f}|${addressOf(peer.addresses, f)}`;
+      if (this.byAddr.get(k) === peer) this.byAddr.delete(k);
+    }
+  }
+
+  /** Records that the peer was heard over family. */
+  heard(peer: Peer, family: Family, now: number): void {
+    peer.lastHeard[family] = now;
+    peer.lastHeardAny = now;
+  }
+
+  /** True while the peer was heard within the peer timeout. */
+  alive(peer: Peer | undefined, now: number): boolean {
+    return peer !== undefined && peerAlive(peer.lastHeardAny, now, this.timeoutMs);
+  }
+
+  /** Peers silent for a peer timeout. */
+  silent(now: number): Peer[] {
+    return [...this.peers.values()].filter((p) => !this.alive(p, now));
+  }
+
+  /** Takes the control addresses and port a peer announced; a probe path per family both nodes have. */
+  setAddresses(peer: Peer, a: { ipv4?: string; ipv6?: string }, port: number, mine: { ipv4?: string; ipv6?: string }, now: number): void {
+    this.unindex(peer);
+    peer.addresses = { ...(a.ipv4 ? { ipv4: canonical(a.ipv4) } : {}), ...(a.ipv6 ? { ipv6: canonical(a.ipv6) } : {}) };
+    peer.port = port;
+    for (const f of FAMILIES) {
+      const addr = addressOf(peer.addresses, f);
+      if (addr) this.byAddr.set(`${f}|${addr}`, peer);
+    }
+    for (const f of FAMILIES) {
+      const both = addressOf(peer.addresses, f) && addressOf(mine, f);
+      if (both && !peer.paths[f]) peer.paths[f] = newPath(now);
+      if (!both) delete peer.paths[f];
+    }
+  }
+}

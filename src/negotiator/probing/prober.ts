@@ -1,0 +1,120 @@
+/**
+ * Probing: on each tick, expire the probes of the peers' paths (blackhole detection), send the
+ * ones due (fast toward peers with pairs, slow otherwise), and take in replies. Each tick visits
+ * only the fast set (peers with pairs); every SCAN_EVERY-th tick visits every peer and rebuilds
+ * that set, so the work per tick grows with active peers, not with all peers (an idle peer's
+ * probe goes out, and is found lost, within SCAN_EVERY ticks of when it is due). The window,
+ * metrics and blackhole rules are in probe/path.ts; this holds the tick and the sockets' side.
+ */
+
+import { addressOf, FAMILIES, type Family, familyName } from '../../net/family';
+import { log } from '../../util/log';
+import { count, type DaemonCounters } from '../counters';
+import type { Peer } from '../discovery/peers';
+import type { PairMetrics } from '../pairs/selection';
+import { echoPortOf, encodeEcho } from '../protocol/echo';
+import { encodeProbe, type Probe } from '../protocol/probe';
+import { probeExpiry } from '../rules';
+import type { Sender } from '../transport/sender';
+import { expireProbes, type ProbeParams, pathMetrics, probeDue, probeSent, replyReceived } from './probe-path';
+
+/** Capability of a peer that reflects echo probes (protocol/echo.ts) on its port + 1. */
+export const ECHO_CAPABILITY = 'echo-v1';
+
+/** True when probes to peer go as echoes. */
+export function usesEcho(peer: Peer): boolean {
+  return peer.capabilities?.includes(ECHO_CAPABILITY) ?? false;
+}
+
+/** Every how many ticks all peers are visited (the others visit only the fast set). */
+export const SCAN_EVERY = 10;
+
+/** The prober of one daemon. */
+export class Prober {
+  private lastTickAt = 0;
+  private skippedExpiry = false;
+  private ticks = 0;
+  /** Peers visited on every tick: those with pairs at the last full scan, or hurried since. */
+  private readonly fast = new Set<Peer>();
+  /** Called once per tick for each peer where a probe was just counted lost (protection's first sign of trouble). */
+  onProbeLost: (peer: Peer) => void = () => {};
+
+  constructor(
+    private readonly prm: ProbeParams & { minSamples: number },
+    /** The probe tick period (rules.probeTickMs). */
+    readonly tickMs: number,
+    private readonly sender: Sender,
+    private readonly counters: DaemonCounters,
+  ) {}
+
+  /** One tick: returns the peers where a path just turned blackhole. */
+  tick(peers: Iterable<Peer>, isActive: (peer: Peer) => boolean, now: number): Peer[] {
+    const { expire, stalled } = probeExpiry(this.lastTickAt, this.skippedExpiry, now, this.tickMs, this.prm.minTimeoutMs);
+    this.lastTickAt = now;
+    this.skippedExpiry = !expire;
+    if (stalled && !expire) count(this.counters.events, 'event-loop-stall');
+    const changed: Peer[] = [];
+    const scan = this.ticks++ % SCAN_EVERY === 0;
+    if (scan) this.fast.clear();
+    for (const peer of scan ? peers : this.fast) {
+      const active = isActive(peer);
+      if (scan && active) this.fast.add(peer);
+      let blackholed = false;
+      let lost = false;
+      for (const f of FAMILIES) {
+        const path = peer.paths[f];
+        const to = addressOf(peer.addresses, f);
+        if (!path || !to) continue;
+        const lostBefore = path.consecutiveLost;
+        if (expire && expireProbes(path, now, this.prm)) {
+          log.warn('blackhole', { peer: peer.node, family: familyName(f), consecutiveLost: path.consecutiveLost });
+          blackholed = true;
+        }
+        if (path.consecutiveLost > lostBefore) lost = true;
+        if (probeDue(path, now)) {
+          const id = probeSent(path, now, active, this.prm);
+          const probe: Probe = { family: f, active, id, t1: BigInt(Math.round(now * 1000)), nonce: path.nonce };
+          // A peer with a reflector gets echoes (looped back by its kernel); an older one MACed probes its afsteerd answers.
+          if (usesEcho(peer)) this.sender.raw(f, to, echoPortOf(peer.port), encodeEcho(probe), 'echo');
+          else this.sender.to(f, to, peer.port, 'probe', encodeProbe(probe));
+        }
+      }
+      if (blackholed) changed.push(peer);
+      if (lost) this.onProbeLost(peer);
+    }
+    return changed;
+  }
+
+  /** Visits peer on every tick from now on (a pair toward it was just made), until a scan finds it idle. */
+  hurry(peer: Peer): void {
+    this.fast.add(peer);
+  }
+
+  /**
+   * A reply from the peer over family: counted into the path. 'foreign' when it answers another
+   * prober's probe (captured and replayed to us); 'recovered' when it ended a blackhole.
+   */
+  reply(peer: Peer, family: Family, p: Probe, now: number): 'ok' | 'foreign' | 'recovered' | 'no-path' {
+    const path = peer.paths[family];
+    if (!path) return 'no-path';
+    if (p.nonce !== path.nonce) return 'foreign';
+    const wasBlackhole = path.blackhole;
+    replyReceived(path, p.id, now, this.prm);
+    if (wasBlackhole && !path.blackhole) {
+      log.info('path recovered', { peer: peer.node, family: familyName(family) });
+      return 'recovered';
+    }
+    return 'ok';
+  }
+
+  /** This node's metrics toward a peer (a family counts once it has minSamples outcomes, or is a blackhole). */
+  metricsOf(peer: Peer): PairMetrics {
+    const out: PairMetrics = {};
+    for (const f of FAMILIES) {
+      const path = peer.paths[f];
+      const m = path && pathMetrics(path);
+      if (m && (path.outcomes.length >= this.prm.minSamples || m.blackhole)) out[familyName(f)] = m;
+    }
+    return out;
+  }
+}
