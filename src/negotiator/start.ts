@@ -15,7 +15,7 @@ import { serveControl } from './control/socket-server';
 import { Daemon } from './daemon';
 import type { DaemonConfig } from './daemon-config';
 import { resolveAddresses } from './local/control-addresses';
-import { readLocalEndpoints } from './local/endpoints-read';
+import { readLocalEndpoints } from './local/pods';
 import { startOps } from './ops/start-ops';
 import { echoPortOf } from './protocol/echo';
 import { UdpTransport } from './transport/udp';

@@ -6,7 +6,7 @@
 import { SteeringWriter } from '../../src/bpf/steering-writer';
 import { Daemon } from '../../src/negotiator/daemon';
 import { type DaemonConfig, parseDaemonConfig } from '../../src/negotiator/daemon-config';
-import type { LocalEndpoint } from '../../src/negotiator/local/endpoints-read';
+import type { LocalEndpoint } from '../../src/negotiator/local/pods';
 import { ManualClock } from './manual-clock';
 import { addMemoryEndpoint, MemoryLock, type MemoryLockState, type MemoryMapSet, memoryMaps, pushMemoryDemand } from './memory-maps';
 import { MemoryNetwork } from './memory-net';

@@ -78,4 +78,73 @@ describe('dependencies run one way', () => {
     });
     expect(bad).toEqual([]);
   });
+
+  it('no import cycle in src/, type imports included', () => {
+    expect(cyclesIn(edges.filter((e) => e.from.startsWith('src/') && e.to.startsWith('src/')))).toEqual([]);
+  });
+
+  it('the cycle finder sees a cycle, also through type imports', () => {
+    const edge = (from: string, to: string) => ({ from: `${from}.ts`, to });
+    expect(cyclesIn([edge('src/a', 'src/b'), edge('src/b', 'src/c'), edge('src/c', 'src/a'), edge('src/c', 'src/d')])).toEqual([
+      'src/a → src/b → src/c → src/a',
+    ]);
+    expect(cyclesIn([edge('src/a', 'src/b'), edge('src/b', 'src/d')])).toEqual([]);
+  });
+
+  it('no two files in src/ share a base name, but for one concept in two layers (the SEA shim of koffi)', () => {
+    const byBase = new Map<string, string[]>();
+    for (const f of files('src')) {
+      const base = f.replace(/^.*\//, '').replace(SOURCE, '');
+      byBase.set(base, [...(byBase.get(base) ?? []), f]);
+    }
+    const shared = [...byBase].filter(([base, fs]) => fs.length > 1 && !SAME_CONCEPT.has(base)).map(([, fs]) => fs.join(' = '));
+    expect(shared).toEqual([]);
+  });
 });
+
+/** Base names deliberately shared: the same concept in two layers. */
+const SAME_CONCEPT = new Set(['koffi']);
+
+/** Every cycle of the import graph (one line per strongly connected component, its members in import order), by Tarjan's algorithm. */
+function cyclesIn(list: { from: string; to: string }[]): string[] {
+  const graph = new Map<string, Set<string>>();
+  const node = (f: string) => f.replace(SOURCE, '');
+  for (const e of list) {
+    const from = node(e.from);
+    if (!graph.has(from)) graph.set(from, new Set());
+    graph.get(from)!.add(node(e.to));
+  }
+  let next = 0;
+  const index = new Map<string, number>();
+  const low = new Map<string, number>();
+  const stack: string[] = [];
+  const onStack = new Set<string>();
+  const out: string[] = [];
+  const visit = (v: string): void => {
+    index.set(v, next);
+    low.set(v, next++);
+    stack.push(v);
+    onStack.add(v);
+    for (const w of graph.get(v) ?? []) {
+      if (!index.has(w)) {
+        visit(w);
+        low.set(v, Math.min(low.get(v)!, low.get(w)!));
+      } else if (onStack.has(w)) low.set(v, Math.min(low.get(v)!, index.get(w)!));
+    }
+    if (low.get(v) === index.get(v)) {
+      const scc: string[] = [];
+      let w: string;
+      do {
+        w = stack.pop()!;
+        onStack.delete(w);
+        scc.push(w);
+      } while (w !== v);
+      if (scc.length > 1 || graph.get(v)?.has(v)) {
+        const members = scc.reverse();
+        out.push([...members, members[0]].join(' → '));
+      }
+    }
+  };
+  for (const v of [...graph.keys()].sort()) if (!index.has(v)) visit(v);
+  return out;
+}

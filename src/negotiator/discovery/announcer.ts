@@ -7,14 +7,12 @@ import { addressOf, FAMILIES, familyName } from '../../net/family';
 import { log } from '../../util/log';
 import type { Clock } from '../clock';
 import type { DaemonConfig } from '../daemon-config';
-import type { LocalEndpoint } from '../local/endpoints-read';
-import type { LocalPods } from '../local/pods';
+import type { LocalEndpoint, LocalPods } from '../local/pods';
 import type { PairLifecycle } from '../pairs/lifecycle';
 import type { PairTable } from '../pairs/pair-table';
 import { type AnnounceBase, addAnnouncePart, announcementPayloads } from '../protocol/announce';
 import { payloadRoom } from '../protocol/frame';
 import type { Announce, AnnouncedEndpoint } from '../protocol/messages';
-import { announceRefreshDue } from '../rules';
 import type { Sender, Target } from '../transport/sender';
 import type { Source } from '../transport/udp';
 import type { Peer, PeerTable } from './peers';
@@ -166,4 +164,9 @@ export class Discovery {
       this.peers.delete(peer.node);
     }
   }
+}
+
+/** An unchanged announcement is sent again to every target once refreshMs have passed since the last full one. */
+export function announceRefreshDue(lastFullAt: number, now: number, refreshMs: number): boolean {
+  return now - lastFullAt >= refreshMs;
 }

@@ -6,7 +6,6 @@ import { log } from '../../util/log';
 import { newPath, type PathState } from '../probing/probe-path';
 import type { Reassembly } from '../protocol/announce';
 import type { AnnouncedEndpoint } from '../protocol/messages';
-import { peerAlive } from '../rules';
 
 /** A peer node. */
 export interface Peer {
@@ -132,4 +131,9 @@ export class PeerTable {
       if (!both) delete peer.paths[f];
     }
   }
+}
+
+/** A peer is alive while it was heard within the peer timeout. */
+export function peerAlive(lastHeardAny: number | undefined, now: number, timeoutMs: number): boolean {
+  return lastHeardAny !== undefined && now - lastHeardAny < timeoutMs;
 }

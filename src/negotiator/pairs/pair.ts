@@ -12,7 +12,7 @@
 import type { WireName } from '../../bpf/maps-layout';
 import { otherName } from '../../net/family';
 import type { Policy, ProtectMode } from '../../policy/schema';
-import type { PairProtection } from '../protection/protector';
+import type { PairProtection } from '../protection/protect-rules';
 import type { FamilyMetrics, FamilyName } from '../protocol/messages';
 import { evaluate, initialSelection, type PairMetrics, type PolicyParams, type Preference, type SelectionState } from './selection';
 
@@ -174,4 +174,35 @@ export function sendingWire(
     }
   }
   return { wire: wireOf(pref), reason };
+}
+
+/**
+ * A leader's older decision (reordered between the two families) never undoes a newer one.
+ * Rounds count within one boot of the sender: a restarted leader starts again at 0.
+ */
+export function isStaleRound(p: Pick<PairState, 'leader' | 'peer'>, round: number, epoch: bigint): boolean {
+  return p.peer !== undefined && !p.leader && epoch === p.peer.epoch && round < p.peer.round;
+}
+
+/**
+ * A pair adopted from the maps after a restart is left exactly as the previous run left it
+ * until its peer speaks of it — but only while the peer is alive, and at most one peer timeout.
+ */
+export function adoptionHolds(p: Pick<PairState, 'createdAt'>, peerIsAlive: boolean, now: number, peerTimeoutMs: number): boolean {
+  return peerIsAlive && now - p.createdAt < peerTimeoutMs;
+}
+
+/** The peer says the pair carries traffic on its side, and said so recently. */
+export function peerSaysActive(p: Pick<PairState, 'peer'>, now: number, peerTimeoutMs: number): boolean {
+  return Boolean(p.peer?.active && now - p.peer.at < peerTimeoutMs);
+}
+
+/** A pair is idle (and dropped) when neither end saw traffic on it for pairIdleMs. */
+export function isIdle(p: Pick<PairState, 'lastActiveAt' | 'peer'>, now: number, pairIdleMs: number, peerTimeoutMs: number): boolean {
+  return now - p.lastActiveAt > pairIdleMs && !peerSaysActive(p, now, peerTimeoutMs);
+}
+
+/** Routes a previous run left, whose peer never came back, are reverted once a peer timeout has passed since start-up. */
+export function orphansExpired(now: number, startedAt: number, peerTimeoutMs: number): boolean {
+  return now - startedAt > peerTimeoutMs;
 }

@@ -14,7 +14,6 @@ import type { Peer } from '../discovery/peers';
 import type { PairMetrics } from '../pairs/selection';
 import { echoPortOf, encodeEcho } from '../protocol/echo';
 import { encodeProbe, type Probe } from '../protocol/probe';
-import { probeExpiry } from '../rules';
 import type { Sender } from '../transport/sender';
 import { expireProbes, type ProbeParams, pathMetrics, probeDue, probeSent, replyReceived } from './probe-path';
 
@@ -117,4 +116,26 @@ export class Prober {
     }
     return out;
   }
+}
+
+/**
+ * Whether this probe tick may expire probes. After the event loop stalled (GC, a starved CPU),
+ * the replies that came in meanwhile are still queued on the sockets: the timers run before
+ * them. Expiring now would count this daemon's own stall as loss, so expiry waits one tick for
+ * them — never two in a row.
+ */
+export function probeExpiry(
+  lastTickAt: number,
+  skippedLast: boolean,
+  now: number,
+  tickMs: number,
+  minTimeoutMs: number,
+): { expire: boolean; stalled: boolean } {
+  const stalled = lastTickAt > 0 && now - lastTickAt > tickMs + minTimeoutMs / 2;
+  return { expire: !stalled || skippedLast, stalled };
+}
+
+/** The probe tick: half the active probe interval, between 2 and 10 ms. */
+export function probeTickMs(activeIntervalMs: number): number {
+  return Math.max(2, Math.min(10, Math.floor(activeIntervalMs / 2)));
 }

@@ -143,3 +143,16 @@ export function localProtection(mode: ProtectMode, suspect: boolean, peer: PeerP
   if (mode !== 'off' || peer?.dup) return 'dedup';
   return 'off';
 }
+
+/** A pair's protection state on this node. */
+export interface PairProtection {
+  mode: ProtectMode;
+  /** What is in the maps, as this node last wrote or found it. */
+  written: ProtectionMode;
+  suspicion: Suspicion;
+  suspect: boolean;
+  lastWire?: string;
+  lastSwitchAt?: number;
+  /** The peer's dup flag as last seen (its rising edge is a sign of trouble: peerStartedTrouble). */
+  peerDup?: boolean;
+}

@@ -21,23 +21,11 @@ import {
   familiesInUse,
   familyTrouble,
   localProtection,
+  type PairProtection,
   peerStartedTrouble,
   type Suspicion,
   stepSuspicion,
 } from './protect-rules';
-
-/** A pair's protection state on this node. */
-export interface PairProtection {
-  mode: ProtectMode;
-  /** What is in the maps, as this node last wrote or found it. */
-  written: ProtectionMode;
-  suspicion: Suspicion;
-  suspect: boolean;
-  lastWire?: string;
-  lastSwitchAt?: number;
-  /** The peer's dup flag as last seen (its rising edge is a sign of trouble: peerStartedTrouble). */
-  peerDup?: boolean;
-}
 
 /** The protect fields of this node's pair message (sent only to peers that announce DEDUP_CAPABILITY). */
 export interface ProtectAdvert {

@@ -1,16 +1,8 @@
-/** Table tests of afsteerd's small rules (src/negotiator/rules.ts). */
+/** Table tests of afsteerd's small rules (each beside its subject: discovery/peers.ts, pairs/pair.ts, probing/prober.ts). */
 import { describe, expect, it } from 'vitest';
-import type { PeerView } from '../../../src/negotiator/pairs/pair';
-import {
-  adoptionHolds,
-  isIdle,
-  isStaleRound,
-  orphansExpired,
-  peerAlive,
-  peerSaysActive,
-  probeExpiry,
-  probeTickMs,
-} from '../../../src/negotiator/rules';
+import { peerAlive } from '../../../src/negotiator/discovery/peers';
+import { adoptionHolds, isIdle, isStaleRound, orphansExpired, type PeerView, peerSaysActive } from '../../../src/negotiator/pairs/pair';
+import { probeExpiry, probeTickMs } from '../../../src/negotiator/probing/prober';
 
 const view = (o: Partial<PeerView>): PeerView => ({
   preferred: null,
