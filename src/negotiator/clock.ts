@@ -1,4 +1,5 @@
 /** Time for afsteerd's parts: a monotonic clock and repeating timers, injected so tests can drive time themselves. */
+import { log } from '../util/log';
 
 /** Cancels a repeating timer. */
 export type Cancel = () => void;
@@ -24,4 +25,15 @@ export function systemClock(): Clock {
       return () => clearInterval(t);
     },
   };
+}
+
+/** Runs fn every ms milliseconds on clock; an error it throws is logged and the timer goes on (a daemon's timers never die of one round). */
+export function everyGuarded(clock: Clock, ms: number, fn: () => void): Cancel {
+  return clock.every(ms, () => {
+    try {
+      fn();
+    } catch (err) {
+      log.error('internal error', { error: String((err as Error).stack ?? err) });
+    }
+  });
 }

@@ -14,6 +14,7 @@ import { type CniAddRunner, withCniHandoff } from './control/handoff-server';
 import { serveControl } from './control/socket-server';
 import { Daemon } from './daemon';
 import type { DaemonConfig } from './daemon-config';
+import type { EtcdDiscovery } from './discovery/etcd';
 import { resolveAddresses } from './local/control-addresses';
 import { readLocalEndpoints } from './local/pods';
 import { startOps } from './ops/start-ops';
@@ -28,8 +29,10 @@ export async function startDaemon(cfg: DaemonConfig, key: Buffer, cniAdd?: CniAd
   // The plugin pins the object on its first ADD; a daemon started first pins it itself.
   const fds = ensurePrograms(cfg.pinDir);
   closeFds(fds.fromPod, fds.toPod, fds.bridgeOut);
+  let etcd: EtcdDiscovery | undefined;
   const daemon = new Daemon({
     cfg,
+    discoverySource: () => etcd,
     key,
     addresses,
     writer: SteeringWriter.open(cfg.pinDir),
@@ -45,13 +48,11 @@ export async function startDaemon(cfg: DaemonConfig, key: Buffer, cniAdd?: CniAd
   await attachKernelReflector(cfg.pinDir, echoPortOf(cfg.port), addresses);
   await daemon.start();
   // etcd discovery, when configured: this node's record under a lease, the others' as announcement targets.
-  let etcd: { stop(): Promise<void> } | undefined;
   if (cfg.discovery.etcd) {
     const { EtcdDiscovery } = await import('./discovery/etcd');
     const families = FAMILIES.filter((f) => addressOf(addresses, f)).map(familyName);
     const e = new EtcdDiscovery({ config: cfg.discovery.etcd, key, self: { node: cfg.nodeName, addresses, port: cfg.port, families } });
     await e.start();
-    daemon.addDiscoverySource(e);
     etcd = e;
   }
   const ops = await startOps(daemon.parts(), () => readStats(cfg.pinDir), process.env.AFSTEER_BUILD_VERSION ?? 'dev');

@@ -18,30 +18,61 @@ import type { Source } from '../transport/udp';
 import type { Peer, PeerTable } from './peers';
 import type { RemoteRegistry } from './remotes';
 
+/** A source of announcement targets besides multicast and static peers (etcd discovery). */
+export interface DiscoverySource {
+  targets(): Iterable<Target>;
+  status(): unknown;
+}
+
 /** Capabilities this node announces. */
 export const CAPABILITIES = ['encap-4in6', 'encap-6in4', 'probe-v1', 'negotiate-v1', 'prefer-v1'];
+
+/** What discovery is built from. */
+export interface DiscoveryDeps {
+  cfg: DaemonConfig;
+  addresses: { ipv4?: string; ipv6?: string };
+  clock: Clock;
+  sender: Sender;
+  peers: PeerTable;
+  pairs: PairTable;
+  local: LocalPods;
+  remotes: RemoteRegistry;
+  lifecycle: PairLifecycle;
+  /** More targets to announce to (e.g. from etcd), besides the static and known peers. */
+  extraTargets?: () => Iterable<Target>;
+  /** Capabilities announced besides CAPABILITIES (protection's dedup-v1; echo-v1 once the reflector runs). */
+  extraCapabilities?: () => readonly string[];
+}
 
 /** Announcing and taking in announcements. */
 export class Discovery {
   private gen = 0;
-  /** What this node announces it can do (echo-v1 added once its reflector runs). */
-  readonly capabilities = [...CAPABILITIES];
-  /** More targets to announce to (e.g. from etcd), besides the static and known peers. */
-  extraTargets: () => Iterable<Target> = () => [];
-  /** Capabilities announced besides CAPABILITIES (protection's dedup-v1). */
-  extraCapabilities: readonly string[] = [];
 
-  constructor(
-    private readonly cfg: DaemonConfig,
-    private readonly addresses: { ipv4?: string; ipv6?: string },
-    private readonly clock: Clock,
-    private readonly sender: Sender,
-    private readonly peers: PeerTable,
-    private readonly pairs: PairTable,
-    private readonly local: LocalPods,
-    private readonly remotes: RemoteRegistry,
-    private readonly lifecycle: PairLifecycle,
-  ) {}
+  private readonly cfg: DaemonConfig;
+  private readonly addresses: { ipv4?: string; ipv6?: string };
+  private readonly clock: Clock;
+  private readonly sender: Sender;
+  private readonly peers: PeerTable;
+  private readonly pairs: PairTable;
+  private readonly local: LocalPods;
+  private readonly remotes: RemoteRegistry;
+  private readonly lifecycle: PairLifecycle;
+  private readonly extraTargets: () => Iterable<Target>;
+  private readonly extraCapabilities: () => readonly string[];
+
+  constructor(deps: DiscoveryDeps) {
+    this.cfg = deps.cfg;
+    this.addresses = deps.addresses;
+    this.clock = deps.clock;
+    this.sender = deps.sender;
+    this.peers = deps.peers;
+    this.pairs = deps.pairs;
+    this.local = deps.local;
+    this.remotes = deps.remotes;
+    this.lifecycle = deps.lifecycle;
+    this.extraTargets = deps.extraTargets ?? (() => []);
+    this.extraCapabilities = deps.extraCapabilities ?? (() => []);
+  }
 
   /** What the last full announcement said, when it went, and the targets that have it. */
   private lastSaid = '';
@@ -62,7 +93,7 @@ export class Discovery {
       addresses: this.addresses,
       port: this.cfg.port,
       supported_families: FAMILIES.filter((f) => addressOf(this.addresses, f)).map(familyName),
-      capabilities: [...this.capabilities, ...this.extraCapabilities],
+      capabilities: [...CAPABILITIES, ...this.extraCapabilities()],
     };
     const now = this.clock.now();
     const said = JSON.stringify([base, eps]);

@@ -6,7 +6,7 @@
  */
 import type { Registry } from 'prom-client';
 import { FAMILIES, familyName } from '../../net/family';
-import type { DaemonParts } from '../daemon';
+import type { DaemonParts } from './daemon-view';
 import { type Snapshot, takeSnapshot } from './snapshot';
 import { FAMILY_STATES, SWITCH_REASONS, switchReason } from './vocabulary';
 

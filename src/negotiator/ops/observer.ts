@@ -5,7 +5,7 @@
  */
 import { log } from '../../util/log';
 import type { Cancel } from '../clock';
-import type { DaemonParts } from '../daemon';
+import type { DaemonParts } from './daemon-view';
 import { HISTORY_STEP_MS, History } from './history';
 import { takeSnapshot } from './snapshot';
 import type { FamilyState } from './vocabulary';

@@ -5,9 +5,9 @@
  */
 import type { WireName } from '../../bpf/maps-layout';
 import { FAMILIES, type FamilyName, familyName } from '../../net/family';
-import type { DaemonParts } from '../daemon';
 import { pathMetrics } from '../probing/probe-path';
 import type { FamilyMetrics } from '../protocol/messages';
+import type { DaemonParts } from './daemon-view';
 import { type FamilyState, familyState } from './vocabulary';
 
 /** One family toward one peer. */

@@ -6,8 +6,8 @@
  */
 import type { Server } from 'node:http';
 import { log } from '../../util/log';
-import type { DaemonParts } from '../daemon';
 import { parseListen } from '../daemon-config';
+import type { DaemonParts } from './daemon-view';
 import type { DaemonMetrics, StatsReader } from './metrics';
 import { Observer } from './observer';
 

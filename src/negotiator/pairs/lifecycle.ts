@@ -29,24 +29,49 @@ interface Orphan {
   wire: WireName;
 }
 
+/** What a pair's lifecycle is built from. */
+export interface LifecycleDeps {
+  cfg: DaemonConfig;
+  clock: Clock;
+  writer: SteeringWriter;
+  pairs: PairTable;
+  peers: PeerTable;
+  local: LocalPods;
+  prober: Prober;
+  switches: SwitchLog;
+  protection: Protection;
+  /** Called when a pair is created (the daemon negotiates it with the peer at once). */
+  onCreated?: (peer: Peer) => void;
+}
+
 /** Creates, adopts, reconciles and drops pairs. */
 export class PairLifecycle {
   /** Pairs found in the maps at start-up, waiting for their peer: "ifindex|remote ipv6". */
   private readonly orphans = new Map<string, Orphan>();
-  /** Called when a pair is created (the daemon negotiates it with the peer at once). */
-  onCreated: (peer: Peer) => void = () => {};
 
-  constructor(
-    private readonly cfg: DaemonConfig,
-    private readonly clock: Clock,
-    private readonly writer: SteeringWriter,
-    private readonly pairs: PairTable,
-    private readonly peers: PeerTable,
-    private readonly local: LocalPods,
-    private readonly prober: Prober,
-    private readonly switches: SwitchLog,
-    private readonly protection: Protection,
-  ) {}
+  private readonly cfg: DaemonConfig;
+  private readonly clock: Clock;
+  private readonly writer: SteeringWriter;
+  private readonly pairs: PairTable;
+  private readonly peers: PeerTable;
+  private readonly local: LocalPods;
+  private readonly prober: Prober;
+  private readonly switches: SwitchLog;
+  private readonly protection: Protection;
+  private readonly onCreated: (peer: Peer) => void;
+
+  constructor(deps: LifecycleDeps) {
+    this.cfg = deps.cfg;
+    this.clock = deps.clock;
+    this.writer = deps.writer;
+    this.pairs = deps.pairs;
+    this.peers = deps.peers;
+    this.local = deps.local;
+    this.prober = deps.prober;
+    this.switches = deps.switches;
+    this.protection = deps.protection;
+    this.onCreated = deps.onCreated ?? (() => {});
+  }
 
   /** Remembers every pair the maps hold (a previous run's) as an orphan to adopt; returns how many. */
   loadOrphans(): number {

@@ -22,24 +22,52 @@ import type { PairTable } from './pair-table';
 import { type PinStore, PREFER_CAPABILITY, stepPinned } from './pins';
 import type { PairMetrics } from './selection';
 
+/** What negotiation is built from. */
+export interface NegotiationDeps {
+  cfg: DaemonConfig;
+  clock: Clock;
+  sender: Sender;
+  writer: SteeringWriter;
+  peers: PeerTable;
+  pairs: PairTable;
+  local: LocalPods;
+  lifecycle: PairLifecycle;
+  prober: Prober;
+  counters: DaemonCounters;
+  protection: Protection;
+  /** Operator pins (`afsteerd prefer`); none: every pair is negotiated. */
+  pins?: PinStore;
+}
+
 /** Negotiation messages in and out, and evaluation. */
 export class Negotiation {
-  /** Operator pins (`afsteerd prefer`); a daemon without them negotiates every pair. */
-  pins?: PinStore;
+  private readonly cfg: DaemonConfig;
+  private readonly clock: Clock;
+  private readonly sender: Sender;
+  private readonly writer: SteeringWriter;
+  private readonly peers: PeerTable;
+  private readonly pairs: PairTable;
+  private readonly local: LocalPods;
+  private readonly lifecycle: PairLifecycle;
+  private readonly prober: Prober;
+  private readonly counters: DaemonCounters;
+  private readonly protection: Protection;
+  private readonly pins: PinStore | undefined;
 
-  constructor(
-    private readonly cfg: DaemonConfig,
-    private readonly clock: Clock,
-    private readonly sender: Sender,
-    private readonly writer: SteeringWriter,
-    private readonly peers: PeerTable,
-    private readonly pairs: PairTable,
-    private readonly local: LocalPods,
-    private readonly lifecycle: PairLifecycle,
-    private readonly prober: Prober,
-    private readonly counters: DaemonCounters,
-    private readonly protection: Protection,
-  ) {}
+  constructor(deps: NegotiationDeps) {
+    this.cfg = deps.cfg;
+    this.clock = deps.clock;
+    this.sender = deps.sender;
+    this.writer = deps.writer;
+    this.peers = deps.peers;
+    this.pairs = deps.pairs;
+    this.local = deps.local;
+    this.lifecycle = deps.lifecycle;
+    this.prober = deps.prober;
+    this.counters = deps.counters;
+    this.protection = deps.protection;
+    this.pins = deps.pins;
+  }
 
   /** This node's entry for a pair in a negotiation message (pinned only to a prefer-v1 peer, protect fields only to one that deduplicates). */
   private pairMessage(p: PairState, metrics: PairMetrics, peer: Peer): PairMessage {

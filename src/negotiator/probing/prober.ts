@@ -28,6 +28,17 @@ export function usesEcho(peer: Peer): boolean {
 /** Every how many ticks all peers are visited (the others visit only the fast set). */
 export const SCAN_EVERY = 10;
 
+/** What the prober is built from. */
+export interface ProberDeps {
+  prm: ProbeParams & { minSamples: number };
+  /** The probe tick period (rules.probeTickMs). */
+  tickMs: number;
+  sender: Sender;
+  counters: DaemonCounters;
+  /** Called once per tick for each peer where a probe was just counted lost (protection's first sign of trouble). */
+  onProbeLost?: (peer: Peer) => void;
+}
+
 /** The prober of one daemon. */
 export class Prober {
   private lastTickAt = 0;
@@ -35,16 +46,21 @@ export class Prober {
   private ticks = 0;
   /** Peers visited on every tick: those with pairs at the last full scan, or hurried since. */
   private readonly fast = new Set<Peer>();
-  /** Called once per tick for each peer where a probe was just counted lost (protection's first sign of trouble). */
-  onProbeLost: (peer: Peer) => void = () => {};
 
-  constructor(
-    private readonly prm: ProbeParams & { minSamples: number },
-    /** The probe tick period (rules.probeTickMs). */
-    readonly tickMs: number,
-    private readonly sender: Sender,
-    private readonly counters: DaemonCounters,
-  ) {}
+  private readonly prm: ProbeParams & { minSamples: number };
+  /** The probe tick period (rules.probeTickMs). */
+  readonly tickMs: number;
+  private readonly sender: Sender;
+  private readonly counters: DaemonCounters;
+  private readonly onProbeLost: (peer: Peer) => void;
+
+  constructor(deps: ProberDeps) {
+    this.prm = deps.prm;
+    this.tickMs = deps.tickMs;
+    this.sender = deps.sender;
+    this.counters = deps.counters;
+    this.onProbeLost = deps.onProbeLost ?? (() => {});
+  }
 
   /** One tick: returns the peers where a path just turned blackhole. */
   tick(peers: Iterable<Peer>, isActive: (peer: Peer) => boolean, now: number): Peer[] {

@@ -31,19 +31,34 @@ export interface ReceiveHandlers {
 /** Why a datagram was dropped. */
 export type DropReason = RejectReason | 'self' | 'unknown-peer' | 'unknown-pair' | 'internal';
 
+/** What the receive path is built from. */
+export interface ReceiverDeps {
+  key: Buffer;
+  node: string;
+  counters: DaemonCounters;
+  handlers: ReceiveHandlers;
+  now: () => number;
+}
+
 /** The receive path of one daemon, with the per-sender replay state. */
 export class Receiver {
   private readonly replay = new Map<string, ReplayState>();
   /** When each sender's replay state last accepted a message. */
   private readonly replaySeen = new Map<string, number>();
 
-  constructor(
-    private readonly key: Buffer,
-    private readonly node: string,
-    private readonly counters: DaemonCounters,
-    private readonly handlers: ReceiveHandlers,
-    private readonly now: () => number,
-  ) {}
+  private readonly key: Buffer;
+  private readonly node: string;
+  private readonly counters: DaemonCounters;
+  private readonly handlers: ReceiveHandlers;
+  private readonly now: () => number;
+
+  constructor(deps: ReceiverDeps) {
+    this.key = deps.key;
+    this.node = deps.node;
+    this.counters = deps.counters;
+    this.handlers = deps.handlers;
+    this.now = deps.now;
+  }
 
   /** Handles one datagram. Nothing a datagram carries may take the daemon down: an unexpected error is logged and counted. */
   receive(b: Buffer, src: Source): void {

@@ -12,19 +12,37 @@ export interface Target {
   port: number;
 }
 
+/** What a sender is built from. */
+export interface SenderDeps {
+  key: Buffer;
+  node: string;
+  /** This boot's epoch (receivers keep one replay window per epoch). */
+  epoch: bigint;
+  own: { ipv4?: string; ipv6?: string };
+  transport: DatagramTransport;
+  counters: DaemonCounters;
+}
+
 /** Frames, sends and counts this node's datagrams. */
 export class Sender {
   private seq = 0n;
 
-  constructor(
-    private readonly key: Buffer,
-    private readonly node: string,
-    /** This boot's epoch (receivers keep one replay window per epoch). */
-    readonly epoch: bigint,
-    private readonly own: { ipv4?: string; ipv6?: string },
-    private readonly transport: DatagramTransport,
-    private readonly counters: DaemonCounters,
-  ) {}
+  private readonly key: Buffer;
+  private readonly node: string;
+  /** This boot's epoch (receivers keep one replay window per epoch). */
+  readonly epoch: bigint;
+  private readonly own: { ipv4?: string; ipv6?: string };
+  private readonly transport: DatagramTransport;
+  private readonly counters: DaemonCounters;
+
+  constructor(deps: SenderDeps) {
+    this.key = deps.key;
+    this.node = deps.node;
+    this.epoch = deps.epoch;
+    this.own = deps.own;
+    this.transport = deps.transport;
+    this.counters = deps.counters;
+  }
 
   /** One authenticated frame with the next counter. */
   frame(type: FrameTypeName, payload: Buffer): Buffer {
