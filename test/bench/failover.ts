@@ -26,6 +26,7 @@ import {
   probeSent,
   replyReceived,
 } from '../../src/negotiator/probing/probe-path';
+import { rng } from '../support/prng';
 import { nsExec, type SimDaemon, type SimPod, TwoNodes, waitFor } from '../support/two-nodes';
 
 const TRIALS = Number(process.env.BENCH_TRIALS ?? 20);
@@ -171,21 +172,10 @@ async function falseSwitchesReal(): Promise<void> {
   }
 }
 
-/** Seeded PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), 1 | a);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function falseSwitchesSimulated(): void {
   const peers = 30;
   const minutes = SIM_PEER_MIN / peers;
-  const rnd = prng(1);
+  const rnd = rng(1).next;
   const criteria = [{ criterion: 'lowest-latency' as const }, { criterion: 'lowest-loss' as const }, { criterion: 'weighted' as const }];
   let switches = 0,
     evaluations = 0;

@@ -1,4 +1,4 @@
-// Seeded PRNG (mulberry32) and helpers shared by the negotiator unit, property and fuzz tests.
+/** The one seeded PRNG of the tests and benches (mulberry32), with helpers: unit, property and fuzz tests, the interleaving checks, the failover bench. */
 
 /** A deterministic PRNG: next() in [0, 1). */
 export interface Rng {

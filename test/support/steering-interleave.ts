@@ -18,6 +18,7 @@ import {
 } from '../../src/bpf/maps-layout';
 import { u32 } from '../../src/bpf/pinned-map';
 import type { SteeringMapSet, SteeringWriter } from '../../src/bpf/steering-writer';
+import { rng } from './prng';
 
 /** One writer's view of what it made. */
 interface Model {
@@ -49,14 +50,9 @@ const WIRES: WireName[] = ['native', 'ipv4', 'ipv6'];
 
 /** Runs n interleaved operations, checking after every `checkEvery`; throws on the first violation. */
 export function interleaveWriters(s: InterleaveSetup, n: number, checkEvery = 1, seed = 42): InterleaveReport {
-  // mulberry32: an LCG's low bits would alternate, and pick the same writer every time.
-  let x = seed >>> 0;
-  const rnd = (k: number) => {
-    x = (x + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(x ^ (x >>> 15), 1 | x);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((((t ^ (t >>> 14)) >>> 0) / 4294967296) * k) | 0;
-  };
+  // mulberry32 (an LCG's low bits would alternate, and pick the same writer every time).
+  const r = rng(seed);
+  const rnd = (k: number) => (r.next() * k) | 0;
   const pools = [0, 1].map((w) =>
     Array.from({ length: 24 }, (_, i) => ({ ipv4: `10.${77 + w}.0.${i + 1}`, ipv6: `fd00:${77 + w}::${(i + 1).toString(16)}` })),
   );

@@ -6,18 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { DEDUP_IDLE_NS, DEDUP_WINDOW, DedupWindow, SEQ_MASK } from '../../../src/bpf/dedup-window';
-
-/** Deterministic PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rng } from '../../support/prng';
 
 /**
  * Reference: a copy of the n-th packet (unbounded n) not newer than maxSeen − DEDUP_WINDOW
@@ -49,7 +38,7 @@ function arrivals(count: number, lag: number, loss: number, rnd: () => number): 
 describe('protected pair receive window', () => {
   it('agrees with the reference model under reordering within the window, loss and 15-bit wrap-around', () => {
     for (let seed = 1; seed <= 16; seed++) {
-      const rnd = prng(seed);
+      const rnd = rng(seed).next;
       const w = new DedupWindow();
       const m = new Model();
       const start = Math.floor(rnd() * (SEQ_MASK + 1));
