@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# npm run bench: set-up, then the three benchmarks on the pinned Node (root; ~15 min):
-# CNI latency, data plane, afsteerd failover / false switches / probe overhead, protected pairs.
+# npm run bench: set-up, then the five benchmark parts on the pinned Node (root; tens of minutes):
+#   1. CNI latency        test/bench/cni-latency.mjs
+#   2. Data plane         test/bench/dataplane.ts
+#   3. afsteerd failover  test/bench/failover.ts   (failover, false switches, probe overhead)
+#   4. Scale              test/bench/scale.ts      (1,000 peers, failover at that size, the UDP floor)
+#   5. Protected pairs    test/bench/protect.ts
 # Each prints medians and ratios against baselines from the same run, PASS/FAIL per target;
-# the exit status is non-zero when any target is missed.
+# the exit status is non-zero when any target is missed. docs/benchmarks.md has one section per
+# part (test/unit/docs.test.ts checks that this list, the commands below and that page agree).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 AFSTEER_ENTRY=bench bash scripts/setup.sh || exit 1
