@@ -83,6 +83,13 @@ function foldersUnder(dir: string): string[] {
     .flatMap((e) => [`${dir}/${e.name}/`, ...foldersUnder(`${dir}/${e.name}`)]);
 }
 
+/** Every file under dir, recursively, repository-relative. */
+function filesUnder(dir: string): string[] {
+  return readdirSync(join(ROOT, dir), { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? filesUnder(`${dir}/${e.name}`) : [`${dir}/${e.name}`],
+  );
+}
+
 /** One level-2 section of a page: its heading and its text up to the next level-2 heading. */
 interface Section {
   heading: string;
@@ -166,13 +173,19 @@ describe('the documentation stays true', () => {
     expect([...named].filter((f) => !existsSync(join(ROOT, f))).map((f) => `${f} is named but does not exist`)).toEqual([]);
   });
 
-  it('every repository path a page names exists', () => {
+  it('every repository path and test file a page names exists', () => {
     const missing = PAGES.flatMap((page) =>
       repositoryPaths(text(page))
         .filter((p) => !existsSync(join(ROOT, p)))
         .map((p) => `${page}: ${p}`),
     );
     expect(missing).toEqual([]);
+    // Test files are often named alone (`chain.test.ts`): each must be one of test/'s.
+    const testFiles = new Set(filesUnder('test').map((f) => f.slice(f.lastIndexOf('/') + 1)));
+    const unknownTests = PAGES.flatMap((page) =>
+      [...text(page).matchAll(/(?<![\w./-])[\w.-]+\.test\.ts\b/g)].filter((m) => !testFiles.has(m[0])).map((m) => `${page}: ${m[0]}`),
+    );
+    expect(unknownTests).toEqual([]);
   });
 
   it("scripts/bench.sh's parts are the sections of docs/benchmarks.md", () => {
