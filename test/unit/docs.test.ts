@@ -76,10 +76,10 @@ function repositoryPaths(md: string): string[] {
   return [...new Set([...found].map((m) => m[0].replace(/[.,:;]+$/, '')))];
 }
 
-/** Every folder under dir, recursively, as "dir/sub/". */
+/** Every folder under dir holding a file, recursively, as "dir/sub/" (an empty one is not in git either). */
 function foldersUnder(dir: string): string[] {
   return readdirSync(join(ROOT, dir), { withFileTypes: true })
-    .filter((e) => e.isDirectory())
+    .filter((e) => e.isDirectory() && filesUnder(`${dir}/${e.name}`).length > 0)
     .flatMap((e) => [`${dir}/${e.name}/`, ...foldersUnder(`${dir}/${e.name}`)]);
 }
 
