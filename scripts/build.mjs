@@ -136,7 +136,7 @@ writeFileSync(
       output: blob,
       disableExperimentalSEAWarning: true,
       // No startup snapshot: deserializing one of the whole program cost more than the hand-off
-      // saves (README, "How ADD is shaped"); the main script is small and the program has its own code cache.
+      // saves (docs/cni-plugin.md, "How ADD is shaped"); the main script is small and the program has its own code cache.
       useCodeCache: true,
       execArgv: ['--disable-warning=ExperimentalWarning'],
       execArgvExtension: 'none',

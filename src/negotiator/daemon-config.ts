@@ -217,7 +217,7 @@ export const DaemonConfigSchema = z
     ),
     /** Lets `metrics` listen on a non-loopback address (the page and metrics carry no secrets, but do describe the cluster). */
     metricsAllowRemote: z._default(z.boolean(), false),
-    /** V8's --optimize-for-size for afsteerd (not the plugin): ~125 against ~200 MB RSS at 1,000 peers, ~5 points more of a core (README, Scale). */
+    /** V8's --optimize-for-size for afsteerd (not the plugin): ~125 against ~200 MB RSS at 1,000 peers, ~5 points more of a core (docs/benchmarks.md, Scale). */
     optimizeForMemory: z._default(z.boolean(), true),
   })
   .check(

@@ -1,4 +1,4 @@
-/** Conntrack settings the steering needs on a node (see README "Conntrack"). */
+/** Conntrack settings the steering needs on a node (docs/architecture.md, the data plane). */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 
 const LIBERAL = '/proc/sys/net/netfilter/nf_conntrack_tcp_be_liberal';

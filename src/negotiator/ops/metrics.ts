@@ -2,7 +2,7 @@
  * Prometheus metrics of afsteerd (prom-client, loaded only when metrics are on, so neither the
  * plugin nor a daemon without metrics carries it). Every value is read from the daemon's parts
  * at scrape time; series are per peer and family at most (never per pod or pair: a pair's detail
- * is in `afsteerd status`), so cardinality is bounded by the peers. The README lists them all.
+ * is in `afsteerd status`), so cardinality is bounded by the peers. docs/observability.md lists them all.
  */
 import type { Registry } from 'prom-client';
 import { FAMILIES, familyName } from '../../net/family';
