@@ -15,6 +15,11 @@ export const CNI_CONF_EXTENSIONS = ['.conf', '.conflist', '.json'] as const;
  */
 export const VETH_PLUGINS = ['bridge', 'ptp'] as const;
 
+/** True for a file name in the CNI config dir that a runtime loads: a CNI extension, not hidden (ours are temp files), no '/'. */
+export function isConfName(name: string): boolean {
+  return !name.startsWith('.') && !name.includes('/') && CNI_CONF_EXTENSIONS.some((e) => name.endsWith(e) && name.length > e.length);
+}
+
 /** A refusal: one line, exit code 2. */
 export class InstallRefusal extends Error {}
 
@@ -24,7 +29,7 @@ export class InstallRefusal extends Error {}
  * and cri-o load; hidden files (ours are temp files) never count.
  */
 export function primaryConfName(names: readonly string[]): string | undefined {
-  const conf = names.filter((n) => !n.startsWith('.') && CNI_CONF_EXTENSIONS.some((e) => n.endsWith(e) && n.length > e.length));
+  const conf = names.filter(isConfName);
   return conf.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))).at(0);
 }
 

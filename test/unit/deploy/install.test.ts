@@ -3,88 +3,14 @@
  * primary conflist and back byte for byte, idempotence, refusals with exit 2 and nothing
  * changed, keys it did or did not create, and a failure half-way leaving nothing behind.
  */
-import { createHash } from 'node:crypto';
-import {
-  chmodSync,
-  existsSync,
-  lstatSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  readlinkSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it, vi } from 'vitest';
-import { runInstall } from '../../../src/install/install';
+import { afterEach, describe, expect, it } from 'vitest';
 import { chainConflist, InstallRefusal, parsePeer, primaryConfName, unchainConflist } from '../../../src/install/plan';
 import { parseDaemonConfig } from '../../../src/negotiator/daemon-config';
+import { BRIDGE_LIST, cleanupScratch, install, scratch, tree } from '../../support/install-tree';
 
-const dirs: string[] = [];
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-  vi.restoreAllMocks();
-});
-
-function scratch(): { root: string; bin: string } {
-  const d = mkdtempSync(join(tmpdir(), 'afsteer-install-'));
-  dirs.push(d);
-  const root = join(d, 'root');
-  mkdirSync(join(root, 'etc/cni/net.d'), { recursive: true });
-  const bin = join(d, 'afsteer-build');
-  writeFileSync(bin, `#!/bin/false\n${d}\n`);
-  chmodSync(bin, 0o755);
-  return { root, bin };
-}
-
-/** Runs the installer; returns its exit code, stdout and stderr. */
-async function install(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  vi.spyOn(process.stderr, 'write').mockImplementation((c: string | Uint8Array) => ((err += String(c)), true));
-  try {
-    const code = await runInstall(argv, (s) => (out += s));
-    return { code, out, err };
-  } finally {
-    vi.restoreAllMocks();
-  }
-}
-
-/** Every path under root with its type, mode and sha256 (or link target): a tree snapshot. */
-function tree(root: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (rel: string): void => {
-    for (const n of readdirSync(join(root, rel))) {
-      const r = rel ? `${rel}/${n}` : n;
-      const st = lstatSync(join(root, r));
-      if (st.isDirectory()) {
-        out[r] = `dir ${(st.mode & 0o777).toString(8)}`;
-        walk(r);
-      } else if (st.isSymbolicLink()) out[r] = `link ${readlinkSync(join(root, r))}`;
-      else
-        out[r] = `file ${(st.mode & 0o777).toString(8)} ${createHash('sha256')
-          .update(readFileSync(join(root, r)))
-          .digest('hex')}`;
-    }
-  };
-  walk('');
-  return out;
-}
-
-const BRIDGE_LIST = `{
-    "cniVersion": "1.0.0",
-    "name": "k8s-pod-network",
-    "someRuntimeKey": { "keep": [1, 2] },
-    "plugins": [
-        { "type": "bridge", "bridge": "cni0", "ipam": { "type": "host-local", "ranges": [[{ "subnet": "10.88.0.0/16" }], [{ "subnet": "fd00:88::/64" }]] } },
-        { "type": "portmap", "capabilities": { "portMappings": true } }
-    ]
-}
-`;
+afterEach(cleanupScratch);
 
 describe('choosing and editing the conflist (pure)', () => {
   it('picks the lexically first CNI config file, as libcni/go-cni sort them, ignoring hidden and other files', () => {
@@ -229,14 +155,13 @@ describe('afsteer install against a scratch root', () => {
     expect((await install('--root', root, '--bin', bin, '--key', given)).err).toMatch(/--key: .*chmod 600/);
   });
 
-  it('a failure half-way leaves nothing half-written', async () => {
+  it('a file where a directory must go is refused before anything is written', async () => {
     const { root, bin } = scratch();
     writeFileSync(join(root, 'etc/cni/net.d/10-x.conflist'), BRIDGE_LIST);
     writeFileSync(join(root, 'etc/systemd'), 'a file where a directory must go\n');
     const before = tree(root);
     const r = await install('--root', root, '--bin', bin, '--node-name', 'n');
-    expect(r.code).toBe(1);
-    expect(r.err).toMatch(/failed, nothing changed/);
+    expect([r.code, r.err]).toEqual([2, `afsteer install: ${root}/etc/systemd is a regular file, not a directory\n`]);
     expect(tree(root)).toEqual(before);
   });
 
