@@ -1,28 +1,28 @@
 /**
  * afsteer on the live node, for `afsteer install --uninstall`: the pods it is attached to (the
- * state files in the stateDir, and endpoint map entries in the pinDir that have none), taking it
- * off them with the plugin's own DEL (--force), and removing its pins and state afterwards.
- * The pinDir and stateDir are the node's, not --root's files: they come from --pin-dir and
- * --state-dir, else from the afsteer entry of the installed conflist, else the defaults — the
- * last two taken beneath --root (the node's / as the installer sees it).
+ * state files in the stateDir, and endpoint map entries in the pinDir that have none), whether
+ * afsteerd still runs, taking afsteer off the pods with the plugin's own teardown (--force), and
+ * removing its pins and state afterwards. The pinDir, stateDir and control socket are the node's,
+ * not --root's files: they come from --pin-dir and --state-dir, else from the afsteer entry of
+ * the installed conflist, else the defaults — the last two taken beneath --root (the node's / as
+ * the installer sees it).
  */
 import { lstatSync, rmdirSync, rmSync, type Stats, statfsSync } from 'node:fs';
+import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
 import { MAPS } from '../bpf/maps-layout';
-import type { NetConf } from '../cni/config';
 import { pathProblem } from '../cni/path-keys';
-import { DEFAULT_PIN_DIR, DEFAULT_STATE_DIR, LOCK_FILE } from '../defaults';
+import { DEFAULT_CONTROL_SOCKET, DEFAULT_PIN_DIR, DEFAULT_STATE_DIR, LOCK_FILE, nodeLockPath } from '../defaults';
 import { type AttachmentState, cnfIdOf, listStates } from '../node/attachments';
 import { describeError } from '../util/describe-error';
 import { dirProblem, fileKind } from '../util/safe-fs';
 import { InstallRefusal } from './plan';
 
-/** The node's afsteer directories, and the installed conflist's afsteer entry (for DEL's IPAM release). */
+/** The node's afsteer directories and afsteerd's control socket. */
 export interface NodeAfsteer {
   pinDir: string;
   stateDir: string;
-  /** The network the installer chained afsteer into: its name, cniVersion and afsteer entry. */
-  network?: { name: string; cniVersion: string; entry: Record<string, unknown> };
+  controlSocket: string;
 }
 
 /** An endpoint map entry with no state file (an ADD whose state was lost): its host ifindex and addresses. */
@@ -39,6 +39,11 @@ export interface NodePods {
   unreadable: string[];
 }
 
+/** How long the uninstall waits for the node lock (a running ADD or DEL holds it for milliseconds). */
+const LOCK_TIMEOUT_MS = 30_000;
+/** How long a connect to afsteerd's control socket may take before afsteerd counts as not running. */
+const CONNECT_TIMEOUT_MS = 2_000;
+
 const BPF_FS_MAGIC = 0xcafe4a11;
 const onBpffs = (p: string): boolean => Number(statfsSync(p).type) === BPF_FS_MAGIC;
 
@@ -49,30 +54,48 @@ function flagPath(flag: string, text: string): string {
   return text;
 }
 
-/** The node's pinDir and stateDir for an uninstall (see the file's head), from flags and the installed conflist's text. */
-export function nodeAfsteer(root: string, flags: { pinDir?: string; stateDir?: string }, conflist?: string): NodeAfsteer {
-  let network: NodeAfsteer['network'];
+/** The afsteer entry of a conflist's text, or undefined. */
+function afsteerEntry(conflist: string | undefined): Record<string, unknown> | undefined {
   try {
-    const list = JSON.parse(conflist ?? 'null') as { name?: unknown; cniVersion?: unknown; plugins?: unknown[] } | null;
+    const list = JSON.parse(conflist ?? 'null') as { plugins?: unknown[] } | null;
     const entry = list?.plugins?.find((p) => p && typeof p === 'object' && (p as { type?: unknown }).type === 'afsteer');
-    if (entry && typeof list?.name === 'string')
-      network = {
-        name: list.name,
-        cniVersion: typeof list.cniVersion === 'string' ? list.cniVersion : '1.0.0',
-        entry: entry as Record<string, unknown>,
-      };
+    return entry as Record<string, unknown> | undefined;
   } catch {
-    // not JSON any more: the defaults
+    return undefined; // not JSON any more: the defaults
   }
-  const configured = (key: 'pinDir' | 'stateDir', dflt: string): string => {
-    const v = network?.entry[key];
+}
+
+/** The node's pinDir, stateDir and control socket for an uninstall (see the file's head), from flags and the installed conflist's text. */
+export function nodeAfsteer(root: string, flags: { pinDir?: string; stateDir?: string }, conflist?: string): NodeAfsteer {
+  const entry = afsteerEntry(conflist);
+  const configured = (key: string, dflt: string): string => {
+    const v = entry?.[key];
     return join(root, typeof v === 'string' && pathProblem(v) === undefined ? v : dflt);
   };
   return {
     pinDir: flags.pinDir !== undefined ? flagPath('pin-dir', flags.pinDir) : configured('pinDir', DEFAULT_PIN_DIR),
     stateDir: flags.stateDir !== undefined ? flagPath('state-dir', flags.stateDir) : configured('stateDir', DEFAULT_STATE_DIR),
-    ...(network ? { network } : {}),
+    controlSocket: configured('daemonSocket', DEFAULT_CONTROL_SOCKET),
   };
+}
+
+/** Refuses while afsteerd answers on its control socket: it holds the pins and would attach again what the uninstall removes. */
+export async function refuseRunningDaemon(socket: string): Promise<void> {
+  const answers = await new Promise<boolean>((resolve) => {
+    const c = connect(socket);
+    const done = (up: boolean): void => {
+      clearTimeout(timer);
+      c.destroy();
+      resolve(up);
+    };
+    const timer = setTimeout(() => done(false), CONNECT_TIMEOUT_MS);
+    c.once('connect', () => done(true));
+    c.once('error', () => done(false));
+  });
+  if (answers)
+    throw new InstallRefusal(
+      `afsteerd is running (its control socket ${socket} answers): stop it first (systemctl disable --now afsteerd, or delete the DaemonSet); nothing changed`,
+    );
 }
 
 /** The pods afsteer is attached to on the node. */
@@ -100,13 +123,16 @@ export function anyPods(p: NodePods): boolean {
   return p.states.length + p.orphans.length + p.unreadable.length > 0;
 }
 
+/** One attachment, for the listing: its pod (namespace/name) when known, container, interface, host veth, addresses. */
+function describeState(s: AttachmentState): string {
+  const id = cnfIdOf(s);
+  return `${id === s.containerId ? '' : `${id} `}container ${s.containerId} ${s.ifname}: host ${s.hostIfname}, ${[s.ipv4, s.ipv6].filter(Boolean).join(' ') || 'no address'}`;
+}
+
 /** One line per pod, for the refusal and the dry run. */
 export function describePods(p: NodePods): string[] {
   return [
-    ...p.states.map((s) => {
-      const id = cnfIdOf(s);
-      return `${id === s.containerId ? '' : `${id} `}container ${s.containerId} ${s.ifname}: host ${s.hostIfname}, ${[s.ipv4, s.ipv6].filter(Boolean).join(' ') || 'no address'}`;
-    }),
+    ...p.states.map(describeState),
     ...p.orphans.map((o) => `host ifindex ${o.ifindex}: ${o.addresses.join(' ') || 'no address'} (an endpoint entry without a state file)`),
     ...p.unreadable.map((f) => `${f}: an unreadable state file`),
   ];
@@ -144,43 +170,36 @@ export function checkStateDir(stateDir: string): void {
 }
 
 /**
- * Takes afsteer off every pod with the plugin's own DEL (src/cni/del.ts, under the node lock):
- * its filters off the host veth (and the clsact qdisc when afsteer created it and nothing else
- * uses it), the bridge's afsteer_bridge_out once no afsteer pod is left on it, the endpoint
- * entry, and in the pod what ADD added — the delegated family's addresses, released to the
- * delegated IPAM (found in cniPath) — and the MTU put back; the primary plugin's addresses,
- * routes and the veth stay. Endpoint entries without state: afsteer's filters off that link
- * and the entry removed.
+ * Takes afsteer off every pod, under the node lock, with the plugin's own teardown (the code DEL
+ * and GC run, src/cni/teardown.ts): afsteer's tc filters off the host veth (and the clsact qdisc
+ * when afsteer created it and nothing else uses it), the bridge's afsteer_bridge_out once no
+ * afsteer pod is left on it, the endpoint entry and its pairs, the pod's MTU back to what it was
+ * before ADD (the room afsteer made for its outer header), and the state file. The pod's
+ * addresses stay — the primary plugin's and those afsteer got from the delegated IPAM: the pod
+ * may be using them, and their lease (in the IPAM store the primary plugin shares by default) is
+ * released when the runtime deletes the pod. Endpoint entries without state: afsteer's filters
+ * off that link and the entry removed.
  */
-export async function detachPods(n: NodeAfsteer, pods: NodePods, cniPath: string[], say: (s: string) => void): Promise<void> {
-  const { configureLog } = await import('../util/log');
-  const { parseNetConf } = await import('../cni/config');
-  const { cmdDel } = await import('../cni/del');
-  configureLog({ level: 'warn' }); // the installer says what it does; the plugin's info lines would repeat it
-  const dirs = { pinDir: n.pinDir, stateDir: n.stateDir };
-  for (const s of pods.states) {
-    say(`detach afsteer from ${describePods({ states: [s], orphans: [], unreadable: [] })[0]}`);
-    const base = { cniVersion: n.network?.cniVersion ?? '1.0.0', name: s.network, type: 'afsteer' };
-    let conf: NetConf;
-    try {
-      conf = parseNetConf(JSON.stringify({ ...base, ...(n.network?.name === s.network ? n.network.entry : {}), ...dirs }));
-    } catch {
-      conf = parseNetConf(JSON.stringify({ ...base, ...dirs }));
+export async function detachPods(n: NodeAfsteer, pods: NodePods, say: (s: string) => void): Promise<void> {
+  const { withLock } = await import('../util/lock');
+  const { releaseBridgeOut, teardownAttachment } = await import('../cni/teardown');
+  const { removeState } = await import('../node/attachments');
+  const { detach } = await import('../bpf/tc');
+  const { removeEndpoint } = await import('../bpf/steering');
+  await withLock(nodeLockPath(n.stateDir), LOCK_TIMEOUT_MS, async () => {
+    for (const s of pods.states) {
+      say(`detach afsteer from ${describeState(s)}`);
+      await teardownAttachment(n.pinDir, { ...s, addedAddresses: [] }, true);
+      removeState(n.stateDir, s.containerId, s.ifname);
+      await releaseBridgeOut(n.stateDir, s);
     }
-    if (s.delegatedIpam && !conf.ipam)
-      say(`  its delegated addresses are removed, but their IPAM lease stays: network ${s.network} is not the conflist installed`);
-    await cmdDel(conf, { command: 'DEL', containerId: s.containerId, netns: s.netns, ifname: s.ifname, args: new Map(), path: cniPath });
-  }
-  if (pods.orphans.length) {
-    const { detach } = await import('../bpf/tc');
-    const { removeEndpoint } = await import('../bpf/steering');
     for (const o of pods.orphans) {
       say(`detach afsteer from host ifindex ${o.ifindex} (${o.addresses.join(' ')}: no state file)`);
       detach(o.ifindex, 'ingress');
       detach(o.ifindex, 'egress');
       removeEndpoint(n.pinDir, o.ifindex);
     }
-  }
+  });
 }
 
 /**

@@ -14,7 +14,17 @@ import { fileKind, lstatBeneath, readBeneath, trustedUid, walkBeneath } from '..
 import { InstallFailure } from './failure';
 import { INSTALL_PATHS } from './install-paths';
 import { type Action, type InstallRecord, readRecord } from './install-record';
-import { anyPods, checkStateDir, describePods, detachPods, findPods, nodeAfsteer, pinDirState, removePinsAndState } from './node-pods';
+import {
+  anyPods,
+  checkStateDir,
+  describePods,
+  detachPods,
+  findPods,
+  nodeAfsteer,
+  pinDirState,
+  refuseRunningDaemon,
+  removePinsAndState,
+} from './node-pods';
 import { InstallRefusal, unchainConflist } from './plan';
 import { current, dataTemp, sameAs } from './targets';
 
@@ -84,11 +94,12 @@ export async function uninstall(root: string, o: UninstallOptions, say: (s: stri
   const node = nodeAfsteer(root, o, installedConflist(root, record));
   const pins = pinDirState(node.pinDir);
   checkStateDir(node.stateDir);
+  await refuseRunningDaemon(node.controlSocket);
   const pods = await findPods(node);
   if (anyPods(pods) && !o.force)
     throw new InstallRefusal(
       [
-        `afsteer is attached to ${describePods(pods).length} pod(s) on this node (state in ${node.stateDir}, pins in ${node.pinDir}): delete them first, or give --force to take afsteer off them (they keep the network their primary plugin gave them); nothing changed`,
+        `afsteer is attached to ${describePods(pods).length} pod(s) on this node (state in ${node.stateDir}, pins in ${node.pinDir}): delete them first, or give --force to take afsteer off them (they keep their addresses and the network their primary plugin gave them); nothing changed`,
         ...describePods(pods).map((l) => `  ${l}`),
       ].join('\n'),
     );
@@ -122,7 +133,7 @@ export async function uninstall(root: string, o: UninstallOptions, say: (s: stri
     if (u.op === 'restore') await step(describe(u, ''), () => renameSync(u.backup, u.abs));
     if (u.op === 'unchain') await step(describe(u, ''), () => renameSync(dataTemp(Buffer.from(u.text), u.abs, 0o644), u.abs));
   }
-  if (anyPods(pods)) await step('detach afsteer from the pods', () => detachPods(node, pods, [join(root, 'opt/cni/bin')], say));
+  if (anyPods(pods)) await step('detach afsteer from the pods', () => detachPods(node, pods, say));
   await step('remove pins and state', () => removePinsAndState(node, say));
   if (record) {
     await step('remove the backups and the record', () => {

@@ -1,14 +1,16 @@
 /**
  * Scratch roots for `afsteer install --root`: a tree with an empty etc/cni/net.d and a fake
- * build beside it, the installer run in-process with its output captured, and a snapshot of a
- * tree (every path's type, mode and sha256 or link target) to compare before and after.
+ * build beside it, the installer run in-process (or as dist/afsteer) with its output captured,
+ * and a snapshot of a tree (every path's type, mode and sha256 or link target) to compare.
  */
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { vi } from 'vitest';
 import { runInstall } from '../../src/install/install';
+import { AFSTEER_BIN } from './world';
 
 /** A scratch dir holding root/ (with etc/cni/net.d), a fake build and room for things "outside the root". */
 export interface Scratch {
@@ -71,6 +73,12 @@ export async function install(...argv: string[]): Promise<{ code: number; out: s
   } finally {
     spy.mockRestore();
   }
+}
+
+/** Runs the built executable's installer (dist/afsteer install ARGS); never throws on a non-zero exit. */
+export function installExe(...argv: string[]): { code: number; out: string; err: string } {
+  const r = spawnSync(AFSTEER_BIN, ['install', ...argv], { encoding: 'utf8', timeout: 120_000 });
+  return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
 }
 
 /** Every path under root with its type, mode and sha256 (or link target): a tree snapshot. */

@@ -394,6 +394,16 @@ describe('uninstall with afsteer pods on the node (issue 24)', () => {
     expect(both(s)).toEqual(before);
   });
 
+  it('refuses while afsteerd answers on its control socket, even with --force', async () => {
+    const s = withConflist();
+    expect((await install('--root', s.root, '--bin', s.bin, '--cni-only')).code).toBe(0);
+    mkdirSync(join(s.root, 'run/afsteer'), { recursive: true, mode: 0o700 });
+    await socketAt(join(s.root, 'run/afsteer/afsteerd.sock'));
+    const before = both(s);
+    expectRefused(await install('--uninstall', '--force', '--root', s.root), /afsteerd is running .*stop it first/);
+    expect(both(s)).toEqual(before);
+  });
+
   it('an unreadable state file counts as a pod (it is listed, not ignored)', async () => {
     const s = withConflist();
     expect((await install('--root', s.root, '--bin', s.bin, '--cni-only')).code).toBe(0);
