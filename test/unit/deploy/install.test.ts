@@ -1,7 +1,8 @@
 /**
  * `afsteer install` (scripts/install.sh) against scratch roots, in-process: chaining into the
  * primary conflist and back byte for byte, idempotence, refusals with exit 2 and nothing
- * changed, keys it did or did not create, and a failure half-way leaving nothing behind.
+ * changed, keys it did or did not create. Hostile roots: install-hostile.test.ts; a failure
+ * half-way, rolled back: test/integration/deploy/install-rollback.test.ts.
  */
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
