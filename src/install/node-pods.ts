@@ -178,15 +178,17 @@ export function checkStateDir(stateDir: string): void {
  * addresses stay — the primary plugin's and those afsteer got from the delegated IPAM: the pod
  * may be using them, and their lease (in the IPAM store the primary plugin shares by default) is
  * released when the runtime deletes the pod. Endpoint entries without state: afsteer's filters
- * off that link and the entry removed.
+ * off that link and the entry removed. The pods are listed again under the lock, so one whose
+ * ADD finished after the first listing is included.
  */
-export async function detachPods(n: NodeAfsteer, pods: NodePods, say: (s: string) => void): Promise<void> {
+export async function detachPods(n: NodeAfsteer, say: (s: string) => void): Promise<void> {
   const { withLock } = await import('../util/lock');
   const { releaseBridgeOut, teardownAttachment } = await import('../cni/teardown');
   const { removeState } = await import('../node/attachments');
   const { detach } = await import('../bpf/tc');
   const { removeEndpoint } = await import('../bpf/steering');
   await withLock(nodeLockPath(n.stateDir), LOCK_TIMEOUT_MS, async () => {
+    const pods = await findPods(n); // again, under the lock: an ADD that finished since the listing is included
     for (const s of pods.states) {
       say(`detach afsteer from ${describeState(s)}`);
       await teardownAttachment(n.pinDir, { ...s, addedAddresses: [] }, true);

@@ -133,7 +133,7 @@ export async function uninstall(root: string, o: UninstallOptions, say: (s: stri
     if (u.op === 'restore') await step(describe(u, ''), () => renameSync(u.backup, u.abs));
     if (u.op === 'unchain') await step(describe(u, ''), () => renameSync(dataTemp(Buffer.from(u.text), u.abs, 0o644), u.abs));
   }
-  if (anyPods(pods)) await step('detach afsteer from the pods', () => detachPods(node, pods, say));
+  if (anyPods(pods)) await step('detach afsteer from the pods', () => detachPods(node, say));
   await step('remove pins and state', () => removePinsAndState(node, say));
   if (record) {
     await step('remove the backups and the record', () => {
