@@ -2,13 +2,14 @@
  * afsteer on the live node, for `afsteer install --uninstall`: the pods it is attached to (the
  * state files in the stateDir, and endpoint map entries in the pinDir that have none), whether
  * afsteerd still runs, taking afsteer off the pods with the plugin's own teardown (--force), and
- * removing its pins and state afterwards. The pinDir, stateDir and control socket are the node's,
- * not --root's files: they come from --pin-dir and --state-dir, else from the afsteer entry of
- * the installed conflist, else the defaults — the last two taken beneath --root (the node's / as
- * the installer sees it).
+ * removing afsteerd's echo reflector, the pins and the state afterwards. The pinDir, stateDir
+ * and control socket are the node's, not --root's files: they come from --pin-dir and
+ * --state-dir, else from the afsteer entry of the installed conflist, else the defaults — the
+ * last two taken beneath --root (the node's / as the installer sees it).
  */
-import { lstatSync, rmdirSync, rmSync, type Stats, statfsSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, rmdirSync, rmSync, type Stats, statfsSync } from 'node:fs';
 import { connect } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { dirname, join } from 'node:path';
 import { MAPS } from '../bpf/maps-layout';
 import { pathProblem } from '../cni/path-keys';
@@ -205,12 +206,53 @@ export async function detachPods(n: NodeAfsteer, say: (s: string) => void): Prom
 }
 
 /**
- * Removes afsteer's pins (the whole pinDir: programs and maps) and its state in the stateDir
- * (attachment state files, the node lock, afsteerd's pins file); the stateDir itself when that
- * leaves it empty. Call once no pod uses them.
+ * Detaches afsteerd's echo reflector (tc ingress, handle 0xae), which afsteerd leaves attached
+ * when it stops, from every interface with an address where the program attached is one pinned
+ * under pinDir (of any build): a filter of someone else's at that handle is never touched. The
+ * clsact qdisc stays (afsteerd does not record whether it made it; an empty one changes nothing).
+ */
+async function detachEchoReflector(pinDir: string, say: (s: string) => void): Promise<void> {
+  const { ECHO_PROGRAM, ECHO_TC_HANDLE } = await import('../bpf/echo-reflector');
+  const { closeFds, openPinned } = await import('../bpf/programs');
+  const { objectId } = await import('../bpf/libbpf');
+  const { detach, query } = await import('../bpf/tc');
+  const { Rtnl } = await import('../net/rtnl');
+  const ours = new Set<number>();
+  const progs = join(pinDir, 'progs');
+  for (const d of existsSync(progs) ? readdirSync(progs) : []) {
+    const p = join(progs, d, ECHO_PROGRAM);
+    if (!existsSync(p)) continue;
+    const fd = openPinned(p);
+    try {
+      ours.add(objectId(fd));
+    } finally {
+      closeFds(fd);
+    }
+  }
+  if (!ours.size) return;
+  const host = Rtnl.host();
+  try {
+    for (const name of Object.keys(networkInterfaces())) {
+      const link = await host.linkByName(name);
+      const id = link && query(link.index, 'ingress', ECHO_TC_HANDLE);
+      if (!link || id === undefined || !ours.has(id)) continue;
+      detach(link.index, 'ingress', ECHO_TC_HANDLE);
+      say(`detached afsteerd's echo reflector from ${name}`);
+    }
+  } finally {
+    host.close();
+  }
+}
+
+/**
+ * Removes afsteer's pins (the whole pinDir: programs and maps) once afsteerd's echo reflector is
+ * off the node's interfaces, and its state in the stateDir (attachment state files, the node
+ * lock, afsteerd's pins file); the stateDir itself when that leaves it empty. Call once no pod
+ * uses them.
  */
 export async function removePinsAndState(n: NodeAfsteer, say: (s: string) => void): Promise<void> {
   if (pinDirState(n.pinDir) === 'present') {
+    await detachEchoReflector(n.pinDir, say);
     rmSync(n.pinDir, { recursive: true });
     say(`removed the pins in ${n.pinDir}`);
   }

@@ -2,14 +2,15 @@
  * `afsteer install --uninstall` on a node with afsteer pods (issue 24): two pods brought up
  * through the chain the installer made (libcni, the installed dist/afsteer after bridge +
  * host-local giving IPv4, afsteer delegating IPv6). Without --force: refused with both pods
- * listed, nothing changed. With --force: afsteer is off both host veths and the bridge, its pins
- * and state are gone, the root is as before the install (conflist byte for byte), and the pods
+ * listed, nothing changed. With --force: afsteer is off both host veths and the bridge (and
+ * afsteerd's echo reflector off the node's interfaces), its pins and state are gone, the root is as before the install (conflist byte for byte), and the pods
  * keep their addresses and reach each other over both families with their MTU back; the
  * runtime's later DEL through the unchained conflist releases every lease.
  */
 import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { attachEchoReflector } from '../../../src/bpf/echo-reflector';
 import { installExe, tree } from '../../support/install-tree';
 import { AFSTEER_BIN, announceSkip, DRIVER_BIN, IS_ROOT, REFERENCE_PLUGINS, runWithInput, sh, World } from '../../support/world';
 
@@ -114,6 +115,9 @@ describe.skipIf(!IS_ROOT)('uninstall with afsteer pods on the node', () => {
   });
 
   it('with --force: afsteer off the pods, pins and state gone, the root as before; the pods keep their addresses and reach each other', async () => {
+    // afsteerd's echo reflector, which it leaves attached when it stops, on the bridge (it has the node's addresses here).
+    attachEchoReflector(w.pinDir, 6170, [Number(readFileSync(`/sys/class/net/${w.bridge}/ifindex`, 'utf8'))]);
+    expect(sh('tc', ['filter', 'show', 'dev', w.bridge, 'ingress'])).toMatch(/afsteer_echo/);
     const r = installExe('--uninstall', '--force', '--root', root, ...nodeFlags());
     expect(r.code, r.err).toBe(0);
     for (const p of pods) expect(r.out).toContain(`detach afsteer from default/${p.name} container ${p.id}`);
@@ -123,6 +127,8 @@ describe.skipIf(!IS_ROOT)('uninstall with afsteer pods on the node', () => {
       expect(sh('tc', ['qdisc', 'show', 'dev', p.hostIfname])).not.toMatch(/clsact/); // afsteer created it
     }
     expect(sh('tc', ['filter', 'show', 'dev', w.bridge, 'egress'])).not.toMatch(/afsteer/);
+    expect(sh('tc', ['filter', 'show', 'dev', w.bridge, 'ingress'])).not.toMatch(/afsteer/);
+    expect(r.out).toContain(`detached afsteerd's echo reflector from ${w.bridge}`);
     expect(existsSync(w.pinDir)).toBe(false);
     expect(w.stateFiles()).toEqual([]);
     expect(existsSync(join(w.stateDir, 'afsteer.lock'))).toBe(false);
