@@ -8,7 +8,9 @@
  * probe/path.ts, policy.ts, pair.ts, rules.ts). The transport, the clock, the map writer and the
  * local-pod reader are injected, so tests can run several daemons in one process.
  */
+import type { EchoRefusal } from '../bpf/echo-maps';
 import type { SteeringWriter } from '../bpf/steering-writer';
+import type { PairConntrackStats } from '../net/conntrack';
 import { canonical } from '../net/ip';
 import { effectivePolicy } from '../policy/schema';
 import { log } from '../util/log';
@@ -26,7 +28,8 @@ import { pairKey } from './pairs/pair';
 import { PairTable } from './pairs/pair-table';
 import { PinStore, preferTarget } from './pairs/pins';
 import { SwitchLog } from './pairs/switch-log';
-import { EchoReflector } from './probing/echo-fallback';
+import { EchoPeerList, type KernelEchoList } from './probing/echo-allow';
+import { EchoReflector, type FallbackRefusal } from './probing/echo-fallback';
 import { ECHO_CAPABILITY, Prober } from './probing/prober';
 import { Protection } from './protection/protector';
 import { decodeEcho, echoPortOf } from './protocol/echo';
@@ -60,6 +63,16 @@ export interface DaemonDeps {
   pinsDir?: string;
   /** A transport on the echo port (port + 1) for the userspace echo reflector; none: this node does not announce echo-v1. */
   echoTransport?: DatagramTransport;
+  /** The kernel echo reflector, when attached: its allow-list map and its counts. */
+  echoKernel?: { list: KernelEchoList; counts(): { reflected: number; refused: Record<EchoRefusal, number> } };
+}
+
+/** What the echo reflectors did (metrics): the allow-list, the kernel's and the userspace fallback's counts. */
+export interface EchoView {
+  allowed: number;
+  list: EchoPeerList['stats'];
+  kernel?: { reflected: number; refused: Record<EchoRefusal, number> };
+  userspace?: { reflected: number; refused: Record<FallbackRefusal, number> };
 }
 
 /** Read-only views of a daemon's parts (metrics, history, the page). */
@@ -73,6 +86,10 @@ export interface DaemonParts {
   counters: DaemonCounters;
   sendErrors: { 4: number; 6: number };
   pins: PinStore;
+  /** The echo reflectors' allow-list and refusals. */
+  echo: () => EchoView;
+  /** The per-flow conntrack marking of switched pairs (undefined: off). */
+  conntrack: () => PairConntrackStats | undefined;
 }
 
 /** The running negotiator of one node. */
@@ -100,6 +117,7 @@ export class Daemon {
   private discoveryStatus?: () => unknown;
   private readonly pins: PinStore;
   private readonly echo?: EchoReflector;
+  private readonly echoPeers: EchoPeerList;
   private lastResyncAt = -Infinity;
 
   constructor(private readonly deps: DaemonDeps) {
@@ -142,7 +160,10 @@ export class Daemon {
     this.lifecycle.onCreated = (peer) => this.negotiation.send(peer);
     this.pins = new PinStore(deps.pinsDir, (err) => log.error('operator pins not loaded', { error: err.message }));
     this.negotiation.pins = this.pins;
-    this.echo = deps.echoTransport && new EchoReflector(deps.echoTransport, echoPortOf(cfg.port));
+    // Both reflectors answer only the peers' control addresses: the allow-list follows the peer table.
+    this.echoPeers = new EchoPeerList(deps.echoKernel?.list);
+    this.peers.onAddress = (address, known) => this.echoPeers.set(address, known);
+    this.echo = deps.echoTransport && new EchoReflector(deps.echoTransport, echoPortOf(cfg.port), this.echoPeers, () => clock.now());
     this.discovery = new Discovery(cfg, deps.addresses, clock, sender, this.peers, this.pairs, this.local, this.remotes, this.lifecycle);
     this.discovery.extraCapabilities = this.protection.capabilities();
     this.receiver = new Receiver(
@@ -256,6 +277,7 @@ export class Daemon {
     for (const c of this.cancels.splice(0)) c();
     this.transport.close();
     this.echo?.close();
+    this.echoPeers.close();
     this.writer.close();
   }
 
@@ -347,6 +369,13 @@ export class Daemon {
       counters: this.counters,
       sendErrors: this.transport.sendErrors,
       pins: this.pins,
+      echo: () => ({
+        allowed: this.echoPeers.size,
+        list: this.echoPeers.stats,
+        ...(this.deps.echoKernel ? { kernel: this.deps.echoKernel.counts() } : {}),
+        ...(this.echo ? { userspace: this.echo.stats } : {}),
+      }),
+      conntrack: () => this.writer.conntrackStats(),
     };
   }
 

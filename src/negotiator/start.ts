@@ -1,6 +1,7 @@
 /** Starts the daemon on a node: pins, maps, sockets, control socket; runs until SIGTERM/SIGINT. */
 import { rmSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
+import { EchoAllowList, echoCounts } from '../bpf/echo-maps';
 import { attachEchoReflector } from '../bpf/echo-reflector';
 import { closeFds, ensurePrograms } from '../bpf/programs';
 import { readStats } from '../bpf/steering';
@@ -28,6 +29,7 @@ export async function startDaemon(cfg: DaemonConfig, key: Buffer, cniAdd?: CniAd
   // The plugin pins the object on its first ADD; a daemon started first pins it itself.
   const fds = ensurePrograms(cfg.pinDir);
   closeFds(fds.fromPod, fds.toPod, fds.bridgeOut);
+  const kernelEcho = await attachKernelReflector(cfg.pinDir, echoPortOf(cfg.port), addresses);
   const daemon = new Daemon({
     cfg,
     key,
@@ -35,6 +37,7 @@ export async function startDaemon(cfg: DaemonConfig, key: Buffer, cniAdd?: CniAd
     writer: SteeringWriter.open(cfg.pinDir),
     transport: new UdpTransport(cfg.port),
     echoTransport: new UdpTransport(echoPortOf(cfg.port)),
+    ...(kernelEcho ? { echoKernel: { list: EchoAllowList.open(cfg.pinDir), counts: () => echoCounts(cfg.pinDir) } } : {}),
     clock: systemClock(),
     pinsDir: cfg.stateDir,
     readLocal: () =>
@@ -42,7 +45,6 @@ export async function startDaemon(cfg: DaemonConfig, key: Buffer, cniAdd?: CniAd
         log.warn('unreadable state file', { file, error: String((err as Error).message ?? err) }),
       ),
   });
-  await attachKernelReflector(cfg.pinDir, echoPortOf(cfg.port), addresses);
   await daemon.start();
   // etcd discovery, when configured: this node's record under a lease, the others' as announcement targets.
   let etcd: { stop(): Promise<void> } | undefined;
@@ -73,8 +75,8 @@ export async function startDaemon(cfg: DaemonConfig, key: Buffer, cniAdd?: CniAd
   });
 }
 
-/** Puts the kernel echo reflector on the links holding the control addresses; on failure the userspace one answers (logged). */
-async function attachKernelReflector(pinDir: string, echoPort: number, addresses: { ipv4?: string; ipv6?: string }): Promise<void> {
+/** Puts the kernel echo reflector on the links holding the control addresses; true when attached (else the userspace one answers, logged). */
+async function attachKernelReflector(pinDir: string, echoPort: number, addresses: { ipv4?: string; ipv6?: string }): Promise<boolean> {
   const rtnl = Rtnl.host();
   try {
     const links = new Set<number>();
@@ -84,12 +86,14 @@ async function attachKernelReflector(pinDir: string, echoPort: number, addresses
     }
     if (links.size === 0) {
       log.warn('no link holds the control addresses: echo probes answered in userspace', { addresses });
-      return;
+      return false;
     }
     attachEchoReflector(pinDir, echoPort, [...links]);
     log.info('echo reflector attached', { links: [...links], echoPort });
+    return true;
   } catch (err) {
     log.warn('kernel echo reflector not attached: echo probes answered in userspace', { error: describeError(err) });
+    return false;
   } finally {
     rtnl.close();
   }
