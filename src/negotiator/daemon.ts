@@ -19,13 +19,14 @@ import { RemoteRegistry } from './discovery/remotes';
 import { housekeeping } from './housekeeping';
 import { LocalPods, type LocalReader } from './local/pods';
 import { rescanLocal } from './local/rescan';
-import type { DaemonParts } from './ops/daemon-view';
+import { type DaemonParts, echoView } from './ops/daemon-view';
 import { pollDemand } from './pairs/demand';
 import { PairLifecycle } from './pairs/lifecycle';
 import { Negotiation } from './pairs/negotiation';
 import { PairTable } from './pairs/pair-table';
 import { PinStore } from './pairs/pins';
 import { SwitchLog } from './pairs/switch-log';
+import { EchoPeerList, type KernelEcho } from './probing/echo-allow';
 import { EchoReflector } from './probing/echo-fallback';
 import { ECHO_CAPABILITY, Prober, probeTickMs } from './probing/prober';
 import { Protection } from './protection/protector';
@@ -57,6 +58,8 @@ export interface DaemonDeps {
   echoTransport?: DatagramTransport;
   /** More announcement targets (etcd discovery, which may start after the daemon: asked at each announcement). */
   discoverySource?: () => DiscoverySource | undefined;
+  /** The kernel echo reflector, when attached: its allow-list map and its counts. */
+  echoKernel?: KernelEcho;
 }
 
 /** The parts of one daemon, built in this order by assemble(). */
@@ -93,7 +96,9 @@ interface Parts {
   discovery: Discovery;
   /** Authenticate → replay window → dispatch (transport/dispatch.ts). */
   receiver: Receiver;
-  /** The userspace echo reflector (the kernel's answers first where it is attached). */
+  /** The echo reflectors' allow-list: the peers' control addresses, following the peer table. */
+  echoPeers: EchoPeerList;
+  /** The userspace echo reflector (the kernel's answers first where it is attached); known peers only. */
   echo?: EchoReflector;
 }
 
@@ -102,7 +107,8 @@ function assemble(deps: DaemonDeps, epoch: bigint, echoRunning: () => boolean): 
   const { cfg, clock, writer } = deps;
   const counters = newCounters();
   const sender = new Sender({ key: deps.key, node: cfg.nodeName, epoch, own: deps.addresses, transport: deps.transport, counters });
-  const peers = new PeerTable(cfg.timers.peerTimeoutMs);
+  const echoPeers = new EchoPeerList(deps.echoKernel?.list);
+  const peers = new PeerTable(cfg.timers.peerTimeoutMs, (address, known) => echoPeers.set(address, known));
   const pairs = new PairTable();
   const local = new LocalPods(deps.readLocal);
   const remotes = new RemoteRegistry(writer, cfg.timers.remoteRetentionMs);
@@ -142,9 +148,9 @@ function assemble(deps: DaemonDeps, epoch: bigint, echoRunning: () => boolean): 
   });
   const handlers = receiveHandlers({ clock, counters, sender, peers, discovery, negotiation, prober });
   const receiver = new Receiver({ key: deps.key, node: cfg.nodeName, counters, handlers, now: () => clock.now() });
-  const echo = deps.echoTransport && new EchoReflector(deps.echoTransport, echoPortOf(cfg.port));
+  const echo = deps.echoTransport && new EchoReflector(deps.echoTransport, echoPortOf(cfg.port), echoPeers, () => clock.now());
   const parts = { cfg, clock, writer, counters, sender, peers, pairs, local, remotes, switches, pins, prober, protection };
-  return { ...parts, lifecycle, negotiation, discovery, receiver, echo };
+  return { ...parts, lifecycle, negotiation, discovery, receiver, echoPeers, echo };
 }
 
 /** The running negotiator of one node. */
@@ -194,16 +200,9 @@ export class Daemon {
     this.every(Math.min(1000, t.peerTimeoutMs / 4), () => housekeeping(p, this.startedAt));
     this.every(t.rescanMs, () => this.rescanLocal());
     p.discovery.announce();
-    log.info('afsteerd started', {
-      node: cfg.nodeName,
-      epoch: String(this.epoch),
-      addresses: this.deps.addresses,
-      port: cfg.port,
-      endpoints: p.local.size,
-      adoptedRoutes: adopted,
-      multicast: Boolean(mc),
-      staticPeers: cfg.discovery.static.length,
-    });
+    const said = { node: cfg.nodeName, epoch: String(this.epoch), addresses: this.deps.addresses, port: cfg.port };
+    const found = { endpoints: p.local.size, adoptedRoutes: adopted, multicast: Boolean(mc), staticPeers: cfg.discovery.static.length };
+    log.info('afsteerd started', { ...said, ...found });
   }
 
   /** A repeating timer whose errors are logged, never thrown into the clock. */
@@ -216,6 +215,7 @@ export class Daemon {
     for (const c of this.cancels.splice(0)) c();
     this.deps.transport.close();
     this.p.echo?.close();
+    this.p.echoPeers.close();
     this.deps.writer.close();
   }
 
@@ -232,17 +232,16 @@ export class Daemon {
   /** Read-only views of the parts, for metrics, history and the page (ops/). */
   parts(): DaemonParts {
     const { cfg, clock, transport } = this.deps;
-    const { peers, pairs, prober, switches, counters, pins } = this.p;
-    return { cfg, clock, peers, pairs, prober, switches, counters, sendErrors: transport.sendErrors, pins };
+    const { peers, pairs, prober, switches, counters, pins, echoPeers, echo } = this.p;
+    const views = { echo: () => echoView(echoPeers, this.deps.echoKernel, echo), conntrack: () => this.deps.writer.conntrackStats() };
+    return { cfg, clock, peers, pairs, prober, switches, counters, sendErrors: transport.sendErrors, pins, ...views };
   }
 
   /** Everything `afsteerd status` shows. */
   status(): StatusReport {
     const { cfg, clock, transport, addresses } = this.deps;
-    const p = this.p;
-    return buildStatus({ ...p, cfg, epoch: this.epoch, addresses, sendErrors: transport.sendErrors }, clock.now(), this.startedAt, {
-      etcd: this.deps.discoverySource?.()?.status(),
-      pins: p.pins.list(),
-    });
+    const extra = { etcd: this.deps.discoverySource?.()?.status(), pins: this.p.pins.list() };
+    const sources = { ...this.p, cfg, epoch: this.epoch, addresses, sendErrors: transport.sendErrors };
+    return buildStatus(sources, clock.now(), this.startedAt, extra);
   }
 }

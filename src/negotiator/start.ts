@@ -1,6 +1,7 @@
 /** Starts the daemon on a node: pins, maps, sockets, control socket; runs until SIGTERM/SIGINT. */
 import { rmSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
+import { EchoAllowList, echoCounts } from '../bpf/echo-maps';
 import { attachEchoReflector } from '../bpf/echo-reflector';
 import { closeFds, ensurePrograms } from '../bpf/programs';
 import { readStats } from '../bpf/steering';
@@ -30,6 +31,7 @@ export async function startDaemon(cfg: DaemonConfig, key: Buffer, cniAdd?: CniAd
   const fds = ensurePrograms(cfg.pinDir);
   closeFds(fds.fromPod, fds.toPod, fds.bridgeOut);
   let etcd: EtcdDiscovery | undefined;
+  const kernelEcho = await attachKernelReflector(cfg.pinDir, echoPortOf(cfg.port), addresses);
   const daemon = new Daemon({
     cfg,
     discoverySource: () => etcd,
@@ -38,6 +40,7 @@ export async function startDaemon(cfg: DaemonConfig, key: Buffer, cniAdd?: CniAd
     writer: SteeringWriter.open(cfg.pinDir),
     transport: new UdpTransport(cfg.port),
     echoTransport: new UdpTransport(echoPortOf(cfg.port)),
+    ...(kernelEcho ? { echoKernel: { list: EchoAllowList.open(cfg.pinDir), counts: () => echoCounts(cfg.pinDir) } } : {}),
     clock: systemClock(),
     pinsDir: cfg.stateDir,
     readLocal: () =>
@@ -45,7 +48,6 @@ export async function startDaemon(cfg: DaemonConfig, key: Buffer, cniAdd?: CniAd
         log.warn('unreadable state file', { file, error: String((err as Error).message ?? err) }),
       ),
   });
-  await attachKernelReflector(cfg.pinDir, echoPortOf(cfg.port), addresses);
   await daemon.start();
   // etcd discovery, when configured: this node's record under a lease, the others' as announcement targets.
   if (cfg.discovery.etcd) {
@@ -74,8 +76,8 @@ export async function startDaemon(cfg: DaemonConfig, key: Buffer, cniAdd?: CniAd
   });
 }
 
-/** Puts the kernel echo reflector on the links holding the control addresses; on failure the userspace one answers (logged). */
-async function attachKernelReflector(pinDir: string, echoPort: number, addresses: { ipv4?: string; ipv6?: string }): Promise<void> {
+/** Puts the kernel echo reflector on the links holding the control addresses; true when attached (else the userspace one answers, logged). */
+async function attachKernelReflector(pinDir: string, echoPort: number, addresses: { ipv4?: string; ipv6?: string }): Promise<boolean> {
   const rtnl = Rtnl.host();
   try {
     const links = new Set<number>();
@@ -85,12 +87,14 @@ async function attachKernelReflector(pinDir: string, echoPort: number, addresses
     }
     if (links.size === 0) {
       log.warn('no link holds the control addresses: echo probes answered in userspace', { addresses });
-      return;
+      return false;
     }
     attachEchoReflector(pinDir, echoPort, [...links]);
     log.info('echo reflector attached', { links: [...links], echoPort });
+    return true;
   } catch (err) {
     log.warn('kernel echo reflector not attached: echo probes answered in userspace', { error: describeError(err) });
+    return false;
   } finally {
     rtnl.close();
   }

@@ -45,6 +45,14 @@ export const METRIC_NAMES = [
   'afsteer_dataplane_dropped_packets_total',
   'afsteer_dataplane_read_errors_total',
   'afsteer_daemon_events_total',
+  'afsteer_echo_reflected_total',
+  'afsteer_echo_refused_total',
+  'afsteer_echo_allowed_sources',
+  'afsteer_echo_allow_list_refused_total',
+  'afsteer_conntrack_markings_total',
+  'afsteer_conntrack_mark_failures_total',
+  'afsteer_conntrack_entries_total',
+  'afsteer_conntrack_mark_seconds',
 ] as const;
 
 /** Which data-plane counter (maps-layout Stat) goes to which metric and label. */
@@ -306,6 +314,78 @@ export async function createMetrics(parts: DaemonParts, readStats: StatsReader |
     Object.entries(parts.counters.events).map(([event, v]) => [{ event }, v]),
   );
 
+  // The echo reflectors (kernel, userspace fallback): what they sent back and what they refused, by reason.
+  let echo: ReturnType<DaemonParts['echo']> | undefined;
+  const echoView = () => {
+    if (echo) return echo;
+    try {
+      echo = parts.echo();
+    } catch {
+      // The kernel reflector's pinned counts could not be read: the rest is still exported.
+      echo = { allowed: 0, list: { added: 0, removed: 0, kernelFull: 0, kernelErrors: 0 } };
+    }
+    return echo;
+  };
+  counter('afsteer_echo_reflected_total', 'Echo probes sent back, by reflector (kernel, userspace).', ['reflector'], () => {
+    const e = echoView();
+    return [
+      ...(e.kernel ? [[{ reflector: 'kernel' }, e.kernel.reflected] as [Record<string, string>, number]] : []),
+      ...(e.userspace ? [[{ reflector: 'userspace' }, e.userspace.reflected] as [Record<string, string>, number]] : []),
+    ];
+  });
+  counter(
+    'afsteer_echo_refused_total',
+    'Echo datagrams not sent back, by reflector and reason (unknown-source: no peer holds the address; rate: above the per-source rate; size: not one echo long; loop: from an echo port; not-echo: userspace only).',
+    ['reflector', 'reason'],
+    () => {
+      const e = echoView();
+      const out: [Record<string, string>, number][] = [];
+      for (const [reflector, c] of [
+        ['kernel', e.kernel],
+        ['userspace', e.userspace],
+      ] as const)
+        if (c) for (const [reason, v] of Object.entries(c.refused)) out.push([{ reflector, reason }, v]);
+      return out;
+    },
+  );
+  gauge('afsteer_echo_allowed_sources', "Control addresses of known peers the echo reflectors answer (the allow-list's size).", [], (g) =>
+    g.set(echoView().allowed),
+  );
+  counter(
+    'afsteer_echo_allow_list_refused_total',
+    "Peer addresses the kernel reflector's allow-list could not take (full: at its size limit; error).",
+    ['reason'],
+    () => [
+      [{ reason: 'full' }, echoView().list.kernelFull],
+      [{ reason: 'error' }, echoView().list.kernelErrors],
+    ],
+  );
+  // Per-flow conntrack marking of switched pairs (no node-wide setting is ever changed).
+  counter('afsteer_conntrack_markings_total', "Markings of a pair's TCP conntrack entries as liberal (one per route write).", [], () => [
+    [{}, parts.conntrack()?.markings ?? 0],
+  ]);
+  counter('afsteer_conntrack_mark_failures_total', 'Markings that failed (timeout, refused): the switch still happened.', [], () => [
+    [{}, parts.conntrack()?.failures ?? 0],
+  ]);
+  counter(
+    'afsteer_conntrack_entries_total',
+    'Conntrack entries of switched pairs, by result (marked liberal now, already liberal, vanished before the update).',
+    ['result'],
+    () => {
+      const c = parts.conntrack();
+      return [
+        [{ result: 'marked' }, c?.marked ?? 0],
+        [{ result: 'already' }, c?.already ?? 0],
+        [{ result: 'vanished' }, c?.vanished ?? 0],
+      ];
+    },
+  );
+  gauge('afsteer_conntrack_mark_seconds', 'Time of the last and of the slowest marking.', ['which'], (g) => {
+    const c = parts.conntrack();
+    g.set({ which: 'last' }, (c?.lastMs ?? 0) / 1000);
+    g.set({ which: 'max' }, (c?.maxMs ?? 0) / 1000);
+  });
+
   let statsErrors = 0;
   let stats: Record<string, bigint> | undefined;
   let statsRead = false;
@@ -353,6 +433,7 @@ export async function createMetrics(parts: DaemonParts, readStats: StatsReader |
     text: async () => {
       snap = undefined;
       statsRead = false;
+      echo = undefined;
       try {
         return (await registry.metrics()) + textGauges(peerGauges);
       } finally {
