@@ -9,13 +9,15 @@
  * local-pod reader are injected, so tests can run several daemons in one process.
  */
 import type { SteeringWriter } from '../bpf/steering-writer';
+import type { NodeIdentity } from '../identity/identity-files';
+import type { RevocationList } from '../identity/revocation';
 import { canonical } from '../net/ip';
 import { effectivePolicy } from '../policy/schema';
 import { log } from '../util/log';
 import type { Cancel, Clock } from './clock';
 import { buildStatus, type StatusReport } from './control/status-report';
 import { count, type DaemonCounters, newCounters } from './counters';
-import type { DaemonConfig } from './daemon-config';
+import { authModeOf, type DaemonConfig } from './daemon-config';
 import { Discovery } from './discovery/announcer';
 import { PeerTable } from './discovery/peers';
 import { RemoteRegistry } from './discovery/remotes';
@@ -34,6 +36,8 @@ import { isIdle, probeTickMs } from './rules';
 import { Receiver } from './transport/receiver';
 import { Sender, type Target } from './transport/sender';
 import type { DatagramTransport } from './transport/udp';
+import { IDENTITY_CAPABILITY } from './trust/frame-auth';
+import { Trust } from './trust/trust';
 
 export type { SwitchEvent } from './pairs/switch-log';
 
@@ -46,7 +50,14 @@ export interface DiscoverySource {
 /** What a daemon is built from. */
 export interface DaemonDeps {
   cfg: DaemonConfig;
-  key: Buffer;
+  /** The cluster key (auth cluster-key or both). */
+  key?: Buffer;
+  /** This node's identity (auth identity or both). */
+  identity?: NodeIdentity;
+  /** The authority's revocation list when it changed (file, etcd); undefined: unchanged or none. */
+  readRevocations?: () => RevocationList | undefined;
+  /** Wall clock in ms since 1970, for certificate validity (default Date.now). */
+  wallNow?: () => number;
   /** This node's control addresses. */
   addresses: { ipv4?: string; ipv6?: string };
   writer: SteeringWriter;
@@ -73,6 +84,7 @@ export interface DaemonParts {
   counters: DaemonCounters;
   sendErrors: { 4: number; 6: number };
   pins: PinStore;
+  trust: Trust;
 }
 
 /** The running negotiator of one node. */
@@ -100,6 +112,7 @@ export class Daemon {
   private discoveryStatus?: () => unknown;
   private readonly pins: PinStore;
   private readonly echo?: EchoReflector;
+  private readonly trust: Trust;
   private lastResyncAt = -Infinity;
 
   constructor(private readonly deps: DaemonDeps) {
@@ -110,7 +123,18 @@ export class Daemon {
     this.transport = transport;
     this.epoch = deps.epoch ?? BigInt(Date.now());
     this.startedAt = clock.now();
-    const sender = new Sender(deps.key, cfg.nodeName, this.epoch, deps.addresses, transport, this.counters);
+    this.trust = new Trust({
+      mode: authModeOf(cfg),
+      node: cfg.nodeName,
+      epoch: this.epoch,
+      key: deps.key,
+      identity: deps.identity,
+      counters: this.counters,
+      wallNow: deps.wallNow ?? Date.now,
+      now: () => clock.now(),
+      readRevocations: deps.readRevocations,
+    });
+    const sender = new Sender(this.trust.auth, this.epoch, deps.addresses, transport, this.counters);
     this.peers = new PeerTable(cfg.timers.peerTimeoutMs);
     this.local = new LocalPods(deps.readLocal);
     this.remotes = new RemoteRegistry(writer, cfg.timers.remoteRetentionMs);
@@ -145,12 +169,17 @@ export class Daemon {
     this.echo = deps.echoTransport && new EchoReflector(deps.echoTransport, echoPortOf(cfg.port));
     this.discovery = new Discovery(cfg, deps.addresses, clock, sender, this.peers, this.pairs, this.local, this.remotes, this.lifecycle);
     this.discovery.extraCapabilities = this.protection.capabilities();
+    if (this.trust.mode !== 'cluster-key') this.discovery.capabilities.push(IDENTITY_CAPABILITY);
+    this.discovery.mayRegister = (node, pod) => this.trust.mayRegister(node, pod);
+    this.discovery.onPeerGone = (node) => this.trust.forget(node);
     this.receiver = new Receiver(
-      deps.key,
+      this.trust.auth,
       cfg.nodeName,
       this.counters,
       {
         announce: (f, a, src) => {
+          // A certified node announces only the control addresses its certificate names.
+          if (!this.trust.addressesCertified(f.cert, a.addresses)) return 'uncertified-address';
           this.discovery.receive(f.node, a, src, f.payload);
           return true;
         },
@@ -170,7 +199,7 @@ export class Daemon {
           const peer = this.peers.get(f.node);
           if (peer) this.peers.heard(peer, src.family, clock.now());
           // Reflect at once, over the family it came in on, to where it came from.
-          sender.to(src.family, src.address, src.port, 'probeReply', f.payload);
+          sender.to(src.family, src.address, src.port, 'probeReply', f.payload, f.node);
           return true;
         },
         echo: (b, src) => {
@@ -281,6 +310,8 @@ export class Daemon {
     const now = this.clock.now();
     const t = this.cfg.timers;
     this.discovery.ageOut();
+    // Revoked or expired certificates: their nodes go now, pods unregistered (not retained).
+    for (const { node, why } of this.trust.tick()) this.discovery.dropPeer(node, why);
     this.receiver.prune((node) => this.peers.has(node), now, t.peerTimeoutMs);
     this.remotes.expire(now);
     // Another writer (afsteer steer, a DEL) changed the maps: the index follows before anything reads it.
@@ -347,6 +378,7 @@ export class Daemon {
       counters: this.counters,
       sendErrors: this.transport.sendErrors,
       pins: this.pins,
+      trust: this.trust,
     };
   }
 
@@ -386,7 +418,7 @@ export class Daemon {
       },
       this.clock.now(),
       this.startedAt,
-      { etcd: this.discoveryStatus?.(), pins: this.pins.list() },
+      { etcd: this.discoveryStatus?.(), pins: this.pins.list(), identity: this.trust.status() },
     );
   }
 }

@@ -12,7 +12,6 @@ import type { LocalPods } from '../local/pods';
 import type { PairLifecycle } from '../pairs/lifecycle';
 import type { PairTable } from '../pairs/pair-table';
 import { type AnnounceBase, addAnnouncePart, announcementPayloads } from '../protocol/announce';
-import { payloadRoom } from '../protocol/frame';
 import type { Announce, AnnouncedEndpoint } from '../protocol/messages';
 import { announceRefreshDue } from '../rules';
 import type { Sender, Target } from '../transport/sender';
@@ -32,6 +31,10 @@ export class Discovery {
   extraTargets: () => Iterable<Target> = () => [];
   /** Capabilities announced besides CAPABILITIES (protection's dedup-v1). */
   extraCapabilities: readonly string[] = [];
+  /** Whether a peer may register this pod (trust/claims.ts); refused pods are not registered nor kept. */
+  mayRegister: (node: string, pod: AnnouncedEndpoint) => boolean = () => true;
+  /** Told when a peer is removed (aged out or dropped). */
+  onPeerGone: (node: string) => void = () => {};
 
   constructor(
     private readonly cfg: DaemonConfig,
@@ -87,7 +90,7 @@ export class Discovery {
       for (const k of targets.keys()) if (this.told.has(k) && known.has(k)) targets.delete(k);
       if (targets.size === 0) return;
     }
-    for (const payload of announcementPayloads(base, eps, this.gen, payloadRoom(this.cfg.nodeName))) {
+    for (const payload of announcementPayloads(base, eps, this.gen, this.sender.room('announce'))) {
       if (full) this.sender.multicast('announce', payload, Boolean(this.cfg.discovery.multicast));
       for (const t of targets.values()) this.sender.toTarget(t, 'announce', payload, 'announcement target');
     }
@@ -140,7 +143,7 @@ export class Discovery {
     for (const [cnf, e] of next) {
       const old = peer.endpoints.get(cnf);
       if (old && old.ipv4 === e.ipv4 && old.ipv6 === e.ipv6) continue;
-      if (!this.remotes.register(peer.node, e)) {
+      if (!this.mayRegister(peer.node, e) || !this.remotes.register(peer.node, e)) {
         next.delete(cnf);
         all = false;
         continue;
@@ -164,6 +167,17 @@ export class Discovery {
       log.warn('peer aged out', { peer: peer.node, silentMs: Math.round(now - peer.lastHeardAny) });
       for (const e of peer.endpoints.values()) this.forgetPod(peer, e, 'peer silent', true);
       this.peers.delete(peer.node);
+      this.onPeerGone(peer.node);
     }
+  }
+
+  /** Drops a peer at once (its certificate revoked or expired): pairs dropped, pods unregistered now (not retained). */
+  dropPeer(node: string, why: string): void {
+    const peer = this.peers.get(node);
+    if (!peer) return;
+    log.warn('peer dropped', { peer: node, why });
+    for (const e of peer.endpoints.values()) this.forgetPod(peer, e, why, false);
+    this.peers.delete(node);
+    this.onPeerGone(node);
   }
 }

@@ -58,7 +58,7 @@ describe('conf/k8s manifests match the code', () => {
     expect(volume('state').hostPath.path).toBe(cfg.stateDir);
     expect(volume('run').hostPath.path).toBe(dirname(cfg.controlSocket));
     // The key: the config's keyFile, a plain file (subPath) from the Secret, mode 0400.
-    const km = mount(main, cfg.keyFile)!;
+    const km = mount(main, cfg.keyFile!)!;
     const secret = byKind('Secret');
     expect(volume(km.name).secret.secretName).toBe(secret.metadata.name);
     expect(km.subPath).toBe(Object.keys(secret.data)[0]);
