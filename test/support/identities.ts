@@ -47,3 +47,49 @@ export function testIdentity(authority: TestAuthority, o: TestCertOptions, now =
   if (typeof cert === 'string') throw new Error(`test certificate refused: ${cert}`);
   return { cert, signKey: sign.privateKey, dhKey: dh.privateKey, authority: authority.pub };
 }
+
+/** Runs the real `dist/afsteer identity ARGS` (the commands scripts rely on); resolves with its stdout. */
+export async function identityCmd(args: string[]): Promise<string> {
+  const { execFileP } = await import('./process');
+  const { AFSTEER_BIN } = await import('./world');
+  const { stdout } = await execFileP(AFSTEER_BIN, ['identity', ...args], { encoding: 'utf8', timeout: 10_000 });
+  return String(stdout);
+}
+
+/**
+ * An authority in dir/ca and one identity directory per simulated node (dir/id-node-NAME), each
+ * certified for the node's own pod ranges and control addresses, through the real CLI. Returns
+ * the authority directory and each node's identity directory by node name ('a', 'b', 'c').
+ */
+export async function issueSimIdentities(t: {
+  dir: string;
+  nodes: { name: string; podV4: string; podV6: string }[];
+  nodeAddresses(n: { name: string }): { ipv4: string; ipv6: string };
+}): Promise<{ ca: string; dirs: Record<string, string> }> {
+  const { join } = await import('node:path');
+  const ca = join(t.dir, 'ca');
+  await identityCmd(['init', '--out', ca]);
+  const dirs: Record<string, string> = {};
+  for (const n of t.nodes) {
+    const a = t.nodeAddresses(n);
+    dirs[n.name] = join(t.dir, `id-node-${n.name}`);
+    await identityCmd([
+      'issue',
+      '--authority',
+      ca,
+      '--node',
+      `node-${n.name}`,
+      '--pod-cidr',
+      n.podV4,
+      '--pod-cidr',
+      n.podV6,
+      '--address',
+      a.ipv4,
+      '--address',
+      a.ipv6,
+      '--out',
+      dirs[n.name]!,
+    ]);
+  }
+  return { ca, dirs };
+}
