@@ -12,7 +12,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listRemotes } from '../../../src/bpf/steering';
-import { issueSimIdentities } from '../../support/identities';
+import { identityCmd, issueSimIdentities } from '../../support/identities';
 import { execFileP } from '../../support/process';
 import { AFSTEERD_BIN, nsExec, type SimDaemon, type SimPod, TwoNodes, waitFor } from '../../support/two-nodes';
 import { announceSkip, IS_ROOT } from '../../support/world';
@@ -31,11 +31,13 @@ describe.skipIf(!IS_ROOT)('identities: a node claims another node’s pod addres
     pa = await t.addPod(t.a, 'a0');
     pb = await t.addPod(t.b, 'b0');
     pc = await t.addPod(t.c!, 'c0');
-    ({ dirs } = await issueSimIdentities(t));
+    ({ ca, dirs } = await issueSimIdentities(t));
   }, 90_000);
   afterAll(() => t?.cleanup());
 
-  const start = (node: typeof t.a) => t.startDaemon(node, { keyFile: undefined, identity: dirs[node.name] });
+  let ca: string;
+  const revocations = () => join(t.dir, 'revoked.list');
+  const start = (node: typeof t.a) => t.startDaemon(node, { keyFile: undefined, identity: dirs[node.name], revocations: revocations() });
 
   it("node C's forged claim on B's pod IPv4 is refused and counted; A's stream to B's pod stays whole", async () => {
     // Node C lies: its pod's state file now says its IPv4 is b0's.
@@ -72,4 +74,23 @@ describe.skipIf(!IS_ROOT)('identities: a node claims another node’s pod addres
     expect(Number(m?.[1])).toBeGreaterThan(0);
     expect(da.logs.some((l) => l.msg === 'pod claim refused' && l.peer === 'node-c')).toBe(true);
   }, 90_000);
+
+  it('the authority revokes node C: A drops it and unregisters its pod within one announcement refresh; its datagrams are refused', async () => {
+    expect(listRemotes(t.a.pinDir).some((r) => r.ipv6 === pc.ipv6)).toBe(false); // its forged pod was never registered
+    // C announces an honest pod again, which A registers.
+    const stateFile = join(t.c!.stateDir, 'attachments', `${pc.id}_eth0.json`);
+    writeFileSync(stateFile, JSON.stringify({ ...JSON.parse(readFileSync(stateFile, 'utf8')), ipv4: pc.ipv4 }));
+    await waitFor(() => listRemotes(t.a.pinDir).some((r) => r.ipv6 === pc.ipv6), 10_000, "A registering C's honest pod");
+    await identityCmd(['revoke', '--authority', ca, '--node', 'node-c', '--out', revocations()]);
+    const at = Date.now();
+    // peerTimeoutMs 3000 in these daemons: the refresh is a quarter of it.
+    await waitFor(() => !listRemotes(t.a.pinDir).some((r) => r.ipv6 === pc.ipv6), 750 + 1500, "C's pod unregistered on A");
+    const took = Date.now() - at;
+    const s = await t.status(da);
+    expect(s.peers.map((p: any) => p.node)).toEqual(['node-b']);
+    expect(s.identity.revoked).toBe(1);
+    await waitFor(async () => (await t.status(da)).counters.drops.revoked > 0, 5000, "C's datagrams refused as revoked");
+    expect(da.logs.some((l) => l.msg === 'peer dropped' && l.peer === 'node-c')).toBe(true);
+    expect(took).toBeLessThan(2250);
+  }, 30_000);
 });
