@@ -19,6 +19,7 @@ import { buildStatus, type StatusReport } from './control/status-report';
 import { count, type DaemonCounters, newCounters } from './counters';
 import { authModeOf, type DaemonConfig } from './daemon-config';
 import { Discovery } from './discovery/announcer';
+import type { RecordCodec } from './discovery/book';
 import { PeerTable } from './discovery/peers';
 import { RemoteRegistry } from './discovery/remotes';
 import { LocalPods, type LocalReader } from './local/pods';
@@ -233,6 +234,16 @@ export class Daemon {
   addDiscoverySource(src: DiscoverySource): void {
     this.discovery.extraTargets = () => src.targets();
     this.discoveryStatus = () => src.status();
+  }
+
+  /** How this node writes and judges etcd records (by its auth mode). */
+  recordCodec(): RecordCodec {
+    return this.trust.recordCodec();
+  }
+
+  /** The authority's revocation list as etcd holds it (armored text): taken at the next housekeeping tick when valid. */
+  offerRevocations(value: Buffer): void {
+    this.trust.offerRevocations(value);
   }
 
   /** Starts the transport and timers; adopts the steering found in the maps. */

@@ -6,7 +6,7 @@ import { closeFds, ensurePrograms } from '../bpf/programs';
 import { readStats } from '../bpf/steering';
 import { SteeringWriter } from '../bpf/steering-writer';
 import type { NodeIdentity } from '../identity/identity-files';
-import { loadRevocationFile } from '../identity/identity-files';
+import { loadRevocationFile, readIdentityFile } from '../identity/identity-files';
 import type { RevocationList } from '../identity/revocation';
 import { addressOf, FAMILIES, familyName } from '../net/family';
 import { Rtnl } from '../net/rtnl';
@@ -81,8 +81,18 @@ export async function startDaemon(cfg: DaemonConfig, creds: Credentials, cniAdd?
   if (cfg.discovery.etcd) {
     const { EtcdDiscovery } = await import('./discovery/etcd');
     const families = FAMILIES.filter((f) => addressOf(addresses, f)).map(familyName);
-    if (!key) throw new Error('etcd discovery needs the cluster key (keyFile) for its records');
-    const e = new EtcdDiscovery({ config: cfg.discovery.etcd, key, self: { node: cfg.nodeName, addresses, port: cfg.port, families } });
+    const ec = cfg.discovery.etcd;
+    // Least privilege in etcd: this node's own user (its role may write only its own key).
+    const login = ec.passwordFile
+      ? { username: ec.user ?? cfg.nodeName, password: readIdentityFile(ec.passwordFile, true).replace(/\r?\n$/, '') }
+      : undefined;
+    const e = new EtcdDiscovery({
+      config: ec,
+      codec: daemon.recordCodec(),
+      ...(login ? { login } : {}),
+      onRevocations: (v) => daemon.offerRevocations(v),
+      self: { node: cfg.nodeName, addresses, port: cfg.port, families },
+    });
     await e.start();
     daemon.addDiscoverySource(e);
     etcd = e;

@@ -3,15 +3,20 @@
  * judging of pod claims (refusals counted and logged, rate-limited), the revocation list (re-read
  * at every housekeeping tick), certificate expiry and near-expiry warnings, and what status shows.
  */
+
+import { dearmor } from '../../identity/armor';
 import type { Certificate } from '../../identity/certificate';
 import type { NodeIdentity } from '../../identity/identity-files';
-import type { RevocationList } from '../../identity/revocation';
+import { REVOCATION_LABEL } from '../../identity/identity-files';
+import { type RevocationList, verifyRevocations } from '../../identity/revocation';
 import { canonical } from '../../net/ip';
 import { log } from '../../util/log';
 import { count, type DaemonCounters } from '../counters';
+import type { RecordCodec } from '../discovery/book';
 import { CertBook } from './cert-book';
 import { judgeClaim } from './claims';
 import { type AuthMode, FrameAuth } from './frame-auth';
+import { recordCodec } from './record-codec';
 
 /** A certificate ending within this is warned about (logs, status, metric). */
 export const EXPIRY_WARN_MS = 14 * 86_400_000;
@@ -48,6 +53,7 @@ export class Trust {
   readonly book?: CertBook;
   private readonly lastLogged = new Map<string, number>();
   private readonly lastWarned = new Map<string, number>();
+  private offered: RevocationList | undefined;
 
   constructor(private readonly o: TrustOptions) {
     if (o.identity) this.book = new CertBook(o.identity.authority, o.identity.cert, o.wallNow);
@@ -65,6 +71,25 @@ export class Trust {
         }
       },
     });
+  }
+
+  /** How this node writes and judges etcd records. */
+  recordCodec(): RecordCodec {
+    return recordCodec(this.o.mode, this.o.key, this.o.identity, this.book);
+  }
+
+  /** A revocation list from etcd (armored text, as the file): checked against the authority, taken at the next tick; false when refused. */
+  offerRevocations(value: Buffer): boolean {
+    if (!this.o.identity) return false;
+    try {
+      const list = verifyRevocations(dearmor(value.toString('utf8'), REVOCATION_LABEL, 'etcd revocation list'), this.o.identity.authority);
+      if (typeof list === 'string') throw new Error(`refused: ${list}`);
+      this.offered = list;
+      return true;
+    } catch (err) {
+      log.error('revocation list from etcd refused', { error: (err as Error).message });
+      return false;
+    }
   }
 
   /** The auth mode. */
@@ -113,7 +138,9 @@ export class Trust {
     } catch (err) {
       log.error('revocation list not read; the previous one stays in force', { error: (err as Error).message });
     }
-    if (list) for (const node of this.book.setRevocations(list)) out.push({ node, why: 'certificate revoked' });
+    for (const l of [list, this.offered])
+      if (l) for (const node of this.book.setRevocations(l)) out.push({ node, why: 'certificate revoked' });
+    this.offered = undefined;
     for (const node of this.book.expire()) out.push({ node, why: 'certificate expired' });
     for (const { node } of out) {
       this.auth.forget(node);
