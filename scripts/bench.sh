@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # npm run bench: set-up, then the three benchmarks on the pinned Node (root; ~15 min):
-# CNI latency, data plane, afsteerd failover / false switches / probe overhead, protected pairs.
+# CNI latency, data plane, afsteerd failover / false switches / probe overhead, protected pairs,
+# per-datagram authentication cost (pairwise keys vs the cluster key).
 # Each prints medians and ratios against baselines from the same run, PASS/FAIL per target;
 # the exit status is non-zero when any target is missed.
 set -uo pipefail
@@ -14,4 +15,5 @@ node scripts/run-ts.mjs test/bench/dataplane.ts || status=1
 node scripts/run-ts.mjs test/bench/failover.ts || status=1
 node scripts/run-ts.mjs test/bench/scale.ts || status=1
 node scripts/run-ts.mjs test/bench/protect.ts || status=1
+node scripts/run-ts.mjs test/bench/auth-cost.ts || status=1   # identities: pairwise-key MAC vs cluster-key MAC per datagram
 exit $status
