@@ -38,7 +38,7 @@ trap 'say "interrupted: run it again, it continues from what is complete"; exit 
 PKGS=(clang llvm libbpf-dev libbpf1 bpftool iproute2 iputils-ping util-linux ethtool jq prometheus chromium
       containernetworking-plugins golang-go golang-github-appc-cni-dev
       nftables iperf3 tcpdump hyperfine python3 ca-certificates curl conntrack
-      containerd runc buildah busybox-static etcd-server)   # containerd…busybox-static: containerd.test.ts, npm run image; etcd-server: etcd tests
+      containerd runc buildah busybox-static etcd-server etcd-client)   # containerd…busybox-static: containerd.test.ts, npm run image; etcd-server: etcd tests; etcd-client: etcdctl for the etcd RBAC test
 ROOT_USER=0; [ "$(id -u)" = 0 ] && ROOT_USER=1
 
 # --- what cannot work: say so and stop ------------------------------------------------------

@@ -14,6 +14,7 @@ export const INSTALL_PATHS = {
   cniConfDir: 'etc/cni/net.d',
   exampleConflist: 'etc/cni/net.d/10-afsteer.conflist',
   key: 'etc/afsteer/cluster.key',
+  identityDir: 'etc/afsteer/identity',
   daemonConfig: 'etc/afsteer/afsteerd.json',
   unit: 'etc/systemd/system/afsteerd.service',
   record: 'var/lib/afsteer/install.json',
@@ -21,7 +22,14 @@ export const INSTALL_PATHS = {
 } as const;
 
 /** Paths the installer writes as files (besides a chained conflist) and as symbolic links. */
-const FILES = [INSTALL_PATHS.plugin, INSTALL_PATHS.key, INSTALL_PATHS.daemonConfig, INSTALL_PATHS.unit, INSTALL_PATHS.exampleConflist];
+const FILES = [
+  INSTALL_PATHS.plugin,
+  INSTALL_PATHS.key,
+  ...['node.key', 'node.cert', 'authority.pub'].map((f) => `${INSTALL_PATHS.identityDir}/${f}`),
+  INSTALL_PATHS.daemonConfig,
+  INSTALL_PATHS.unit,
+  INSTALL_PATHS.exampleConflist,
+];
 const LINKS = [INSTALL_PATHS.pluginDaemonLink, INSTALL_PATHS.daemonLink];
 
 /** True when rel is a CNI config file the installer may have chained afsteer into. */

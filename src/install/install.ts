@@ -2,7 +2,7 @@
  * `afsteer install`: the node bootstrap installer (scripts/install.sh is a thin wrapper).
  *
  *   afsteer install [--root DIR] [--dry-run] [--bin FILE] [--cni-only] [--write-conflist]
- *                   [--afsteer-conf JSON] [--allow-plugin TYPE]... [--key FILE]
+ *                   [--afsteer-conf JSON] [--allow-plugin TYPE]... [--key FILE | --identity DIR2]
  *                   [--node-name NAME] [--peer IPV4[,IPV6][:PORT]]... [--multicast] [--port N]
  *   afsteer install --uninstall [--root DIR] [--dry-run] [--force] [--pin-dir DIR] [--state-dir DIR]
  *
@@ -49,6 +49,7 @@ export const INSTALL_OPTIONS = {
   'afsteer-conf': { type: 'string' },
   'allow-plugin': { type: 'string', multiple: true },
   key: { type: 'string' },
+  identity: { type: 'string' },
   'node-name': { type: 'string' },
   peer: { type: 'string', multiple: true },
   multicast: { type: 'boolean' },
@@ -57,7 +58,7 @@ export const INSTALL_OPTIONS = {
 } as const;
 
 const USAGE = `usage: afsteer install [--root DIR] [--dry-run] [--bin FILE] [--cni-only] [--write-conflist]
-                       [--afsteer-conf JSON] [--allow-plugin TYPE]... [--key FILE]
+                       [--afsteer-conf JSON] [--allow-plugin TYPE]... [--key FILE | --identity DIR2]
                        [--node-name NAME] [--peer IPV4[,IPV6][:PORT]]... [--multicast] [--port N]
        afsteer install --uninstall [--root DIR] [--dry-run] [--force] [--pin-dir DIR] [--state-dir DIR]
 `;
@@ -227,9 +228,12 @@ async function plan(root: string, flags: Flags, say: (s: string) => void): Promi
 
   if (!flags['cni-only']) {
     const { loadKey } = await import('../negotiator/key');
-    // The cluster key: the given one, or a new one when there is none.
+    // The node's identity (`afsteer identity issue … --out DIR2`) instead of a cluster key; else
+    // the cluster key: the given one, or a new one when there is none.
     const keyPath = join(root, INSTALL_PATHS.key);
-    if (flags.key) {
+    if (flags.identity && flags.key) throw new InstallRefusal('give --key or --identity, not both');
+    if (flags.identity) steps.push(...(await identitySteps(flags.identity, flags['node-name'])));
+    else if (flags.key) {
       let key: Buffer;
       try {
         key = loadKey(flags.key);
@@ -274,6 +278,28 @@ async function plan(root: string, flags: Flags, say: (s: string) => void): Promi
   return { steps, ...(record ? { record } : {}) };
 }
 
+/** The steps copying a node identity directory (checked first: a valid certificate for this node, its key 0600). */
+async function identitySteps(dir: string, nodeName: string | undefined): Promise<Step[]> {
+  const { FILES, loadNodeIdentity, readIdentityFile } = await import('../identity/identity-files');
+  let node: string;
+  try {
+    node = loadNodeIdentity(dir, Date.now()).cert.node;
+  } catch (err) {
+    throw new InstallRefusal(`--identity: ${(err as Error).message}`);
+  }
+  if (node !== (nodeName ?? hostname()))
+    throw new InstallRefusal(
+      `--identity: the certificate is for ${node}, not this node (${nodeName ?? hostname()}); give --node-name ${node}`,
+    );
+  return [FILES.nodeKey, FILES.nodeCert, FILES.authorityPub].map((f) => ({
+    path: join(INSTALL_PATHS.identityDir, f),
+    kind: 'file' as const,
+    mode: f === FILES.nodeKey ? 0o600 : 0o644,
+    data: Buffer.from(readIdentityFile(join(dir, f), f === FILES.nodeKey)),
+    why: `this node's identity (--identity): ${f}`,
+  }));
+}
+
 function daemonConfigText(flags: Flags): string {
   const nodeName = flags['node-name'] ?? hostname();
   const peers: PeerSpec[] = (flags.peer ?? []).map(parsePeer);
@@ -282,7 +308,13 @@ function daemonConfigText(flags: Flags): string {
     throw new InstallRefusal(`--port ${flags.port}: must be 1-65535`);
   return (
     JSON.stringify(
-      daemonConfigFrom({ nodeName, peers, multicast: Boolean(flags.multicast), ...(port !== undefined ? { port } : {}) }),
+      daemonConfigFrom({
+        nodeName,
+        peers,
+        multicast: Boolean(flags.multicast),
+        identity: Boolean(flags.identity),
+        ...(port !== undefined ? { port } : {}),
+      }),
       null,
       2,
     ) + '\n'

@@ -133,6 +133,8 @@ export interface DaemonFlags {
   nodeName: string;
   peers: PeerSpec[];
   multicast: boolean;
+  /** The node has an identity (--identity): afsteerd authenticates with it, not the cluster key. */
+  identity?: boolean;
   port?: number;
 }
 
@@ -140,7 +142,7 @@ export interface DaemonFlags {
 export function daemonConfigFrom(f: DaemonFlags): Record<string, unknown> {
   return {
     nodeName: f.nodeName,
-    keyFile: '/etc/afsteer/cluster.key',
+    ...(f.identity ? { identity: '/etc/afsteer/identity' } : { keyFile: '/etc/afsteer/cluster.key' }),
     ...(f.port !== undefined ? { port: f.port } : {}),
     discovery: { ...(f.multicast ? { multicast: {} } : {}), static: f.peers },
   };

@@ -85,6 +85,10 @@ export const EtcdDiscoverySchema = z
       z.string().check(z.regex(/^\/[\x21-\x7e]{0,200}\/$/, 'must start and end with "/" (printable ASCII, no spaces)')),
       DEFAULT_ETCD_PREFIX,
     ),
+    /** etcd user this node logs in as (default: the node name) when passwordFile is set. */
+    user: z.optional(z.string().check(z.regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'must be an etcd user name'))),
+    /** File holding this node's etcd password (0600): afsteerd logs in to etcd with it (etcd RBAC: one user and role per node). */
+    passwordFile: z.optional(absPath()),
     /** CA bundle to verify etcd's certificate (https endpoints). */
     ca: z.optional(absPath()),
     /** Client certificate and key for etcd's mutual TLS (both or neither). */
@@ -103,6 +107,7 @@ export const EtcdDiscoverySchema = z
   })
   .check(
     z.refine((e) => (e.cert === undefined) === (e.key === undefined), { message: 'cert and key go together', path: ['cert'] }),
+    z.refine((e) => e.user === undefined || e.passwordFile !== undefined, { message: 'user needs passwordFile', path: ['passwordFile'] }),
     z.refine((e) => !(e.ca || e.cert) || e.endpoints.every((u) => u.startsWith('https:')), {
       message: 'ca/cert need https endpoints',
       path: ['endpoints'],
@@ -121,7 +126,18 @@ export const DaemonConfigSchema = z
     /** This node's control addresses; default: the addresses on the interface of the default routes. */
     addresses: z.optional(NodeAddressesSchema),
     port: z._default(z.number().check(z.int(), z.gte(1, 'must be 1–65535'), z.lte(65535, 'must be 1–65535')), DEFAULT_PORT),
-    keyFile: absPath(),
+    /** The cluster key (auth cluster-key and both). */
+    keyFile: z.optional(absPath()),
+    /** This node's identity directory (node.key, node.cert, authority.pub: `afsteer identity issue`), for auth identity and both. */
+    identity: z.optional(absPath()),
+    /**
+     * How datagrams and records are authenticated: cluster-key (the shared key), identity (each
+     * node's certificate and pairwise keys), both (the migration step). Default: identity with
+     * `identity` only, cluster-key with `keyFile` only, both with both.
+     */
+    auth: z.optional(z.enum(['cluster-key', 'identity', 'both'])),
+    /** The authority's signed revocation list (`afsteer identity revoke`), re-read when it changes. */
+    revocations: z.optional(absPath()),
     discovery: z.prefault(
       z.strictObject({
         multicast: z.optional(
@@ -221,6 +237,16 @@ export const DaemonConfigSchema = z
     optimizeForMemory: z._default(z.boolean(), true),
   })
   .check(
+    z.refine((c) => c.keyFile !== undefined || c.identity !== undefined, { message: 'needs keyFile, identity or both', path: ['keyFile'] }),
+    z.refine((c) => c.auth === undefined || c.auth === 'identity' || c.keyFile !== undefined, {
+      message: 'auth cluster-key and both need keyFile',
+      path: ['keyFile'],
+    }),
+    z.refine((c) => c.auth === undefined || c.auth === 'cluster-key' || c.identity !== undefined, {
+      message: 'auth identity and both need identity',
+      path: ['identity'],
+    }),
+    z.refine((c) => c.revocations === undefined || c.identity !== undefined, { message: 'needs identity', path: ['revocations'] }),
     z.refine((c) => c.metrics === '' || c.metricsAllowRemote || !parseListen(c.metrics) || isLoopback(parseListen(c.metrics)!.host), {
       message: 'must be a loopback address unless metricsAllowRemote is true',
       path: ['metrics'],
@@ -229,6 +255,11 @@ export const DaemonConfigSchema = z
 
 /** A parsed, defaulted daemon config. */
 export type DaemonConfig = z.infer<typeof DaemonConfigSchema>;
+
+/** The auth mode a config means (its `auth`, else what its keyFile / identity imply). */
+export function authModeOf(c: Pick<DaemonConfig, 'auth' | 'keyFile' | 'identity'>): 'cluster-key' | 'identity' | 'both' {
+  return c.auth ?? (c.identity === undefined ? 'cluster-key' : c.keyFile === undefined ? 'identity' : 'both');
+}
 
 /** A config problem: one line naming the key. */
 export class ConfigError extends Error {}

@@ -12,7 +12,8 @@ import { type Cancel, type Clock, everyGuarded } from './clock';
 import { handleRequest } from './control/operator-requests';
 import { buildStatus, type StatusReport } from './control/status-report';
 import { type DaemonCounters, newCounters } from './counters';
-import type { DaemonConfig } from './daemon-config';
+import { authModeOf, type DaemonConfig } from './daemon-config';
+import type { DaemonDeps } from './daemon-deps';
 import { Discovery, type DiscoverySource } from './discovery/announcer';
 import { PeerTable } from './discovery/peers';
 import { RemoteRegistry } from './discovery/remotes';
@@ -35,32 +36,12 @@ import { receiveHandlers } from './transport/dispatch';
 import { Receiver } from './transport/receiver';
 import { Sender } from './transport/sender';
 import type { DatagramTransport } from './transport/udp';
+import { IDENTITY_CAPABILITY } from './trust/frame-auth';
+import { Trust } from './trust/trust';
 
+export type { DaemonDeps } from './daemon-deps';
 export type { DiscoverySource } from './discovery/announcer';
 export type { SwitchEvent } from './pairs/switch-log';
-
-/** What a daemon is built from. */
-export interface DaemonDeps {
-  cfg: DaemonConfig;
-  key: Buffer;
-  /** This node's control addresses. */
-  addresses: { ipv4?: string; ipv6?: string };
-  writer: SteeringWriter;
-  transport: DatagramTransport;
-  clock: Clock;
-  /** Reads this node's pods (the plugin's state files). */
-  readLocal: LocalReader;
-  /** This boot's epoch (default: the wall clock in ms). */
-  epoch?: bigint;
-  /** Where operator pins persist (the stateDir); none: kept in memory only. */
-  pinsDir?: string;
-  /** A transport on the echo port (port + 1) for the userspace echo reflector; none: this node does not announce echo-v1. */
-  echoTransport?: DatagramTransport;
-  /** More announcement targets (etcd discovery, which may start after the daemon: asked at each announcement). */
-  discoverySource?: () => DiscoverySource | undefined;
-  /** The kernel echo reflector, when attached: its allow-list map and its counts. */
-  echoKernel?: KernelEcho;
-}
 
 /** The parts of one daemon, built in this order by assemble(). */
 interface Parts {
@@ -70,6 +51,8 @@ interface Parts {
   writer: SteeringWriter;
   /** Datagrams received by type, dropped by reason; notable events. */
   counters: DaemonCounters;
+  /** Who may speak for whom: frame authentication (cluster key, pairwise keys), certificates, claims, revocation. */
+  trust: Trust;
   /** Frames, authenticates and sends every datagram (this boot's epoch, a fresh counter). */
   sender: Sender;
   /** Nodes heard from: addresses, pods, probe paths, age. */
@@ -106,7 +89,11 @@ interface Parts {
 function assemble(deps: DaemonDeps, epoch: bigint, echoRunning: () => boolean): Parts {
   const { cfg, clock, writer } = deps;
   const counters = newCounters();
-  const sender = new Sender({ key: deps.key, node: cfg.nodeName, epoch, own: deps.addresses, transport: deps.transport, counters });
+  const { key, identity, readRevocations } = deps;
+  const now = () => clock.now();
+  const wallNow = deps.wallNow ?? Date.now;
+  const trust = new Trust({ mode: authModeOf(cfg), node: cfg.nodeName, epoch, key, identity, counters, wallNow, now, readRevocations });
+  const sender = new Sender({ auth: trust.auth, epoch, own: deps.addresses, transport: deps.transport, counters });
   const echoPeers = new EchoPeerList(deps.echoKernel?.list);
   const peers = new PeerTable(cfg.timers.peerTimeoutMs, (address, known) => echoPeers.set(address, known));
   const pairs = new PairTable();
@@ -144,12 +131,18 @@ function assemble(deps: DaemonDeps, epoch: bigint, echoRunning: () => boolean): 
     lifecycle,
     addresses: deps.addresses,
     extraTargets: () => deps.discoverySource?.()?.targets() ?? [],
-    extraCapabilities: () => [...(echoRunning() ? [ECHO_CAPABILITY] : []), ...protection.capabilities()],
+    extraCapabilities: () => [
+      ...(echoRunning() ? [ECHO_CAPABILITY] : []),
+      ...protection.capabilities(),
+      ...(trust.mode !== 'cluster-key' ? [IDENTITY_CAPABILITY] : []),
+    ],
+    mayRegister: (node, pod) => trust.mayRegister(node, pod),
+    onPeerGone: (node) => trust.forget(node),
   });
-  const handlers = receiveHandlers({ clock, counters, sender, peers, discovery, negotiation, prober });
-  const receiver = new Receiver({ key: deps.key, node: cfg.nodeName, counters, handlers, now: () => clock.now() });
+  const handlers = receiveHandlers({ clock, counters, sender, peers, discovery, negotiation, prober, trust });
+  const receiver = new Receiver({ auth: trust.auth, node: cfg.nodeName, counters, handlers, now });
   const echo = deps.echoTransport && new EchoReflector(deps.echoTransport, echoPortOf(cfg.port), echoPeers, () => clock.now());
-  const parts = { cfg, clock, writer, counters, sender, peers, pairs, local, remotes, switches, pins, prober, protection };
+  const parts = { cfg, clock, writer, counters, trust, sender, peers, pairs, local, remotes, switches, pins, prober, protection };
   return { ...parts, lifecycle, negotiation, discovery, receiver, echoPeers, echo };
 }
 
@@ -171,6 +164,11 @@ export class Daemon {
   /** Datagrams received by type, dropped by reason; events. */
   get counters(): DaemonCounters {
     return this.p.counters;
+  }
+
+  /** Who may speak for whom (etcd discovery writes and judges its records with it, and takes revocations into it). */
+  get trust(): Trust {
+    return this.p.trust;
   }
 
   /** Starts the transport and timers; adopts the steering found in the maps. */
@@ -234,13 +232,13 @@ export class Daemon {
     const { cfg, clock, transport } = this.deps;
     const { peers, pairs, prober, switches, counters, pins, echoPeers, echo } = this.p;
     const views = { echo: () => echoView(echoPeers, this.deps.echoKernel, echo), conntrack: () => this.deps.writer.conntrackStats() };
-    return { cfg, clock, peers, pairs, prober, switches, counters, sendErrors: transport.sendErrors, pins, ...views };
+    return { cfg, clock, peers, pairs, prober, switches, counters, sendErrors: transport.sendErrors, pins, trust: this.p.trust, ...views };
   }
 
   /** Everything `afsteerd status` shows. */
   status(): StatusReport {
     const { cfg, clock, transport, addresses } = this.deps;
-    const extra = { etcd: this.deps.discoverySource?.()?.status(), pins: this.p.pins.list() };
+    const extra = { etcd: this.deps.discoverySource?.()?.status(), pins: this.p.pins.list(), identity: this.p.trust.status() };
     const sources = { ...this.p, cfg, epoch: this.epoch, addresses, sendErrors: transport.sendErrors };
     return buildStatus(sources, clock.now(), this.startedAt, extra);
   }

@@ -1,11 +1,14 @@
 /** Starts the daemon on a node: pins, maps, sockets, control socket; runs until SIGTERM/SIGINT. */
-import { rmSync } from 'node:fs';
+import { rmSync, type Stats, statSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import { EchoAllowList, echoCounts } from '../bpf/echo-maps';
 import { attachEchoReflector } from '../bpf/echo-reflector';
 import { closeFds, ensurePrograms } from '../bpf/programs';
 import { readStats } from '../bpf/steering';
 import { SteeringWriter } from '../bpf/steering-writer';
+import type { NodeIdentity } from '../identity/identity-files';
+import { loadRevocationFile, readIdentityFile } from '../identity/identity-files';
+import type { RevocationList } from '../identity/revocation';
 import { addressOf, FAMILIES, familyName } from '../net/family';
 import { Rtnl } from '../net/rtnl';
 import { describeError } from '../util/describe-error';
@@ -22,8 +25,35 @@ import { startOps } from './ops/start-ops';
 import { echoPortOf } from './protocol/echo';
 import { UdpTransport } from './transport/udp';
 
+/** What a node authenticates with: the cluster key, its identity, or both (auth both). */
+export interface Credentials {
+  key?: Buffer;
+  identity?: NodeIdentity;
+}
+
+/** A reader of the revocation list file: the list when the file changed since the last call (re-read on a new mtime or size), else undefined. */
+export function revocationFileReader(path: string, identity: NodeIdentity): () => RevocationList | undefined {
+  let seen = '';
+  return () => {
+    let st: Stats;
+    try {
+      st = statSync(path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined; // none issued yet
+      throw err;
+    }
+    const stamp = `${st.mtimeMs}|${st.size}|${st.ino}`;
+    if (stamp === seen) return undefined;
+    const list = loadRevocationFile(path, identity.authority);
+    seen = stamp;
+    log.info('revocation list read', { file: path, revoked: list.revoked.size });
+    return list;
+  };
+}
+
 /** Runs afsteerd until a termination signal; resolves with the exit code. The steering stays in the maps. cniAdd runs handed-over ADDs. */
-export async function startDaemon(cfg: DaemonConfig, key: Buffer, cniAdd?: CniAddRunner): Promise<number> {
+export async function startDaemon(cfg: DaemonConfig, creds: Credentials, cniAdd?: CniAddRunner): Promise<number> {
+  const { key, identity } = creds;
   // Before the daemon's heap grows: V8 then keeps it compact (a smaller young generation, GC sooner, less code).
   if (cfg.optimizeForMemory) setFlagsFromString('--optimize-for-size');
   const addresses = resolveAddresses(cfg.addresses);
@@ -36,6 +66,8 @@ export async function startDaemon(cfg: DaemonConfig, key: Buffer, cniAdd?: CniAd
     cfg,
     discoverySource: () => etcd,
     key,
+    identity,
+    ...(cfg.revocations && identity ? { readRevocations: revocationFileReader(cfg.revocations, identity) } : {}),
     addresses,
     writer: SteeringWriter.open(cfg.pinDir),
     transport: new UdpTransport(cfg.port),
@@ -53,7 +85,18 @@ export async function startDaemon(cfg: DaemonConfig, key: Buffer, cniAdd?: CniAd
   if (cfg.discovery.etcd) {
     const { EtcdDiscovery } = await import('./discovery/etcd');
     const families = FAMILIES.filter((f) => addressOf(addresses, f)).map(familyName);
-    const e = new EtcdDiscovery({ config: cfg.discovery.etcd, key, self: { node: cfg.nodeName, addresses, port: cfg.port, families } });
+    const ec = cfg.discovery.etcd;
+    // Least privilege in etcd: this node's own user (its role may write only its own key).
+    const login = ec.passwordFile
+      ? { username: ec.user ?? cfg.nodeName, password: readIdentityFile(ec.passwordFile, true).replace(/\r?\n$/, '') }
+      : undefined;
+    const e = new EtcdDiscovery({
+      config: ec,
+      codec: daemon.trust.recordCodec(),
+      ...(login ? { login } : {}),
+      onRevocations: (v) => daemon.trust.offerRevocations(v),
+      self: { node: cfg.nodeName, addresses, port: cfg.port, families },
+    });
     await e.start();
     etcd = e;
   }

@@ -86,6 +86,8 @@ export interface StatusReport {
   etcd?: unknown;
   /** This node's operator pins, by peer node and by CNF. */
   pins?: { nodes: Record<string, string>; cnfs: Record<string, string> };
+  /** How this node authenticates; its certificate and the certificates near expiry. */
+  identity?: unknown;
 }
 
 /** The parts a report is read from. */
@@ -107,7 +109,7 @@ export function buildStatus(
   s: StatusSources,
   now: number,
   startedAt: number,
-  extra: Pick<StatusReport, 'etcd' | 'pins'> = {},
+  extra: Pick<StatusReport, 'etcd' | 'pins' | 'identity'> = {},
 ): StatusReport {
   const r = (x: number) => Math.round(x);
   const pairs: PairStatus[] = [...s.pairs.values()].map((p) => ({
@@ -184,5 +186,6 @@ export function buildStatus(
     counters: { ...s.counters, sendErrors: s.sendErrors },
     ...(extra.etcd !== undefined ? { etcd: extra.etcd } : {}),
     ...(extra.pins ? { pins: extra.pins } : {}),
+    ...(extra.identity ? { identity: extra.identity } : {}),
   };
 }

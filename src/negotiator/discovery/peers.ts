@@ -28,6 +28,8 @@ export interface Peer {
   capabilities: readonly string[];
   /** Its last announcement payload when it was one part and applied in full (a byte-for-byte repeat is only a sign of life). */
   lastAnnounce?: Buffer;
+  /** The boot epoch of the peer's last announcement (a new one: the peer restarted). */
+  bootEpoch?: bigint;
 }
 
 const familyKey = (f: Family) => (f === 4 ? 'ipv4' : 'ipv6');

@@ -11,6 +11,7 @@ import type { SwitchLog } from '../pairs/switch-log';
 import type { EchoPeerList, KernelEcho } from '../probing/echo-allow';
 import type { EchoReflector, FallbackRefusal } from '../probing/echo-fallback';
 import type { Prober } from '../probing/prober';
+import type { Trust } from '../trust/trust';
 
 /** Read-only views of a daemon's parts (metrics, history, the page). */
 export interface DaemonParts {
@@ -23,6 +24,8 @@ export interface DaemonParts {
   counters: DaemonCounters;
   sendErrors: { 4: number; 6: number };
   pins: PinStore;
+  /** Certificates, claims refused, revocation (identity metrics). */
+  trust: Trust;
   /** The echo reflectors' allow-list and refusals. */
   echo: () => EchoView;
   /** The per-flow conntrack marking of switched pairs (undefined: off). */

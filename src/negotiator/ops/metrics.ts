@@ -53,6 +53,8 @@ export const METRIC_NAMES = [
   'afsteer_conntrack_mark_failures_total',
   'afsteer_conntrack_entries_total',
   'afsteer_conntrack_mark_seconds',
+  'afsteer_identity_certificate_expiry_seconds',
+  'afsteer_identity_certificates_near_expiry',
 ] as const;
 
 /** Which data-plane counter (maps-layout Stat) goes to which metric and label. */
@@ -81,6 +83,25 @@ const DROP_LABEL: Record<string, string> = {
   'unknown-peer': 'unknown_peer',
   'unknown-pair': 'unknown_pair',
   internal: 'internal',
+  // Identities (trust/): a frame's certificate or auth refused, a pod claim refused.
+  auth: 'malformed',
+  cert: 'malformed',
+  malformed: 'malformed',
+  'signed-type': 'malformed',
+  'unknown-identity': 'unknown_identity',
+  authority: 'bad_certificate',
+  signature: 'bad_certificate',
+  expired: 'expired_certificate',
+  'not-yet-valid': 'bad_certificate',
+  name: 'name_mismatch',
+  superseded: 'bad_certificate',
+  rate: 'certificate_rate',
+  revoked: 'revoked',
+  'cluster-key': 'cluster_key_refused',
+  downgrade: 'cluster_key_refused',
+  'uncertified-address': 'uncertified_address',
+  'claim-outside-cidrs': 'refused_claim',
+  'claim-owned-by-other': 'refused_claim',
 };
 /** Every label value of afsteer_control_datagrams_dropped_total (all exported, at 0 until one happens). */
 export const DROP_REASONS = [...new Set(Object.values(DROP_LABEL))];
@@ -177,6 +198,18 @@ export async function createMetrics(parts: DaemonParts, readStats: StatsReader |
     g.set({ node: parts.cfg.nodeName, version }, 1),
   );
   gauge('afsteer_peers', 'Peer nodes known.', [], (g) => g.set(snapshot().peers.length));
+  gauge(
+    'afsteer_identity_certificate_expiry_seconds',
+    "Seconds until this node's certificate expires (absent without an identity).",
+    [],
+    (g) => {
+      const own = parts.trust.book?.own;
+      if (own) g.set((own.notAfter - Date.now()) / 1000);
+    },
+  );
+  gauge('afsteer_identity_certificates_near_expiry', "Certificates (this node's and its peers') that expire within 14 days.", [], (g) =>
+    g.set(parts.trust.nearExpiry().length),
+  );
   // Per-peer series (22 per peer, 22,000 at 1,000 peers) skip prom-client, whose per-series set()
   // hashes every label set and whose formatter copies each: written as text directly, after the rest.
   const peerGauges: TextGauge[] = [];
@@ -270,7 +303,7 @@ export async function createMetrics(parts: DaemonParts, readStats: StatsReader |
   );
   counter(
     'afsteer_control_datagrams_dropped_total',
-    'Control datagrams dropped, by reason (bad_mac, replay, malformed, oversized, unknown_version, unknown_type, self, unknown_peer, unknown_pair, internal).',
+    "Control datagrams dropped, by reason (bad_mac, replay, malformed, oversized, unknown_version, unknown_type, self, unknown_peer, unknown_pair, internal; with identities: unknown_identity, bad_certificate, expired_certificate, name_mismatch, revoked, cluster_key_refused, uncertified_address, certificate_rate, and refused_claim: a pod claim outside the peer's certified CIDRs or on another certified node's address).",
     ['reason'],
     () => {
       const out = new Map<string, number>(DROP_REASONS.map((r) => [r, 0]));

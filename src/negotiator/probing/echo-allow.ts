@@ -2,8 +2,10 @@
  * The echo reflectors' allow-list: the control addresses of the authenticated peers (the peer
  * table's address index, told through PeerTable.onAddress), the only sources either reflector —
  * the kernel's (its afsteer_echo_peers map, kept here) or the userspace fallback — answers. An
- * address is in the list while a peer holds it; none survives a restart (the peers are heard
- * again within an announcement interval). The kernel map's size limit (5,000 nodes × 2 families
+ * address is in the list while a peer holds it. Across a restart the kernel's map keeps what the
+ * previous run allowed (the kernel reflector answers on while afsteerd restarts, and a peer's
+ * probes must not be refused before it is heard again) until the peer timeout has passed since
+ * start; then it holds exactly the known peers (dropLeftovers). The kernel map's size limit (5,000 nodes × 2 families
  * and more) refuses an address: counted, logged once per address, the userspace list still has it.
  */
 import type { EchoRefusal } from '../../bpf/echo-maps';
@@ -30,9 +32,22 @@ export class EchoPeerList {
   /** Addresses added and removed; kernel map refusals (full) and failures. */
   readonly stats = { added: 0, removed: 0, kernelFull: 0, kernelErrors: 0 };
 
-  /** kernel: the kernel reflector's map, emptied now (what a previous run allowed is not known to be a peer any more). */
-  constructor(private readonly kernel?: KernelEchoList) {
-    kernel?.replaceAll([]);
+  private leftoversDropped = false;
+
+  /** kernel: the kernel reflector's map, kept as a previous run left it until dropLeftovers(). */
+  constructor(private readonly kernel?: KernelEchoList) {}
+
+  /** Once (a peer timeout after start): the kernel's map keeps only the known peers' addresses, not a previous run's. */
+  dropLeftovers(): void {
+    if (this.leftoversDropped || !this.kernel) return;
+    this.leftoversDropped = true;
+    try {
+      for (const a of this.kernel.replaceAll(this.allowed))
+        log.warn('echo allow-list full: the kernel reflector will refuse this peer', { address: a });
+    } catch (err) {
+      this.stats.kernelErrors++;
+      log.warn('cannot update the echo allow-list', { error: (err as Error).message });
+    }
   }
 
   /** Allows (known) or stops allowing an address. */

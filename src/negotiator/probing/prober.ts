@@ -91,7 +91,7 @@ export class Prober {
           const probe: Probe = { family: f, active, id, t1: BigInt(Math.round(now * 1000)), nonce: path.nonce };
           // A peer with a reflector gets echoes (looped back by its kernel); an older one MACed probes its afsteerd answers.
           if (usesEcho(peer)) this.sender.raw(f, to, echoPortOf(peer.port), encodeEcho(probe), 'echo');
-          else this.sender.to(f, to, peer.port, 'probe', encodeProbe(probe));
+          else this.sender.to(f, to, peer.port, 'probe', encodeProbe(probe), peer.node);
         }
       }
       if (blackholed) changed.push(peer);

@@ -4,9 +4,24 @@
  * changed, keys it did or did not create. Hostile roots: install-hostile.test.ts; a failure
  * half-way, rolled back: test/integration/deploy/install-rollback.test.ts.
  */
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { createHash } from 'node:crypto';
+import {
+  chmodSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { runInstall } from '../../../src/install/install';
 import { chainConflist, InstallRefusal, parsePeer, primaryConfName, unchainConflist } from '../../../src/install/plan';
 import { parseDaemonConfig } from '../../../src/negotiator/daemon-config';
 import { BRIDGE_LIST, cleanupScratch, install, scratch, tree } from '../../support/install-tree';
@@ -154,6 +169,31 @@ describe('afsteer install against a scratch root', () => {
     expect(readFileSync(join(root, 'etc/afsteer/cluster.key'))).toEqual(Buffer.alloc(32, 7)); // the one it replaced, back
     chmodSync(given, 0o644);
     expect((await install('--root', root, '--bin', bin, '--key', given)).err).toMatch(/--key: .*chmod 600/);
+  });
+
+  it('--identity installs the node identity (node.key 0600) instead of a cluster key, and the config names it; another node’s is refused', async () => {
+    const { root, bin } = scratch();
+    writeFileSync(join(root, 'etc/cni/net.d/10-x.conflist'), BRIDGE_LIST);
+    const d = dirname(root);
+    const ca = join(d, 'ca');
+    const id = join(d, 'id-n');
+    const { runIdentity } = await import('../../../src/cli/identity');
+    expect(await runIdentity(['init', '--out', ca], () => {})).toBe(0);
+    const issue = ['issue', '--authority', ca, '--node', 'n', '--pod-cidr', '10.9.0.0/24', '--address', '192.0.2.9', '--out', id];
+    expect(await runIdentity(issue, () => {})).toBe(0);
+    expect((await install('--root', root, '--bin', bin, '--node-name', 'other', '--identity', id)).err).toMatch(
+      /certificate is for n, not this node/,
+    );
+    expect((await install('--root', root, '--bin', bin, '--node-name', 'n', '--identity', id, '--key', id)).err).toMatch(/not both/);
+    expect((await install('--root', root, '--bin', bin, '--node-name', 'n', '--identity', id)).code).toBe(0);
+    expect(statSync(join(root, 'etc/afsteer/identity/node.key')).mode & 0o777).toBe(0o600);
+    expect(readFileSync(join(root, 'etc/afsteer/identity/node.cert'))).toEqual(readFileSync(join(id, 'node.cert')));
+    expect(existsSync(join(root, 'etc/afsteer/cluster.key'))).toBe(false);
+    const cfg = JSON.parse(readFileSync(join(root, 'etc/afsteer/afsteerd.json'), 'utf8'));
+    expect(cfg).toMatchObject({ nodeName: 'n', identity: '/etc/afsteer/identity' });
+    expect(cfg.keyFile).toBeUndefined();
+    expect((await install('--uninstall', '--root', root)).code).toBe(0);
+    expect(existsSync(join(root, 'etc/afsteer/identity/node.key'))).toBe(false);
   });
 
   it('a file where a directory must go is refused before anything is written', async () => {
