@@ -60,7 +60,7 @@ export async function findVethPair(pod: Rtnl, host: Rtnl, env: CniEnv): Promise<
     );
   }
   const hostLink = await host.linkByIndex(podLink.peerIndex);
-  if (!hostLink || hostLink.kind !== 'veth' || hostLink.peerIndex !== podLink.index) {
+  if (hostLink?.kind !== 'veth' || hostLink.peerIndex !== podLink.index) {
     throw new CniError(
       CniCode.InvalidConfig,
       `the veth peer of ${env.ifname} (ifindex ${podLink.peerIndex}) is not in the host network namespace`,
@@ -149,7 +149,7 @@ function loadStateQuietly(stateDir: string, containerId: string, ifname: string)
 async function ensureBridgeGateways(host: Rtnl, hostLink: LinkInfo, ips: Result['ips']): Promise<void> {
   if (!hostLink.master) return;
   const bridge = await host.linkByIndex(hostLink.master);
-  if (!bridge || bridge.kind !== 'bridge') return;
+  if (bridge?.kind !== 'bridge') return;
   for (const ip of ips ?? []) {
     if (!ip.gateway) continue;
     const { family, prefix } = parseCidr(ip.address);
@@ -173,7 +173,7 @@ async function ensureBridgeGateways(host: Rtnl, hostLink: LinkInfo, ips: Result[
 async function attachBridgeOut(host: Rtnl, hostLink: LinkInfo, progFd: number): Promise<AttachmentState['bridge']> {
   if (!hostLink.master) return undefined;
   const bridge = await host.linkByIndex(hostLink.master);
-  if (!bridge || bridge.kind !== 'bridge') return undefined;
+  if (bridge?.kind !== 'bridge') return undefined;
   if (query(bridge.index, 'egress') === objectId(progFd)) return { ifindex: bridge.index, name: bridge.name, createdClsact: false }; // usual case: already there
   const createdClsact = ensureClsact(bridge.index);
   attach(bridge.index, 'egress', progFd);

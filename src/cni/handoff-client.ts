@@ -75,7 +75,7 @@ export function tryHandOff(
 ): Promise<HandoffOutcome | undefined> {
   const target = handoffTarget(stdin);
   if (!target) return Promise.resolve(undefined);
-  let ns;
+  let ns: { net: ReturnType<typeof nsOf>; mnt: ReturnType<typeof nsOf> };
   try {
     ns = { net: nsOf('/proc/self/ns/net'), mnt: nsOf('/proc/self/ns/mnt') };
   } catch {

@@ -2,7 +2,7 @@
 import { describeError } from '../util/describe-error';
 import { configureLog, log } from '../util/log';
 import type { CniAddRunner } from './control/handoff-server';
-import { ConfigError, loadDaemonConfig, parseDaemonConfig } from './daemon-config';
+import { ConfigError, type DaemonConfig, loadDaemonConfig, parseDaemonConfig } from './daemon-config';
 import type { Credentials } from './start';
 
 /**
@@ -10,7 +10,7 @@ import type { Credentials } from './start';
  * the exit code (2: bad config or key). cniAdd: the plugin's ADD, for ADDs handed over on the control socket.
  */
 export async function runDaemon(configPath: string, nodeName?: string, cniAdd?: CniAddRunner): Promise<number> {
-  let cfg;
+  let cfg: DaemonConfig;
   try {
     cfg = loadDaemonConfig(configPath);
     // One config for every node (a Kubernetes ConfigMap), the node's name from the command line.

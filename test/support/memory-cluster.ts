@@ -54,7 +54,7 @@ export class MemoryCluster {
   /** nodes named in opts.noEcho run without the echo reflector (as an older afsteerd: no echo-v1). */
   constructor(
     n: number,
-    private readonly overrides: Record<string, unknown> = {},
+    readonly overrides: Record<string, unknown> = {},
     nodeOverrides: Record<string, unknown>[] = [],
     private readonly opts: { noEcho?: string[]; auth?: AuthMode | AuthMode[] } = {},
   ) {

@@ -142,7 +142,7 @@ export class Discovery {
    */
   repeated(node: string, payload: Buffer, src: Source, epoch?: bigint): boolean {
     const peer = this.peers.get(node);
-    if (!peer?.lastAnnounce || !peer.lastAnnounce.equals(payload)) return false;
+    if (!peer?.lastAnnounce?.equals(payload)) return false;
     // The same bytes from a new boot: the peer restarted, which receive() must see.
     if (epoch !== undefined && peer.bootEpoch !== undefined && peer.bootEpoch !== epoch) return false;
     this.peers.heard(peer, src.family, this.clock.now());

@@ -80,18 +80,33 @@ export class Receiver {
     const drop = (reason: DropReason) => count(this.counters.drops, reason);
     if (isEcho(b)) {
       const ok = this.handlers.echo(b, src);
-      if (ok !== true) return drop(ok === false ? 'payload' : ok);
+      if (ok !== true) {
+        drop(ok === false ? 'payload' : ok);
+        return;
+      }
       count(this.counters.rx, 'echo');
       countTraffic(this.counters, 'rx', 'echo', src.family, b.length);
       return;
     }
     const f = this.auth.open(b);
-    if (typeof f === 'string') return drop(f);
-    if (f.node === this.node) return drop('self');
+    if (typeof f === 'string') {
+      drop(f);
+      return;
+    }
+    if (f.node === this.node) {
+      drop('self');
+      return;
+    }
     const r = checkReplay(this.replay.get(f.node), f.epoch, f.seq);
-    if (!r) return drop('replay');
+    if (!r) {
+      drop('replay');
+      return;
+    }
     const ok = this.dispatch(f, src);
-    if (ok !== true) return drop(ok === false ? 'payload' : ok);
+    if (ok !== true) {
+      drop(ok === false ? 'payload' : ok);
+      return;
+    }
     this.replay.set(f.node, r);
     this.replaySeen.set(f.node, this.now());
     count(this.counters.rx, f.type);

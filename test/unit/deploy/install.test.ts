@@ -1,27 +1,6 @@
-/**
- * `afsteer install` (scripts/install.sh) against scratch roots, in-process: chaining into the
- * primary conflist and back byte for byte, idempotence, refusals with exit 2 and nothing
- * changed, keys it did or did not create. Hostile roots: install-hostile.test.ts; a failure
- * half-way, rolled back: test/integration/deploy/install-rollback.test.ts.
- */
-import { createHash } from 'node:crypto';
-import {
-  chmodSync,
-  existsSync,
-  lstatSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  readlinkSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { afterEach, describe, expect, it, vi } from 'vitest';
-import { runInstall } from '../../../src/install/install';
+import { afterEach, describe, expect, it } from 'vitest';
 import { chainConflist, InstallRefusal, parsePeer, primaryConfName, unchainConflist } from '../../../src/install/plan';
 import { parseDaemonConfig } from '../../../src/negotiator/daemon-config';
 import { BRIDGE_LIST, cleanupScratch, install, scratch, tree } from '../../support/install-tree';
