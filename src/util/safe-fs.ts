@@ -14,6 +14,7 @@ import {
   mkdirSync,
   openSync,
   readFileSync,
+  readlinkSync,
   readSync,
   type Stats,
   statSync,
@@ -282,4 +283,89 @@ export function writeExclusiveTemp(path: string, tag: string, mode: number, data
   }
   closeSync(fd);
   return tmp;
+}
+
+// --- daemon files: afsteerd's stateDir, pins and TLS files, and the control socket as its clients check it ---
+
+/** Why a directory afsteer creates files in by name may not be used (dirProblem, and no exception for sticky ones), or undefined (pure). */
+export function privateDirProblem(st: { uid: number; mode: number; isDirectory: boolean }, owner = trustedOwner): string | undefined {
+  return dirProblem(st, owner) ?? (st.mode & 0o022 ? `is writable by group or others (mode ${(st.mode & 0o7777).toString(8)})` : undefined);
+}
+
+/**
+ * ensureTrustedDir, and dir itself writable by root (or this user) only, sticky or not: the
+ * directories where afsteerd creates and reads files by name (stateDir, the control socket's).
+ */
+export function ensurePrivateDir(dir: string, mode = 0o700): void {
+  ensureTrustedDir(dir, mode);
+  const st = lstatSync(dir);
+  const p = privateDirProblem({ uid: st.uid, mode: st.mode, isDirectory: st.isDirectory() });
+  if (p) throw new UnsafePathError(dir, p);
+}
+
+/**
+ * path with its symbolic links resolved, refusing (UnsafePathError naming the first culprit) a
+ * directory on the way that is not trusted (dirProblem) and a link not owned by root (or this
+ * user). The result names no link, so opening it with O_NOFOLLOW opens what was checked. A
+ * missing component throws ENOENT as lstat does.
+ */
+export function resolveTrustedPath(path: string): string {
+  const todo = path.split('/').reverse();
+  let cur = '';
+  let links = 0;
+  while (todo.length) {
+    const part = todo.pop()!;
+    if (part === '' || part === '.') continue;
+    if (part === '..') {
+      cur = cur.slice(0, cur.lastIndexOf('/'));
+      continue;
+    }
+    const next = `${cur}/${part}`;
+    const st = lstatSync(next);
+    if (st.isSymbolicLink()) {
+      if (++links > 40) throw new UnsafePathError(path, 'goes through more than 40 symbolic links');
+      if (!trustedOwner(st.uid)) throw new UnsafePathError(next, `is a symbolic link owned by uid ${st.uid}, not root`);
+      const target = readlinkSync(next);
+      if (target.startsWith('/')) cur = '';
+      todo.push(...target.split('/').reverse());
+      continue;
+    }
+    if (todo.some((t) => t !== '' && t !== '.')) {
+      const p = dirProblem({ uid: st.uid, mode: st.mode, isDirectory: st.isDirectory() });
+      if (p) throw new UnsafePathError(next, p);
+    }
+    cur = next;
+  }
+  return cur || '/';
+}
+
+/**
+ * Checks that afsteerd's control socket at path may be talked to before connecting: its directory
+ * trusted all the way (resolveTrustedPath) and itself writable by root (or this user) only, the
+ * socket a socket (not a link) owned by root (or this user). Returns the path to connect to (its
+ * directory's links resolved); a missing socket is left to connect() to report. Throws UnsafePathError.
+ */
+export function checkDaemonSocket(path: string): string {
+  let dir: string;
+  try {
+    dir = resolveTrustedPath(dirname(path));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return path;
+    throw err;
+  }
+  const dst = lstatSync(dir);
+  const dp = privateDirProblem({ uid: dst.uid, mode: dst.mode, isDirectory: dst.isDirectory() });
+  if (dp) throw new UnsafePathError(dir, dp);
+  const sock = `${dir === '/' ? '' : dir}/${basename(path)}`;
+  let st: Stats;
+  try {
+    st = lstatSync(sock);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return sock;
+    throw new UnsafePathError(sock, 'cannot be examined', { cause: err });
+  }
+  if (st.isSymbolicLink()) throw new UnsafePathError(sock, 'is a symbolic link, not a socket');
+  if (!st.isSocket()) throw new UnsafePathError(sock, `is ${fileKind(st)}, not a socket`);
+  if (!trustedOwner(st.uid)) throw new UnsafePathError(sock, `is owned by uid ${st.uid}, not root`);
+  return sock;
 }

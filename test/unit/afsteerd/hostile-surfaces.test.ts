@@ -1,0 +1,195 @@
+/**
+ * Hostile input against afsteerd's surfaces, unprivileged (the root suite with a real daemon is
+ * test/integration/afsteerd/hostile-surfaces.test.ts): malformed request-targets and foreign Host
+ * names on the metrics listener, more idle connections than its cap, pipelined control requests
+ * whose answers are never read, a control socket in a directory others may write, a pins file
+ * that is a FIFO, a link, oversized or half bad, prototype-named keys in the pins and the config,
+ * etcd TLS files that are FIFOs, devices, oversized or readable by others. Extend it with each new
+ * surface: one describe per surface, each case a thing a local user or a careless operator can do.
+ */
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import type { Server as HttpServer } from 'node:http';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { tryHandOff } from '../../../src/cni/handoff-client';
+import { notifyDaemon } from '../../../src/cni/notify';
+import { controlRequest } from '../../../src/control/client';
+import { serveControl } from '../../../src/negotiator/control/socket-server';
+import { parseDaemonConfig } from '../../../src/negotiator/daemon-config';
+import { EtcdDiscovery } from '../../../src/negotiator/discovery/etcd';
+import { History } from '../../../src/negotiator/ops/history';
+import { serveWeb } from '../../../src/negotiator/ops/http-server';
+import { PINS_FILE, PinStore, preferTarget } from '../../../src/negotiator/pairs/pins';
+
+const PROTOTYPE_NAMES = [
+  'constructor',
+  'toString',
+  'valueOf',
+  'hasOwnProperty',
+  'isPrototypeOf',
+  '__proto__',
+  '__defineGetter__',
+  '__lookupSetter__',
+];
+
+const scratch = mkdtempSync(join(tmpdir(), 'afsteer-hostile-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+let seq = 0;
+/** A fresh private directory under the scratch directory. */
+const freshDir = (mode = 0o700): string => {
+  const d = join(scratch, `d${seq++}`);
+  mkdirSync(d, { mode });
+  chmodSync(d, mode);
+  return d;
+};
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+/** Resolves when cond() holds, checked on every event of the emitters and every 10 ms; rejects naming what after ms. */
+function until(cond: () => boolean, what: string, ms = 4000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const t0 = Date.now();
+    const tick = () => {
+      if (cond()) return resolve();
+      if (Date.now() - t0 > ms) return reject(new Error(`waited ${ms} ms for ${what}`));
+      setTimeout(tick, 10);
+    };
+    tick();
+  });
+}
+
+/** Sends raw bytes on a new connection and resolves with everything the server sent until it closed or answered once. */
+function raw(port: number, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const c = connect(port, '127.0.0.1', () => c.write(text));
+    let out = '';
+    const timer = setTimeout(() => {
+      c.destroy();
+      resolve(out);
+    }, 3000);
+    c.setEncoding('utf8');
+    c.on('data', (d: string) => {
+      out += d;
+      if (/\r\n\r\n/.test(out)) {
+        clearTimeout(timer);
+        c.destroy();
+        resolve(out);
+      }
+    });
+    c.on('error', reject);
+    c.on('close', () => {
+      clearTimeout(timer);
+      resolve(out);
+    });
+  });
+}
+const statusOf = (answer: string): number => Number(/^HTTP\/1\.1 (\d{3})/.exec(answer)?.[1] ?? 0);
+
+describe('pins: prototype names, a half-bad file, planted files', () => {
+  const noPeers = { has: () => false, values: () => [] };
+  const noPods = { get: () => undefined };
+
+  it.each(PROTOTYPE_NAMES)('prefer %s: neither a known peer node nor a known CNF (refused)', (name) => {
+    const pins = new PinStore(freshDir());
+    expect(preferTarget(name, noPeers, noPods, pins)).toBeUndefined();
+  });
+
+  it('a pair whose pods or peer have prototype names has no pin', () => {
+    const pins = new PinStore(freshDir());
+    pins.set('node', 'node-b', 'IPv4');
+    for (const name of PROTOTYPE_NAMES) {
+      expect(pins.ownPin({ localCnf: name, remoteCnf: name, peerNode: name })).toBeUndefined();
+    }
+  });
+
+  it('a real peer named constructor can be pinned and the pin survives a reload', () => {
+    const dir = freshDir();
+    const pins = new PinStore(dir);
+    const peers = { has: (n: string) => n === 'constructor', values: () => [] };
+    expect(preferTarget('constructor', peers, noPods, pins)).toBe('node');
+    pins.set('node', 'constructor', 'IPv6');
+    const again = new PinStore(dir);
+    expect(again.list()).toEqual({ nodes: { constructor: 'IPv6' }, cnfs: {} });
+    expect(again.ownPin({ localCnf: 'a/x', remoteCnf: 'b/y', peerNode: 'constructor' })).toEqual({ family: 'IPv6', source: 'node' });
+    expect(again.ownPin({ localCnf: 'a/x', remoteCnf: 'b/y', peerNode: 'toString' })).toBeUndefined();
+  });
+
+  it('a pins file with bad entries keeps the good ones, each bad entry dropped with one line', () => {
+    const dir = freshDir();
+    writeFileSync(
+      join(dir, PINS_FILE),
+      '{"version":1,"nodes":{"node-b":"IPv4","__defineGetter__":"IPv6","__proto__":"IPv6","x":"IPv9","bad name":"IPv4"},' +
+        '"cnfs":{"ns/pod":"IPv6","toString":"IPv4","/x":"IPv4"}}',
+      { mode: 0o600 },
+    );
+    const errors: string[] = [];
+    const pins = new PinStore(dir, (e) => errors.push(e.message));
+    expect(pins.list()).toEqual({ nodes: { 'node-b': 'IPv4' }, cnfs: { 'ns/pod': 'IPv6', toString: 'IPv4' } });
+    expect(errors).toHaveLength(5);
+    for (const e of errors) expect(e.split('\n')).toHaveLength(1);
+    expect(errors.join('\n')).toMatch(/__defineGetter__/);
+    expect(pins.ownPin({ localCnf: 'ns/pod', remoteCnf: 'x', peerNode: 'node-b' })).toEqual({ family: 'IPv6', source: 'cnf' });
+  });
+
+  it('a pins file of another version or shape: no pins, one line', () => {
+    const dir = freshDir();
+    for (const text of ['{"version":2,"nodes":{},"cnfs":{}}', '[]', '{"version":1,"nodes":[],"cnfs":{}}', 'not json']) {
+      writeFileSync(join(dir, PINS_FILE), text, { mode: 0o600 });
+      const errors: string[] = [];
+      expect(new PinStore(dir, (e) => errors.push(e.message)).list()).toEqual({ nodes: {}, cnfs: {} });
+      expect(errors).toHaveLength(1);
+    }
+  });
+
+  it('a FIFO as the pins file is refused without blocking', () => {
+    const dir = freshDir();
+    execFileSync('mkfifo', [join(dir, PINS_FILE)]);
+    const errors: string[] = [];
+    expect(new PinStore(dir, (e) => errors.push(e.message)).list()).toEqual({ nodes: {}, cnfs: {} });
+    expect(errors).toEqual([expect.stringMatching(/afsteerd-pins\.json is a FIFO, not a regular file/)]);
+  });
+
+  it('a link to another file is refused and nothing of that file is logged', () => {
+    const dir = freshDir();
+    const secret = join(dir, 'secret');
+    writeFileSync(secret, 'SECRET-first-bytes root:x:0:0', { mode: 0o600 });
+    symlinkSync(secret, join(dir, PINS_FILE));
+    const errors: string[] = [];
+    expect(new PinStore(dir, (e) => errors.push(e.message)).list()).toEqual({ nodes: {}, cnfs: {} });
+    expect(errors).toEqual([expect.stringMatching(/is a symbolic link/)]);
+    expect(errors.join()).not.toMatch(/SECRET|root:x/);
+  });
+
+  it('a pins file that is not JSON: refused without quoting it', () => {
+    const dir = freshDir();
+    writeFileSync(join(dir, PINS_FILE), 'SECRET-first-bytes root:x:0:0', { mode: 0o600 });
+    const errors: string[] = [];
+    new PinStore(dir, (e) => errors.push(e.message));
+    expect(errors).toHaveLength(1);
+    expect(errors.join()).not.toMatch(/SECRET|root:x/);
+  });
+
+  it('an oversized pins file is refused', () => {
+    const dir = freshDir();
+    writeFileSync(join(dir, PINS_FILE), '{"version":1,"nodes":{"node-b":"IPv4"},"cnfs":{}}' + ' '.repeat(2 << 20), { mode: 0o600 });
+    const errors: string[] = [];
+    expect(new PinStore(dir, (e) => errors.push(e.message)).list()).toEqual({ nodes: {}, cnfs: {} });
+    expect(errors).toEqual([expect.stringMatching(/more than the 1048576 accepted/)]);
+  });
+
+  it('saving writes nothing through a link planted at the temporary name', () => {
+    const dir = freshDir();
+    const victim = join(dir, 'victim');
+    writeFileSync(victim, 'keep');
+    symlinkSync(victim, join(dir, `.${PINS_FILE}.${process.pid}.tmp`));
+    new PinStore(dir).set('node', 'node-b', 'IPv4');
+    expect(readFileSync(victim, 'utf8')).toBe('keep');
+    expect(new PinStore(dir).list().nodes).toEqual({ 'node-b': 'IPv4' });
+  });
+});
