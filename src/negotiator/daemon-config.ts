@@ -12,6 +12,9 @@ import { NODE_NAME } from './protocol/frame';
 /** Default listen address of the metrics endpoint and page (9617: next to node_exporter's 9100 range, unassigned in Prometheus's port list). */
 export const DEFAULT_METRICS = '127.0.0.1:9617';
 
+/** Most open connections of the metrics address by default: Prometheus and a few browser tabs, with room to spare; beyond, the longest idle is closed. */
+export const DEFAULT_METRICS_MAX_CONNECTIONS = 64;
+
 /** A listen address "host:port" or "[v6]:port" split; undefined when it is not one. */
 export function parseListen(s: string): { host: string; port: number } | undefined {
   const m = /^(?:\[([0-9A-Fa-f:.]+)\]|(\d{1,3}(?:\.\d{1,3}){3})):(\d{1,5})$/.exec(s);
@@ -233,6 +236,11 @@ export const DaemonConfigSchema = z
     ),
     /** Lets `metrics` listen on a non-loopback address (the page and metrics carry no secrets, but do describe the cluster). */
     metricsAllowRemote: z._default(z.boolean(), false),
+    /** Most open connections of the metrics address; a connection beyond closes the one idle the longest (or itself when all are busy). */
+    metricsMaxConnections: z._default(
+      z.number().check(z.int('must be an integer'), z.gte(4, 'must be ≥ 4'), z.lte(100_000, 'must be ≤ 100000')),
+      DEFAULT_METRICS_MAX_CONNECTIONS,
+    ),
     /** V8's --optimize-for-size for afsteerd (not the plugin): ~125 against ~200 MB RSS at 1,000 peers, ~5 points more of a core (docs/benchmarks.md, Scale). */
     optimizeForMemory: z._default(z.boolean(), true),
   })

@@ -6,6 +6,7 @@
  */
 import type { Registry } from 'prom-client';
 import { FAMILIES, familyName } from '../../net/family';
+import { REFUSAL_REASONS } from '../counters';
 import type { DaemonParts } from './daemon-view';
 import { type Snapshot, takeSnapshot } from './snapshot';
 import { FAMILY_STATES, SWITCH_REASONS, switchReason } from './vocabulary';
@@ -55,6 +56,7 @@ export const METRIC_NAMES = [
   'afsteer_conntrack_mark_seconds',
   'afsteer_identity_certificate_expiry_seconds',
   'afsteer_identity_certificates_near_expiry',
+  'afsteer_daemon_refusals_total',
 ] as const;
 
 /** Which data-plane counter (maps-layout Stat) goes to which metric and label. */
@@ -345,6 +347,12 @@ export async function createMetrics(parts: DaemonParts, readStats: StatsReader |
   );
   counter('afsteer_daemon_events_total', 'Notable daemon events (e.g. event-loop-stall).', ['event'], () =>
     Object.entries(parts.counters.events).map(([event, v]) => [{ event }, v]),
+  );
+  counter(
+    'afsteer_daemon_refusals_total',
+    'Requests and connections refused on the metrics address and the control socket, by reason (http-bad-target, http-host, http-method, http-malformed, http-timeout, http-too-large, http-connection-cap, control-too-large).',
+    ['reason'],
+    () => REFUSAL_REASONS.map((reason) => [{ reason }, parts.counters.refused[reason] ?? 0]),
   );
 
   // The echo reflectors (kernel, userspace fallback): what they sent back and what they refused, by reason.

@@ -91,6 +91,149 @@ function raw(port: number, text: string): Promise<string> {
 }
 const statusOf = (answer: string): number => Number(/^HTTP\/1\.1 (\d{3})/.exec(answer)?.[1] ?? 0);
 
+describe('metrics listener: request-targets, Host names, connection cap', () => {
+  const refused: Record<string, number> = {};
+  const httpRefusals = () => Object.entries(refused).reduce((a, [k, v]) => a + (k.startsWith('http-') ? v : 0), 0);
+  const start = async (maxConnections?: number): Promise<{ server: HttpServer; port: number }> => {
+    const server = await serveWeb(
+      '127.0.0.1',
+      0,
+      {
+        metrics: { registry: undefined as never, contentType: 'text/plain; version=0.0.4', text: async () => 'afsteer_peers 0\n' },
+        history: new History(),
+        node: 'node-a',
+        activePeers: () => new Set(),
+        refused,
+      },
+      maxConnections === undefined ? {} : { maxConnections },
+    );
+    cleanups.push(
+      () =>
+        new Promise<void>((r) => {
+          server.close(() => r());
+          server.closeAllConnections();
+        }),
+    );
+    return { server, port: (server.address() as { port: number }).port };
+  };
+
+  it.each([
+    ['an unterminated IPv6 host', 'GET //[ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'],
+    ['an absolute-form target with port 99999', 'GET http://a:99999/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'],
+    ['an absolute-form target with a bad host', 'GET http://[zz]/metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'],
+    ['a target that is no path', 'GET metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'],
+    ['an asterisk target', 'GET * HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'],
+    ['a bracket in the path', 'GET /me[trics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'],
+    ['a backslash in the path', 'GET /\\metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'],
+    ['another scheme', 'GET file:///etc/passwd HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'],
+  ])('%s is a 400, and the server answers the next request', async (_what, request) => {
+    const { port } = await start();
+    const before = httpRefusals();
+    expect(statusOf(await raw(port, request))).toBe(400);
+    expect(statusOf(await raw(port, 'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'))).toBe(200);
+    expect(httpRefusals()).toBe(before + 1);
+  });
+
+  it('an absolute-form target for a loopback host is served like its path', async () => {
+    const { port } = await start();
+    expect(statusOf(await raw(port, `GET http://127.0.0.1:${port}/healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`))).toBe(200);
+  });
+
+  it.each([
+    ['evil.example'],
+    ['evil.example:9617'],
+    ['127.0.0.1.nip.io'],
+    ['localhost.evil.example'],
+    ['10.0.0.1:9617'],
+    ['[fe80::1]:9617'],
+    ['127.0.0.1:9617, evil.example'],
+  ])('bound to loopback, Host %s is refused (403: DNS rebinding) and counted', async (host) => {
+    const { port } = await start();
+    const before = refused['http-host'] ?? 0;
+    for (const path of ['/', '/history.json', '/metrics'])
+      expect(statusOf(await raw(port, `GET ${path} HTTP/1.1\r\nHost: ${host}\r\n\r\n`)), path).toBe(403);
+    expect(refused['http-host']).toBe(before + 3);
+  });
+
+  it.each([
+    ['localhost'],
+    ['localhost:9617'],
+    ['LocalHost:9617'],
+    ['page.localhost:9617'],
+    ['127.0.0.1:9617'],
+    ['127.3.4.5'],
+    ['[::1]:9617'],
+    ['[0:0:0:0:0:0:0:1]'],
+  ])('bound to loopback, Host %s is served', async (host) => {
+    const { port } = await start();
+    expect(statusOf(await raw(port, `GET / HTTP/1.1\r\nHost: ${host}\r\n\r\n`))).toBe(200);
+  });
+
+  it('more idle connections than the cap: the oldest idle are closed first, /metrics still answers, each closing counted', async () => {
+    const cap = 8;
+    const { port } = await start(cap);
+    const socks: Socket[] = [];
+    const closed: number[] = [];
+    for (let i = 0; i < 3 * cap; i++) {
+      const s = connect(port, '127.0.0.1');
+      s.on('error', () => {});
+      s.on('close', () => closed.push(i));
+      s.resume();
+      socks.push(s);
+      cleanups.push(() => s.destroy());
+      await new Promise((r) => s.once('connect', r));
+    }
+    await until(() => closed.length >= 2 * cap, `${2 * cap} of ${3 * cap} idle connections closed`);
+    // The oldest ones went, in order; the newest `cap` are still open.
+    expect(closed.slice(0, 2 * cap).sort((a, b) => a - b)).toEqual([...Array(2 * cap).keys()]);
+    const r = await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(3000) });
+    expect(r.status).toBe(200);
+    expect(await r.text()).toContain('afsteer_peers 0');
+    expect(refused['http-connection-cap']).toBeGreaterThanOrEqual(2 * cap);
+  });
+
+  it('a busy connection is not closed for the cap: a connection arriving when all are busy is', async () => {
+    const cap = 2;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const server = await serveWeb(
+      '127.0.0.1',
+      0,
+      {
+        metrics: {
+          registry: undefined as never,
+          contentType: 'text/plain',
+          text: async () => {
+            await gate;
+            return 'x 1\n';
+          },
+        },
+        history: new History(),
+        node: 'n',
+        activePeers: () => new Set(),
+      },
+      { maxConnections: cap },
+    );
+    cleanups.push(
+      () =>
+        new Promise<void>((r) => {
+          release();
+          server.close(() => r());
+          server.closeAllConnections();
+        }),
+    );
+    const port = (server.address() as { port: number }).port;
+    let conns = 0;
+    server.on('connection', () => conns++);
+    const slow = [fetch(`http://127.0.0.1:${port}/metrics`), fetch(`http://127.0.0.1:${port}/metrics`)];
+    await until(() => conns === cap, 'two busy connections');
+    // A third connection: both are busy, so the newcomer is the one closed.
+    expect(await raw(port, 'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')).toBe('');
+    release();
+    for (const r of await Promise.all(slow)) expect(r.status).toBe(200);
+  });
+});
+
 describe('pins: prototype names, a half-bad file, planted files', () => {
   const noPeers = { has: () => false, values: () => [] };
   const noPods = { get: () => undefined };
@@ -193,3 +336,26 @@ describe('pins: prototype names, a half-bad file, planted files', () => {
     expect(new PinStore(dir).list().nodes).toEqual({ 'node-b': 'IPv4' });
   });
 });
+
+describe('config: prototype-named keys', () => {
+  const base = { nodeName: 'n1', keyFile: '/k' };
+  it.each(PROTOTYPE_NAMES)('%s as a key anywhere in the config is an unknown key', (name) => {
+    for (const at of [[], ['timers'], ['discovery'], ['policy'], ['protection']]) {
+      const text = at.length
+        ? JSON.stringify({ ...base, [at[0]!]: { ...(at[0] === 'policy' ? { criterion: 'lowest-latency' } : {}) } }).replace(
+            `"${at[0]}":{`,
+            `"${at[0]}":{"${name}":1${at[0] === 'policy' ? ',' : ''}`,
+          )
+        : JSON.stringify(base).replace('{', `{"${name}":1,`);
+      expect(() => parseDaemonConfig(text), `${name} in ${at.join('.') || 'top level'}`).toThrow(/unknown key/);
+    }
+  });
+
+  it('metricsMaxConnections: default, bounds', () => {
+    expect(parseDaemonConfig(JSON.stringify(base)).metricsMaxConnections).toBe(64);
+    expect(parseDaemonConfig(JSON.stringify({ ...base, metricsMaxConnections: 4 })).metricsMaxConnections).toBe(4);
+    for (const bad of [0, 3, 100_001, 1.5, '64', null])
+      expect(() => parseDaemonConfig(JSON.stringify({ ...base, metricsMaxConnections: bad }))).toThrow(/metricsMaxConnections/);
+  });
+});
+
