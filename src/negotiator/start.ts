@@ -104,6 +104,7 @@ export async function startDaemon(cfg: DaemonConfig, creds: Credentials, cniAdd?
   const server = await serveControl(
     cfg.controlSocket,
     withCniHandoff(cniAdd, (req) => daemon.control(req)),
+    daemon.counters.refused,
   );
   return new Promise<number>((resolve) => {
     const stop = (sig: string) => {

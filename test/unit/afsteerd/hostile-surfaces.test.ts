@@ -234,6 +234,71 @@ describe('metrics listener: request-targets, Host names, connection cap', () => 
   });
 });
 
+describe('control socket: pipelined requests whose answers are not read', () => {
+  it('stops reading while answers are not drained: the handler runs a bounded number of times, then every answer arrives in order', async () => {
+    const dir = freshDir();
+    const path = join(dir, 'c.sock');
+    let calls = 0;
+    const pad = 'x'.repeat(64 * 1024);
+    const server = await serveControl(path, () => ({ ok: true, n: calls++, pad }));
+    cleanups.push(() => new Promise((r) => server.close(r)));
+    const N = 2000;
+    const c = connect(path);
+    cleanups.push(() => c.destroy());
+    c.on('error', () => {});
+    c.pause();
+    await new Promise((r) => c.once('connect', r));
+    c.write('{"op":"status"}\n'.repeat(N));
+    // Let the server run as far as it will while nothing is read.
+    let last = -1;
+    await until(
+      () => {
+        const still = calls === last;
+        last = calls;
+        return calls >= N || (calls > 0 && still);
+      },
+      'the server to stop answering',
+      20_000,
+    ).catch(() => {});
+    await new Promise((r) => setTimeout(r, 300));
+    expect(calls, 'answers produced while none was read').toBeLessThanOrEqual(64);
+    // Reading again: every answer, in order.
+    let buf = '';
+    let got = 0;
+    let inOrder = true;
+    c.setEncoding('utf8');
+    c.on('data', (d: string) => {
+      buf += d;
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const r = JSON.parse(buf.slice(0, nl)) as { n: number };
+        buf = buf.slice(nl + 1);
+        if (r.n !== got) inOrder = false;
+        got++;
+      }
+    });
+    c.resume();
+    await until(() => got === N, `${N} answers`, 60_000);
+    expect(inOrder).toBe(true);
+  }, 90_000);
+
+  it('a line over the limit is refused and the connection ended (what held)', async () => {
+    const dir = freshDir();
+    const path = join(dir, 'c.sock');
+    const server = await serveControl(path, () => ({ ok: true }));
+    cleanups.push(() => new Promise((r) => server.close(r)));
+    const c = connect(path);
+    cleanups.push(() => c.destroy());
+    let out = '';
+    c.setEncoding('utf8');
+    c.on('data', (d: string) => (out += d));
+    c.on('error', () => {});
+    c.write('{"op":"status","x":"' + 'a'.repeat(200 * 1024));
+    await new Promise((r) => c.once('close', r));
+    expect(out).toMatch(/request too large/);
+  });
+});
+
 describe('pins: prototype names, a half-bad file, planted files', () => {
   const noPeers = { has: () => false, values: () => [] };
   const noPods = { get: () => undefined };
