@@ -299,6 +299,59 @@ describe('control socket: pipelined requests whose answers are not read', () => 
   });
 });
 
+describe('socket identity: the CLI and the plugin check the directory and the owner before talking', () => {
+  /** A control socket answering status with a forged node, counting connections. */
+  const forged = async (dir: string): Promise<{ path: string; conns: () => number }> => {
+    const path = join(dir, 'afsteerd.sock');
+    let n = 0;
+    const s: Server = createServer((c) => {
+      n++;
+      c.on('error', () => {});
+      c.on('data', () => c.write('{"ok":true,"node":"forged","v":1,"ready":true}\n'));
+    });
+    await new Promise<void>((r) => s.listen(path, () => r()));
+    cleanups.push(() => new Promise((r) => s.close(r)));
+    return { path, conns: () => n };
+  };
+
+  it.each([
+    ['a directory writable by others', 0o777],
+    ['a sticky directory writable by others', 0o1777],
+    ['a group-writable directory', 0o770],
+  ])('%s: status is refused naming the directory, nothing is sent', async (_what, mode) => {
+    const dir = freshDir(0o700);
+    const { path, conns } = await forged(dir);
+    chmodSync(dir, mode);
+    await expect(controlRequest(path, { op: 'status' }, 2000)).rejects.toThrow(new RegExp(`${dir}.*writable by group or others`));
+    expect(conns()).toBe(0);
+  });
+
+  it('a symbolic link as the socket: refused, nothing is sent', async () => {
+    const dir = freshDir(0o700);
+    const { path, conns } = await forged(dir);
+    const link = join(dir, 'link.sock');
+    symlinkSync(path, link);
+    await expect(controlRequest(link, { op: 'status' }, 2000)).rejects.toThrow(/symbolic link/);
+    await expect(controlRequest(join(dir, 'missing.sock'), { op: 'status' }, 2000)).rejects.toThrow(/cannot reach afsteerd.*ENOENT/);
+    expect(conns()).toBe(0);
+  });
+
+  it('the plugin neither hands its ADD over nor notifies through a socket in a directory others may write', async () => {
+    const dir = freshDir(0o700);
+    const { path, conns } = await forged(dir);
+    chmodSync(dir, 0o777);
+    const stdin = JSON.stringify({ cniVersion: '1.0.0', name: 'n', type: 'afsteer', daemonSocket: path });
+    expect(await tryHandOff({ CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'c1', CNI_NETNS: '/proc/self/ns/net', CNI_IFNAME: 'eth0' }, stdin)).toBe(
+      undefined,
+    );
+    await notifyDaemon(path, 'add', 'c1', 'eth0');
+    expect(conns()).toBe(0);
+    // The same socket in a private directory is talked to (what the check must keep working).
+    chmodSync(dir, 0o700);
+    expect(await controlRequest(path, { op: 'status' }, 2000)).toMatchObject({ node: 'forged' });
+  });
+});
+
 describe('pins: prototype names, a half-bad file, planted files', () => {
   const noPeers = { has: () => false, values: () => [] };
   const noPods = { get: () => undefined };
