@@ -1,10 +1,10 @@
 /** The afsteerd configuration file: zod schema with defaults, and its loading into one clear error line. */
 
-import { readFileSync } from 'node:fs';
 import { isIPv4, isIPv6 } from 'node:net';
 import * as z from 'zod/mini';
 import { DEFAULT_CONTROL_SOCKET, DEFAULT_PIN_DIR, DEFAULT_PORT, DEFAULT_STATE_DIR } from '../defaults';
 import { PolicySchema } from '../policy/schema';
+import { readConfiguredFile, UnsafePathError } from '../util/safe-fs';
 import { DEFAULT_POLICY_PARAMS } from './pairs/selection';
 import { DEFAULT_MIN_SAMPLES, DEFAULT_PROBE } from './probing/probe-path';
 import { NODE_NAME } from './protocol/frame';
@@ -297,13 +297,14 @@ export function parseDaemonConfig(text: string, source = 'config'): DaemonConfig
   return r.data;
 }
 
-/** Reads and parses the config file. */
+/** Reads (safe-fs readConfiguredFile: no FIFO or device, nothing of another user's, at most 1 MiB) and parses the config file. */
 export function loadDaemonConfig(path: string): DaemonConfig {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readConfiguredFile(path).toString('utf8');
   } catch (err) {
-    throw new ConfigError(`cannot read config ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    const why = err instanceof UnsafePathError ? err.message : ((err as NodeJS.ErrnoException).code ?? (err as Error).message);
+    throw new ConfigError(`cannot read config ${path}: ${why}`);
   }
   return parseDaemonConfig(text, path);
 }

@@ -13,6 +13,7 @@ import { addressOf, FAMILIES, familyName } from '../net/family';
 import { Rtnl } from '../net/rtnl';
 import { describeError } from '../util/describe-error';
 import { log } from '../util/log';
+import { ensurePrivateDir } from '../util/safe-fs';
 import { systemClock } from './clock';
 import { type CniAddRunner, withCniHandoff } from './control/handoff-server';
 import { serveControl } from './control/socket-server';
@@ -56,6 +57,13 @@ export async function startDaemon(cfg: DaemonConfig, creds: Credentials, cniAdd?
   const { key, identity } = creds;
   // Before the daemon's heap grows: V8 then keeps it compact (a smaller young generation, GC sooner, less code).
   if (cfg.optimizeForMemory) setFlagsFromString('--optimize-for-size');
+  // The pins file and the plugin's state files are read from here, and pins written: only from a
+  // directory no one but root (or this user) can plant files in.
+  try {
+    ensurePrivateDir(cfg.stateDir);
+  } catch (err) {
+    throw new Error(`stateDir ${cfg.stateDir} refused: ${(err as Error).message}`, { cause: err });
+  }
   const addresses = resolveAddresses(cfg.addresses);
   // The plugin pins the object on its first ADD; a daemon started first pins it itself.
   const fds = ensurePrograms(cfg.pinDir);

@@ -305,11 +305,12 @@ export function ensurePrivateDir(dir: string, mode = 0o700): void {
 
 /**
  * path with its symbolic links resolved, refusing (UnsafePathError naming the first culprit) a
- * directory on the way that is not trusted (dirProblem) and a link not owned by root (or this
- * user). The result names no link, so opening it with O_NOFOLLOW opens what was checked. A
- * missing component throws ENOENT as lstat does.
+ * directory on the way that dirCheck refuses (default dirProblem: root's or this user's, not
+ * writable by others unless sticky) and a link not owned by root (or this user). The result names
+ * no link, so opening it with O_NOFOLLOW opens what was checked. A missing component throws
+ * ENOENT as lstat does.
  */
-export function resolveTrustedPath(path: string): string {
+export function resolveTrustedPath(path: string, dirCheck: typeof dirProblem = dirProblem): string {
   const todo = path.split('/').reverse();
   let cur = '';
   let links = 0;
@@ -331,12 +332,37 @@ export function resolveTrustedPath(path: string): string {
       continue;
     }
     if (todo.some((t) => t !== '' && t !== '.')) {
-      const p = dirProblem({ uid: st.uid, mode: st.mode, isDirectory: st.isDirectory() });
+      const p = dirCheck({ uid: st.uid, mode: st.mode, isDirectory: st.isDirectory() });
       if (p) throw new UnsafePathError(next, p);
     }
     cur = next;
   }
   return cur || '/';
+}
+
+/**
+/** Why a directory may not be on the way to a file a config names (pure): it must be root's (or this user's); it may be writable by others. */
+export function ownerDirProblem(st: { uid: number; mode: number; isDirectory: boolean }, owner = trustedOwner): string | undefined {
+  if (!st.isDirectory) return 'is not a directory';
+  return owner(st.uid) ? undefined : `is owned by uid ${st.uid}, not root`;
+}
+
+/**
+ * A file a config or the command line names (the daemon config, etcd TLS files): its links
+ * resolved (resolveTrustedPath) through directories of root (or this user) — writable by others
+ * or not: a Kubernetes ConfigMap or Secret volume is a 0777 or 1777 directory only its container
+ * reaches — each link and the file itself owned by root (or this user), so nothing another user
+ * put there is read; then read whole (readOwnFileCapped). privateFile: also refused when group or
+ * others may read or write it (a private key).
+ */
+export function readConfiguredFile(path: string, maxBytes = MAX_OWN_FILE_BYTES, privateFile = false): Buffer {
+  const real = resolveTrustedPath(path, ownerDirProblem);
+  if (privateFile) {
+    const mode = lstatSync(real).mode;
+    if (mode & 0o077)
+      throw new UnsafePathError(real, `is readable or writable by group or others (mode ${(mode & 0o777).toString(8)}); chmod 600 it`);
+  }
+  return readOwnFileCapped(real, maxBytes);
 }
 
 /**

@@ -14,9 +14,9 @@
  * warning per outage, one info line when it ends. Every await is bounded by opTimeoutMs.
  * etcd3 (and gRPC under it) is loaded with import() by start(), so nothing else carries it.
  */
-import { readFileSync } from 'node:fs';
 import type { Etcd3, IKeyValue, Lease, Watcher } from 'etcd3';
 import { log as defaultLog, type Logger } from '../../util/log';
+import { MAX_OWN_FILE_BYTES, readConfiguredFile, UnsafePathError } from '../../util/safe-fs';
 import type { EtcdDiscoveryConfig } from '../daemon-config';
 import { encodeRecord, type NodeRecord, type SignedRecord } from '../protocol/record';
 import { diffTargets, type EtcdTarget, RecordBook, type RecordCodec, type RefuseReason } from './book';
@@ -136,13 +136,16 @@ export class EtcdDiscovery {
   async start(): Promise<void> {
     if (this.client || this.stopped) throw new Error('etcd discovery: start() called twice');
     const c = this.o.config;
+    // Read as afsteer's own files (safe-fs readConfiguredFile): never a FIFO or a device, nothing
+    // of another user's, at most 1 MiB, the private key readable by its owner only.
     const read = (k: 'ca' | 'cert' | 'key') => {
       const p = c[k];
       if (p === undefined) return undefined;
       try {
-        return readFileSync(p);
+        return readConfiguredFile(p, MAX_OWN_FILE_BYTES, k === 'key');
       } catch (err) {
-        throw new Error(`discovery.etcd.${k} ${p}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+        const why = err instanceof UnsafePathError ? err.message : ((err as NodeJS.ErrnoException).code ?? (err as Error).message);
+        throw new Error(`discovery.etcd.${k} ${p}: ${why}`, { cause: err });
       }
     };
     const ca = read('ca');

@@ -8,7 +8,7 @@
  * surface: one describe per surface, each case a thing a local user or a careless operator can do.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import type { Server as HttpServer } from 'node:http';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -18,11 +18,12 @@ import { tryHandOff } from '../../../src/cni/handoff-client';
 import { notifyDaemon } from '../../../src/cni/notify';
 import { controlRequest } from '../../../src/control/client';
 import { serveControl } from '../../../src/negotiator/control/socket-server';
-import { parseDaemonConfig } from '../../../src/negotiator/daemon-config';
+import { loadDaemonConfig, parseDaemonConfig } from '../../../src/negotiator/daemon-config';
 import { EtcdDiscovery } from '../../../src/negotiator/discovery/etcd';
 import { History } from '../../../src/negotiator/ops/history';
 import { serveWeb } from '../../../src/negotiator/ops/http-server';
 import { PINS_FILE, PinStore, preferTarget } from '../../../src/negotiator/pairs/pins';
+import { ensurePrivateDir, readConfiguredFile, readOwnFileCapped, UnsafePathError } from '../../../src/util/safe-fs';
 
 const PROTOTYPE_NAMES = [
   'constructor',
@@ -352,6 +353,57 @@ describe('socket identity: the CLI and the plugin check the directory and the ow
   });
 });
 
+describe('stateDir and the files afsteerd reads by name (safe-fs)', () => {
+  it.each([
+    ['writable by others', 0o777],
+    ['sticky and writable by others', 0o1777],
+    ['group-writable', 0o775],
+  ])('a stateDir %s is refused naming it', (_what, mode) => {
+    const dir = freshDir(mode);
+    expect(() => ensurePrivateDir(dir)).toThrow(new RegExp(`^${dir} is writable by group or others`));
+  });
+
+  it('a stateDir that is a symbolic link is refused; a missing one is made private; a 0755 one is fine', () => {
+    const real = freshDir();
+    const link = join(scratch, `link${seq++}`);
+    symlinkSync(real, link);
+    expect(() => ensurePrivateDir(link)).toThrow(/is a symbolic link/);
+    const made = join(freshDir(), 'state');
+    ensurePrivateDir(made);
+    expect(statSync(made).mode & 0o777).toBe(0o700);
+    ensurePrivateDir(freshDir(0o755));
+  });
+
+  it('a configured file is read through links of root (or this user), also in a world-writable volume (a Kubernetes ConfigMap, 0777)', () => {
+    const vol = freshDir(0o777);
+    mkdirSync(join(vol, '..2024_01_01'));
+    writeFileSync(join(vol, '..2024_01_01', 'ca.crt'), 'CA');
+    symlinkSync('..2024_01_01', join(vol, '..data'));
+    symlinkSync('..data/ca.crt', join(vol, 'ca.crt'));
+    expect(readConfiguredFile(join(vol, 'ca.crt')).toString()).toBe('CA');
+    expect(readConfiguredFile(`${vol}/./..data/../ca.crt`).toString()).toBe('CA');
+    symlinkSync('loop', join(vol, 'loop'));
+    expect(() => readConfiguredFile(join(vol, 'loop'))).toThrow(/more than 40 symbolic links/);
+    expect(() => readConfiguredFile(join(vol, 'missing'))).toThrow(expect.objectContaining({ code: 'ENOENT' }));
+  });
+
+  it('a device, a FIFO, a directory or an oversized file is refused before anything is read', () => {
+    const dir = freshDir();
+    execFileSync('mkfifo', [join(dir, 'fifo')]);
+    writeFileSync(join(dir, 'big'), Buffer.alloc(1025));
+    for (const [path, why] of [
+      ['/dev/zero', /is a device/],
+      ['/dev/null', /is a device/],
+      [join(dir, 'fifo'), /is a FIFO/],
+      [dir, /directory/],
+      [join(dir, 'big'), /is 1025 bytes, more than the 1024 accepted/],
+    ] as const)
+      expect(() => readOwnFileCapped(path, 1024), path).toThrow(
+        expect.objectContaining({ name: UnsafePathError.name, message: expect.stringMatching(why) }),
+      );
+  });
+});
+
 describe('pins: prototype names, a half-bad file, planted files', () => {
   const noPeers = { has: () => false, values: () => [] };
   const noPods = { get: () => undefined };
@@ -455,6 +507,18 @@ describe('pins: prototype names, a half-bad file, planted files', () => {
   });
 });
 
+describe('config file', () => {
+  it.each([
+    ['a FIFO', (d: string) => execFileSync('mkfifo', [join(d, 'c.json')]), /is a FIFO, not a regular file/],
+    ['a device', (d: string) => symlinkSync('/dev/zero', join(d, 'c.json')), /\/dev\/zero is a device/],
+    ['oversized', (d: string) => writeFileSync(join(d, 'c.json'), ' '.repeat(2 << 20)), /more than the 1048576 accepted/],
+  ])('%s is refused without blocking, one line naming it', (_what, make, why) => {
+    const d = freshDir();
+    make(d);
+    expect(() => loadDaemonConfig(join(d, 'c.json'))).toThrow(why);
+  });
+});
+
 describe('config: prototype-named keys', () => {
   const base = { nodeName: 'n1', keyFile: '/k' };
   it.each(PROTOTYPE_NAMES)('%s as a key anywhere in the config is an unknown key', (name) => {
@@ -477,3 +541,69 @@ describe('config: prototype-named keys', () => {
   });
 });
 
+describe('etcd TLS files', () => {
+  const cfg = (files: { ca?: string; cert?: string; key?: string }) => ({
+    endpoints: ['https://127.0.0.1:1'],
+    prefix: '/afsteer/nodes/',
+    leaseTtlS: 10,
+    maxRecordAgeS: 300,
+    ...files,
+  });
+  const discovery = (files: { ca?: string; cert?: string; key?: string }) =>
+    new EtcdDiscovery({
+      config: cfg(files),
+      key: Buffer.alloc(32, 1),
+      self: { node: 'n1', addresses: { ipv4: '192.0.2.1' }, port: 6170, families: ['IPv4'] },
+      opTimeoutMs: 500,
+      log: { info() {}, warn() {}, error() {}, debug() {} } as never,
+    });
+  const pem = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+
+  it.each([
+    [
+      'ca',
+      'a FIFO',
+      (d: string) => {
+        execFileSync('mkfifo', [join(d, 'ca.pem')]);
+        return { ca: join(d, 'ca.pem') };
+      },
+      /ca .*is a FIFO/,
+    ],
+    ['ca', '/dev/zero', () => ({ ca: '/dev/zero' }), /ca \/dev\/zero.*is a device/],
+    [
+      'ca',
+      'an oversized file',
+      (d: string) => {
+        writeFileSync(join(d, 'big.pem'), Buffer.alloc(2 << 20, 0x41));
+        return { ca: join(d, 'big.pem') };
+      },
+      /ca .*more than the 1048576 accepted/,
+    ],
+    [
+      'key',
+      'a private key readable by others',
+      (d: string) => {
+        writeFileSync(join(d, 'c.pem'), pem, { mode: 0o644 });
+        writeFileSync(join(d, 'k.pem'), pem, { mode: 0o644 });
+        return { cert: join(d, 'c.pem'), key: join(d, 'k.pem') };
+      },
+      /key .*k\.pem .*readable or writable by group or others/,
+    ],
+    [
+      'cert',
+      'a file with a second hard link',
+      (d: string) => {
+        writeFileSync(join(d, 'c.pem'), pem);
+        linkSync(join(d, 'c.pem'), join(d, 'c2.pem'));
+        writeFileSync(join(d, 'k.pem'), pem, { mode: 0o600 });
+        return { cert: join(d, 'c2.pem'), key: join(d, 'k.pem') };
+      },
+      /cert .*c2\.pem .*has 2 hard links/,
+    ],
+    ['ca', 'a directory', (d: string) => ({ ca: d }), /ca .*is a directory, not a regular file/],
+  ])('discovery.etcd.%s as %s is refused at start, naming the key and the path', async (_key, _what, make, message) => {
+    const d = discovery(make(freshDir()));
+    cleanups.push(() => d.stop());
+    await expect(d.start()).rejects.toThrow(message);
+  });
+});
