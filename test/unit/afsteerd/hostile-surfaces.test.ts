@@ -197,6 +197,7 @@ describe('metrics listener: request-targets, Host names, connection cap', () => 
     const cap = 2;
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
+    let waiting = 0;
     const server = await serveWeb(
       '127.0.0.1',
       0,
@@ -205,6 +206,7 @@ describe('metrics listener: request-targets, Host names, connection cap', () => 
           registry: undefined as never,
           contentType: 'text/plain',
           text: async () => {
+            waiting++;
             await gate;
             return 'x 1\n';
           },
@@ -224,10 +226,9 @@ describe('metrics listener: request-targets, Host names, connection cap', () => 
         }),
     );
     const port = (server.address() as { port: number }).port;
-    let conns = 0;
-    server.on('connection', () => conns++);
     const slow = [fetch(`http://127.0.0.1:${port}/metrics`), fetch(`http://127.0.0.1:${port}/metrics`)];
-    await until(() => conns === cap, 'two busy connections');
+    // Both requests in flight (a connection that has not sent its request yet is idle, not busy).
+    await until(() => waiting === cap, 'two busy connections');
     // A third connection: both are busy, so the newcomer is the one closed.
     expect(await raw(port, 'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')).toBe('');
     release();
