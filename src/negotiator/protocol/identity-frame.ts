@@ -6,7 +6,7 @@
  * certificate it does not hold yet (a static or etcd target, the multicast group, a peer that
  * just announced identity-v1) is signed with the sender's Ed25519 key. Announcements always carry
  * the certificate, so a receiver learns the sender from the frame itself. Pure: the tag is
- * computed and checked by the caller (transport/frame-auth.ts); this file only lays out bytes.
+ * computed and checked by the caller (trust/frame-auth.ts); this file only lays out bytes.
  *
  *   0  'A' 'F'            magic
  *   2  version (2)
