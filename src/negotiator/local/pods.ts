@@ -30,7 +30,7 @@ export function readLocalEndpoints(stateDir: string, onError: (file: string, err
       cnf,
       containerId: s.containerId,
       ifname: s.ifname,
-      ifindex: s.hostIfindex,
+      ifindex: s.endpoint,
       ...(s.ipv4 ? { ipv4: canonical(s.ipv4) } : {}),
       ...(s.ipv6 ? { ipv6: canonical(s.ipv6) } : {}),
       ...(policy ? { policy } : {}),
