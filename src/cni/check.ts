@@ -74,14 +74,17 @@ async function checkIn(
     }
 
     const ep = getEndpoint(conf.pinDir, state.endpoint);
-    if (!ep) fail(`endpoint map entry for ${label} (key ${state.endpoint}) is missing`);
+    const keyText = state.placement === 'host-veth' ? `ifindex ${state.endpoint}` : `attachment ${podAttachmentId(state.endpoint)}`;
+    if (!ep) fail(`endpoint map entry for ${label} (${keyText}) is missing`);
     if (ep.ipv4 !== state.ipv4 || ep.ipv6 !== state.ipv6 || ep.podIfindex !== state.podIfindex) {
       fail(`endpoint map entry for ${label} holds ${ep.ipv4 ?? '-'} ${ep.ipv6 ?? '-'}, expected ${state.ipv4 ?? '-'} ${state.ipv6 ?? '-'}`);
     }
     for (const a of [state.ipv4, state.ipv6]) {
       const owner = a === undefined ? undefined : localEndpointByAddress(conf.pinDir, a);
       if (a !== undefined && owner !== state.endpoint)
-        fail(`address ${a} is registered to ${owner === undefined ? 'no endpoint' : `endpoint ${owner}`}, not to ${label}`);
+        fail(
+          `address ${a} is registered to ${owner === undefined ? 'no endpoint' : podAttachmentId(owner) === undefined ? `host ifindex ${owner}` : `attachment ${podAttachmentId(owner)}`}, not to ${label}`,
+        );
     }
 
     pod = openPod(ns, env.netns);
