@@ -6,7 +6,7 @@
  * pairs/pair.ts, protection/protect-rules.ts). The transport, the clock, the map writer and the
  * local-pod reader are injected, so tests run several daemons in one process.
  */
-import type { SteeringWriter } from '../bpf/steering-writer';
+import type { Demand, SteeringWriter } from '../bpf/steering-writer';
 import { log } from '../util/log';
 import { type Cancel, type Clock, everyGuarded } from './clock';
 import { handleRequest } from './control/operator-requests';
@@ -57,6 +57,20 @@ export interface DaemonDeps {
   echoTransport?: DatagramTransport;
   /** More announcement targets (etcd discovery, which may start after the daemon: asked at each announcement). */
   discoverySource?: () => DiscoverySource | undefined;
+  /**
+   * One network's negotiator among several on this node (networks/network-set.ts): the writer is
+   * shared (stop() leaves it open), the demand map is shared out (drainDemand), pairs a previous
+   * run left are adopted only for its own endpoints (ownsEndpoint), and a retained remote another
+   * network holds is never unregistered (remoteClaimed).
+   */
+  network?: {
+    name?: string;
+    primary: boolean;
+    measuredBy: 'own' | 'primary';
+    drainDemand: () => Demand[];
+    ownsEndpoint: (ifindex: number) => boolean;
+    remoteClaimed: (address: string) => boolean;
+  };
 }
 
 /** The parts of one daemon, built in this order by assemble(). */
@@ -105,7 +119,7 @@ function assemble(deps: DaemonDeps, epoch: bigint, echoRunning: () => boolean): 
   const peers = new PeerTable(cfg.timers.peerTimeoutMs);
   const pairs = new PairTable();
   const local = new LocalPods(deps.readLocal);
-  const remotes = new RemoteRegistry(writer, cfg.timers.remoteRetentionMs);
+  const remotes = new RemoteRegistry(writer, cfg.timers.remoteRetentionMs, deps.network?.remoteClaimed);
   const switches = new SwitchLog();
   const pins = new PinStore(deps.pinsDir, (err) => log.error('operator pins not loaded', { error: err.message }));
   const protection = new Protection(cfg, clock, writer, counters);
@@ -125,7 +139,12 @@ function assemble(deps: DaemonDeps, epoch: bigint, echoRunning: () => boolean): 
     },
   });
   const common = { cfg, clock, writer, pairs, peers, local, prober, protection };
-  const lifecycle = new PairLifecycle({ ...common, switches, onCreated: (peer) => negotiation.send(peer) });
+  const lifecycle = new PairLifecycle({
+    ...common,
+    switches,
+    onCreated: (peer) => negotiation.send(peer),
+    ...(deps.network ? { ownsEndpoint: deps.network.ownsEndpoint } : {}),
+  });
   const negotiation = new Negotiation({ ...common, sender, lifecycle, counters, pins });
   const discovery = new Discovery({
     cfg,
@@ -189,13 +208,14 @@ export class Daemon {
       for (const peer of changed) p.negotiation.evaluatePeer(peer);
     });
     this.every(t.evalIntervalMs, () => p.negotiation.evaluateAll());
-    this.every(t.demandPollMs, () => pollDemand(p));
+    this.every(t.demandPollMs, () => pollDemand({ ...p, ...(this.deps.network ? { drainDemand: this.deps.network.drainDemand } : {}) }));
     this.every(t.announceIntervalMs, () => p.discovery.announce());
     this.every(Math.min(1000, t.peerTimeoutMs / 4), () => housekeeping(p, this.startedAt));
     this.every(t.rescanMs, () => this.rescanLocal());
     p.discovery.announce();
-    log.info('afsteerd started', {
+    log.info(this.deps.network && !this.deps.network.primary ? 'network negotiator started' : 'afsteerd started', {
       node: cfg.nodeName,
+      ...(this.deps.network ? { network: this.deps.network.name ?? '(primary)', measuredBy: this.deps.network.measuredBy } : {}),
       epoch: String(this.epoch),
       addresses: this.deps.addresses,
       port: cfg.port,
@@ -216,7 +236,17 @@ export class Daemon {
     for (const c of this.cancels.splice(0)) c();
     this.deps.transport.close();
     this.p.echo?.close();
-    this.deps.writer.close();
+    if (!this.deps.network) this.deps.writer.close();
+  }
+
+  /** Remote addresses this daemon registered for its peers' pods. */
+  ownsRemote(address: string): boolean {
+    return this.p.remotes.ownerOf(address) !== undefined;
+  }
+
+  /** True when this daemon's pods include the local endpoint with this key. */
+  hasLocalEndpoint(ifindex: number): boolean {
+    return this.p.local.byHostIfindex(ifindex) !== undefined;
   }
 
   /** Re-reads the plugin's state files (start-up, notifications, periodic healing); the periodic one also re-reads the maps. */
@@ -240,9 +270,24 @@ export class Daemon {
   status(): StatusReport {
     const { cfg, clock, transport, addresses } = this.deps;
     const p = this.p;
+    const n = this.deps.network;
     return buildStatus({ ...p, cfg, epoch: this.epoch, addresses, sendErrors: transport.sendErrors }, clock.now(), this.startedAt, {
       etcd: this.deps.discoverySource?.()?.status(),
       pins: p.pins.list(),
+      ...(n
+        ? {
+            network: {
+              ...(n.name !== undefined ? { name: n.name } : {}),
+              primary: n.primary,
+              measuredBy: n.measuredBy,
+              ...(n.measuredBy === 'primary'
+                ? {
+                    note: "no addresses of its own on this network: probed and negotiated over the primary network's addresses (the primary's measurements)",
+                  }
+                : {}),
+            },
+          }
+        : {}),
     });
   }
 }

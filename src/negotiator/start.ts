@@ -12,11 +12,11 @@ import { log } from '../util/log';
 import { systemClock } from './clock';
 import { type CniAddRunner, withCniHandoff } from './control/handoff-server';
 import { serveControl } from './control/socket-server';
-import { Daemon } from './daemon';
 import type { DaemonConfig } from './daemon-config';
 import type { EtcdDiscovery } from './discovery/etcd';
 import { resolveAddresses } from './local/control-addresses';
-import { readLocalEndpoints } from './local/pods';
+import { readLocalAttachments } from './local/pods';
+import { NetworkSet } from './networks/network-set';
 import { startOps } from './ops/start-ops';
 import { echoPortOf } from './protocol/echo';
 import { UdpTransport } from './transport/udp';
@@ -30,18 +30,19 @@ export async function startDaemon(cfg: DaemonConfig, key: Buffer, cniAdd?: CniAd
   const fds = ensurePrograms(cfg.pinDir);
   closeFds(fds.fromPod, fds.toPod, fds.bridgeOut);
   let etcd: EtcdDiscovery | undefined;
-  const daemon = new Daemon({
+  // One negotiator per network (networks/network-set.ts): just the one without `networks`.
+  const daemon = new NetworkSet({
     cfg,
     discoverySource: () => etcd,
     key,
     addresses,
     writer: SteeringWriter.open(cfg.pinDir),
-    transport: new UdpTransport(cfg.port),
-    echoTransport: new UdpTransport(echoPortOf(cfg.port)),
+    transportFor: (plan) => new UdpTransport(plan.cfg.port),
+    echoTransportFor: (plan) => new UdpTransport(echoPortOf(plan.cfg.port)),
     clock: systemClock(),
     pinsDir: cfg.stateDir,
-    readLocal: () =>
-      readLocalEndpoints(cfg.stateDir, (file, err) =>
+    readAttachments: () =>
+      readLocalAttachments(cfg.stateDir, (file, err) =>
         log.warn('unreadable state file', { file, error: String((err as Error).message ?? err) }),
       ),
   });

@@ -86,6 +86,24 @@ export interface StatusReport {
   etcd?: unknown;
   /** This node's operator pins, by peer node and by CNF. */
   pins?: { nodes: Record<string, string>; cnfs: Record<string, string> };
+  /**
+   * The network this report is of, when networks are configured: its name and whose measurements
+   * steer its pairs (its own addresses', or — none configured — the primary network's).
+   */
+  network?: NetworkIdentity;
+  /** The secondary networks' reports (on the primary's). */
+  networks?: StatusReport[];
+  /** Attachments on networks this node does not know (on the primary's): never steered. */
+  unknownNetworks?: { network: string; attachments: string[] }[];
+}
+
+/** Which network a report is of. */
+export interface NetworkIdentity {
+  name?: string;
+  primary: boolean;
+  measuredBy: 'own' | 'primary';
+  /** In words, for a network measured over the primary's addresses. */
+  note?: string;
 }
 
 /** The parts a report is read from. */
@@ -107,7 +125,7 @@ export function buildStatus(
   s: StatusSources,
   now: number,
   startedAt: number,
-  extra: Pick<StatusReport, 'etcd' | 'pins'> = {},
+  extra: Pick<StatusReport, 'etcd' | 'pins' | 'network'> = {},
 ): StatusReport {
   const r = (x: number) => Math.round(x);
   const pairs: PairStatus[] = [...s.pairs.values()].map((p) => ({
@@ -184,5 +202,6 @@ export function buildStatus(
     counters: { ...s.counters, sendErrors: s.sendErrors },
     ...(extra.etcd !== undefined ? { etcd: extra.etcd } : {}),
     ...(extra.pins ? { pins: extra.pins } : {}),
+    ...(extra.network ? { network: extra.network } : {}),
   };
 }
