@@ -193,6 +193,31 @@ describe.skipIf(!IS_ROOT)('afsteerd per network: a primary and a transport fabri
     }
   }, 40_000);
 
+  it('host-device (a veth end moved into the pod, its peer left in the transport router): a TCP stream on net1 survives a transport blackhole', async () => {
+    const c0 = await t.addPod(t.a, 'c0');
+    const c0n = await fabric.addHostDevice(c0);
+    expect(c0n.state).toMatchObject({ placement: 'pod', routeMtu: { mtu: 1460 } });
+    await waitFor(async () => (await net1Status(da)).endpoints.some((e: any) => e.ipv4 === c0n.ipv4), 8000, 'c0 net1 known to afsteerd');
+    await waitFor(async () => (await net1Status(db)).peers[0].endpoints >= 2, 8000, 'b hears of c0 net1');
+    await t.inPod(c0, ['ping', '-c', '2', '-i', '0.1', '-W', '1', b1n.ipv4]);
+    await waitFor(() => wire(t.a, c0n.endpoint) !== undefined && wire(t.b, b1n.endpoint) !== undefined, 5000, 'c0–b1 net1 pair');
+    const p = ++port;
+    const { done } = await t.server(b1, b1n.ipv4, p);
+    const client = t.client(c0, b1n.ipv4, p, ['--duration-ms', '4000', '--chunk', '16384', '--interval-ms', '5']);
+    await new Promise((r) => setTimeout(r, 1000));
+    try {
+      await fabric.impair(4, 'blackhole');
+      await waitFor(() => wire(t.a, c0n.endpoint) === 'ipv6', 3000, 'c0 pair on IPv6');
+      const [c, s] = [await client, await done];
+      expect(s.sha256).toBe(c.sha256);
+      expect(s.bytes).toBe(c.bytes);
+      console.log(`host-device net1, transport IPv4 blackhole: longest receive stall ${s.maxGapMs} ms, ${s.bytes} B intact`);
+      expect(s.maxGapMs as number).toBeLessThan(1000);
+    } finally {
+      await fabric.impair(4, null);
+    }
+  }, 40_000);
+
   it('DEL of net1 leaves nothing of it on the node: no endpoint, no route, no state; the daemon drops its pairs', async () => {
     await fabric.driver(t.a, 'del', fabric.conflistPath(t.a, 'macvlan'), a0.nsPath, a0.id);
     expect(listEndpoints(t.a.pinDir).has(a0n.endpoint)).toBe(false);
