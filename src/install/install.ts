@@ -5,6 +5,11 @@
  *                   [--afsteer-conf JSON] [--allow-plugin TYPE]... [--key FILE]
  *                   [--node-name NAME] [--peer IPV4[,IPV6][:PORT]]... [--multicast] [--port N]
  *   afsteer install --uninstall [--root DIR] [--dry-run]
+ *   afsteer install --nad NAME [--nad-file FILE] [--afsteer-conf JSON] [--allow-plugin TYPE]...
+ *
+ * --nad prints the NetworkAttachmentDefinition NAME (from FILE, or stdin: `kubectl get
+ * net-attach-def -o json`) with afsteer chained into its config, for `kubectl apply -f -`; it
+ * writes nothing (nad.ts).
  *
  * Every target is under DIR (default /). Each file is written to a hidden temp file in its own
  * directory and renamed over the target (a running ADD never sees half an executable); a target
@@ -37,6 +42,7 @@ import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { inSea, readAsset } from '../native/assets';
+import { chainNad, findNad } from './nad';
 import { chainConflist, daemonConfigFrom, InstallRefusal, type PeerSpec, parsePeer, primaryConfName, unchainConflist } from './plan';
 
 /** Target paths, relative to --root: one place for the layout (the manifests test checks against it). */
@@ -68,6 +74,8 @@ export const INSTALL_OPTIONS = {
   peer: { type: 'string', multiple: true },
   multicast: { type: 'boolean' },
   port: { type: 'string' },
+  nad: { type: 'string' },
+  'nad-file': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -75,6 +83,7 @@ const USAGE = `usage: afsteer install [--root DIR] [--dry-run] [--bin FILE] [--c
                        [--afsteer-conf JSON] [--allow-plugin TYPE]... [--key FILE]
                        [--node-name NAME] [--peer IPV4[,IPV6][:PORT]]... [--multicast] [--port N]
        afsteer install --uninstall [--root DIR] [--dry-run]
+       afsteer install --nad NAME [--nad-file FILE] [--afsteer-conf JSON] [--allow-plugin TYPE]...
 `;
 
 /** One recorded action: a file or link the installer put at path (relative to root). */
@@ -176,6 +185,7 @@ export async function runInstall(argv: string[], write: (s: string) => void): Pr
   }
   const root = flags.root ?? '/';
   try {
+    if (flags.nad !== undefined) return chainNadCommand(flags, write);
     if (!existsSync(root)) throw new InstallRefusal(`--root ${root} does not exist`);
     if (flags.uninstall) return await uninstall(root, Boolean(flags['dry-run']), say);
     const steps = await plan(root, flags, say);
@@ -198,6 +208,42 @@ type Flags = {
       : string;
 };
 
+/** --afsteer-conf: afsteer's own keys, as an object. */
+function afsteerConfFlag(flags: Flags): Record<string, unknown> {
+  if (!flags['afsteer-conf']) return {};
+  let extra: unknown;
+  try {
+    extra = JSON.parse(flags['afsteer-conf']);
+  } catch (err) {
+    throw new InstallRefusal(`--afsteer-conf is not valid JSON: ${(err as Error).message}`);
+  }
+  if (!extra || typeof extra !== 'object' || Array.isArray(extra) || 'type' in extra)
+    throw new InstallRefusal('--afsteer-conf must be a JSON object of afsteer keys (without "type")');
+  return extra as Record<string, unknown>;
+}
+
+/** --nad NAME: prints that NetworkAttachmentDefinition (from --nad-file, else stdin) with afsteer chained into its config. */
+function chainNadCommand(flags: Flags, write: (s: string) => void): number {
+  const from = flags['nad-file'] ?? 'stdin';
+  let doc: unknown;
+  try {
+    doc = JSON.parse(readFileSync(flags['nad-file'] ?? 0, 'utf8'));
+  } catch (err) {
+    throw new InstallRefusal(
+      `--nad: cannot read a JSON document from ${from} (${(err as Error).message}): give kubectl get net-attach-def -o json`,
+    );
+  }
+  const nad = findNad(doc, flags.nad!);
+  const c = chainNad(nad, afsteerConfFlag(flags), flags['allow-plugin'] ?? []);
+  if (c.already) {
+    process.stderr.write(`afsteer install: ${flags.nad} already chains afsteer; printed unchanged\n`);
+    write(`${JSON.stringify(nad, null, 2)}\n`);
+    return 0;
+  }
+  write(`${JSON.stringify(c.nad, null, 2)}\n`);
+  return 0;
+}
+
 /** Decides every write (reads only). */
 async function plan(root: string, flags: Flags, say: (s: string) => void): Promise<Step[]> {
   const steps: Step[] = [];
@@ -216,16 +262,7 @@ async function plan(root: string, flags: Flags, say: (s: string) => void): Promi
     });
 
   // The conflist: chain into the primary one, or write the example.
-  let extra: Record<string, unknown> = {};
-  if (flags['afsteer-conf']) {
-    try {
-      extra = JSON.parse(flags['afsteer-conf']) as Record<string, unknown>;
-    } catch (err) {
-      throw new InstallRefusal(`--afsteer-conf is not valid JSON: ${(err as Error).message}`);
-    }
-    if (!extra || typeof extra !== 'object' || Array.isArray(extra) || 'type' in extra)
-      throw new InstallRefusal('--afsteer-conf must be a JSON object of afsteer keys (without "type")');
-  }
+  const extra = afsteerConfFlag(flags);
   const confDir = join(root, INSTALL_PATHS.cniConfDir);
   const record = readRecord(root);
   const ours = record?.actions.find((a) => a.conflist);

@@ -121,12 +121,14 @@ const networkName = () =>
  * A secondary network (the transport networks telco CNFs carry traffic on, attached by Multus):
  * its name as the pods' attachments give it, this node's addresses on it (afsteerd binds, probes
  * and negotiates there; absent: over the primary's addresses on this network's own port — the
- * primary's measurements, and status says so), its port (default: afsteerd's) and its static peers
+ * primary's measurements, and status says so) or the interface holding them, its port (default: afsteerd's) and its static peers
  * (their addresses on this network; default none: multicast on it when discovery.multicast is on).
  */
 export const NetworkSchema = z.strictObject({
   name: networkName(),
   addresses: z.optional(NodeAddressesSchema),
+  /** Instead of addresses (one config for every node): the interface holding this node's addresses on the network, its first global address of each family at start. */
+  interface: z.optional(z.string().check(z.regex(/^[A-Za-z0-9._@-]{1,15}$/, 'must be an interface name'))),
   port: z.optional(port()),
   static: z._default(z.array(StaticPeerSchema).check(z.maxLength(4096)), []),
 });
@@ -168,18 +170,24 @@ export function networksProblem(c: {
   claim(c.primaryNetwork, primaryWhere, c.port);
   for (const [i, n] of c.networks.entries()) {
     if (names.has(n.name)) return { message: `${n.name} is named twice (primaryNetwork included)`, path: ['networks', i, 'name'] };
+    if (n.addresses && n.interface)
+      return { message: `${n.name}: give addresses or interface, not both`, path: ['networks', i, 'interface'] };
     names.add(n.name);
-    const where =
-      n.addresses && !wildcard ? [n.addresses.ipv4, n.addresses.ipv6].filter((a): a is string => a !== undefined) : primaryWhere;
+    const own = n.addresses
+      ? [n.addresses.ipv4, n.addresses.ipv6].filter((a): a is string => a !== undefined)
+      : n.interface
+        ? [`if:${n.interface}`]
+        : undefined;
+    const where = own && !wildcard ? own : primaryWhere;
     const clash = claim(n.name, where, n.port ?? c.port);
     if (clash)
       return {
         message: wildcard
           ? `${n.name} would share a port (or its echo port, port + 1) with ${clash}: with multicast discovery every network binds the wildcard address, so each needs a port of its own`
-          : n.addresses
+          : own
             ? `${n.name} would share an address and port (or its echo port, port + 1) with ${clash}: give it its own addresses or port`
             : `${n.name} has no addresses of its own, so it shares ${clash}'s: it needs a port of its own (not ${clash}'s port or port + 1)`,
-        path: ['networks', i, n.addresses && !wildcard ? 'addresses' : 'port'],
+        path: ['networks', i, own && !wildcard ? (n.addresses ? 'addresses' : 'interface') : 'port'],
       };
   }
   return undefined;

@@ -14,7 +14,7 @@ import { type CniAddRunner, withCniHandoff } from './control/handoff-server';
 import { serveControl } from './control/socket-server';
 import type { DaemonConfig } from './daemon-config';
 import type { EtcdDiscovery } from './discovery/etcd';
-import { resolveAddresses } from './local/control-addresses';
+import { interfaceAddresses, resolveAddresses } from './local/control-addresses';
 import { readLocalAttachments } from './local/pods';
 import { NetworkSet } from './networks/network-set';
 import { startOps } from './ops/start-ops';
@@ -26,6 +26,11 @@ export async function startDaemon(cfg: DaemonConfig, key: Buffer, cniAdd?: CniAd
   // Before the daemon's heap grows: V8 then keeps it compact (a smaller young generation, GC sooner, less code).
   if (cfg.optimizeForMemory) setFlagsFromString('--optimize-for-size');
   const addresses = resolveAddresses(cfg.addresses);
+  // A network given by its interface: this node's addresses there, now.
+  cfg = {
+    ...cfg,
+    networks: cfg.networks.map((n) => (n.interface && !n.addresses ? { ...n, addresses: interfaceAddresses(n.interface) } : n)),
+  };
   // The plugin pins the object on its first ADD; a daemon started first pins it itself.
   const fds = ensurePrograms(cfg.pinDir);
   closeFds(fds.fromPod, fds.toPod, fds.bridgeOut);

@@ -32,6 +32,18 @@ describe('networks in the daemon config', () => {
     expect(() => parse({ primaryNetwork: 'k8s', networks: [{ ...transport, colour: 'red' }] })).toThrow(/unknown key/);
   });
 
+  it('a network given by its interface (one config for every node); not both addresses and interface', () => {
+    expect(parse({ primaryNetwork: 'k8s', networks: [{ name: 'transport', interface: 'transport0' }] }).networks[0]!.interface).toBe(
+      'transport0',
+    );
+    expect(() => parse({ primaryNetwork: 'k8s', networks: [{ ...transport, interface: 'transport0' }] })).toThrow(
+      /give addresses or interface, not both/,
+    );
+    expect(() => parse({ primaryNetwork: 'k8s', networks: [{ name: 'transport', interface: 'a/b' }] })).toThrow(
+      /must be an interface name/,
+    );
+  });
+
   it('with multicast discovery every network binds the wildcard: each needs its own port', () => {
     expect(() => parse({ primaryNetwork: 'k8s', discovery: { multicast: {} }, networks: [transport] })).toThrow(
       /with multicast discovery every network binds the wildcard address/,
