@@ -157,6 +157,16 @@ describe.skipIf(!IS_ROOT)('secondary networks', () => {
       expect(pa?.wire).toBe('ipv6');
       expect(pa?.counters?.encapPackets[0]).toBeGreaterThanOrEqual(2n);
       expect(pa?.counters?.decapPackets[0]).toBeGreaterThanOrEqual(2n);
+      // Anti-spoofing holds in the pod: a ready-made IPv4-in-IPv6 packet toward the steered peer is dropped.
+      const spoof = [
+        'import socket, struct',
+        `src, dst = socket.inet_aton('${a0n.ipv4}'), socket.inet_aton('${b0n.ipv4}')`,
+        "inner = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 28, 1, 0x4000, 64, 17, 0, src, dst) + bytes(8)",
+        's = socket.socket(socket.AF_INET6, socket.SOCK_RAW, 4)',
+        `s.sendto(inner, ('${b0n.ipv6}', 0))`,
+      ].join('\n');
+      await nsExec(a0.nsPath, ['python3', '-c', spoof]);
+      expect(listPairs(t.a.pinDir).find((p) => p.ifindex === a0n.endpoint)?.counters?.dropSpoof).toBe(1n);
 
       await fabric.impair(4, null);
       await fabric.impair(6, 'blackhole');
