@@ -72,6 +72,7 @@ const etcdProtos = {
   setup(b) {
     b.onLoad({ filter: /[\\/]etcd3[\\/]lib[\\/]connection-pool\.js$/ }, (args) => {
       const src = readFileSync(args.path, 'utf8');
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: the text of a template in the bundled source, matched as it is
       const call = '(0, proto_loader_1.loadSync)(`${__dirname}/../proto/rpc.proto`, {';
       if (!src.includes(call))
         throw new Error(`build: ${args.path} no longer loads its protos as expected; update the etcd3-protos plugin`);
@@ -136,7 +137,7 @@ writeFileSync(
       output: blob,
       disableExperimentalSEAWarning: true,
       // No startup snapshot: deserializing one of the whole program cost more than the hand-off
-      // saves (README, "How ADD is shaped"); the main script is small and the program has its own code cache.
+      // saves (docs/cni-plugin.md, "How ADD is shaped"); the main script is small and the program has its own code cache.
       useCodeCache: true,
       execArgv: ['--disable-warning=ExperimentalWarning'],
       execArgvExtension: 'none',

@@ -4,7 +4,7 @@
 #   bash scripts/install.sh [--root DIR] [--dry-run] [--node-name NAME] [--peer IPV4[,IPV6][:PORT]]...
 #                           [--key FILE] [--multicast] [--port N] [--write-conflist] [--cni-only]
 #                           [--afsteer-conf JSON] [--allow-plugin TYPE]...
-#   bash scripts/install.sh --uninstall [--root DIR] [--dry-run]
+#   bash scripts/install.sh --uninstall [--root DIR] [--dry-run] [--force] [--pin-dir DIR] [--state-dir DIR]
 # The executable installed is $AFSTEER_BIN, else dist/afsteer of this checkout (npm run build).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)

@@ -34,10 +34,11 @@ trap 'say "interrupted: run it again, it continues from what is complete"; exit 
 # on a machine with systemd, Debian also enables its etcd.service (127.0.0.1:2379), which afsteer does not use.
 # prometheus, chromium: the ops test (a real Prometheus scrapes afsteerd; headless Chromium loads its page).
 # curl: the tests' readiness checks (etcd health, Prometheus ready, afsteerd's /metrics in the load generator's test).
+# conntrack: the strict-conntrack tests read a pair's entries (conntrack -L) as the kernel keeps them.
 PKGS=(clang llvm libbpf-dev libbpf1 bpftool iproute2 iputils-ping util-linux ethtool jq prometheus chromium
       containernetworking-plugins golang-go golang-github-appc-cni-dev
-      nftables iperf3 tcpdump hyperfine python3 ca-certificates curl
-      containerd runc buildah busybox-static etcd-server)   # containerd…busybox-static: containerd.test.ts, npm run image; etcd-server: etcd tests
+      nftables iperf3 tcpdump hyperfine python3 ca-certificates curl conntrack
+      containerd runc buildah busybox-static etcd-server etcd-client)   # containerd…busybox-static: containerd.test.ts, npm run image; etcd-server: etcd tests; etcd-client: etcdctl for the etcd RBAC test
 ROOT_USER=0; [ "$(id -u)" = 0 ] && ROOT_USER=1
 
 # --- what cannot work: say so and stop ------------------------------------------------------

@@ -49,9 +49,15 @@ function readStdin(): string | undefined {
 function start(): void {
   tracing = Boolean(process.env.AFSTEER_TRACE_PHASES);
   trace('main: started');
-  if (basename(process.argv0 || process.argv[0] || '') === 'afsteerd' || process.env.CNI_COMMAND !== 'ADD') return loadProgram().main();
+  if (basename(process.argv0 || process.argv[0] || '') === 'afsteerd' || process.env.CNI_COMMAND !== 'ADD') {
+    loadProgram().main();
+    return;
+  }
   const stdin = readStdin();
-  if (stdin === undefined) return loadProgram().main();
+  if (stdin === undefined) {
+    loadProgram().main();
+    return;
+  }
   tryHandOff(process.env, stdin, trace).then(
     (out) => {
       if (!out) return loadProgram().main(stdin);

@@ -1,6 +1,6 @@
 /**
  * What the executable does with its name and arguments: called `afsteerd`, the negotiator's
- * commands (run | status | prefer); otherwise `afsteer --version`, the operator commands (show, steer)
+ * commands (run | status | prefer); otherwise `afsteer --version`, the operator commands (show, steer, identity)
  * or, with CNI_COMMAND, the CNI plugin. Each command's modules load only when it runs, so the
  * plugin's start-up path does not carry the negotiator's.
  */
@@ -35,6 +35,9 @@ export async function runAfsteer(env: NodeJS.ProcessEnv, argv: string[], write: 
   }
   if (!env.CNI_COMMAND && argv[0] === 'steer') {
     return (await import('../cli/steer')).runSteer(argv.slice(1), write);
+  }
+  if (!env.CNI_COMMAND && argv[0] === 'identity') {
+    return (await import('../cli/identity')).runIdentity(argv.slice(1), write);
   }
   if (!env.CNI_COMMAND && argv[0] === 'install') {
     return (await import('../install/install')).runInstall(argv.slice(1), write);

@@ -4,15 +4,20 @@
  * and attaches the program to the clsact ingress of the interfaces holding the node's control
  * addresses, with its own tc handle and priority (0xae), beside any other filter there. It is
  * left attached when afsteerd stops, so peers keep measuring the paths across a restart; a new
- * afsteerd replaces it.
+ * afsteerd replaces it. A pinned map of the reflector whose layout is not this version's (left by
+ * an older afsteerd: echo-maps.ts pinLayoutProblem) is unpinned before loading, with the program
+ * pinned against it, so the object is loaded afresh with its own maps: the reflector's state is
+ * all derived (the port and rate written here, the allow-list by afsteerd, buckets and counts
+ * start again).
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { readAsset } from '../native/assets';
+import { log } from '../util/log';
+import { ECHO_MAPS, ECHO_RATE, echoCounts, encodeEchoCfg, pinLayoutProblem } from './echo-maps';
 import { check, libbpf, openAndLoad } from './libbpf';
-import type { StructLayout } from './maps-layout';
-import { possibleCpus, withPinnedMap } from './pinned-map';
+import { withPinnedMap } from './pinned-map';
 import { assertBpffs, closeFds, openPinned, programPinDir } from './programs';
 import { attach, ensureClsact } from './tc';
 
@@ -21,30 +26,14 @@ export const ECHO_PROGRAM = 'afsteer_echo_reflect';
 /** tc handle and priority of the reflector's filter (afsteer's pod filters use 0xaf). */
 export const ECHO_TC_HANDLE = 0xae;
 
-/** struct afsteer_echo_cfg (bpf/include/afsteer_echo.h) */
-export const EchoCfgLayout = {
-  name: 'afsteer_echo_cfg',
-  size: 4,
-  fields: { port_be: { offset: 0, size: 2 }, pad: { offset: 2, size: 2 } },
-} as const satisfies StructLayout;
-/** struct afsteer_echo_stats (per CPU) */
-export const EchoStatsLayout = {
-  name: 'afsteer_echo_stats',
-  size: 8,
-  fields: { reflected: { offset: 0, size: 8 } },
-} as const satisfies StructLayout;
-/** The echo object's maps. */
-export const ECHO_MAPS = {
-  cfg: { name: 'afsteer_echo_cfg', keySize: 4, valueSize: EchoCfgLayout.size, maxEntries: 1 },
-  stats: { name: 'afsteer_echo_stats', keySize: 4, valueSize: EchoStatsLayout.size, maxEntries: 1 },
-} as const;
-
 /** Loads (once) and pins the echo program; returns its fd. */
 function ensureEchoProgram(pinDir: string): number {
   assertBpffs(pinDir);
   const elf = readAsset('afsteer_echo.bpf.o');
   const dir = programPinDir(pinDir, createHash('sha256').update(elf).digest('hex').slice(0, 16));
   const path = join(dir, ECHO_PROGRAM);
+  const stale = replaceStalePins(pinDir);
+  if (stale.length) rmSync(dir, { recursive: true, force: true });
   if (!existsSync(path)) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const obj = openAndLoad(elf, 'afsteer_echo', pinDir);
@@ -59,14 +48,30 @@ function ensureEchoProgram(pinDir: string): number {
   return openPinned(path);
 }
 
-/** Loads the reflector, sets echoPort and attaches it to the ingress of the links (by index). Throws with the cause. */
-export function attachEchoReflector(pinDir: string, echoPort: number, ifindexes: number[]): void {
+/** Unpins every reflector map whose pinned layout is not this version's; returns their names. */
+export function replaceStalePins(pinDir: string): string[] {
+  const replaced: string[] = [];
+  for (const spec of Object.values(ECHO_MAPS)) {
+    const problem = pinLayoutProblem(pinDir, spec);
+    if (!problem) continue;
+    log.warn('replacing an echo reflector map pinned by another version', { map: spec.name, problem });
+    rmSync(join(pinDir, spec.name), { force: true });
+    replaced.push(spec.name);
+  }
+  return replaced;
+}
+
+/** Loads the reflector, sets echoPort and the per-source rate, and attaches it to the ingress of the links (by index). Throws with the cause. */
+export function attachEchoReflector(
+  pinDir: string,
+  echoPort: number,
+  ifindexes: number[],
+  rate: { perSec: number; burst: number } = ECHO_RATE,
+): void {
   const fd = ensureEchoProgram(pinDir);
   try {
     withPinnedMap(pinDir, ECHO_MAPS.cfg.name, ECHO_MAPS.cfg.keySize, ECHO_MAPS.cfg.valueSize, (m) => {
-      const v = Buffer.alloc(EchoCfgLayout.size);
-      v.writeUInt16BE(echoPort, EchoCfgLayout.fields.port_be.offset);
-      m.update(Buffer.alloc(4), v);
+      m.update(Buffer.alloc(4), encodeEchoCfg(echoPort, rate));
     });
     for (const ifindex of ifindexes) {
       ensureClsact(ifindex);
@@ -79,12 +84,5 @@ export function attachEchoReflector(pinDir: string, echoPort: number, ifindexes:
 
 /** Echoes the kernel reflector has sent back, summed over CPUs (0 when it was never loaded). */
 export function echoesReflected(pinDir: string): number {
-  if (!existsSync(join(pinDir, ECHO_MAPS.stats.name))) return 0;
-  const cpus = possibleCpus();
-  return withPinnedMap(pinDir, ECHO_MAPS.stats.name, ECHO_MAPS.stats.keySize, EchoStatsLayout.size * cpus, (m) => {
-    const v = m.lookup(Buffer.alloc(4));
-    let n = 0;
-    for (let c = 0; v && c < cpus; c++) n += Number(v.readBigUInt64LE(c * EchoStatsLayout.size));
-    return n;
-  });
+  return echoCounts(pinDir).reflected;
 }

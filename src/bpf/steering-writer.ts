@@ -10,9 +10,13 @@
  * The routes and remotes are indexed in memory; every change is made under the WriterLock, and a
  * writer that finds another wrote since its last change re-reads its index first, so two writers
  * never reuse each other's counter index or clear each other's bloom bits.
+ * Each write of a pair's route is followed (outside the lock) by marking the pair's TCP conntrack
+ * entries liberal in the writer's network namespace (net/conntrack.ts): never a node-wide setting.
  */
 
+import { type LiberalMarkResult, type PairAddresses, PairConntrack, type PairConntrackStats } from '../net/conntrack';
 import { canonical, familyOf } from '../net/ip';
+import { log } from '../util/log';
 import {
   bloomBit,
   decodeEndpoint,
@@ -136,15 +140,23 @@ export class SteeringWriter {
   /** Times the index was re-read because another writer changed the maps. */
   resyncsForOthers = 0;
 
-  /** A writer over open maps and a lock; reads the index at once. */
+  /** The last conntrack marking of a pair (tests, `afsteer steer`). */
+  lastConntrackMark?: LiberalMarkResult;
+
+  /** A writer over open maps and a lock; reads the index at once. conntrack: marks each written pair's flows liberal (none: no marking). */
   constructor(
     private readonly maps: SteeringMapSet,
     private readonly lock: WriterLock,
+    private readonly conntrack?: PairConntrack,
   ) {
     this.lock.hold(() => this.readIndex(), false);
   }
 
-  /** Opens the maps and the lock of a pin dir (fails when the plugin never pinned them). */
+  /**
+   * Opens the maps and the lock of a pin dir (fails when the plugin never pinned them), and a
+   * ctnetlink socket in this thread's network namespace — the one whose conntrack sees the pods'
+   * packets (where conntrack is not available, nothing is marked: nothing can be INVALID).
+   */
   static open(pinDir: string): SteeringWriter {
     const maps = openSteeringMaps(pinDir);
     let lock: PinDirLock;
@@ -154,7 +166,14 @@ export class SteeringWriter {
       closeAll(maps);
       throw new Error(`cannot open the steering writer lock of ${pinDir}`, { cause: err });
     }
-    return new SteeringWriter(maps, lock);
+    const ct = PairConntrack.open();
+    if (ct.error) log.debug('conntrack marking off', { error: ct.error.message, cause: String((ct.error.cause as Error)?.message) });
+    return new SteeringWriter(maps, lock, ct.conntrack);
+  }
+
+  /** Totals of the per-flow conntrack marking (undefined when it is off). */
+  conntrackStats(): PairConntrackStats | undefined {
+    return this.conntrack?.stats;
   }
 
   /** Re-reads routes, remotes and the bloom filter from the maps into the index. */
@@ -315,9 +334,28 @@ export class SteeringWriter {
     });
   }
 
-  /** Sets the wire family of (local pod on ifindex, remote pod by either address); writes only when it changes. */
+  /**
+   * Sets the wire family of (local pod on ifindex, remote pod by either address); writes only when
+   * it changes, then marks the pair's TCP conntrack entries liberal (see net/conntrack.ts).
+   */
   setWire(ifindex: number, remoteAddress: string, wire: WireName, generation: number): void {
-    this.change(() => {
+    const written = this.writeWire(ifindex, remoteAddress, wire, generation);
+    if (written && this.conntrack) {
+      const r = this.conntrack.markPair(written);
+      if (r) this.lastConntrackMark = r;
+      else
+        log.warn('conntrack entries of a steered pair not marked liberal', {
+          ifindex,
+          remote: remoteAddress,
+          wire,
+          error: this.conntrack.lastError?.message,
+        });
+    }
+  }
+
+  /** The route write of setWire, under the lock; the pair's addresses when something was written. */
+  private writeWire(ifindex: number, remoteAddress: string, wire: WireName, generation: number): PairAddresses | undefined {
+    return this.change(() => {
       const epv = this.maps.endpoints.lookup(u32(ifindex));
       if (!epv) throw new SteeringError('no-endpoint', `no local pod on host interface #${ifindex}`);
       const ep = decodeEndpoint(epv);
@@ -326,7 +364,7 @@ export class SteeringWriter {
       const remote = this.remoteByAddr.get(canonical(remoteAddress));
       if (!remote) throw new SteeringError('not-remote', `${remoteAddress} is not a registered remote pod (register it first)`);
       const existing = this.pairs.get(indexKey(ifindex, remote.ipv6));
-      if (existing && existing.wire === wire && existing.generation === generation) return;
+      if (existing && existing.wire === wire && existing.generation === generation) return undefined;
       let pair = existing?.pair;
       if (pair === undefined) {
         pair = lowestFree(this.usedPairIdx);
@@ -351,6 +389,7 @@ export class SteeringWriter {
       }
       this.usedPairIdx.add(pair);
       this.pairs.set(indexKey(ifindex, remote.ipv6), { ifindex, remote, wire, generation, pair, ...(protect ? { protect: true } : {}) });
+      return { local: { ...(ep.ipv4 ? { ipv4: ep.ipv4 } : {}), ...(ep.ipv6 ? { ipv6: ep.ipv6 } : {}) }, remote };
     });
   }
 
@@ -454,10 +493,11 @@ export class SteeringWriter {
     if (c && decodeEndpoint(c).ifindex === ifindex) this.maps.endpointCache.update(slot, encodeEndpoint({ ...ep, ifindex }));
   }
 
-  /** Closes every map and the lock. */
+  /** Closes every map, the lock and the conntrack socket. */
   close(): void {
     closeAll(this.maps);
     this.lock.close();
+    this.conntrack?.close();
   }
 }
 

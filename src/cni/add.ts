@@ -9,7 +9,6 @@ import { attachInPod, detachInPod, ensurePodClsact } from '../bpf/pod-filters';
 import { assertBpffs, closeFds, ensurePrograms } from '../bpf/programs';
 import { removeEndpoint } from '../bpf/steering';
 import { attach, destroyClsact, detach, ensureClsact, query } from '../bpf/tc';
-import { ensureLiberalTcpTracking } from '../net/conntrack';
 import { addressBytes, type Cidr, parseCidr } from '../net/ip';
 import { inNetns, type NetnsHandle } from '../net/netns';
 import { type LinkInfo, Rtnl } from '../net/rtnl';
@@ -375,8 +374,6 @@ function addLocked(
       }
       log.debug('add: filters attached');
       tracePhase('add: filters attached');
-      if (ensureLiberalTcpTracking())
-        log.info('enabled liberal TCP conntrack (nf_conntrack_tcp_be_liberal=1) so steering switches never hit stale conntrack windows');
       // An entry left under this key by another pod (a DEL that never ran) must not lend this
       // pod its steering: start clean.
       const stale = getEndpoint(conf.pinDir, endpointKey);

@@ -1,6 +1,6 @@
 /** CNI DEL: remove exactly what ADD made; succeeds when any of it (or the netns) is already gone. */
 
-import { loadState, removeState } from '../node/attachments';
+import { type AttachmentState, loadState, removeState } from '../node/attachments';
 import { causeText } from '../util/describe-error';
 import { log } from '../util/log';
 import type { NetConf } from './config';
@@ -18,7 +18,7 @@ export async function cmdDel(conf: NetConf, env: CniEnv): Promise<undefined> {
     return undefined;
   }
   await withNodeLock(conf, async () => {
-    let state;
+    let state: AttachmentState | undefined;
     try {
       state = loadState(conf.stateDir, env.containerId, env.ifname);
     } catch (err) {

@@ -3,13 +3,15 @@
  * to a running afsteerd, whose code is warm, instead of doing it in this fresh process. Run by the
  * executable's main script before the program is loaded, so it uses node builtins only. Any doubt
  * before the go-ahead (no daemon, a refusal, a decline, no answer within HANDOFF_READY_TIMEOUT_MS,
- * a config this cannot read) answers undefined: the caller runs the ADD in-process, as it would
- * without afsteerd, so its result and errors are exactly those.
+ * a config this cannot read, a socket that may not be afsteerd's: safe-fs checkDaemonSocket)
+ * answers undefined: the caller runs the ADD in-process, as it would without afsteerd, so its
+ * result and errors are exactly those.
  */
 import { statSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { asAddResult, cniAddRequest, cniGo, HANDOFF_ENV_KEYS, isReady, type NsIdentity } from '../control/handoff-protocol';
 import { DEFAULT_CONTROL_SOCKET } from '../defaults';
+import { checkDaemonSocket } from '../util/safe-fs';
 import { CURRENT_VERSION, isSupported } from './version';
 
 /** The longest the plugin waits for afsteerd's ready answer before doing the ADD itself. */
@@ -75,8 +77,11 @@ export function tryHandOff(
 ): Promise<HandoffOutcome | undefined> {
   const target = handoffTarget(stdin);
   if (!target) return Promise.resolve(undefined);
-  let ns;
+  let ns: { net: ReturnType<typeof nsOf>; mnt: ReturnType<typeof nsOf> };
+  let socket: string;
   try {
+    // Not to a socket another user could have put there: then the plugin does the ADD itself.
+    socket = checkDaemonSocket(target.socket);
     ns = { net: nsOf('/proc/self/ns/net'), mnt: nsOf('/proc/self/ns/mnt') };
   } catch {
     return Promise.resolve(undefined);
@@ -89,7 +94,7 @@ export function tryHandOff(
     let went = false;
     let settled = false;
     let buf = '';
-    const c = createConnection(target.socket);
+    const c = createConnection(socket);
     const finish = (out: HandoffOutcome | undefined) => {
       if (settled) return;
       settled = true;

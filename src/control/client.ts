@@ -1,11 +1,23 @@
-/** One request to afsteerd's control socket and its one-line answer (`afsteerd status`). */
+/**
+ * One request to afsteerd's control socket and its one-line answer (`afsteerd status`, `prefer`),
+ * sent only to a socket that is afsteerd's: in a directory only root (or this user) may write,
+ * owned by root (or this user) — not one another user put in its place.
+ */
 import { createConnection } from 'node:net';
+import { checkDaemonSocket } from '../util/safe-fs';
 import { type ControlRequest, encodeControlLine } from './requests';
 
-/** Sends one request and waits at most timeoutMs for its one-line answer. */
+/** Sends one request and waits at most timeoutMs for its one-line answer; refuses a socket checkDaemonSocket refuses. */
 export function controlRequest(path: string, req: ControlRequest, timeoutMs: number): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
-    const c = createConnection(path);
+    let target: string;
+    try {
+      target = checkDaemonSocket(path);
+    } catch (err) {
+      reject(new Error(`refusing to talk to ${path}: ${(err as Error).message}`, { cause: err }));
+      return;
+    }
+    const c = createConnection(target);
     let buf = '';
     const timer = setTimeout(() => {
       c.destroy();

@@ -18,6 +18,11 @@ export const VETH_PLUGINS = ['bridge', 'ptp'] as const;
 /** Plugins of secondary networks (no host-side veth) afsteer chains after. */
 export const SECONDARY_PLUGINS = ['macvlan', 'ipvlan', 'host-device'] as const;
 
+/** True for a file name in the CNI config dir that a runtime loads: a CNI extension, not hidden (ours are temp files), no '/'. */
+export function isConfName(name: string): boolean {
+  return !name.startsWith('.') && !name.includes('/') && CNI_CONF_EXTENSIONS.some((e) => name.endsWith(e) && name.length > e.length);
+}
+
 /** A refusal: one line, exit code 2. */
 export class InstallRefusal extends Error {}
 
@@ -27,7 +32,7 @@ export class InstallRefusal extends Error {}
  * and cri-o load; hidden files (ours are temp files) never count.
  */
 export function primaryConfName(names: readonly string[]): string | undefined {
-  const conf = names.filter((n) => !n.startsWith('.') && CNI_CONF_EXTENSIONS.some((e) => n.endsWith(e) && n.length > e.length));
+  const conf = names.filter(isConfName);
   return conf.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))).at(0);
 }
 
@@ -131,6 +136,8 @@ export interface DaemonFlags {
   nodeName: string;
   peers: PeerSpec[];
   multicast: boolean;
+  /** The node has an identity (--identity): afsteerd authenticates with it, not the cluster key. */
+  identity?: boolean;
   port?: number;
 }
 
@@ -138,7 +145,7 @@ export interface DaemonFlags {
 export function daemonConfigFrom(f: DaemonFlags): Record<string, unknown> {
   return {
     nodeName: f.nodeName,
-    keyFile: '/etc/afsteer/cluster.key',
+    ...(f.identity ? { identity: '/etc/afsteer/identity' } : { keyFile: '/etc/afsteer/cluster.key' }),
     ...(f.port !== undefined ? { port: f.port } : {}),
     discovery: { ...(f.multicast ? { multicast: {} } : {}), static: f.peers },
   };

@@ -1,4 +1,4 @@
-/** libc calls Node has no API for: setns(2) and flock(2), through koffi. */
+/** libc calls Node has no API for: setns(2), flock(2), mount(2) and raw netlink sockets (socket, setsockopt, send, recv), through koffi. */
 import { ffi } from './koffi';
 
 let fns: ReturnType<typeof bind> | undefined;
@@ -8,6 +8,11 @@ function bind() {
     setns: libc.func('int setns(int fd, int nstype)'),
     flock: libc.func('int flock(int fd, int operation)'),
     mount: libc.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)'),
+    socket: libc.func('int socket(int domain, int type, int protocol)'),
+    setsockopt: libc.func('int setsockopt(int fd, int level, int name, const void *value, uint32_t len)'),
+    send: libc.func('intptr_t send(int fd, const void *buf, size_t len, int flags)'),
+    recv: libc.func('intptr_t recv(int fd, _Out_ void *buf, size_t len, int flags)'),
+    close: libc.func('int close(int fd)'),
   };
 }
 /** libc functions, bound on first use (never at module load, so the build-time preload and VERSION stay native-free). */
@@ -32,6 +37,42 @@ export function errno(): number {
 /** Moves the calling thread into the namespace open at fd; throws with errno on failure. */
 export function setns(fd: number, nstype: number): void {
   if (libc().setns(fd, nstype) !== 0) throw errnoError('setns', errno());
+}
+
+/** socket(2); throws with errno on failure. */
+export function socket(domain: number, type: number, protocol: number): number {
+  const fd = libc().socket(domain, type, protocol) as number;
+  if (fd < 0) throw errnoError('socket', errno());
+  return fd;
+}
+
+/** setsockopt(2) with a value in a buffer; throws with errno on failure. */
+export function setsockopt(fd: number, level: number, name: number, value: Buffer): void {
+  if (libc().setsockopt(fd, level, name, value, value.length) !== 0) throw errnoError('setsockopt', errno());
+}
+
+/** send(2) of the whole buffer (a datagram socket sends it whole or not at all); throws with errno on failure. */
+export function send(fd: number, buf: Buffer): void {
+  for (;;) {
+    if (Number(libc().send(fd, buf, buf.length, 0)) >= 0) return;
+    const e = errno();
+    if (e !== EINTR) throw errnoError('send', e);
+  }
+}
+
+/** recv(2) into buf; returns the length read, throws with errno (EAGAIN: the socket's receive timeout ran out). */
+export function recv(fd: number, buf: Buffer): number {
+  for (;;) {
+    const n = Number(libc().recv(fd, buf, buf.length, 0));
+    if (n >= 0) return n;
+    const e = errno();
+    if (e !== EINTR) throw errnoError('recv', e);
+  }
+}
+
+/** close(2) of a descriptor made by socket(). */
+export function closeFd(fd: number): void {
+  libc().close(fd);
 }
 
 /** Mounts a filesystem (mount(2)); throws with errno on failure. */
@@ -79,6 +120,8 @@ const names: Record<number, string> = {
   7: 'E2BIG',
   38: 'ENOSYS',
   524: 'ENOTSUPP',
+  93: 'EPROTONOSUPPORT',
+  105: 'ENOBUFS',
 };
 
 /** Symbolic name of an errno value, for messages. */

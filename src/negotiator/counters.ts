@@ -1,4 +1,4 @@
-/** afsteerd's own counters: datagrams sent and received by type, dropped by reason, notable events. */
+/** afsteerd's own counters: datagrams sent and received by type, dropped by reason, notable events, refusals on its local surfaces. */
 
 /** Counts by name. */
 export type Tally = Record<string, number>;
@@ -12,11 +12,25 @@ export interface DaemonCounters {
   /** Datagrams and bytes by "tx|rx", type and family: "tx|probe|4" (metrics; bounded by types × families). */
   packets: Tally;
   bytes: Tally;
+  /** Requests and connections refused on the metrics address and the control socket, by reason (REFUSAL_REASONS). */
+  refused: Tally;
 }
+
+/** Every reason afsteerd counts a refusal on its local surfaces for (metrics: afsteer_daemon_refusals_total). */
+export const REFUSAL_REASONS = [
+  'http-bad-target',
+  'http-host',
+  'http-method',
+  'http-malformed',
+  'http-timeout',
+  'http-too-large',
+  'http-connection-cap',
+  'control-too-large',
+] as const;
 
 /** Fresh, empty counters. */
 export function newCounters(): DaemonCounters {
-  return { rx: {}, tx: {}, drops: {}, events: {}, packets: {}, bytes: {} };
+  return { rx: {}, tx: {}, drops: {}, events: {}, packets: {}, bytes: {}, refused: {} };
 }
 
 /** Counts one datagram of n bytes, sent (tx) or accepted (rx), by type and family. */

@@ -1,16 +1,19 @@
 /** The afsteerd configuration file: zod schema with defaults, and its loading into one clear error line. */
 
-import { readFileSync } from 'node:fs';
 import { isIPv4, isIPv6 } from 'node:net';
 import * as z from 'zod/mini';
 import { DEFAULT_CONTROL_SOCKET, DEFAULT_PIN_DIR, DEFAULT_PORT, DEFAULT_STATE_DIR } from '../defaults';
 import { PolicySchema } from '../policy/schema';
+import { readConfiguredFile, UnsafePathError } from '../util/safe-fs';
 import { DEFAULT_POLICY_PARAMS } from './pairs/selection';
 import { DEFAULT_MIN_SAMPLES, DEFAULT_PROBE } from './probing/probe-path';
 import { NODE_NAME } from './protocol/frame';
 
 /** Default listen address of the metrics endpoint and page (9617: next to node_exporter's 9100 range, unassigned in Prometheus's port list). */
 export const DEFAULT_METRICS = '127.0.0.1:9617';
+
+/** Most open connections of the metrics address by default: Prometheus and a few browser tabs, with room to spare; beyond, the longest idle is closed. */
+export const DEFAULT_METRICS_MAX_CONNECTIONS = 64;
 
 /** A listen address "host:port" or "[v6]:port" split; undefined when it is not one. */
 export function parseListen(s: string): { host: string; port: number } | undefined {
@@ -85,6 +88,10 @@ export const EtcdDiscoverySchema = z
       z.string().check(z.regex(/^\/[\x21-\x7e]{0,200}\/$/, 'must start and end with "/" (printable ASCII, no spaces)')),
       DEFAULT_ETCD_PREFIX,
     ),
+    /** etcd user this node logs in as (default: the node name) when passwordFile is set. */
+    user: z.optional(z.string().check(z.regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'must be an etcd user name'))),
+    /** File holding this node's etcd password (0600): afsteerd logs in to etcd with it (etcd RBAC: one user and role per node). */
+    passwordFile: z.optional(absPath()),
     /** CA bundle to verify etcd's certificate (https endpoints). */
     ca: z.optional(absPath()),
     /** Client certificate and key for etcd's mutual TLS (both or neither). */
@@ -103,6 +110,7 @@ export const EtcdDiscoverySchema = z
   })
   .check(
     z.refine((e) => (e.cert === undefined) === (e.key === undefined), { message: 'cert and key go together', path: ['cert'] }),
+    z.refine((e) => e.user === undefined || e.passwordFile !== undefined, { message: 'user needs passwordFile', path: ['passwordFile'] }),
     z.refine((e) => !(e.ca || e.cert) || e.endpoints.every((u) => u.startsWith('https:')), {
       message: 'ca/cert need https endpoints',
       path: ['endpoints'],
@@ -203,7 +211,18 @@ export const DaemonConfigSchema = z
     /** This node's control addresses; default: the addresses on the interface of the default routes. */
     addresses: z.optional(NodeAddressesSchema),
     port: z._default(z.number().check(z.int(), z.gte(1, 'must be 1–65535'), z.lte(65535, 'must be 1–65535')), DEFAULT_PORT),
-    keyFile: absPath(),
+    /** The cluster key (auth cluster-key and both). */
+    keyFile: z.optional(absPath()),
+    /** This node's identity directory (node.key, node.cert, authority.pub: `afsteer identity issue`), for auth identity and both. */
+    identity: z.optional(absPath()),
+    /**
+     * How datagrams and records are authenticated: cluster-key (the shared key), identity (each
+     * node's certificate and pairwise keys), both (the migration step). Default: identity with
+     * `identity` only, cluster-key with `keyFile` only, both with both.
+     */
+    auth: z.optional(z.enum(['cluster-key', 'identity', 'both'])),
+    /** The authority's signed revocation list (`afsteer identity revoke`), re-read when it changes. */
+    revocations: z.optional(absPath()),
     discovery: z.prefault(
       z.strictObject({
         multicast: z.optional(
@@ -299,7 +318,12 @@ export const DaemonConfigSchema = z
     ),
     /** Lets `metrics` listen on a non-loopback address (the page and metrics carry no secrets, but do describe the cluster). */
     metricsAllowRemote: z._default(z.boolean(), false),
-    /** V8's --optimize-for-size for afsteerd (not the plugin): ~125 against ~200 MB RSS at 1,000 peers, ~5 points more of a core (README, Scale). */
+    /** Most open connections of the metrics address; a connection beyond closes the one idle the longest (or itself when all are busy). */
+    metricsMaxConnections: z._default(
+      z.number().check(z.int('must be an integer'), z.gte(4, 'must be ≥ 4'), z.lte(100_000, 'must be ≤ 100000')),
+      DEFAULT_METRICS_MAX_CONNECTIONS,
+    ),
+    /** V8's --optimize-for-size for afsteerd (not the plugin): ~125 against ~200 MB RSS at 1,000 peers, ~5 points more of a core (docs/benchmarks.md, Scale). */
     optimizeForMemory: z._default(z.boolean(), true),
     /** The primary network's name (its conflist's `name`): attachments on it are steered over `addresses`. Needed with `networks`. */
     primaryNetwork: z.optional(networkName()),
@@ -307,6 +331,16 @@ export const DaemonConfigSchema = z
     networks: z._default(z.array(NetworkSchema).check(z.maxLength(64)), []),
   })
   .check(
+    z.refine((c) => c.keyFile !== undefined || c.identity !== undefined, { message: 'needs keyFile, identity or both', path: ['keyFile'] }),
+    z.refine((c) => c.auth === undefined || c.auth === 'identity' || c.keyFile !== undefined, {
+      message: 'auth cluster-key and both need keyFile',
+      path: ['keyFile'],
+    }),
+    z.refine((c) => c.auth === undefined || c.auth === 'cluster-key' || c.identity !== undefined, {
+      message: 'auth identity and both need identity',
+      path: ['identity'],
+    }),
+    z.refine((c) => c.revocations === undefined || c.identity !== undefined, { message: 'needs identity', path: ['revocations'] }),
     z.superRefine((c, ctx) => {
       const p = networksProblem(c);
       if (p) ctx.addIssue({ code: 'custom', message: p.message, path: p.path, input: c });
@@ -319,6 +353,11 @@ export const DaemonConfigSchema = z
 
 /** A parsed, defaulted daemon config. */
 export type DaemonConfig = z.infer<typeof DaemonConfigSchema>;
+
+/** The auth mode a config means (its `auth`, else what its keyFile / identity imply). */
+export function authModeOf(c: Pick<DaemonConfig, 'auth' | 'keyFile' | 'identity'>): 'cluster-key' | 'identity' | 'both' {
+  return c.auth ?? (c.identity === undefined ? 'cluster-key' : c.keyFile === undefined ? 'identity' : 'both');
+}
 
 /** A config problem: one line naming the key. */
 export class ConfigError extends Error {}
@@ -348,13 +387,14 @@ export function parseDaemonConfig(text: string, source = 'config'): DaemonConfig
   return r.data;
 }
 
-/** Reads and parses the config file. */
+/** Reads (safe-fs readConfiguredFile: no FIFO or device, nothing of another user's, at most 1 MiB) and parses the config file. */
 export function loadDaemonConfig(path: string): DaemonConfig {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readConfiguredFile(path).toString('utf8');
   } catch (err) {
-    throw new ConfigError(`cannot read config ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    const why = err instanceof UnsafePathError ? err.message : ((err as NodeJS.ErrnoException).code ?? (err as Error).message);
+    throw new ConfigError(`cannot read config ${path}: ${why}`);
   }
   return parseDaemonConfig(text, path);
 }

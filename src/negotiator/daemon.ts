@@ -6,26 +6,28 @@
  * pairs/pair.ts, protection/protect-rules.ts). The transport, the clock, the map writer and the
  * local-pod reader are injected, so tests run several daemons in one process.
  */
-import type { Demand, SteeringWriter } from '../bpf/steering-writer';
+import type { SteeringWriter } from '../bpf/steering-writer';
 import { log } from '../util/log';
 import { type Cancel, type Clock, everyGuarded } from './clock';
 import { handleRequest } from './control/operator-requests';
 import { buildStatus, type StatusReport } from './control/status-report';
 import { type DaemonCounters, newCounters } from './counters';
-import type { DaemonConfig } from './daemon-config';
-import { Discovery, type DiscoverySource } from './discovery/announcer';
+import { authModeOf, type DaemonConfig } from './daemon-config';
+import type { DaemonDeps } from './daemon-deps';
+import { Discovery } from './discovery/announcer';
 import { PeerTable } from './discovery/peers';
 import { RemoteRegistry } from './discovery/remotes';
 import { housekeeping } from './housekeeping';
-import { LocalPods, type LocalReader } from './local/pods';
+import { LocalPods } from './local/pods';
 import { rescanLocal } from './local/rescan';
-import type { DaemonParts } from './ops/daemon-view';
+import { type DaemonParts, echoView } from './ops/daemon-view';
 import { pollDemand } from './pairs/demand';
 import { PairLifecycle } from './pairs/lifecycle';
 import { Negotiation } from './pairs/negotiation';
 import { PairTable } from './pairs/pair-table';
 import { PinStore } from './pairs/pins';
 import { SwitchLog } from './pairs/switch-log';
+import { EchoPeerList } from './probing/echo-allow';
 import { EchoReflector } from './probing/echo-fallback';
 import { ECHO_CAPABILITY, Prober, probeTickMs } from './probing/prober';
 import { Protection } from './protection/protector';
@@ -33,45 +35,12 @@ import { echoPortOf } from './protocol/echo';
 import { receiveHandlers } from './transport/dispatch';
 import { Receiver } from './transport/receiver';
 import { Sender } from './transport/sender';
-import type { DatagramTransport } from './transport/udp';
+import { IDENTITY_CAPABILITY } from './trust/frame-auth';
+import { Trust } from './trust/trust';
 
+export type { DaemonDeps } from './daemon-deps';
 export type { DiscoverySource } from './discovery/announcer';
 export type { SwitchEvent } from './pairs/switch-log';
-
-/** What a daemon is built from. */
-export interface DaemonDeps {
-  cfg: DaemonConfig;
-  key: Buffer;
-  /** This node's control addresses. */
-  addresses: { ipv4?: string; ipv6?: string };
-  writer: SteeringWriter;
-  transport: DatagramTransport;
-  clock: Clock;
-  /** Reads this node's pods (the plugin's state files). */
-  readLocal: LocalReader;
-  /** This boot's epoch (default: the wall clock in ms). */
-  epoch?: bigint;
-  /** Where operator pins persist (the stateDir); none: kept in memory only. */
-  pinsDir?: string;
-  /** A transport on the echo port (port + 1) for the userspace echo reflector; none: this node does not announce echo-v1. */
-  echoTransport?: DatagramTransport;
-  /** More announcement targets (etcd discovery, which may start after the daemon: asked at each announcement). */
-  discoverySource?: () => DiscoverySource | undefined;
-  /**
-   * One network's negotiator among several on this node (networks/network-set.ts): the writer is
-   * shared (stop() leaves it open), the demand map is shared out (drainDemand), pairs a previous
-   * run left are adopted only for its own endpoints (ownsEndpoint), and a retained remote another
-   * network holds is never unregistered (remoteClaimed).
-   */
-  network?: {
-    name?: string;
-    primary: boolean;
-    measuredBy: 'own' | 'primary';
-    drainDemand: () => Demand[];
-    ownsEndpoint: (ifindex: number) => boolean;
-    remoteClaimed: (address: string) => boolean;
-  };
-}
 
 /** The parts of one daemon, built in this order by assemble(). */
 interface Parts {
@@ -81,6 +50,8 @@ interface Parts {
   writer: SteeringWriter;
   /** Datagrams received by type, dropped by reason; notable events. */
   counters: DaemonCounters;
+  /** Who may speak for whom: frame authentication (cluster key, pairwise keys), certificates, claims, revocation. */
+  trust: Trust;
   /** Frames, authenticates and sends every datagram (this boot's epoch, a fresh counter). */
   sender: Sender;
   /** Nodes heard from: addresses, pods, probe paths, age. */
@@ -107,7 +78,9 @@ interface Parts {
   discovery: Discovery;
   /** Authenticate → replay window → dispatch (transport/dispatch.ts). */
   receiver: Receiver;
-  /** The userspace echo reflector (the kernel's answers first where it is attached). */
+  /** The echo reflectors' allow-list: the peers' control addresses, following the peer table. */
+  echoPeers: EchoPeerList;
+  /** The userspace echo reflector (the kernel's answers first where it is attached); known peers only. */
   echo?: EchoReflector;
 }
 
@@ -115,8 +88,13 @@ interface Parts {
 function assemble(deps: DaemonDeps, epoch: bigint, echoRunning: () => boolean): Parts {
   const { cfg, clock, writer } = deps;
   const counters = newCounters();
-  const sender = new Sender({ key: deps.key, node: cfg.nodeName, epoch, own: deps.addresses, transport: deps.transport, counters });
-  const peers = new PeerTable(cfg.timers.peerTimeoutMs);
+  const { key, identity, readRevocations } = deps;
+  const now = () => clock.now();
+  const wallNow = deps.wallNow ?? Date.now;
+  const trust = new Trust({ mode: authModeOf(cfg), node: cfg.nodeName, epoch, key, identity, counters, wallNow, now, readRevocations });
+  const sender = new Sender({ auth: trust.auth, epoch, own: deps.addresses, transport: deps.transport, counters });
+  const echoPeers = new EchoPeerList(deps.echoKernel?.list);
+  const peers = new PeerTable(cfg.timers.peerTimeoutMs, (address, known) => echoPeers.set(address, known));
   const pairs = new PairTable();
   const local = new LocalPods(deps.readLocal);
   const remotes = new RemoteRegistry(writer, cfg.timers.remoteRetentionMs, deps.network?.remoteClaimed);
@@ -157,13 +135,19 @@ function assemble(deps: DaemonDeps, epoch: bigint, echoRunning: () => boolean): 
     lifecycle,
     addresses: deps.addresses,
     extraTargets: () => deps.discoverySource?.()?.targets() ?? [],
-    extraCapabilities: () => [...(echoRunning() ? [ECHO_CAPABILITY] : []), ...protection.capabilities()],
+    extraCapabilities: () => [
+      ...(echoRunning() ? [ECHO_CAPABILITY] : []),
+      ...protection.capabilities(),
+      ...(trust.mode !== 'cluster-key' ? [IDENTITY_CAPABILITY] : []),
+    ],
+    mayRegister: (node, pod) => trust.mayRegister(node, pod),
+    onPeerGone: (node) => trust.forget(node),
   });
-  const handlers = receiveHandlers({ clock, counters, sender, peers, discovery, negotiation, prober });
-  const receiver = new Receiver({ key: deps.key, node: cfg.nodeName, counters, handlers, now: () => clock.now() });
-  const echo = deps.echoTransport && new EchoReflector(deps.echoTransport, echoPortOf(cfg.port));
-  const parts = { cfg, clock, writer, counters, sender, peers, pairs, local, remotes, switches, pins, prober, protection };
-  return { ...parts, lifecycle, negotiation, discovery, receiver, echo };
+  const handlers = receiveHandlers({ clock, counters, sender, peers, discovery, negotiation, prober, trust });
+  const receiver = new Receiver({ auth: trust.auth, node: cfg.nodeName, counters, handlers, now });
+  const echo = deps.echoTransport && new EchoReflector(deps.echoTransport, echoPortOf(cfg.port), echoPeers, () => clock.now());
+  const parts = { cfg, clock, writer, counters, trust, sender, peers, pairs, local, remotes, switches, pins, prober, protection };
+  return { ...parts, lifecycle, negotiation, discovery, receiver, echoPeers, echo };
 }
 
 /** The running negotiator of one node. */
@@ -184,6 +168,11 @@ export class Daemon {
   /** Datagrams received by type, dropped by reason; events. */
   get counters(): DaemonCounters {
     return this.p.counters;
+  }
+
+  /** Who may speak for whom (etcd discovery writes and judges its records with it, and takes revocations into it). */
+  get trust(): Trust {
+    return this.p.trust;
   }
 
   /** Starts the transport and timers; adopts the steering found in the maps. */
@@ -213,17 +202,11 @@ export class Daemon {
     this.every(Math.min(1000, t.peerTimeoutMs / 4), () => housekeeping(p, this.startedAt));
     this.every(t.rescanMs, () => this.rescanLocal());
     p.discovery.announce();
-    log.info(this.deps.network && !this.deps.network.primary ? 'network negotiator started' : 'afsteerd started', {
-      node: cfg.nodeName,
-      ...(this.deps.network ? { network: this.deps.network.name ?? '(primary)', measuredBy: this.deps.network.measuredBy } : {}),
-      epoch: String(this.epoch),
-      addresses: this.deps.addresses,
-      port: cfg.port,
-      endpoints: p.local.size,
-      adoptedRoutes: adopted,
-      multicast: Boolean(mc),
-      staticPeers: cfg.discovery.static.length,
-    });
+    const n = this.deps.network;
+    const said = { node: cfg.nodeName, epoch: String(this.epoch), addresses: this.deps.addresses, port: cfg.port };
+    const found = { endpoints: p.local.size, adoptedRoutes: adopted, multicast: Boolean(mc), staticPeers: cfg.discovery.static.length };
+    const which = n ? { network: n.name ?? '(primary)', measuredBy: n.measuredBy } : {};
+    log.info(n && !n.primary ? 'network negotiator started' : 'afsteerd started', { ...said, ...which, ...found });
   }
 
   /** A repeating timer whose errors are logged, never thrown into the clock. */
@@ -236,6 +219,7 @@ export class Daemon {
     for (const c of this.cancels.splice(0)) c();
     this.deps.transport.close();
     this.p.echo?.close();
+    this.p.echoPeers.close();
     if (!this.deps.network) this.deps.writer.close();
   }
 
@@ -262,32 +246,32 @@ export class Daemon {
   /** Read-only views of the parts, for metrics, history and the page (ops/). */
   parts(): DaemonParts {
     const { cfg, clock, transport } = this.deps;
-    const { peers, pairs, prober, switches, counters, pins } = this.p;
-    return { cfg, clock, peers, pairs, prober, switches, counters, sendErrors: transport.sendErrors, pins };
+    const { peers, pairs, prober, switches, counters, pins, echoPeers, echo } = this.p;
+    const views = { echo: () => echoView(echoPeers, this.deps.echoKernel, echo), conntrack: () => this.deps.writer.conntrackStats() };
+    return { cfg, clock, peers, pairs, prober, switches, counters, sendErrors: transport.sendErrors, pins, trust: this.p.trust, ...views };
   }
 
   /** Everything `afsteerd status` shows. */
   status(): StatusReport {
     const { cfg, clock, transport, addresses } = this.deps;
-    const p = this.p;
     const n = this.deps.network;
-    return buildStatus({ ...p, cfg, epoch: this.epoch, addresses, sendErrors: transport.sendErrors }, clock.now(), this.startedAt, {
-      etcd: this.deps.discoverySource?.()?.status(),
-      pins: p.pins.list(),
-      ...(n
+    const network = n && {
+      ...(n.name !== undefined ? { name: n.name } : {}),
+      primary: n.primary,
+      measuredBy: n.measuredBy,
+      ...(n.measuredBy === 'primary'
         ? {
-            network: {
-              ...(n.name !== undefined ? { name: n.name } : {}),
-              primary: n.primary,
-              measuredBy: n.measuredBy,
-              ...(n.measuredBy === 'primary'
-                ? {
-                    note: "no addresses of its own on this network: probed and negotiated over the primary network's addresses (the primary's measurements)",
-                  }
-                : {}),
-            },
+            note: "no addresses of its own on this network: probed and negotiated over the primary network's addresses (the primary's measurements)",
           }
         : {}),
-    });
+    };
+    const extra = {
+      etcd: this.deps.discoverySource?.()?.status(),
+      pins: this.p.pins.list(),
+      identity: this.p.trust.status(),
+      ...(network ? { network } : {}),
+    };
+    const sources = { ...this.p, cfg, epoch: this.epoch, addresses, sendErrors: transport.sendErrors };
+    return buildStatus(sources, clock.now(), this.startedAt, extra);
   }
 }

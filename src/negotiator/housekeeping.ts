@@ -14,7 +14,9 @@ import type { RemoteRegistry } from './discovery/remotes';
 import type { PairLifecycle } from './pairs/lifecycle';
 import { isIdle } from './pairs/pair';
 import type { PairTable } from './pairs/pair-table';
+import type { EchoPeerList } from './probing/echo-allow';
 import type { Receiver } from './transport/receiver';
+import type { Trust } from './trust/trust';
 
 /** The parts housekeeping tends. */
 export interface HousekeepingParts {
@@ -27,6 +29,8 @@ export interface HousekeepingParts {
   remotes: RemoteRegistry;
   pairs: PairTable;
   lifecycle: PairLifecycle;
+  trust: Trust;
+  echoPeers: EchoPeerList;
 }
 
 /** One round of housekeeping; startedAt is when the daemon started (orphans wait one peer timeout from it). */
@@ -34,6 +38,8 @@ export function housekeeping(p: HousekeepingParts, startedAt: number): void {
   const now = p.clock.now();
   const t = p.cfg.timers;
   p.discovery.ageOut();
+  // Revoked or expired certificates: their nodes go now, pods unregistered (not retained).
+  for (const { node, why } of p.trust.tick()) p.discovery.dropPeer(node, why);
   p.receiver.prune((node) => p.peers.has(node), now, t.peerTimeoutMs);
   p.remotes.expire(now);
   // Another writer (afsteer steer, a DEL) changed the maps: the index follows before anything reads it.
@@ -51,4 +57,6 @@ export function housekeeping(p: HousekeepingParts, startedAt: number): void {
     if (isIdle(pair, now, t.pairIdleMs, t.peerTimeoutMs)) p.lifecycle.drop(k, 'idle');
   }
   p.lifecycle.expireOrphans(startedAt);
+  // The previous run's echo allow-list served while its peers were heard again; now only the known ones.
+  if (now - startedAt > t.peerTimeoutMs) p.echoPeers.dropLeftovers();
 }

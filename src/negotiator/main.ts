@@ -1,15 +1,16 @@
-/** `afsteerd run --config FILE`: loads the config and the cluster key, then runs the negotiator until a signal. */
+/** `afsteerd run --config FILE`: loads the config, the cluster key and/or the node's identity, then runs the negotiator until a signal. */
 import { describeError } from '../util/describe-error';
 import { configureLog, log } from '../util/log';
 import type { CniAddRunner } from './control/handoff-server';
-import { ConfigError, loadDaemonConfig, parseDaemonConfig } from './daemon-config';
+import { ConfigError, type DaemonConfig, loadDaemonConfig, parseDaemonConfig } from './daemon-config';
+import type { Credentials } from './start';
 
 /**
  * Runs afsteerd from the config file at configPath (nodeName overridden when given); resolves with
  * the exit code (2: bad config or key). cniAdd: the plugin's ADD, for ADDs handed over on the control socket.
  */
 export async function runDaemon(configPath: string, nodeName?: string, cniAdd?: CniAddRunner): Promise<number> {
-  let cfg;
+  let cfg: DaemonConfig;
   try {
     cfg = loadDaemonConfig(configPath);
     // One config for every node (a Kubernetes ConfigMap), the node's name from the command line.
@@ -23,9 +24,15 @@ export async function runDaemon(configPath: string, nodeName?: string, cniAdd?: 
   const { usePino } = await import('./ops/pino-log');
   await usePino(cfg.logLevel, { node: cfg.nodeName });
   const { loadKey } = await import('./key');
-  let key: Buffer;
+  const { loadNodeIdentity } = await import('../identity/identity-files');
+  const creds: Credentials = {};
   try {
-    key = loadKey(cfg.keyFile);
+    if (cfg.keyFile !== undefined) creds.key = loadKey(cfg.keyFile);
+    if (cfg.identity !== undefined) {
+      creds.identity = loadNodeIdentity(cfg.identity, Date.now());
+      if (creds.identity.cert.node !== cfg.nodeName)
+        throw new Error(`identity ${cfg.identity}: the certificate is for ${creds.identity.cert.node}, not ${cfg.nodeName}`);
+    }
   } catch (err) {
     process.stderr.write(`afsteerd: ${describeError(err)}\n`);
     return 2;
@@ -33,7 +40,7 @@ export async function runDaemon(configPath: string, nodeName?: string, cniAdd?: 
   // The daemon's modules (maps, sockets) load only once the config and key are good.
   const { startDaemon } = await import('./start');
   try {
-    return await startDaemon(cfg, key, cniAdd);
+    return await startDaemon(cfg, creds, cniAdd);
   } catch (err) {
     const cause = (err as Error).cause;
     log.error('afsteerd failed to start', { error: describeError(err), ...(cause ? { cause: describeError(cause) } : {}) });

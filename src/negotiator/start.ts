@@ -1,14 +1,19 @@
 /** Starts the daemon on a node: pins, maps, sockets, control socket; runs until SIGTERM/SIGINT. */
-import { rmSync } from 'node:fs';
+import { rmSync, type Stats, statSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
+import { EchoAllowList, echoCounts } from '../bpf/echo-maps';
 import { attachEchoReflector } from '../bpf/echo-reflector';
 import { closeFds, ensurePrograms } from '../bpf/programs';
 import { readStats } from '../bpf/steering';
 import { SteeringWriter } from '../bpf/steering-writer';
+import type { NodeIdentity } from '../identity/identity-files';
+import { loadRevocationFile, readIdentityFile } from '../identity/identity-files';
+import type { RevocationList } from '../identity/revocation';
 import { addressOf, FAMILIES, familyName } from '../net/family';
 import { Rtnl } from '../net/rtnl';
 import { describeError } from '../util/describe-error';
 import { log } from '../util/log';
+import { ensurePrivateDir } from '../util/safe-fs';
 import { systemClock } from './clock';
 import { type CniAddRunner, withCniHandoff } from './control/handoff-server';
 import { serveControl } from './control/socket-server';
@@ -21,10 +26,44 @@ import { startOps } from './ops/start-ops';
 import { echoPortOf } from './protocol/echo';
 import { UdpTransport } from './transport/udp';
 
+/** What a node authenticates with: the cluster key, its identity, or both (auth both). */
+export interface Credentials {
+  key?: Buffer;
+  identity?: NodeIdentity;
+}
+
+/** A reader of the revocation list file: the list when the file changed since the last call (re-read on a new mtime or size), else undefined. */
+export function revocationFileReader(path: string, identity: NodeIdentity): () => RevocationList | undefined {
+  let seen = '';
+  return () => {
+    let st: Stats;
+    try {
+      st = statSync(path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined; // none issued yet
+      throw err;
+    }
+    const stamp = `${st.mtimeMs}|${st.size}|${st.ino}`;
+    if (stamp === seen) return undefined;
+    const list = loadRevocationFile(path, identity.authority);
+    seen = stamp;
+    log.info('revocation list read', { file: path, revoked: list.revoked.size });
+    return list;
+  };
+}
+
 /** Runs afsteerd until a termination signal; resolves with the exit code. The steering stays in the maps. cniAdd runs handed-over ADDs. */
-export async function startDaemon(cfg: DaemonConfig, key: Buffer, cniAdd?: CniAddRunner): Promise<number> {
+export async function startDaemon(cfg: DaemonConfig, creds: Credentials, cniAdd?: CniAddRunner): Promise<number> {
+  const { key, identity } = creds;
   // Before the daemon's heap grows: V8 then keeps it compact (a smaller young generation, GC sooner, less code).
   if (cfg.optimizeForMemory) setFlagsFromString('--optimize-for-size');
+  // The pins file and the plugin's state files are read from here, and pins written: only from a
+  // directory no one but root (or this user) can plant files in.
+  try {
+    ensurePrivateDir(cfg.stateDir);
+  } catch (err) {
+    throw new Error(`stateDir ${cfg.stateDir} refused: ${(err as Error).message}`, { cause: err });
+  }
   const addresses = resolveAddresses(cfg.addresses);
   // A network given by its interface: this node's addresses there, now.
   cfg = {
@@ -35,15 +74,19 @@ export async function startDaemon(cfg: DaemonConfig, key: Buffer, cniAdd?: CniAd
   const fds = ensurePrograms(cfg.pinDir);
   closeFds(fds.fromPod, fds.toPod, fds.bridgeOut);
   let etcd: EtcdDiscovery | undefined;
+  const kernelEcho = await attachKernelReflector(cfg.pinDir, echoPortOf(cfg.port), addresses);
   // One negotiator per network (networks/network-set.ts): just the one without `networks`.
   const daemon = new NetworkSet({
     cfg,
     discoverySource: () => etcd,
     key,
+    identity,
+    ...(cfg.revocations && identity ? { readRevocationsFor: () => revocationFileReader(cfg.revocations!, identity) } : {}),
     addresses,
     writer: SteeringWriter.open(cfg.pinDir),
     transportFor: (plan) => new UdpTransport(plan.cfg.port),
     echoTransportFor: (plan) => new UdpTransport(echoPortOf(plan.cfg.port)),
+    ...(kernelEcho ? { echoKernel: { list: EchoAllowList.open(cfg.pinDir), counts: () => echoCounts(cfg.pinDir) } } : {}),
     clock: systemClock(),
     pinsDir: cfg.stateDir,
     readAttachments: () =>
@@ -51,13 +94,23 @@ export async function startDaemon(cfg: DaemonConfig, key: Buffer, cniAdd?: CniAd
         log.warn('unreadable state file', { file, error: String((err as Error).message ?? err) }),
       ),
   });
-  await attachKernelReflector(cfg.pinDir, echoPortOf(cfg.port), addresses);
   await daemon.start();
   // etcd discovery, when configured: this node's record under a lease, the others' as announcement targets.
   if (cfg.discovery.etcd) {
     const { EtcdDiscovery } = await import('./discovery/etcd');
     const families = FAMILIES.filter((f) => addressOf(addresses, f)).map(familyName);
-    const e = new EtcdDiscovery({ config: cfg.discovery.etcd, key, self: { node: cfg.nodeName, addresses, port: cfg.port, families } });
+    const ec = cfg.discovery.etcd;
+    // Least privilege in etcd: this node's own user (its role may write only its own key).
+    const login = ec.passwordFile
+      ? { username: ec.user ?? cfg.nodeName, password: readIdentityFile(ec.passwordFile, true).replace(/\r?\n$/, '') }
+      : undefined;
+    const e = new EtcdDiscovery({
+      config: ec,
+      codec: daemon.primary.trust.recordCodec(),
+      ...(login ? { login } : {}),
+      onRevocations: (v) => daemon.offerRevocations(v),
+      self: { node: cfg.nodeName, addresses, port: cfg.port, families },
+    });
     await e.start();
     etcd = e;
   }
@@ -65,6 +118,7 @@ export async function startDaemon(cfg: DaemonConfig, key: Buffer, cniAdd?: CniAd
   const server = await serveControl(
     cfg.controlSocket,
     withCniHandoff(cniAdd, (req) => daemon.control(req)),
+    daemon.counters.refused,
   );
   return new Promise<number>((resolve) => {
     const stop = (sig: string) => {
@@ -80,8 +134,8 @@ export async function startDaemon(cfg: DaemonConfig, key: Buffer, cniAdd?: CniAd
   });
 }
 
-/** Puts the kernel echo reflector on the links holding the control addresses; on failure the userspace one answers (logged). */
-async function attachKernelReflector(pinDir: string, echoPort: number, addresses: { ipv4?: string; ipv6?: string }): Promise<void> {
+/** Puts the kernel echo reflector on the links holding the control addresses; true when attached (else the userspace one answers, logged). */
+async function attachKernelReflector(pinDir: string, echoPort: number, addresses: { ipv4?: string; ipv6?: string }): Promise<boolean> {
   const rtnl = Rtnl.host();
   try {
     const links = new Set<number>();
@@ -91,12 +145,14 @@ async function attachKernelReflector(pinDir: string, echoPort: number, addresses
     }
     if (links.size === 0) {
       log.warn('no link holds the control addresses: echo probes answered in userspace', { addresses });
-      return;
+      return false;
     }
     attachEchoReflector(pinDir, echoPort, [...links]);
     log.info('echo reflector attached', { links: [...links], echoPort });
+    return true;
   } catch (err) {
     log.warn('kernel echo reflector not attached: echo probes answered in userspace', { error: describeError(err) });
+    return false;
   } finally {
     rtnl.close();
   }

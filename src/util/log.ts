@@ -93,7 +93,10 @@ export function tracePhase(phase: string): void {
 function write(level: Level, msg: string, fields?: Record<string, unknown>): void {
   const sink = current();
   // afsteerd's own lines go to its backend (pino); a handed-over ADD's stay in its scope, as the plugin writes them.
-  if (backend && sink === processSink) return backend(level, msg, fields);
+  if (backend && sink === processSink) {
+    backend(level, msg, fields);
+    return;
+  }
   if (rank[level] < rank[sink.level]) return;
   // ms: time since process start, so a slow CNI call shows where its time went.
   const line = JSON.stringify({ ts: new Date().toISOString(), ms: logClockMs(), level, msg, ...sink.base, ...fields }) + '\n';

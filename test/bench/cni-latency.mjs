@@ -175,8 +175,14 @@ try {
   if (daemon && daemon.exitCode === null) {
     daemon.kill('SIGTERM');
     await new Promise((r) => {
-      const t = setTimeout(() => (daemon.kill('SIGKILL'), r()), 3000);
-      daemon.once('exit', () => (clearTimeout(t), r()));
+      const t = setTimeout(() => {
+        daemon.kill('SIGKILL');
+        r();
+      }, 3000);
+      daemon.once('exit', () => {
+        clearTimeout(t);
+        r();
+      });
     });
   }
   spawnSync('ip', ['netns', 'del', NS]);

@@ -45,7 +45,7 @@ export async function failoverAtScale(others: number, trials: number): Promise<F
       batch.push(`addr add ${simAddressOf(i).ipv4}/32 dev lo`, `addr add ${simAddressOf(i).ipv6}/128 dev lo nodad`);
     writeFileSync(join(t.dir, 'sim-addrs'), batch.join('\n') + '\n');
     await nsExec(t.a.nsPath, ['ip', '-b', join(t.dir, 'sim-addrs')]);
-    // The large-cluster timers (README, Scale) and the failover bench's selection.
+    // The large-cluster timers (docs/benchmarks.md, Scale) and the failover bench's selection.
     const cfg = { selection: { holdDownMs: 1000, intervals: 3 }, timers: { peerTimeoutMs: 30_000, evalIntervalMs: 100 } };
     const da = await t.startDaemon(t.a, cfg);
     const db = await t.startDaemon(t.b, cfg);

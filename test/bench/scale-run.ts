@@ -21,7 +21,7 @@ import { simAddressOf } from './scale-addresses';
 
 const ROOT = process.env.AFSTEER_REPO_ROOT ?? process.cwd();
 const MEASURE_S = Number(process.env.BENCH_SCALE_S ?? 15);
-/** The large-cluster setting (README, Scale): a 30 s peer timeout, so unchanged announcements are refreshed every 7.5 s. */
+/** The large-cluster setting (docs/benchmarks.md, Scale): a 30 s peer timeout, so unchanged announcements are refreshed every 7.5 s. */
 const PEER_TIMEOUT_MS = 30_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

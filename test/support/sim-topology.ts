@@ -9,8 +9,9 @@
  *
  * Pods come up through the real chain (bridge + host-local, then dist/afsteer) driven by libcni
  * inside each node's namespace (nsenter --net only: /sys stays shared, so each node gets its own
- * bpffs pin dir and state dir). The nodes' forward chains drop `ct state invalid`, as kube-proxy's
- * rules do. cleanup() removes every namespace, pin, file and child process, also after a failure.
+ * bpffs pin dir and state dir). Each node tracks TCP strictly (nf_conntrack_tcp_be_liberal=0,
+ * per namespace on this kernel, set explicitly) and drops `ct state invalid` in its forward, input
+ * and output chains, as kube-proxy's rules do; afsteer must never need it looser. cleanup() removes every namespace, pin, file and child process, also after a failure.
  * Daemons, impairments and test applications are in their own modules (sim-daemons.ts,
  * impairments.ts, apps.ts); two-nodes.ts puts them together.
  */
@@ -158,6 +159,8 @@ export class SimTopology {
       'net.ipv6.conf.all.forwarding=1',
       'net.ipv6.conf.all.accept_dad=0',
       'net.ipv6.conf.default.accept_dad=0',
+      // The kernel default, per namespace; said explicitly: strict TCP window tracking.
+      'net.netfilter.nf_conntrack_tcp_be_liberal=0',
     ]) {
       sh('ip', ['netns', 'exec', ns, 'sysctl', '-q', '-w', k]);
     }
@@ -194,11 +197,14 @@ export class SimTopology {
       this.ip(node.ns, '-6', 'route', 'add', 'default', 'via', `fd0${n}::1`);
       this.ip(this.mid, 'route', 'add', node.podV4, 'via', `192.168.${n}.2`);
       this.ip(this.mid, '-6', 'route', 'add', node.podV6, 'via', `fd0${n}::2`);
-      // kube-proxy-style: invalid conntrack state is dropped in the node's forward path.
+      // kube-proxy-style: invalid conntrack state is dropped in the node's forward path (pods) and
+      // in its input and output paths (host-network endpoints).
       await this.nft(
         node.nsPath,
         `table inet afsteer_test {
         chain forward_filter { type filter hook forward priority 0; policy accept; ct state invalid counter drop; }
+        chain input_filter { type filter hook input priority 0; policy accept; ct state invalid counter drop; }
+        chain output_filter { type filter hook output priority 0; policy accept; ct state invalid counter drop; }
       }`,
       );
     }
@@ -270,11 +276,13 @@ export class SimTopology {
     return stdout;
   }
 
-  /** Runs `dist/afsteer steer ...` for node (the operator command). */
+  /** Runs `dist/afsteer steer ...` on node (the operator command, in the node's namespace: its conntrack is the node's). */
   async steerCmd(node: SimNode, args: string[]): Promise<string> {
-    const { stdout } = await execFileP(AFSTEER_BIN, ['steer', ...args, '--pin-dir', node.pinDir, '--state-dir', node.stateDir], {
-      encoding: 'utf8',
-    });
+    const { stdout } = await execFileP(
+      'nsenter',
+      [`--net=${node.nsPath}`, AFSTEER_BIN, 'steer', ...args, '--pin-dir', node.pinDir, '--state-dir', node.stateDir],
+      { encoding: 'utf8' },
+    );
     return stdout;
   }
 
@@ -287,10 +295,13 @@ export class SimTopology {
     return { ipv4: get('v4'), ipv6: get('v6') };
   }
 
-  /** Packets node's `ct state invalid drop` rule has dropped. */
-  async invalidDrops(node: SimNode): Promise<number> {
-    const out = await nsExec(node.nsPath, ['nft', 'list', 'chain', 'inet', 'afsteer_test', 'forward_filter']);
-    return Number(/counter packets (\d+)/.exec(out)?.[1] ?? 0);
+  /** Packets node's `ct state invalid drop` rules have dropped (chain: one of them; default: all three). */
+  async invalidDrops(node: SimNode, chain?: 'forward_filter' | 'input_filter' | 'output_filter'): Promise<number> {
+    const out = await nsExec(
+      node.nsPath,
+      chain ? ['nft', 'list', 'chain', 'inet', 'afsteer_test', chain] : ['nft', 'list', 'table', 'inet', 'afsteer_test'],
+    );
+    return [...out.matchAll(/counter packets (\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
   }
 
   /** Removes everything. */

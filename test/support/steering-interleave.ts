@@ -118,7 +118,7 @@ function check(s: InterleaveSetup, models: Model[], op: number): number {
       const r = decodeRoute(value);
       const other = key.family === 6 ? r.remote.ipv4 : r.remote.ipv6;
       const twin = routes.get(`${key.ifindex}|${other}`);
-      if (!twin || !twin.value.equals(value)) fail(`route ${key.ifindex}|${key.address} has no identical twin for ${other}`);
+      if (!twin?.value.equals(value)) fail(`route ${key.ifindex}|${key.address} has no identical twin for ${other}`);
       pairs.set(`${key.ifindex}|${r.remote.ipv6}`, { ifindex: key.ifindex, pair: r.pair, wire: r.wire, remote: r.remote });
     }
     const idx = [...pairs.values()].map((p) => p.pair);

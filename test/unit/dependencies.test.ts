@@ -1,7 +1,9 @@
 /**
  * Dependencies run one way: src/cni, src/cli and src/negotiator never import each other; what they
- * share lives below them (src/bpf, net, util, native, node, policy, control, defaults.ts), which
- * never imports upward; only src/bin sees everything and nothing imports it; scripts/ and
+ * share lives below them (src/bpf, net, util, native, node, policy, control, identity, defaults.ts), which
+ * never imports upward; only src/bin sees everything and nothing imports it; src/install is a
+ * command like it (it takes the plugin's teardown and afsteerd's key check) that only src/bin
+ * imports; scripts/ and
  * test/bench/ take shared test support from test/support/, never from test/integration/.
  * Parses the import specifiers of every source file (static, dynamic, re-exports, require).
  */
@@ -44,7 +46,17 @@ function layerOf(path: string): string {
 }
 
 const APPS = new Set(['src/cni', 'src/cli', 'src/negotiator']);
-const BELOW = new Set(['src/bpf', 'src/net', 'src/util', 'src/native', 'src/node', 'src/policy', 'src/control', 'src/defaults']);
+const BELOW = new Set([
+  'src/bpf',
+  'src/net',
+  'src/util',
+  'src/native',
+  'src/node',
+  'src/policy',
+  'src/control',
+  'src/defaults',
+  'src/identity',
+]);
 
 /** Why importing `to` from `from` breaks the one-way rule, or undefined when it does not. */
 function violation(from: string, to: string): string | undefined {
@@ -53,6 +65,8 @@ function violation(from: string, to: string): string | undefined {
   if (APPS.has(a) && APPS.has(b) && a !== b) return `${a} imports ${b}`;
   if (BELOW.has(a) && (APPS.has(b) || b === 'src/bin')) return `${a} imports upward into ${b}`;
   if (b === 'src/bin' && a !== 'src/bin') return `${a} imports the executable's router`;
+  if (b === 'src/install' && a.startsWith('src/') && a !== 'src/install' && a !== 'src/bin')
+    return `${a} imports the installer (a command)`;
   if ((a === 'scripts' || a === 'test/bench') && b === 'test/integration') return `${a} imports test/integration (use test/support)`;
   return undefined;
 }
@@ -69,6 +83,8 @@ describe('dependencies run one way', () => {
     expect(violation('src/bpf/programs.ts', 'src/cni/path-keys')).toMatch(/upward/);
     expect(violation('test/bench/failover.ts', 'test/integration/helpers/two-nodes')).toMatch(/test\/support/);
     expect(violation('src/cni/add.ts', 'src/node/attachments')).toBeUndefined();
+    expect(violation('src/install/node-pods.ts', 'src/cni/teardown')).toBeUndefined();
+    expect(violation('src/cni/add.ts', 'src/install/install')).toMatch(/the installer/);
   });
 
   it('no import between src/cni, src/cli and src/negotiator; none from below upward; none from scripts or benches into test/integration', () => {

@@ -86,6 +86,8 @@ export interface StatusReport {
   etcd?: unknown;
   /** This node's operator pins, by peer node and by CNF. */
   pins?: { nodes: Record<string, string>; cnfs: Record<string, string> };
+  /** How this node authenticates; its certificate and the certificates near expiry. */
+  identity?: unknown;
   /**
    * The network this report is of, when networks are configured: its name and whose measurements
    * steer its pairs (its own addresses', or — none configured — the primary network's).
@@ -125,7 +127,7 @@ export function buildStatus(
   s: StatusSources,
   now: number,
   startedAt: number,
-  extra: Pick<StatusReport, 'etcd' | 'pins' | 'network'> = {},
+  extra: Pick<StatusReport, 'etcd' | 'pins' | 'identity' | 'network'> = {},
 ): StatusReport {
   const r = (x: number) => Math.round(x);
   const pairs: PairStatus[] = [...s.pairs.values()].map((p) => ({
@@ -202,6 +204,7 @@ export function buildStatus(
     counters: { ...s.counters, sendErrors: s.sendErrors },
     ...(extra.etcd !== undefined ? { etcd: extra.etcd } : {}),
     ...(extra.pins ? { pins: extra.pins } : {}),
+    ...(extra.identity ? { identity: extra.identity } : {}),
     ...(extra.network ? { network: extra.network } : {}),
   };
 }

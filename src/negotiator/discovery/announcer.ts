@@ -11,7 +11,6 @@ import type { LocalEndpoint, LocalPods } from '../local/pods';
 import type { PairLifecycle } from '../pairs/lifecycle';
 import type { PairTable } from '../pairs/pair-table';
 import { type AnnounceBase, addAnnouncePart, announcementPayloads } from '../protocol/announce';
-import { payloadRoom } from '../protocol/frame';
 import type { Announce, AnnouncedEndpoint } from '../protocol/messages';
 import type { Sender, Target } from '../transport/sender';
 import type { Source } from '../transport/udp';
@@ -42,6 +41,10 @@ export interface DiscoveryDeps {
   extraTargets?: () => Iterable<Target>;
   /** Capabilities announced besides CAPABILITIES (protection's dedup-v1; echo-v1 once the reflector runs). */
   extraCapabilities?: () => readonly string[];
+  /** Whether a peer may register this pod (trust/claims.ts); refused pods are not registered nor kept. */
+  mayRegister?: (node: string, pod: AnnouncedEndpoint) => boolean;
+  /** Told when a peer is removed (aged out or dropped). */
+  onPeerGone?: (node: string) => void;
 }
 
 /** Announcing and taking in announcements. */
@@ -59,6 +62,8 @@ export class Discovery {
   private readonly lifecycle: PairLifecycle;
   private readonly extraTargets: () => Iterable<Target>;
   private readonly extraCapabilities: () => readonly string[];
+  private readonly mayRegister: (node: string, pod: AnnouncedEndpoint) => boolean;
+  private readonly onPeerGone: (node: string) => void;
 
   constructor(deps: DiscoveryDeps) {
     this.cfg = deps.cfg;
@@ -72,6 +77,8 @@ export class Discovery {
     this.lifecycle = deps.lifecycle;
     this.extraTargets = deps.extraTargets ?? (() => []);
     this.extraCapabilities = deps.extraCapabilities ?? (() => []);
+    this.mayRegister = deps.mayRegister ?? (() => true);
+    this.onPeerGone = deps.onPeerGone ?? (() => {});
   }
 
   /** What the last full announcement said, when it went, and the targets that have it. */
@@ -116,7 +123,7 @@ export class Discovery {
       for (const k of targets.keys()) if (this.told.has(k) && known.has(k)) targets.delete(k);
       if (targets.size === 0) return;
     }
-    for (const payload of announcementPayloads(base, eps, this.gen, payloadRoom(this.cfg.nodeName))) {
+    for (const payload of announcementPayloads(base, eps, this.gen, this.sender.room('announce'))) {
       if (full) this.sender.multicast('announce', payload, Boolean(this.cfg.discovery.multicast));
       for (const t of targets.values()) this.sender.toTarget(t, 'announce', payload, 'announcement target');
     }
@@ -133,23 +140,34 @@ export class Discovery {
    * its copy over the other family) only says the peer is alive over that family: true when so
    * (nothing parsed, nothing re-applied); false when it must go through receive().
    */
-  repeated(node: string, payload: Buffer, src: Source): boolean {
+  repeated(node: string, payload: Buffer, src: Source, epoch?: bigint): boolean {
     const peer = this.peers.get(node);
-    if (!peer?.lastAnnounce || !peer.lastAnnounce.equals(payload)) return false;
+    if (!peer?.lastAnnounce?.equals(payload)) return false;
+    // The same bytes from a new boot: the peer restarted, which receive() must see.
+    if (epoch !== undefined && peer.bootEpoch !== undefined && peer.bootEpoch !== epoch) return false;
     this.peers.heard(peer, src.family, this.clock.now());
     return true;
   }
 
-  /** Takes in one announcement part from node (payload: its bytes, kept for repeated() when it is the whole list). */
-  receive(node: string, a: Announce, src: Source, payload?: Buffer): void {
+  /**
+   * Takes in one announcement part from node (payload: its bytes, kept for repeated() when it is
+   * the whole list; epoch: the sender's boot epoch). A peer new or restarted (a new epoch) is told
+   * about this node at once: its echo reflectors answer only the peers it knows, and a restarted
+   * peer knows none until told, so waiting for the next announcement would lose probes.
+   */
+  receive(node: string, a: Announce, src: Source, payload?: Buffer, epoch?: bigint): void {
     const now = this.clock.now();
-    const isNew = !this.peers.has(node);
+    const known = this.peers.get(node);
+    const isNew = !known;
+    const restarted = known !== undefined && epoch !== undefined && known.bootEpoch !== undefined && known.bootEpoch !== epoch;
     const peer = this.peers.getOrAdd(node, a.port, now, src.family, a.addresses);
+    if (epoch !== undefined) peer.bootEpoch = epoch;
     this.peers.heard(peer, src.family, now);
     this.peers.setAddresses(peer, a.addresses, a.port, this.addresses, now);
     peer.capabilities = a.capabilities;
     // A peer just heard may have missed what was sent to its address before it was up: told again at the next announce.
-    if (isNew) this.told.delete(`${peer.addresses.ipv4}|${peer.addresses.ipv6}`);
+    if (isNew || restarted) this.told.delete(`${peer.addresses.ipv4}|${peer.addresses.ipv6}`);
+    if (restarted) this.announce();
     const { state, complete } = addAnnouncePart(peer.assembling, a);
     peer.assembling = state;
     peer.lastAnnounce = undefined;
@@ -169,7 +187,7 @@ export class Discovery {
     for (const [cnf, e] of next) {
       const old = peer.endpoints.get(cnf);
       if (old && old.ipv4 === e.ipv4 && old.ipv6 === e.ipv6) continue;
-      if (!this.remotes.register(peer.node, e)) {
+      if (!this.mayRegister(peer.node, e) || !this.remotes.register(peer.node, e)) {
         next.delete(cnf);
         all = false;
         continue;
@@ -193,7 +211,18 @@ export class Discovery {
       log.warn('peer aged out', { peer: peer.node, silentMs: Math.round(now - peer.lastHeardAny) });
       for (const e of peer.endpoints.values()) this.forgetPod(peer, e, 'peer silent', true);
       this.peers.delete(peer.node);
+      this.onPeerGone(peer.node);
     }
+  }
+
+  /** Drops a peer at once (its certificate revoked or expired): pairs dropped, pods unregistered now (not retained). */
+  dropPeer(node: string, why: string): void {
+    const peer = this.peers.get(node);
+    if (!peer) return;
+    log.warn('peer dropped', { peer: node, why });
+    for (const e of peer.endpoints.values()) this.forgetPod(peer, e, why, false);
+    this.peers.delete(node);
+    this.onPeerGone(node);
   }
 }
 

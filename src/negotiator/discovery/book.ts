@@ -9,13 +9,19 @@
  */
 
 import { NODE_NAME } from '../protocol/frame';
-import { decodeRecord, type NodeRecord, type RecordRejectReason } from '../protocol/record';
+import { decodeRecord, type NodeRecord, type RecordRejectReason, type SignedRecord } from '../protocol/record';
 
-/** An announcement target found in etcd: an authenticated node record. */
-export type EtcdTarget = NodeRecord;
+/** An announcement target found in etcd: an authenticated node record (capabilities: identity-v1 when it was signed by the node's identity). */
+export type EtcdTarget = NodeRecord & { capabilities?: readonly string[] };
 
-/** Why a value under the prefix was refused. */
-export type RefuseReason = RecordRejectReason | 'name' | 'replay' | 'stale' | 'future';
+/** Why a value under the prefix was refused (cert-…: an identity record's certificate, trust/cert-book.ts). */
+export type RefuseReason = RecordRejectReason | 'name' | 'replay' | 'stale' | 'future' | 'cluster-key' | `cert-${string}`;
+
+/** How records are written and authenticated (trust/record-codec.ts); default: the cluster key. */
+export interface RecordCodec {
+  encode(r: SignedRecord): string;
+  decode(value: Buffer | string): (SignedRecord & { capabilities?: readonly string[] }) | RefuseReason;
+}
 
 /** What a put did to the book. */
 export type PutResult = 'added' | 'changed' | 'same' | 'self' | { refused: RefuseReason };
@@ -31,7 +37,9 @@ interface Entry {
 
 /** Settings of a RecordBook. */
 export interface BookOptions {
-  key: Buffer;
+  /** The cluster key, when no codec is given. */
+  key?: Buffer;
+  codec?: RecordCodec;
   prefix: string;
   /** This node's name: its own record is never a target. */
   self: string;
@@ -77,7 +85,13 @@ export class RecordBook {
     }
     this.highWater.set(r.node, { epoch: r.epoch, seq: r.seq, writtenAt: r.writtenAt });
     if (this.highWater.size > MAX_HIGH_WATER) this.highWater.delete(this.highWater.keys().next().value!);
-    const target: EtcdTarget = { node: r.node, addresses: r.addresses, port: r.port, families: r.families };
+    const target: EtcdTarget = {
+      node: r.node,
+      addresses: r.addresses,
+      port: r.port,
+      families: r.families,
+      ...(r.capabilities ? { capabilities: r.capabilities } : {}),
+    };
     this.entries.set(r.node, { target, epoch: r.epoch, seq: r.seq, writtenAt: r.writtenAt, absent: false });
     if (!old) return 'added';
     return sameTarget(old.target, target) ? 'same' : 'changed';
@@ -126,7 +140,7 @@ export class RecordBook {
   private judge(etcdKey: string, value: Buffer | string, wallNow: number) {
     const name = this.nameOf(etcdKey);
     if (name === undefined) return 'name' as const;
-    const r = decodeRecord(this.o.key, value);
+    const r: ReturnType<RecordCodec['decode']> = this.o.codec ? this.o.codec.decode(value) : decodeRecord(this.o.key!, value);
     if (typeof r === 'string') return r;
     if (r.node !== name) return 'name' as const;
     // Writers take a new seq for every put, so an equal (epoch, seq) is the record held (a

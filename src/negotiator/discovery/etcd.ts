@@ -14,20 +14,29 @@
  * warning per outage, one info line when it ends. Every await is bounded by opTimeoutMs.
  * etcd3 (and gRPC under it) is loaded with import() by start(), so nothing else carries it.
  */
-import { readFileSync } from 'node:fs';
 import type { Etcd3, IKeyValue, Lease, Watcher } from 'etcd3';
 import { log as defaultLog, type Logger } from '../../util/log';
+import { MAX_OWN_FILE_BYTES, readConfiguredFile, UnsafePathError } from '../../util/safe-fs';
 import type { EtcdDiscoveryConfig } from '../daemon-config';
-import { encodeRecord, type NodeRecord } from '../protocol/record';
-import { diffTargets, type EtcdTarget, RecordBook, type RefuseReason } from './book';
+import { encodeRecord, type NodeRecord, type SignedRecord } from '../protocol/record';
+import { diffTargets, type EtcdTarget, RecordBook, type RecordCodec, type RefuseReason } from './book';
 
 export type { EtcdTarget } from './book';
 
-/** What EtcdDiscovery needs: the config, the cluster key and this node's own record. */
+/** Key (under the prefix) of the authority's revocation list: not a node name, so never a record. */
+export const REVOCATIONS_KEY = '.revocations';
+
+/** What EtcdDiscovery needs: the config, the cluster key or a record codec, and this node's own record. */
 export interface EtcdDiscoveryOptions {
   config: EtcdDiscoveryConfig;
-  /** The cluster key (the one datagrams are MACed with). */
-  key: Buffer;
+  /** The cluster key (the one datagrams are MACed with), when no codec is given. */
+  key?: Buffer;
+  /** How records are written and judged (trust/record-codec.ts: identity records). */
+  codec?: RecordCodec;
+  /** etcd user and password to log in with (discovery.etcd.passwordFile). */
+  login?: { username: string; password: string };
+  /** Told the value at prefix + REVOCATIONS_KEY (the authority's revocation list) when read or changed. */
+  onRevocations?: (value: Buffer) => void;
   /** This node's record: name, control addresses, port, families. */
   self: NodeRecord;
   /** Called after targets() changed (added, removed or changed targets). */
@@ -108,6 +117,7 @@ export class EtcdDiscovery {
     this.ownKey = c.prefix + o.self.node;
     this.book = new RecordBook({
       key: o.key,
+      codec: o.codec,
       prefix: c.prefix,
       self: o.self.node,
       maxAgeMs: c.maxRecordAgeS * 1000,
@@ -115,7 +125,7 @@ export class EtcdDiscovery {
       graceMs: Math.max(2 * c.leaseTtlS * 1000, 10_000),
     });
     // Fails here, not at the first put, when the own record is not one a peer would accept.
-    encodeRecord(o.key, { ...o.self, epoch: this.epoch, seq: 0n, writtenAt: Date.now() });
+    this.encode({ ...o.self, epoch: this.epoch, seq: 0n, writtenAt: Date.now() });
   }
 
   /**
@@ -126,13 +136,16 @@ export class EtcdDiscovery {
   async start(): Promise<void> {
     if (this.client || this.stopped) throw new Error('etcd discovery: start() called twice');
     const c = this.o.config;
+    // Read as afsteer's own files (safe-fs readConfiguredFile): never a FIFO or a device, nothing
+    // of another user's, at most 1 MiB, the private key readable by its owner only.
     const read = (k: 'ca' | 'cert' | 'key') => {
       const p = c[k];
       if (p === undefined) return undefined;
       try {
-        return readFileSync(p);
+        return readConfiguredFile(p, MAX_OWN_FILE_BYTES, k === 'key');
       } catch (err) {
-        throw new Error(`discovery.etcd.${k} ${p}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+        const why = err instanceof UnsafePathError ? err.message : ((err as NodeJS.ErrnoException).code ?? (err as Error).message);
+        throw new Error(`discovery.etcd.${k} ${p}: ${why}`, { cause: err });
       }
     };
     const ca = read('ca');
@@ -156,6 +169,7 @@ export class EtcdDiscovery {
     this.client = new mod.Etcd3({
       hosts: c.endpoints,
       dialTimeout: this.T,
+      ...(this.o.login ? { auth: { ...this.o.login, callOptions: () => ({ deadline: Date.now() + this.T }) } } : {}),
       // Back soon after etcd is: gRPC's reconnect backoff (default up to 120 s), the watch
       // stream's (default up to 30 s) and the per-host circuit breaker (default open 5 s) are
       // all kept short; the session loop is the one retrying.
@@ -304,9 +318,11 @@ export class EtcdDiscovery {
       const lease = await this.ensureLease();
       await this.putOwn(lease);
       const res = await withTimeout(client.getAll().prefix(c.prefix).exec(), this.T, 'reading the prefix');
+      const revocations = res.kvs.find((kv) => kv.key.toString('latin1') === c.prefix + REVOCATIONS_KEY);
+      if (revocations) this.o.onRevocations?.(revocations.value);
       this.book.resync(
         res.kvs
-          .filter((kv) => kv.key.toString('latin1') !== this.ownKey)
+          .filter((kv) => kv.key.toString('latin1') !== this.ownKey && kv.key.toString('latin1') !== c.prefix + REVOCATIONS_KEY)
           .map((kv) => ({ key: kv.key.toString('latin1'), value: kv.value })),
         Date.now(),
       );
@@ -337,10 +353,16 @@ export class EtcdDiscovery {
     }
   }
 
+  private encode(r: SignedRecord): string {
+    if (this.o.codec) return this.o.codec.encode(r);
+    if (!this.o.key) throw new Error('etcd discovery needs the cluster key or a record codec');
+    return encodeRecord(this.o.key, r);
+  }
+
   /** Puts this node's record (a new seq each time) on the lease. */
   private async putOwn(lease: Lease): Promise<void> {
     this.seq++;
-    const v = encodeRecord(this.o.key, { ...this.o.self, epoch: this.epoch, seq: this.seq, writtenAt: Date.now() });
+    const v = this.encode({ ...this.o.self, epoch: this.epoch, seq: this.seq, writtenAt: Date.now() });
     this.ownLatest = v;
     try {
       const res = await withTimeout(lease.put(this.ownKey).value(v).exec(), this.T, `putting ${this.ownKey}`);
@@ -361,6 +383,10 @@ export class EtcdDiscovery {
 
   private onPut(kv: IKeyValue, lease: Lease, fail: (err: unknown) => void): void {
     const key = kv.key.toString('latin1');
+    if (key === this.o.config.prefix + REVOCATIONS_KEY) {
+      this.o.onRevocations?.(kv.value);
+      return;
+    }
     if (key === this.ownKey) {
       // A write after this node's newest put that is not that put: someone else's (a forgery, or
       // an old record of ours put back). Events up to that put's revision are old news.

@@ -28,15 +28,22 @@ export interface Peer {
   capabilities: readonly string[];
   /** Its last announcement payload when it was one part and applied in full (a byte-for-byte repeat is only a sign of life). */
   lastAnnounce?: Buffer;
+  /** The boot epoch of the peer's last announcement (a new one: the peer restarted). */
+  bootEpoch?: bigint;
 }
+
+const familyKey = (f: Family) => (f === 4 ? 'ipv4' : 'ipv6');
 
 /** Every peer this node knows, by node name. */
 export class PeerTable {
   private readonly peers = new Map<string, Peer>();
   /** "family|address" → peer, for datagrams that name no node (echo replies). */
   private readonly byAddr = new Map<string, Peer>();
-
-  constructor(private readonly timeoutMs: number) {}
+  constructor(
+    private readonly timeoutMs: number,
+    /** Told each time a control address becomes a known peer's (true) or no longer is (false): the echo allow-list follows. */
+    private readonly onAddress?: (address: string, known: boolean) => void,
+  ) {}
 
   /** The peer whose control address over family is address (as the socket reports it), if known. */
   byAddress(family: Family, address: string): Peer | undefined {
@@ -95,8 +102,12 @@ export class PeerTable {
 
   private unindex(peer: Peer): void {
     for (const f of FAMILIES) {
-      const k = `${f}|${addressOf(peer.addresses, f)}`;
-      if (this.byAddr.get(k) === peer) this.byAddr.delete(k);
+      const a = addressOf(peer.addresses, f);
+      const k = `${f}|${a}`;
+      if (this.byAddr.get(k) === peer) {
+        this.byAddr.delete(k);
+        if (a) this.onAddress?.(a, false);
+      }
     }
   }
 
@@ -118,12 +129,24 @@ export class PeerTable {
 
   /** Takes the control addresses and port a peer announced; a probe path per family both nodes have. */
   setAddresses(peer: Peer, a: { ipv4?: string; ipv6?: string }, port: number, mine: { ipv4?: string; ipv6?: string }, now: number): void {
+    const next = { ...(a.ipv4 ? { ipv4: canonical(a.ipv4) } : {}), ...(a.ipv6 ? { ipv6: canonical(a.ipv6) } : {}) };
+    // Only what changed is unindexed (an unchanged address is never briefly unknown: the echo allow-list keeps it).
+    const prev = peer.addresses;
+    peer.addresses = Object.fromEntries(
+      FAMILIES.flatMap((f) =>
+        addressOf(prev, f) !== addressOf(next, f) && addressOf(prev, f) ? [[familyKey(f), addressOf(prev, f)]] : [],
+      ),
+    );
     this.unindex(peer);
-    peer.addresses = { ...(a.ipv4 ? { ipv4: canonical(a.ipv4) } : {}), ...(a.ipv6 ? { ipv6: canonical(a.ipv6) } : {}) };
+    peer.addresses = next;
     peer.port = port;
     for (const f of FAMILIES) {
       const addr = addressOf(peer.addresses, f);
-      if (addr) this.byAddr.set(`${f}|${addr}`, peer);
+      if (!addr) continue;
+      const k = `${f}|${addr}`;
+      const had = this.byAddr.get(k);
+      this.byAddr.set(k, peer);
+      if (!had) this.onAddress?.(addr, true);
     }
     for (const f of FAMILIES) {
       const both = addressOf(peer.addresses, f) && addressOf(mine, f);

@@ -11,21 +11,32 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Demand, SteeringWriter } from '../../bpf/steering-writer';
+import type { NodeIdentity } from '../../identity/identity-files';
+import type { RevocationList } from '../../identity/revocation';
 import { log } from '../../util/log';
 import type { Clock } from '../clock';
 import type { StatusReport } from '../control/status-report';
+import type { DaemonCounters } from '../counters';
 import { Daemon, type DiscoverySource } from '../daemon';
 import type { DaemonConfig } from '../daemon-config';
 import type { LocalEndpoint } from '../local/pods';
 import { byCnf } from '../local/pods';
 import type { DaemonParts } from '../ops/daemon-view';
+import type { KernelEcho } from '../probing/echo-allow';
 import type { DatagramTransport } from '../transport/udp';
 import { type NetworkPlan, type NodeAddresses, networkKey, networkOf, planNetworks } from './network-plan';
 
 /** What the negotiators are built from. */
 export interface NetworkSetDeps {
   cfg: DaemonConfig;
-  key: Buffer;
+  /** The cluster key (auth cluster-key or both): each secondary network authenticates with its own, derived from it. */
+  key?: Buffer;
+  /** This node's identity (auth identity or both), the same on every network. */
+  identity?: NodeIdentity;
+  /** A fresh reader of the revocation list for each negotiator (each reader reports a change once). */
+  readRevocationsFor?: () => () => RevocationList | undefined;
+  /** The kernel echo reflector (on the primary's links): the primary's only. */
+  echoKernel?: KernelEcho;
   /** This node's addresses on the primary network. */
   addresses: NodeAddresses;
   writer: SteeringWriter;
@@ -62,7 +73,10 @@ export class NetworkSet {
       const echo = deps.echoTransportFor?.(plan);
       const d: Daemon = new Daemon({
         cfg: plan.cfg,
-        key: networkKey(deps.key, plan),
+        ...(deps.key ? { key: networkKey(deps.key, plan) } : {}),
+        ...(deps.identity ? { identity: deps.identity } : {}),
+        ...(deps.readRevocationsFor ? { readRevocations: deps.readRevocationsFor() } : {}),
+        ...(plan.primary && deps.echoKernel ? { echoKernel: deps.echoKernel } : {}),
         addresses: plan.addresses,
         writer: deps.writer,
         transport: deps.transportFor(plan),
@@ -92,6 +106,17 @@ export class NetworkSet {
   /** The primary network's daemon. */
   get primary(): Daemon {
     return this.daemons[0]!;
+  }
+
+  /** The primary network's counters (refusals on the control socket are counted there). */
+  get counters(): DaemonCounters {
+    return this.primary.counters;
+  }
+
+  /** A revocation list from etcd, offered to every network's trust; true when the primary took it. */
+  offerRevocations(value: Buffer): boolean {
+    const taken = this.daemons.map((d) => d.trust.offerRevocations(value));
+    return taken[0]!;
   }
 
   /** The daemon of the network called name (undefined: the primary's). */

@@ -2,10 +2,11 @@
  * Prometheus metrics of afsteerd (prom-client, loaded only when metrics are on, so neither the
  * plugin nor a daemon without metrics carries it). Every value is read from the daemon's parts
  * at scrape time; series are per peer and family at most (never per pod or pair: a pair's detail
- * is in `afsteerd status`), so cardinality is bounded by the peers. The README lists them all.
+ * is in `afsteerd status`), so cardinality is bounded by the peers. docs/observability.md lists them all.
  */
 import type { Registry } from 'prom-client';
 import { FAMILIES, familyName } from '../../net/family';
+import { REFUSAL_REASONS } from '../counters';
 import type { DaemonParts } from './daemon-view';
 import { type Snapshot, takeSnapshot } from './snapshot';
 import { FAMILY_STATES, SWITCH_REASONS, switchReason } from './vocabulary';
@@ -45,6 +46,17 @@ export const METRIC_NAMES = [
   'afsteer_dataplane_dropped_packets_total',
   'afsteer_dataplane_read_errors_total',
   'afsteer_daemon_events_total',
+  'afsteer_echo_reflected_total',
+  'afsteer_echo_refused_total',
+  'afsteer_echo_allowed_sources',
+  'afsteer_echo_allow_list_refused_total',
+  'afsteer_conntrack_markings_total',
+  'afsteer_conntrack_mark_failures_total',
+  'afsteer_conntrack_entries_total',
+  'afsteer_conntrack_mark_seconds',
+  'afsteer_identity_certificate_expiry_seconds',
+  'afsteer_identity_certificates_near_expiry',
+  'afsteer_daemon_refusals_total',
 ] as const;
 
 /** Which data-plane counter (maps-layout Stat) goes to which metric and label. */
@@ -73,6 +85,25 @@ const DROP_LABEL: Record<string, string> = {
   'unknown-peer': 'unknown_peer',
   'unknown-pair': 'unknown_pair',
   internal: 'internal',
+  // Identities (trust/): a frame's certificate or auth refused, a pod claim refused.
+  auth: 'malformed',
+  cert: 'malformed',
+  malformed: 'malformed',
+  'signed-type': 'malformed',
+  'unknown-identity': 'unknown_identity',
+  authority: 'bad_certificate',
+  signature: 'bad_certificate',
+  expired: 'expired_certificate',
+  'not-yet-valid': 'bad_certificate',
+  name: 'name_mismatch',
+  superseded: 'bad_certificate',
+  rate: 'certificate_rate',
+  revoked: 'revoked',
+  'cluster-key': 'cluster_key_refused',
+  downgrade: 'cluster_key_refused',
+  'uncertified-address': 'uncertified_address',
+  'claim-outside-cidrs': 'refused_claim',
+  'claim-owned-by-other': 'refused_claim',
 };
 /** Every label value of afsteer_control_datagrams_dropped_total (all exported, at 0 until one happens). */
 export const DROP_REASONS = [...new Set(Object.values(DROP_LABEL))];
@@ -169,6 +200,18 @@ export async function createMetrics(parts: DaemonParts, readStats: StatsReader |
     g.set({ node: parts.cfg.nodeName, version }, 1),
   );
   gauge('afsteer_peers', 'Peer nodes known.', [], (g) => g.set(snapshot().peers.length));
+  gauge(
+    'afsteer_identity_certificate_expiry_seconds',
+    "Seconds until this node's certificate expires (absent without an identity).",
+    [],
+    (g) => {
+      const own = parts.trust.book?.own;
+      if (own) g.set((own.notAfter - Date.now()) / 1000);
+    },
+  );
+  gauge('afsteer_identity_certificates_near_expiry', "Certificates (this node's and its peers') that expire within 14 days.", [], (g) =>
+    g.set(parts.trust.nearExpiry().length),
+  );
   // Per-peer series (22 per peer, 22,000 at 1,000 peers) skip prom-client, whose per-series set()
   // hashes every label set and whose formatter copies each: written as text directly, after the rest.
   const peerGauges: TextGauge[] = [];
@@ -262,7 +305,7 @@ export async function createMetrics(parts: DaemonParts, readStats: StatsReader |
   );
   counter(
     'afsteer_control_datagrams_dropped_total',
-    'Control datagrams dropped, by reason (bad_mac, replay, malformed, oversized, unknown_version, unknown_type, self, unknown_peer, unknown_pair, internal).',
+    "Control datagrams dropped, by reason (bad_mac, replay, malformed, oversized, unknown_version, unknown_type, self, unknown_peer, unknown_pair, internal; with identities: unknown_identity, bad_certificate, expired_certificate, name_mismatch, revoked, cluster_key_refused, uncertified_address, certificate_rate, and refused_claim: a pod claim outside the peer's certified CIDRs or on another certified node's address).",
     ['reason'],
     () => {
       const out = new Map<string, number>(DROP_REASONS.map((r) => [r, 0]));
@@ -305,6 +348,84 @@ export async function createMetrics(parts: DaemonParts, readStats: StatsReader |
   counter('afsteer_daemon_events_total', 'Notable daemon events (e.g. event-loop-stall).', ['event'], () =>
     Object.entries(parts.counters.events).map(([event, v]) => [{ event }, v]),
   );
+  counter(
+    'afsteer_daemon_refusals_total',
+    'Requests and connections refused on the metrics address and the control socket, by reason (http-bad-target, http-host, http-method, http-malformed, http-timeout, http-too-large, http-connection-cap, control-too-large).',
+    ['reason'],
+    () => REFUSAL_REASONS.map((reason) => [{ reason }, parts.counters.refused[reason] ?? 0]),
+  );
+
+  // The echo reflectors (kernel, userspace fallback): what they sent back and what they refused, by reason.
+  let echo: ReturnType<DaemonParts['echo']> | undefined;
+  const echoView = () => {
+    if (echo) return echo;
+    try {
+      echo = parts.echo();
+    } catch {
+      // The kernel reflector's pinned counts could not be read: the rest is still exported.
+      echo = { allowed: 0, list: { added: 0, removed: 0, kernelFull: 0, kernelErrors: 0 } };
+    }
+    return echo;
+  };
+  counter('afsteer_echo_reflected_total', 'Echo probes sent back, by reflector (kernel, userspace).', ['reflector'], () => {
+    const e = echoView();
+    return [
+      ...(e.kernel ? [[{ reflector: 'kernel' }, e.kernel.reflected] as [Record<string, string>, number]] : []),
+      ...(e.userspace ? [[{ reflector: 'userspace' }, e.userspace.reflected] as [Record<string, string>, number]] : []),
+    ];
+  });
+  counter(
+    'afsteer_echo_refused_total',
+    'Echo datagrams not sent back, by reflector and reason (unknown-source: no peer holds the address; rate: above the per-source rate; size: not one echo long; loop: from an echo port; not-echo: userspace only).',
+    ['reflector', 'reason'],
+    () => {
+      const e = echoView();
+      const out: [Record<string, string>, number][] = [];
+      for (const [reflector, c] of [
+        ['kernel', e.kernel],
+        ['userspace', e.userspace],
+      ] as const)
+        if (c) for (const [reason, v] of Object.entries(c.refused)) out.push([{ reflector, reason }, v]);
+      return out;
+    },
+  );
+  gauge('afsteer_echo_allowed_sources', "Control addresses of known peers the echo reflectors answer (the allow-list's size).", [], (g) =>
+    g.set(echoView().allowed),
+  );
+  counter(
+    'afsteer_echo_allow_list_refused_total',
+    "Peer addresses the kernel reflector's allow-list could not take (full: at its size limit; error).",
+    ['reason'],
+    () => [
+      [{ reason: 'full' }, echoView().list.kernelFull],
+      [{ reason: 'error' }, echoView().list.kernelErrors],
+    ],
+  );
+  // Per-flow conntrack marking of switched pairs (no node-wide setting is ever changed).
+  counter('afsteer_conntrack_markings_total', "Markings of a pair's TCP conntrack entries as liberal (one per route write).", [], () => [
+    [{}, parts.conntrack()?.markings ?? 0],
+  ]);
+  counter('afsteer_conntrack_mark_failures_total', 'Markings that failed (timeout, refused): the switch still happened.', [], () => [
+    [{}, parts.conntrack()?.failures ?? 0],
+  ]);
+  counter(
+    'afsteer_conntrack_entries_total',
+    'Conntrack entries of switched pairs, by result (marked liberal now, already liberal, vanished before the update).',
+    ['result'],
+    () => {
+      const c = parts.conntrack();
+      return [
+        [{ result: 'marked' }, c?.marked ?? 0],
+        [{ result: 'already' }, c?.already ?? 0],
+        [{ result: 'vanished' }, c?.vanished ?? 0],
+      ];
+    },
+  );
+  gauge('afsteer_conntrack_mark_seconds', 'Time of the last and of the slowest marking.', ['which'], (g) => {
+    const c = parts.conntrack();
+    g.set({ which: 'last' }, (c?.lastMs ?? 0) / 1000);
+    g.set({ which: 'max' }, (c?.maxMs ?? 0) / 1000);
+  });
 
   let statsErrors = 0;
   let stats: Record<string, bigint> | undefined;
@@ -353,6 +474,7 @@ export async function createMetrics(parts: DaemonParts, readStats: StatsReader |
     text: async () => {
       snap = undefined;
       statsRead = false;
+      echo = undefined;
       try {
         return (await registry.metrics()) + textGauges(peerGauges);
       } finally {

@@ -47,12 +47,18 @@ export async function startOps(parts: DaemonParts, readStats: StatsReader | unde
   const { serveWeb } = await import('./http-server');
   ops.metrics = await createMetrics(parts, readStats, version);
   try {
-    ops.server = await serveWeb(at.host, at.port, {
-      metrics: ops.metrics,
-      history: observer.history,
-      node: parts.cfg.nodeName,
-      activePeers: () => new Set([...parts.peers.values()].filter((p) => parts.pairs.peerHasPairs(p.node)).map((p) => p.node)),
-    });
+    ops.server = await serveWeb(
+      at.host,
+      at.port,
+      {
+        metrics: ops.metrics,
+        history: observer.history,
+        node: parts.cfg.nodeName,
+        activePeers: () => new Set([...parts.peers.values()].filter((p) => parts.pairs.peerHasPairs(p.node)).map((p) => p.node)),
+        refused: parts.counters.refused,
+      },
+      { maxConnections: parts.cfg.metricsMaxConnections },
+    );
     const a = ops.server.address();
     ops.address =
       a && typeof a === 'object' ? (a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`) : parts.cfg.metrics;

@@ -12,7 +12,6 @@ import type { Peer, PeerTable } from '../discovery/peers';
 import type { LocalPods } from '../local/pods';
 import type { Prober } from '../probing/prober';
 import { Protection } from '../protection/protector';
-import { payloadRoom } from '../protocol/frame';
 import type { Negotiate, PairMessage } from '../protocol/messages';
 import { packNegotiate } from '../protocol/pack';
 import type { Sender } from '../transport/sender';
@@ -102,7 +101,7 @@ export class Negotiation {
     peer.dropped.clear();
     peer.negotiateDue = false;
     peer.lastNegotiateAt = this.clock.now();
-    for (const m of packNegotiate(peer.node, entries, dropped, payloadRoom(this.cfg.nodeName))) {
+    for (const m of packNegotiate(peer.node, entries, dropped, this.sender.room('negotiate'))) {
       this.sender.toTarget(peer, 'negotiate', Buffer.from(JSON.stringify(m)), peer.node);
     }
   }

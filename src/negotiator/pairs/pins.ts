@@ -9,10 +9,9 @@
  * honoured and status says so. A pinned family that is blackholed is still left for the other one
  * (never break connectivity) and taken again when it is back.
  */
-import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import * as z from 'zod/mini';
 import { writeFileAtomic } from '../../util/atomic-file';
+import { readOwnFileCapped, UnsafePathError } from '../../util/safe-fs';
 import type { Peer } from '../discovery/peers';
 import { NODE_NAME } from '../protocol/frame';
 import { CnfIdSchema, type FamilyName, FamilySchema } from '../protocol/messages';
@@ -24,12 +23,13 @@ export const PREFER_CAPABILITY = 'prefer-v1';
 /** The pins file in the stateDir. */
 export const PINS_FILE = 'afsteerd-pins.json';
 
-const PinsFileSchema = z.strictObject({
-  version: z.literal(1),
-  nodes: z.record(z.string().check(z.regex(NODE_NAME)), FamilySchema),
-  cnfs: z.record(CnfIdSchema, FamilySchema),
-});
-type PinsFile = z.infer<typeof PinsFileSchema>;
+/** Largest pins file read (a pin is ~100 bytes). */
+const MAX_PINS_BYTES = 1 << 20;
+/** Bad entries of a pins file logged one by one; the rest are counted in one more line. */
+const MAX_LOGGED_DROPS = 20;
+
+type PinTable = Map<string, FamilyName>;
+const KEY_OK = { node: (k: string) => NODE_NAME.test(k), cnf: (k: string) => CnfIdSchema.safeParse(k).success };
 
 /** A pin that applies to one pair, before it is applied. */
 export interface Pin {
@@ -102,43 +102,99 @@ export function stepPinned(
   };
 }
 
-/** This node's pins, persisted in stateDir. */
+/**
+ * This node's pins, persisted in stateDir. Keyed by Maps, never by plain objects: a target is any
+ * string an operator or a peer gives (`constructor` is a valid node name), never a property.
+ */
 export class PinStore {
-  private data: PinsFile = { version: 1, nodes: {}, cnfs: {} };
+  private nodes: PinTable = new Map();
+  private cnfs: PinTable = new Map();
   private readonly path: string;
 
-  /** Loads the pins file (none: no pins). A damaged file is reported through onError and ignored. */
+  /**
+   * Loads the pins file (none: no pins), read as one of afsteer's files (safe-fs: no link, FIFO or
+   * other user's file, at most 1 MiB). A refused or unreadable file, and each bad entry (dropped,
+   * the good ones kept), is reported through onError in one line that never quotes the file.
+   */
   constructor(stateDir: string | undefined, onError: (err: Error) => void = () => {}) {
     this.path = stateDir ? join(stateDir, PINS_FILE) : '';
-    if (!this.path || !existsSync(this.path)) return;
+    if (!this.path) return;
+    let text: string;
     try {
-      this.data = PinsFileSchema.parse(JSON.parse(readFileSync(this.path, 'utf8')));
+      text = readOwnFileCapped(this.path, MAX_PINS_BYTES).toString('utf8');
     } catch (err) {
-      onError(new Error(`ignoring ${this.path}: ${(err as Error).message}`, { cause: err }));
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      const why =
+        err instanceof UnsafePathError ? err.message : `${this.path} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`;
+      onError(new Error(`ignoring ${why}`, { cause: err }));
+      return;
     }
+    let raw: unknown;
+    try {
+      raw = JSON.parse(text);
+    } catch {
+      // Not the parser's message: it quotes the file.
+      onError(new Error(`ignoring ${this.path}: not valid JSON`));
+      return;
+    }
+    const isTable = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+    if (!isTable(raw) || raw.version !== 1 || !isTable(raw.nodes) || !isTable(raw.cnfs)) {
+      onError(new Error(`ignoring ${this.path}: not a pins file of version 1 ({"version":1,"nodes":{...},"cnfs":{...}})`));
+      return;
+    }
+    let dropped = 0;
+    const load = (kind: 'node' | 'cnf', from: Record<string, unknown>): PinTable => {
+      const out: PinTable = new Map();
+      for (const [k, v] of Object.entries(from)) {
+        const family = FamilySchema.safeParse(v);
+        if (KEY_OK[kind](k) && family.success) {
+          out.set(k, family.data);
+          continue;
+        }
+        if (dropped++ < MAX_LOGGED_DROPS) {
+          const why = KEY_OK[kind](k) ? 'family must be "IPv4" or "IPv6"' : `not a ${kind === 'node' ? 'node name' : 'CNF id'}`;
+          onError(new Error(`dropping the ${kind} pin ${JSON.stringify(k.slice(0, 253))} of ${this.path}: ${why}`));
+        }
+      }
+      return out;
+    };
+    this.nodes = load('node', raw.nodes);
+    this.cnfs = load('cnf', raw.cnfs);
+    if (dropped > MAX_LOGGED_DROPS) onError(new Error(`dropped ${dropped - MAX_LOGGED_DROPS} more bad pins of ${this.path}`));
   }
 
   /** Sets (or with 'auto' clears) the pin of a peer node or a CNF; persisted before it returns. */
   set(kind: 'node' | 'cnf', target: string, family: FamilyName | 'auto'): void {
-    const table = kind === 'node' ? this.data.nodes : this.data.cnfs;
-    const next = { ...table };
-    if (family === 'auto') delete next[target];
-    else next[target] = family;
-    const data = { ...this.data, [kind === 'node' ? 'nodes' : 'cnfs']: next };
-    if (this.path) writeFileAtomic(this.path, JSON.stringify(data, null, 2) + '\n', 0o600);
-    this.data = data;
+    const next = new Map(kind === 'node' ? this.nodes : this.cnfs);
+    if (family === 'auto') next.delete(target);
+    else next.set(target, family);
+    const nodes = kind === 'node' ? next : this.nodes;
+    const cnfs = kind === 'cnf' ? next : this.cnfs;
+    if (this.path)
+      writeFileAtomic(
+        this.path,
+        JSON.stringify({ version: 1, nodes: Object.fromEntries(nodes), cnfs: Object.fromEntries(cnfs) }, null, 2) + '\n',
+        0o600,
+      );
+    this.nodes = nodes;
+    this.cnfs = cnfs;
+  }
+
+  /** Whether a peer node or a CNF has a pin. */
+  has(kind: 'node' | 'cnf', target: string): boolean {
+    return (kind === 'node' ? this.nodes : this.cnfs).has(target);
   }
 
   /** Every pin, for status. */
   list(): { nodes: Record<string, FamilyName>; cnfs: Record<string, FamilyName> } {
-    return { nodes: { ...this.data.nodes }, cnfs: { ...this.data.cnfs } };
+    return { nodes: Object.fromEntries(this.nodes), cnfs: Object.fromEntries(this.cnfs) };
   }
 
   /** This node's own pin for a pair: a CNF pin (local pod first, then the remote one), else the peer node's. */
   ownPin(p: Pick<PairState, 'localCnf' | 'remoteCnf' | 'peerNode'>): Pin | undefined {
-    const c = this.data.cnfs[p.localCnf] ?? this.data.cnfs[p.remoteCnf];
+    const c = this.cnfs.get(p.localCnf) ?? this.cnfs.get(p.remoteCnf);
     if (c) return { family: c, source: 'cnf' };
-    const n = this.data.nodes[p.peerNode];
+    const n = this.nodes.get(p.peerNode);
     return n ? { family: n, source: 'node' } : undefined;
   }
 
@@ -158,8 +214,8 @@ export function preferTarget(
   local: { get(cnf: string): unknown },
   pins: PinStore,
 ): 'node' | 'cnf' | undefined {
-  if (peers.has(target) || pins.list().nodes[target]) return 'node';
-  if (local.get(target) || pins.list().cnfs[target]) return 'cnf';
+  if (peers.has(target) || pins.has('node', target)) return 'node';
+  if (local.get(target) || pins.has('cnf', target)) return 'cnf';
   for (const p of peers.values()) if (p.endpoints.has(target)) return 'cnf';
   return undefined;
 }

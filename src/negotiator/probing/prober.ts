@@ -4,7 +4,7 @@
  * only the fast set (peers with pairs); every SCAN_EVERY-th tick visits every peer and rebuilds
  * that set, so the work per tick grows with active peers, not with all peers (an idle peer's
  * probe goes out, and is found lost, within SCAN_EVERY ticks of when it is due). The window,
- * metrics and blackhole rules are in probe/path.ts; this holds the tick and the sockets' side.
+ * metrics and blackhole rules are in probe-path.ts; this holds the tick and the sockets' side.
  */
 
 import { addressOf, FAMILIES, type Family, familyName } from '../../net/family';
@@ -31,7 +31,7 @@ export const SCAN_EVERY = 10;
 /** What the prober is built from. */
 export interface ProberDeps {
   prm: ProbeParams & { minSamples: number };
-  /** The probe tick period (rules.probeTickMs). */
+  /** The probe tick period (probeTickMs, below). */
   tickMs: number;
   sender: Sender;
   counters: DaemonCounters;
@@ -48,7 +48,7 @@ export class Prober {
   private readonly fast = new Set<Peer>();
 
   private readonly prm: ProbeParams & { minSamples: number };
-  /** The probe tick period (rules.probeTickMs). */
+  /** The probe tick period (probeTickMs, below). */
   readonly tickMs: number;
   private readonly sender: Sender;
   private readonly counters: DaemonCounters;
@@ -91,7 +91,7 @@ export class Prober {
           const probe: Probe = { family: f, active, id, t1: BigInt(Math.round(now * 1000)), nonce: path.nonce };
           // A peer with a reflector gets echoes (looped back by its kernel); an older one MACed probes its afsteerd answers.
           if (usesEcho(peer)) this.sender.raw(f, to, echoPortOf(peer.port), encodeEcho(probe), 'echo');
-          else this.sender.to(f, to, peer.port, 'probe', encodeProbe(probe));
+          else this.sender.to(f, to, peer.port, 'probe', encodeProbe(probe), peer.node);
         }
       }
       if (blackholed) changed.push(peer);

@@ -23,7 +23,6 @@ import {
   localProtection,
   type PairProtection,
   peerStartedTrouble,
-  type Suspicion,
   stepSuspicion,
 } from './protect-rules';
 

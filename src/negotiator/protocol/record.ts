@@ -47,7 +47,8 @@ export interface SignedRecord extends NodeRecord {
 /** Why a record was refused by decodeRecord (counted by discovery, beside 'name', 'replay', 'stale', 'future'). */
 export type RecordRejectReason = 'encoding' | 'short' | 'oversized' | 'magic' | 'mac' | 'version' | 'node' | 'payload';
 
-const PayloadSchema = z
+/** The JSON payload of a record (shared with identity records, protocol/identity-record.ts). */
+export const RecordPayloadSchema = z
   .strictObject({
     addresses: NodeAddressesSchema,
     port: z.number().check(z.int(), z.gte(1), z.lte(65535)),
@@ -65,7 +66,7 @@ const PayloadSchema = z
 export function encodeRecord(key: Buffer, r: SignedRecord): string {
   if (!NODE_NAME.test(r.node)) throw new Error(`invalid node name ${JSON.stringify(r.node)}`);
   const payloadObj = { addresses: r.addresses, port: r.port, families: r.families };
-  const check = PayloadSchema.safeParse(payloadObj);
+  const check = RecordPayloadSchema.safeParse(payloadObj);
   if (!check.success) throw new Error(`invalid record for ${r.node}: ${check.error.issues[0]!.message}`, { cause: check.error });
   const node = Buffer.from(r.node, 'ascii');
   const payload = Buffer.from(JSON.stringify(payloadObj));
@@ -108,7 +109,7 @@ export function decodeRecord(key: Buffer, value: Buffer | string): SignedRecord 
   } catch {
     return 'payload';
   }
-  const p = PayloadSchema.safeParse(json);
+  const p = RecordPayloadSchema.safeParse(json);
   if (!p.success) return 'payload';
   const writtenAt = b.readBigUInt64BE(20);
   if (writtenAt > BigInt(Number.MAX_SAFE_INTEGER)) return 'payload';

@@ -11,6 +11,7 @@ import type { PeerTable } from '../discovery/peers';
 import type { Negotiation } from '../pairs/negotiation';
 import type { Prober } from '../probing/prober';
 import { decodeEcho, echoPortOf } from '../protocol/echo';
+import type { Trust } from '../trust/trust';
 import type { ReceiveHandlers } from './receiver';
 import type { Sender } from './sender';
 
@@ -23,6 +24,7 @@ export interface DispatchParts {
   discovery: Discovery;
   negotiation: Negotiation;
   prober: Prober;
+  trust: Trust;
 }
 
 /** The receiver's handlers over the daemon's parts. */
@@ -30,11 +32,13 @@ export function receiveHandlers(p: DispatchParts): ReceiveHandlers {
   const { clock, peers, prober, negotiation } = p;
   return {
     announce: (f, a, src) => {
-      p.discovery.receive(f.node, a, src, f.payload);
+      // A certified node announces only the control addresses its certificate names.
+      if (!p.trust.addressesCertified(f.cert, a.addresses)) return 'uncertified-address';
+      p.discovery.receive(f.node, a, src, f.payload, f.epoch);
       return true;
     },
     announceRepeat: (f, src) => {
-      const repeat = p.discovery.repeated(f.node, f.payload, src);
+      const repeat = p.discovery.repeated(f.node, f.payload, src, f.epoch);
       if (repeat) count(p.counters.events, 'announce-repeat');
       return repeat;
     },
@@ -49,7 +53,7 @@ export function receiveHandlers(p: DispatchParts): ReceiveHandlers {
       const peer = peers.get(f.node);
       if (peer) peers.heard(peer, src.family, clock.now());
       // Reflect at once, over the family it came in on, to where it came from.
-      p.sender.to(src.family, src.address, src.port, 'probeReply', f.payload);
+      p.sender.to(src.family, src.address, src.port, 'probeReply', f.payload, f.node);
       return true;
     },
     echo: (b, src) => {

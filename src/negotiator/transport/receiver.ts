@@ -1,5 +1,6 @@
 /**
- * The receive path: authenticate → replay window → parse → dispatch, or drop and count. The
+ * The receive path: authenticate (trust/frame-auth.ts: the cluster key or the sender's
+ * certificate and pairwise key) → replay window → parse → dispatch, or drop and count. The
  * payload is parsed before the replay state is kept, so a malformed message changes nothing.
  * Echo probes coming back (not frames) go straight to their handler, which checks them against
  * what this node sent.
@@ -7,14 +8,18 @@
 import { log } from '../../util/log';
 import { count, countTraffic, type DaemonCounters } from '../counters';
 import { isEcho } from '../protocol/echo';
-import { decodeFrame, type Frame, type RejectReason } from '../protocol/frame';
+import type { RejectReason } from '../protocol/frame';
 import { type Announce, AnnounceSchema, type Negotiate, NegotiateSchema, parsePayload } from '../protocol/messages';
 import { decodeProbe, type Probe } from '../protocol/probe';
 import { checkReplay, type ReplayState } from '../protocol/replay';
+import type { AuthRefusal, FrameAuth, OpenedFrame } from '../trust/frame-auth';
 import type { Source } from './udp';
 
-/** A handler's verdict: handled, malformed, or from a node this daemon does not know. */
-export type Handled = true | false | 'unknown-peer';
+/** An authenticated frame as handlers get it (with the sender's certificate, when it has one). */
+type Frame = OpenedFrame;
+
+/** A handler's verdict: handled, malformed, or another reason to drop it (a node this daemon does not know, ...). */
+export type Handled = true | false | DropReason;
 
 /** What the receiver dispatches to. */
 export interface ReceiveHandlers {
@@ -29,11 +34,12 @@ export interface ReceiveHandlers {
 }
 
 /** Why a datagram was dropped. */
-export type DropReason = RejectReason | 'self' | 'unknown-peer' | 'unknown-pair' | 'internal';
+export type DropReason = RejectReason | AuthRefusal | 'self' | 'unknown-peer' | 'unknown-pair' | 'internal' | 'uncertified-address';
 
 /** What the receive path is built from. */
 export interface ReceiverDeps {
-  key: Buffer;
+  /** Opens each frame (trust/frame-auth.ts). */
+  auth: FrameAuth;
   node: string;
   counters: DaemonCounters;
   handlers: ReceiveHandlers;
@@ -46,14 +52,14 @@ export class Receiver {
   /** When each sender's replay state last accepted a message. */
   private readonly replaySeen = new Map<string, number>();
 
-  private readonly key: Buffer;
+  private readonly auth: FrameAuth;
   private readonly node: string;
   private readonly counters: DaemonCounters;
   private readonly handlers: ReceiveHandlers;
   private readonly now: () => number;
 
   constructor(deps: ReceiverDeps) {
-    this.key = deps.key;
+    this.auth = deps.auth;
     this.node = deps.node;
     this.counters = deps.counters;
     this.handlers = deps.handlers;
@@ -74,20 +80,33 @@ export class Receiver {
     const drop = (reason: DropReason) => count(this.counters.drops, reason);
     if (isEcho(b)) {
       const ok = this.handlers.echo(b, src);
-      if (ok === false) return drop('payload');
-      if (ok === 'unknown-peer') return drop('unknown-peer');
+      if (ok !== true) {
+        drop(ok === false ? 'payload' : ok);
+        return;
+      }
       count(this.counters.rx, 'echo');
       countTraffic(this.counters, 'rx', 'echo', src.family, b.length);
       return;
     }
-    const f = decodeFrame(this.key, b);
-    if (typeof f === 'string') return drop(f);
-    if (f.node === this.node) return drop('self');
+    const f = this.auth.open(b);
+    if (typeof f === 'string') {
+      drop(f);
+      return;
+    }
+    if (f.node === this.node) {
+      drop('self');
+      return;
+    }
     const r = checkReplay(this.replay.get(f.node), f.epoch, f.seq);
-    if (!r) return drop('replay');
+    if (!r) {
+      drop('replay');
+      return;
+    }
     const ok = this.dispatch(f, src);
-    if (ok === false) return drop('payload');
-    if (ok === 'unknown-peer') return drop('unknown-peer');
+    if (ok !== true) {
+      drop(ok === false ? 'payload' : ok);
+      return;
+    }
     this.replay.set(f.node, r);
     this.replaySeen.set(f.node, this.now());
     count(this.counters.rx, f.type);

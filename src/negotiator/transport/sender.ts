@@ -1,21 +1,22 @@
-/** Sending: every datagram framed and authenticated with this boot's epoch and a fresh counter, then counted. */
+/** Sending: every datagram framed and authenticated (trust/frame-auth.ts) with this boot's epoch and a fresh counter, then counted. */
 
 import { addressOf, FAMILIES, type Family } from '../../net/family';
 import { log } from '../../util/log';
 import { count, countTraffic, type DaemonCounters } from '../counters';
-import { encodeFrame, type FrameTypeName } from '../protocol/frame';
+import type { FrameTypeName } from '../protocol/frame';
+import type { AuthTarget, FrameAuth } from '../trust/frame-auth';
 import type { DatagramTransport } from './udp';
 
-/** Where a peer listens. */
-export interface Target {
+/** Where a peer listens (and, when known, who it is: identity frames need its certificate). */
+export interface Target extends AuthTarget {
   addresses: { ipv4?: string; ipv6?: string };
   port: number;
 }
 
 /** What a sender is built from. */
 export interface SenderDeps {
-  key: Buffer;
-  node: string;
+  /** Seals each frame: the cluster key's MAC, or the pairwise key / signature of this node's identity. */
+  auth: FrameAuth;
   /** This boot's epoch (receivers keep one replay window per epoch). */
   epoch: bigint;
   own: { ipv4?: string; ipv6?: string };
@@ -27,8 +28,7 @@ export interface SenderDeps {
 export class Sender {
   private seq = 0n;
 
-  private readonly key: Buffer;
-  private readonly node: string;
+  private readonly auth: FrameAuth;
   /** This boot's epoch (receivers keep one replay window per epoch). */
   readonly epoch: bigint;
   private readonly own: { ipv4?: string; ipv6?: string };
@@ -36,23 +36,30 @@ export class Sender {
   private readonly counters: DaemonCounters;
 
   constructor(deps: SenderDeps) {
-    this.key = deps.key;
-    this.node = deps.node;
+    this.auth = deps.auth;
     this.epoch = deps.epoch;
     this.own = deps.own;
     this.transport = deps.transport;
     this.counters = deps.counters;
   }
 
-  /** One authenticated frame with the next counter. */
-  frame(type: FrameTypeName, payload: Buffer): Buffer {
+  /** One authenticated frame with the next counter, for to; undefined (counted) when this node's auth mode cannot reach it. */
+  frame(type: FrameTypeName, payload: Buffer, to?: AuthTarget): Buffer | undefined {
     this.seq += 1n;
-    return encodeFrame(this.key, { type, epoch: this.epoch, seq: this.seq, node: this.node, payload });
+    const f = this.auth.seal(type, this.seq, payload, to);
+    if (!f) count(this.counters.events, 'unsent-no-certificate');
+    return f;
   }
 
-  /** Sends one message over one family to an address and port. */
-  to(family: Family, address: string, port: number, type: FrameTypeName, payload: Buffer): void {
-    const frame = this.frame(type, payload);
+  /** Payload bytes one frame of type can carry. */
+  room(type: FrameTypeName): number {
+    return this.auth.room(type);
+  }
+
+  /** Sends one message over one family to an address and port (of node peer, when known). */
+  to(family: Family, address: string, port: number, type: FrameTypeName, payload: Buffer, peer?: string): void {
+    const frame = this.frame(type, payload, peer === undefined ? undefined : { node: peer });
+    if (!frame) return;
     this.transport.send(family, address, port, frame);
     count(this.counters.tx, type);
     countTraffic(this.counters, 'tx', type, family, frame.length);
@@ -70,13 +77,14 @@ export class Sender {
     for (const f of FAMILIES) {
       const to = addressOf(t.addresses, f);
       if (!to || !addressOf(this.own, f)) continue;
-      let frame: Buffer;
+      let frame: Buffer | undefined;
       try {
-        frame = this.frame(type, payload);
+        frame = this.frame(type, payload, t);
       } catch (err) {
         log.error('message not sent', { to: what, type, error: (err as Error).message });
         return;
       }
+      if (!frame) return;
       this.transport.send(f, to, t.port, frame);
       count(this.counters.tx, type);
       countTraffic(this.counters, 'tx', type, f, frame.length);
@@ -85,7 +93,9 @@ export class Sender {
 
   /** Sends a message to the multicast group(s); counted when multicast discovery is on. */
   multicast(type: FrameTypeName, payload: Buffer, counted: boolean): void {
-    this.transport.sendMulticast(this.frame(type, payload));
+    const frame = this.frame(type, payload);
+    if (!frame) return;
+    this.transport.sendMulticast(frame);
     if (counted) count(this.counters.tx, type);
   }
 }

@@ -169,7 +169,7 @@ describe.skipIf(!IS_ROOT)('ADD hand-off to afsteerd', () => {
 
     const ns = w.netns('hang');
     daemon!.kill('SIGSTOP');
-    let add;
+    let add: Awaited<ReturnType<typeof w.driver>>;
     try {
       t0 = Date.now();
       add = await w.driver('add', list, ns, 'ctr-hang');

@@ -13,6 +13,7 @@ import { decodeFrame, encodeFrame } from '../../../src/negotiator/protocol/frame
 import { readUdpPcap } from '../../support/pcap';
 import {
   AFSTEERD_BIN as AFSTEERD,
+  nsExec,
   type SimDaemon,
   type SimPod,
   type TwoNodes,
@@ -67,8 +68,9 @@ describe.skipIf(!IS_ROOT)('afsteerd between two simulated nodes', () => {
     expect(wireOf(pb)).toBe('native');
   });
 
-  it('blackholing the family a live TCP stream is on moves both sending directions off it; the stream survives intact; after the hold-down it goes back to native', async () => {
+  it('blackholing the family a live TCP stream is on moves both sending directions off it; the stream survives intact with strict conntrack (no INVALID drop); after the hold-down it goes back to native', async () => {
     const p = ++port;
+    const drops0 = [await t.invalidDrops(t.a), await t.invalidDrops(t.b)];
     const { done } = await t.server(pb, pb.ipv4, p);
     const client = t.client(pa, pb.ipv4, p, ['--duration-ms', '5000', '--chunk', '16384', '--interval-ms', '5']);
     await new Promise((r) => setTimeout(r, 1000));
@@ -85,6 +87,12 @@ describe.skipIf(!IS_ROOT)('afsteerd between two simulated nodes', () => {
     expect(sw.at(-1)).toMatchObject({ pair: 'ctr-a0|ctr-b0', from: 'native', to: 'ipv6' });
     expect(String(sw.at(-1).reason)).toMatch(/blackhole on IPv4/);
     expect(da.logs.some((l) => l.msg === 'switch' && l.to === 'ipv6' && /blackhole/.test(String(l.reason)))).toBe(true);
+    // The nodes track TCP strictly (be_liberal 0, never written by afsteer) and drop INVALID, as
+    // kube-proxy does: the pair's own entries were marked liberal at each switch, nothing was dropped.
+    for (const [i, n] of [t.a, t.b].entries()) {
+      expect((await nsExec(n.nsPath, ['sysctl', '-n', 'net.netfilter.nf_conntrack_tcp_be_liberal'])).trim()).toBe('0');
+      expect((await t.invalidDrops(n)) - drops0[i]!, `INVALID drops on node ${n.name}`).toBe(0);
+    }
 
     // Restore: held down, then native again (lowest-latency: neither family wins by the margin).
     await t.impair(4, null);

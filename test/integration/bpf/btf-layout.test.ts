@@ -1,7 +1,7 @@
 /** The TS mirrors of bpf/include/afsteer_maps.h and afsteer_echo.h match the compiled objects' BTF, field for field. */
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ECHO_MAPS, EchoCfgLayout, EchoStatsLayout } from '../../../src/bpf/echo-reflector';
+import { ECHO_LAYOUTS, ECHO_MAPS } from '../../../src/bpf/echo-maps';
 import { ALL_LAYOUTS, MAPS, type StructLayout } from '../../../src/bpf/maps-layout';
 import { ROOT, sh } from '../../support/world';
 
@@ -23,7 +23,7 @@ interface MapDef {
 
 const OBJECTS: { file: string; layouts: readonly StructLayout[]; maps: Record<string, MapDef> }[] = [
   { file: 'afsteer.bpf.o', layouts: ALL_LAYOUTS, maps: MAPS },
-  { file: 'afsteer_echo.bpf.o', layouts: [EchoCfgLayout, EchoStatsLayout], maps: ECHO_MAPS },
+  { file: 'afsteer_echo.bpf.o', layouts: ECHO_LAYOUTS, maps: ECHO_MAPS },
 ];
 
 for (const obj of OBJECTS) {

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_PORT } from '../../../src/defaults';
-import { DEFAULT_ETCD_PREFIX, parseDaemonConfig } from '../../../src/negotiator/daemon-config';
+import { authModeOf, DEFAULT_ETCD_PREFIX, parseDaemonConfig } from '../../../src/negotiator/daemon-config';
 
 describe('afsteerd config', () => {
   it('fills defaults', () => {
@@ -21,6 +21,19 @@ describe('afsteerd config', () => {
       expect(() => parseDaemonConfig(`{"nodeName":"a","keyFile":"/k","optimizeForMemory":${bad}}`)).toThrow(
         /^config: optimizeForMemory: must be a boolean$/,
       );
+  });
+  it('auth: identity alone means identity, keyFile alone cluster-key, both both; each mode needs its credentials', () => {
+    const mode = (j: object) => authModeOf(parseDaemonConfig(JSON.stringify({ nodeName: 'a', ...j })));
+    expect(mode({ identity: '/id' })).toBe('identity');
+    expect(mode({ keyFile: '/k' })).toBe('cluster-key');
+    expect(mode({ keyFile: '/k', identity: '/id' })).toBe('both');
+    expect(mode({ keyFile: '/k', identity: '/id', auth: 'identity' })).toBe('identity');
+    expect(() => mode({})).toThrow(/^config: keyFile: needs keyFile, identity or both$/);
+    expect(() => mode({ identity: '/id', auth: 'both' })).toThrow(/keyFile: auth cluster-key and both need keyFile/);
+    expect(() => mode({ keyFile: '/k', auth: 'identity' })).toThrow(/identity: auth identity and both need identity/);
+    expect(() => mode({ keyFile: '/k', auth: 'cluster' })).toThrow(/auth: must be one of "cluster-key", "identity", "both"/);
+    expect(() => mode({ keyFile: '/k', revocations: '/r' })).toThrow(/revocations: needs identity/);
+    expect(() => mode({ identity: 'id' })).toThrow(/identity: must be an absolute path/);
   });
   it('the example in conf/afsteerd.json is valid', () => {
     const c = parseDaemonConfig(readFileSync(join(import.meta.dirname, '..', '..', '..', 'conf', 'afsteerd.json'), 'utf8'));
@@ -107,7 +120,9 @@ describe('afsteerd config: discovery.etcd', () => {
     [{ endpoints: ['http://h:2379'], leaseTtlS: 1 }, /discovery\.etcd\.leaseTtlS: must be ≥ 2/],
     [{ endpoints: ['http://h:2379'], leaseTtlS: 2.5 }, /discovery\.etcd\.leaseTtlS: must be /],
     [{ endpoints: ['http://h:2379'], maxRecordAgeS: 5 }, /discovery\.etcd\.maxRecordAgeS: must be ≥ 20/],
-    [{ endpoints: ['http://h:2379'], user: 'x' }, /discovery\.etcd\.user: unknown key/],
+    [{ endpoints: ['http://h:2379'], username: 'x' }, /discovery\.etcd\.username: unknown key/],
+    [{ endpoints: ['http://h:2379'], user: 'x' }, /discovery\.etcd\.passwordFile: user needs passwordFile/],
+    [{ endpoints: ['http://h:2379'], passwordFile: 'pw' }, /discovery\.etcd\.passwordFile: must be an absolute path/],
     ['http://h:2379', /discovery\.etcd: must be an object/],
   ])('rejects %j with one line naming the key', (etcd, re) => {
     expect(() => parseDaemonConfig(cfg(etcd))).toThrow(re);

@@ -134,4 +134,18 @@ describe('afsteerd, several daemons in one process', () => {
     // Not one route rewritten across the restart.
     expect(a.maps.routes.writes).toBe(routeWrites);
   });
+
+  it('the peer of a restarted daemon keeps its wire: the restarted one is told about it at once, so its echo reflector answers', async () => {
+    const { c, a, b } = await negotiatedOnIpv6();
+    const before = b.daemon.status().switchesTotal;
+    await c.restart(a);
+    let left = false;
+    c.clock.advanceUntil(() => {
+      if (c.wire(b, a) !== 'ipv6') left = true;
+      return false;
+    }, 3000);
+    expect(left).toBe(false);
+    expect(b.daemon.status().switchesTotal).toBe(before);
+    expect(b.daemon.status().peers[0]!.families.IPv6!.state).toBe('up');
+  });
 });

@@ -1,6 +1,9 @@
-/** The cluster key file: accepted only as a private regular file of ≥ 32 bytes, read without following links or blocking. */
+/**
+ * The cluster key file: accepted only as a private regular file of root's (or this user's) with
+ * one link, of ≥ 32 bytes, read without following links (its own or a directory's) or blocking.
+ */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, linkSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -53,7 +56,39 @@ describe('keyFile', () => {
       },
       /not a regular file/,
     ],
+    [
+      'a good key reached through a symbolically linked directory',
+      () => {
+        mkdirSync(join(dir, 'real'), { mode: 0o700 });
+        file('real/k', Buffer.alloc(32));
+        symlinkSync(join(dir, 'real'), join(dir, 'linked'));
+        return join(dir, 'linked', 'k');
+      },
+      /linked is a symbolic link/,
+    ],
+    [
+      'a good key with a second hard link',
+      () => {
+        linkSync(file('h', Buffer.alloc(32)), join(dir, 'h2'));
+        return join(dir, 'h');
+      },
+      /has 2 hard links/,
+    ],
+    [
+      'a good key in a directory others can write',
+      () => {
+        mkdirSync(join(dir, 'open'));
+        chmodSync(join(dir, 'open'), 0o777);
+        return file('open/k', Buffer.alloc(32));
+      },
+      /open is writable by group or others/,
+    ],
   ])('refuses %s with a clear message', (_what, make, re) => {
     expect(() => loadKey(make())).toThrow(re);
+  });
+  it.skipIf(process.getuid?.() !== 0)('refuses a 0600 key owned by another user (root: chown)', () => {
+    const p = file('other', Buffer.alloc(32));
+    chownSync(p, 65534, 65534);
+    expect(() => loadKey(p)).toThrow(/owned by uid 65534, not root/);
   });
 });

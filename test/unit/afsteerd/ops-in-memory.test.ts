@@ -27,7 +27,7 @@ afterEach(async () => {
 });
 
 /** The value of one series in exposition text (undefined when absent). */
-export function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
   for (const line of text.split('\n')) {
     if (!line.startsWith(name) || line.startsWith('#')) continue;
     const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([^}]*)\})? (\S+)$/.exec(line);

@@ -83,7 +83,7 @@ describe('applyPin / stepPinned', () => {
 });
 
 describe('PinStore', () => {
-  it('persists pins in the stateDir and reads them back; auto removes; a damaged file is reported and ignored', () => {
+  it('persists pins in the stateDir and reads them back; auto removes; a bad entry is reported and dropped', () => {
     const dir = mkdtempSync(join(tmpdir(), 'afsteer-pinstore-'));
     try {
       const s = new PinStore(dir);
@@ -103,7 +103,7 @@ describe('PinStore', () => {
       writeFileSync(join(dir, PINS_FILE), '{"version":1,"nodes":{"x":"IPv9"},"cnfs":{}}');
       const errors: Error[] = [];
       expect(new PinStore(dir, (e) => errors.push(e)).list()).toEqual({ nodes: {}, cnfs: {} });
-      expect(errors[0]!.message).toMatch(/ignoring/);
+      expect(errors[0]!.message).toMatch(/dropping the node pin "x" .*family must be/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

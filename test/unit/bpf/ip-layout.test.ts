@@ -70,7 +70,10 @@ describe('map layout codecs', () => {
     expect(bloomBit('10.2.0.2')).toBe(Number(((BigInt(0x0200020a) * 0x9e3779b1n) % 2n ** 32n) >> 26n));
     const w = [0x000000fd, 0, 0, 0x02000000];
     expect(bloomBit('fd00::2')).toBe(Number(((BigInt((w[0]! ^ w[1]! ^ w[2]! ^ w[3]!) >>> 0) * 0x9e3779b1n) % 2n ** 32n) >> 26n));
-    for (const a of ['10.0.0.1', 'fd00:1::2', '::']) expect(bloomBit(a)).toBeGreaterThanOrEqual(0), expect(bloomBit(a)).toBeLessThan(64);
+    for (const a of ['10.0.0.1', 'fd00:1::2', '::']) {
+      expect(bloomBit(a)).toBeGreaterThanOrEqual(0);
+      expect(bloomBit(a)).toBeLessThan(64);
+    }
   });
   it('indexes counter cells as AFSTEER_COUNTER_INDEX does', () => {
     expect(counterIndex(0, 0, 0)).toBe(0);

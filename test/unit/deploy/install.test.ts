@@ -1,90 +1,11 @@
-/**
- * `afsteer install` (scripts/install.sh) against scratch roots, in-process: chaining into the
- * primary conflist and back byte for byte, idempotence, refusals with exit 2 and nothing
- * changed, keys it did or did not create, and a failure half-way leaving nothing behind.
- */
-import { createHash } from 'node:crypto';
-import {
-  chmodSync,
-  existsSync,
-  lstatSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  readlinkSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, describe, expect, it, vi } from 'vitest';
-import { runInstall } from '../../../src/install/install';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
 import { chainConflist, InstallRefusal, parsePeer, primaryConfName, unchainConflist } from '../../../src/install/plan';
 import { parseDaemonConfig } from '../../../src/negotiator/daemon-config';
+import { BRIDGE_LIST, cleanupScratch, install, scratch, tree } from '../../support/install-tree';
 
-const dirs: string[] = [];
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-  vi.restoreAllMocks();
-});
-
-function scratch(): { root: string; bin: string } {
-  const d = mkdtempSync(join(tmpdir(), 'afsteer-install-'));
-  dirs.push(d);
-  const root = join(d, 'root');
-  mkdirSync(join(root, 'etc/cni/net.d'), { recursive: true });
-  const bin = join(d, 'afsteer-build');
-  writeFileSync(bin, `#!/bin/false\n${d}\n`);
-  chmodSync(bin, 0o755);
-  return { root, bin };
-}
-
-/** Runs the installer; returns its exit code, stdout and stderr. */
-async function install(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  vi.spyOn(process.stderr, 'write').mockImplementation((c: string | Uint8Array) => ((err += String(c)), true));
-  try {
-    const code = await runInstall(argv, (s) => (out += s));
-    return { code, out, err };
-  } finally {
-    vi.restoreAllMocks();
-  }
-}
-
-/** Every path under root with its type, mode and sha256 (or link target): a tree snapshot. */
-function tree(root: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (rel: string): void => {
-    for (const n of readdirSync(join(root, rel))) {
-      const r = rel ? `${rel}/${n}` : n;
-      const st = lstatSync(join(root, r));
-      if (st.isDirectory()) {
-        out[r] = `dir ${(st.mode & 0o777).toString(8)}`;
-        walk(r);
-      } else if (st.isSymbolicLink()) out[r] = `link ${readlinkSync(join(root, r))}`;
-      else
-        out[r] = `file ${(st.mode & 0o777).toString(8)} ${createHash('sha256')
-          .update(readFileSync(join(root, r)))
-          .digest('hex')}`;
-    }
-  };
-  walk('');
-  return out;
-}
-
-const BRIDGE_LIST = `{
-    "cniVersion": "1.0.0",
-    "name": "k8s-pod-network",
-    "someRuntimeKey": { "keep": [1, 2] },
-    "plugins": [
-        { "type": "bridge", "bridge": "cni0", "ipam": { "type": "host-local", "ranges": [[{ "subnet": "10.88.0.0/16" }], [{ "subnet": "fd00:88::/64" }]] } },
-        { "type": "portmap", "capabilities": { "portMappings": true } }
-    ]
-}
-`;
+afterEach(cleanupScratch);
 
 describe('choosing and editing the conflist (pure)', () => {
   it('picks the lexically first CNI config file, as libcni/go-cni sort them, ignoring hidden and other files', () => {
@@ -236,14 +157,38 @@ describe('afsteer install against a scratch root', () => {
     expect((await install('--root', root, '--bin', bin, '--key', given)).err).toMatch(/--key: .*chmod 600/);
   });
 
-  it('a failure half-way leaves nothing half-written', async () => {
+  it('--identity installs the node identity (node.key 0600) instead of a cluster key, and the config names it; another node’s is refused', async () => {
+    const { root, bin } = scratch();
+    writeFileSync(join(root, 'etc/cni/net.d/10-x.conflist'), BRIDGE_LIST);
+    const d = dirname(root);
+    const ca = join(d, 'ca');
+    const id = join(d, 'id-n');
+    const { runIdentity } = await import('../../../src/cli/identity');
+    expect(await runIdentity(['init', '--out', ca], () => {})).toBe(0);
+    const issue = ['issue', '--authority', ca, '--node', 'n', '--pod-cidr', '10.9.0.0/24', '--address', '192.0.2.9', '--out', id];
+    expect(await runIdentity(issue, () => {})).toBe(0);
+    expect((await install('--root', root, '--bin', bin, '--node-name', 'other', '--identity', id)).err).toMatch(
+      /certificate is for n, not this node/,
+    );
+    expect((await install('--root', root, '--bin', bin, '--node-name', 'n', '--identity', id, '--key', id)).err).toMatch(/not both/);
+    expect((await install('--root', root, '--bin', bin, '--node-name', 'n', '--identity', id)).code).toBe(0);
+    expect(statSync(join(root, 'etc/afsteer/identity/node.key')).mode & 0o777).toBe(0o600);
+    expect(readFileSync(join(root, 'etc/afsteer/identity/node.cert'))).toEqual(readFileSync(join(id, 'node.cert')));
+    expect(existsSync(join(root, 'etc/afsteer/cluster.key'))).toBe(false);
+    const cfg = JSON.parse(readFileSync(join(root, 'etc/afsteer/afsteerd.json'), 'utf8'));
+    expect(cfg).toMatchObject({ nodeName: 'n', identity: '/etc/afsteer/identity' });
+    expect(cfg.keyFile).toBeUndefined();
+    expect((await install('--uninstall', '--root', root)).code).toBe(0);
+    expect(existsSync(join(root, 'etc/afsteer/identity/node.key'))).toBe(false);
+  });
+
+  it('a file where a directory must go is refused before anything is written', async () => {
     const { root, bin } = scratch();
     writeFileSync(join(root, 'etc/cni/net.d/10-x.conflist'), BRIDGE_LIST);
     writeFileSync(join(root, 'etc/systemd'), 'a file where a directory must go\n');
     const before = tree(root);
     const r = await install('--root', root, '--bin', bin, '--node-name', 'n');
-    expect(r.code).toBe(1);
-    expect(r.err).toMatch(/failed, nothing changed/);
+    expect([r.code, r.err]).toEqual([2, `afsteer install: ${root}/etc/systemd is a regular file, not a directory\n`]);
     expect(tree(root)).toEqual(before);
   });
 

@@ -12,7 +12,7 @@ import { parseAllDocuments } from 'yaml';
 import { runAfsteerd } from '../../../src/bin/route';
 import { parseNetConf } from '../../../src/cni/config';
 import { INSTALL_OPTIONS, INSTALL_PATHS } from '../../../src/install/install';
-import { parseDaemonConfig } from '../../../src/negotiator/daemon-config';
+import { authModeOf, parseDaemonConfig } from '../../../src/negotiator/daemon-config';
 
 type Doc = Record<string, any>;
 const docs = (f: string): Doc[] =>
@@ -57,12 +57,14 @@ describe('conf/k8s manifests match the code', () => {
     expect(volume('bpffs').hostPath.path).toBe('/sys/fs/bpf');
     expect(volume('state').hostPath.path).toBe(cfg.stateDir);
     expect(volume('run').hostPath.path).toBe(dirname(cfg.controlSocket));
-    // The key: the config's keyFile, a plain file (subPath) from the Secret, mode 0400.
-    const km = mount(main, cfg.keyFile)!;
-    const secret = byKind('Secret');
-    expect(volume(km.name).secret.secretName).toBe(secret.metadata.name);
-    expect(km.subPath).toBe(Object.keys(secret.data)[0]);
-    expect(volume(km.name).secret.defaultMode).toBe(0o400);
+    // The node's own identity: the config's identity dir, read-only from the host directory node
+    // bootstrap wrote (type Directory: no identity, no afsteerd); no cluster key on the node.
+    expect(cfg.keyFile).toBeUndefined();
+    expect(authModeOf(cfg)).toBe('identity');
+    const im = mount(main, cfg.identity!)!;
+    expect(im.readOnly).toBe(true);
+    expect(volume(im.name).hostPath).toEqual({ path: cfg.identity, type: 'Directory' });
+    expect(pod.volumes.some((v: Doc) => v.secret)).toBe(false);
   });
 
   it('the plugin (run by the runtime on the host) uses the same defaults the daemon mounts', () => {
