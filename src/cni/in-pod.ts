@@ -4,8 +4,10 @@
  * filters, the endpoint key EP_KEY_POD | id), refusing an interface that already carries another
  * attachment's filters, and the route MTU of a device that is the wire.
  */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { listEndpoints } from '../bpf/endpoint-map';
-import { podAttachmentId } from '../bpf/maps-layout';
+import { MAPS, podAttachmentId } from '../bpf/maps-layout';
 import { freePodId, idOfClassid, podFilters } from '../bpf/pod-filters';
 import type { LinkRoute, Rtnl } from '../net/rtnl';
 import { type AttachmentState, listStates } from '../node/attachments';
@@ -42,7 +44,9 @@ export async function claimPodId(
   }
   if (mine !== undefined) return mine;
   const used = new Set<number>();
-  for (const k of listEndpoints(pinDir).keys()) {
+  // The first ADD on a node pins the maps after this: none yet, no key in use.
+  const keys = existsSync(join(pinDir, MAPS.endpoints.name)) ? listEndpoints(pinDir).keys() : [];
+  for (const k of keys) {
     const id = podAttachmentId(k);
     if (id !== undefined) used.add(id);
   }

@@ -7,7 +7,7 @@
  * nothing. ipvlan: this kernel has no ipvlan (the test says so in one line and skips it).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getEndpoint, listEndpoints, readCounters } from '../../../src/bpf/endpoint-map';
@@ -111,6 +111,29 @@ describe.skipIf(!IS_ROOT)('secondary networks', () => {
     expect(ep).toMatchObject({ ipv4: a0n.ipv4, ipv6: a0n.ipv6, inPod: true });
     const check = await fabric.driver(t.a, 'check', fabric.conflistPath(t.a, 'macvlan'), a0.nsPath, a0.id);
     expect(check.stderr).not.toMatch(/error/i);
+  });
+
+  it('the first afsteer ADD on a node may be an in-pod one (no pins, no state yet)', async () => {
+    const fresh = { pinDir: `${t.a.pinDir}-fresh`, stateDir: join(t.dir, 'state-fresh') };
+    const conf = fabric.conflist(t.a, 'macvlan', undefined, 0, fresh);
+    const ipam = (conf.plugins as { ipam: { ranges: { rangeStart: string; rangeEnd: string }[][]; dataDir: string } }[])[0]!.ipam;
+    ipam.ranges[0]![0]!.rangeStart = '172.30.1.150';
+    ipam.ranges[0]![0]!.rangeEnd = '172.30.1.160';
+    ipam.ranges[1]![0]!.rangeStart = 'fd30:1::150';
+    ipam.ranges[1]![0]!.rangeEnd = 'fd30:1::160';
+    ipam.dataDir = join(t.dir, 'ipam-fresh');
+    const path = join(t.dir, 'fresh.conflist');
+    writeFileSync(path, JSON.stringify(conf));
+    const pod = await t.addPod(t.a, 'f0');
+    try {
+      const { stdout } = await fabric.driver(t.a, 'add', path, pod.nsPath, pod.id);
+      expect((JSON.parse(stdout) as { ips: unknown[] }).ips).toHaveLength(2);
+      expect(listEndpoints(fresh.pinDir).size).toBe(1);
+      await fabric.driver(t.a, 'del', path, pod.nsPath, pod.id);
+      expect(listEndpoints(fresh.pinDir).size).toBe(0);
+    } finally {
+      rmSync(fresh.pinDir, { recursive: true, force: true });
+    }
   });
 
   it('a pod with eth0 (bridge) and net1 (macvlan) is two endpoints; two pods whose net1 share an ifindex never collide', async () => {
