@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause)
 /*
- * afsteer tc programs, attached to the host-side veth of each pod:
- *   afsteer_from_pod  clsact ingress: packets the pod sends. If the pair (this pod, the
+ * afsteer tc programs, attached to the host-side veth of each pod (or, for a pod interface with
+ * no host-side veth — macvlan, ipvlan, host-device — inside the pod's namespace on the pod's own
+ * interface, with the directions swapped: from the pod = its egress, to the pod = its ingress;
+ * the endpoint key then comes from the filter's classid, see AFSTEER_EP_KEY_POD):
+ *   afsteer_from_pod  clsact ingress (in the pod: egress): packets the pod sends. If the pair (this pod, the
  *                     remote pod) is steered to the other family, encapsulate the packet in
  *                     that family between the two pods' own addresses (IPv4-in-IPv6, next
  *                     header 4, or IPv6-in-IPv4, protocol 41). The inner packet is untouched.
- *   afsteer_to_pod    clsact egress: packets delivered to the pod. A tunnelled packet whose
+ *   afsteer_to_pod    clsact egress (in the pod: ingress): packets delivered to the pod. A tunnelled packet whose
  *                     outer and inner addresses are the same known remote pod and this pod is
  *                     decapsulated; one that claims this pod but does not match is dropped;
  *                     everything else passes untouched.
@@ -152,7 +155,19 @@ static __always_inline void stat_inc(__u32 which)
 		*v += 1;
 }
 
-/* The endpoint on host interface ifindex: the direct-mapped cache first, then the hash. */
+/*
+ * The endpoint key of the attachment this program runs for: the classid minor of the tc filter
+ * (cls_bpf stores it in skb->tc_classid before running the program) for an attachment inside a
+ * pod's namespace, else — a filter without a classid, on a host veth — the interface's ifindex.
+ */
+static __always_inline __u32 endpoint_key(struct __sk_buff *skb)
+{
+	__u32 id = skb->tc_classid & AFSTEER_EP_POD_ID_MAX;
+
+	return id ? (AFSTEER_EP_KEY_POD | id) : skb->ifindex;
+}
+
+/* The endpoint with key ifindex (endpoint_key): the direct-mapped cache first, then the hash. */
 static __always_inline struct afsteer_endpoint *lookup_endpoint(__u32 ifindex)
 {
 	__u32 idx = ifindex & (AFSTEER_EP_CACHE_SIZE - 1);
@@ -443,7 +458,8 @@ static __always_inline int encap_copy(struct __sk_buff *skb, const struct afstee
 /*
  * A protected pair's packet (the pod's own source, both its addresses, checked by the caller):
  * take a sequence number, send a clone back into this program (bpf_clone_redirect to the host
- * veth's ingress, the mark naming its family and number: second_copy() wraps it there, so it
+ * veth's ingress — in the pod, to its interface's egress —, the mark naming its family and
+ * number: second_copy() wraps it there, so it
  * leaves by the same path as every packet of the pod), then wrap this one for the pair's wire
  * family (its own family when the pair is native). The clone is made before the first copy is
  * wrapped: both copies carry the inner packet as the pod sent it, GSO packets whole.
@@ -476,7 +492,7 @@ static __always_inline int protect_send(struct __sk_buff *skb, const struct afst
 	else
 		first6 = fam == AFSTEER_FAMILY_IPV6;
 	skb->mark = AFSTEER_CLONE_MARK | (first6 ? 0 : AFSTEER_CLONE_F_IPV6) | seq;
-	rc = bpf_clone_redirect(skb, skb->ifindex, BPF_F_INGRESS);
+	rc = bpf_clone_redirect(skb, skb->ifindex, (ep->flags & AFSTEER_EP_F_IN_POD) ? 0 : BPF_F_INGRESS);
 	skb->mark = mark;
 	if (rc)
 		pstat_add(AFSTEER_PSTAT_DUP_FAIL, 1);
@@ -502,21 +518,26 @@ static __always_inline int protect_send(struct __sk_buff *skb, const struct afst
  * with AFSTEER_CLONE_MARK: the first pass checked it (source, anti-spoofing, route) and counted it;
  * this pass wraps it for the family the mark names, with the mark's sequence number. When the
  * endpoint or the route went away in between, the copy is dropped: the first one is on its way.
+ * Inside a pod's namespace the pod itself can set skb->mark, so the packet is checked again as
+ * the first pass checks it (the pod's own source, a protected route, no tunnel inside): a forged
+ * mark gets a pod nothing it could not send anyway.
  */
 static __always_inline int second_copy(struct __sk_buff *skb, __u32 mark)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
-	struct afsteer_route_key rkey = { .ifindex = skb->ifindex };
+	__u32 key = endpoint_key(skb);
+	struct afsteer_route_key rkey = { .ifindex = key };
 	struct afsteer_endpoint *ep;
 	struct afsteer_route *route;
 	struct afsteer_protect *p;
-	__u32 len = skb->len, idx;
+	__u32 len = skb->len, idx, proto;
 	__u8 fam, tos, ttl;
+	int own_src;
 
 	skb->mark = 0;
-	ep = lookup_endpoint(skb->ifindex);
+	ep = lookup_endpoint(key);
 	if (!ep || (void *)(eth + 1) > data_end)
 		goto drop;
 	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
@@ -529,6 +550,8 @@ static __always_inline int second_copy(struct __sk_buff *skb, __u32 mark)
 		*(__be32 *)rkey.addr = ip->daddr;
 		tos = ip->tos;
 		ttl = ip->ttl;
+		proto = ip->protocol;
+		own_src = (ep->flags & AFSTEER_EP_F_IPV4) && ip->saddr == *(__be32 *)ep->ipv4;
 	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6 = (void *)(eth + 1);
 
@@ -539,11 +562,21 @@ static __always_inline int second_copy(struct __sk_buff *skb, __u32 mark)
 		copy6(rkey.addr, ip6->daddr.in6_u.u6_addr8);
 		tos = (ip6->priority << 4) | (ip6->flow_lbl[0] >> 4);
 		ttl = ip6->hop_limit;
+		proto = ip6->nexthdr;
+		own_src = (ep->flags & AFSTEER_EP_F_IPV6) && addr_eq6(ip6->saddr.in6_u.u6_addr8, ep->ipv6);
 	} else {
 		goto drop;
 	}
+	if (ep->flags & AFSTEER_EP_F_IN_POD) {
+		if (fam == AFSTEER_FAMILY_IPV6 && proto != IPPROTO_TCP && proto != IPPROTO_UDP && proto != IPPROTO_ICMPV6)
+			proto = ipv6_upper_proto(skb, ETH_HLEN, proto);
+		if (!own_src || tunnel_proto(proto)) {
+			stat_inc(AFSTEER_STAT_DROP_SPOOF);
+			return TC_ACT_SHOT;
+		}
+	}
 	route = bpf_map_lookup_elem(&afsteer_routes, &rkey);
-	if (!route)
+	if (!route || ((ep->flags & AFSTEER_EP_F_IN_POD) && !(route->flags & AFSTEER_ROUTE_F_PROTECT)))
 		goto drop;
 	idx = route->pair;
 	if (encap_copy(skb, ep, route, fam, !!(mark & AFSTEER_CLONE_F_IPV6), mark & AFSTEER_SEQ_MASK, tos, ttl))
@@ -567,7 +600,7 @@ static __always_inline int from_pod(struct __sk_buff *skb)
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
-	__u32 ifindex = skb->ifindex;
+	__u32 ifindex = endpoint_key(skb);
 	__u32 len = skb->len;
 	struct afsteer_endpoint *ep;
 	struct afsteer_route_key rkey = { .ifindex = ifindex };
@@ -1090,7 +1123,7 @@ static __always_inline __u8 frame_family(struct __sk_buff *skb)
 /* The to-pod program's logic. */
 static __always_inline int to_pod(struct __sk_buff *skb)
 {
-	__u32 ifindex = skb->ifindex;
+	__u32 ifindex = endpoint_key(skb);
 	struct afsteer_endpoint *ep = lookup_endpoint(ifindex);
 	__u8 fam;
 	int v = PASS;
@@ -1162,7 +1195,8 @@ int afsteer_bridge_out(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	}
 	local = bpf_map_lookup_elem(&afsteer_local_addrs, &key);
-	if (!local)
+	/* A pod whose programs run in its own namespace is not behind this bridge's veths. */
+	if (!local || (local->ifindex & AFSTEER_EP_KEY_POD))
 		return TC_ACT_OK;
 	return bpf_redirect(local->ifindex, 0);
 }

@@ -39,8 +39,8 @@ enum afsteer_family {
 
 /* Direction of a packet relative to the pod. */
 enum afsteer_direction {
-	AFSTEER_DIR_FROM_POD = 0, /* host veth tc ingress */
-	AFSTEER_DIR_TO_POD = 1,   /* host veth tc egress */
+	AFSTEER_DIR_FROM_POD = 0, /* host veth tc ingress; in the pod (AFSTEER_EP_F_IN_POD): its interface's tc egress */
+	AFSTEER_DIR_TO_POD = 1,   /* host veth tc egress; in the pod: its interface's tc ingress */
 };
 
 /* Wire family of a steered pair (afsteer_route.wire, the value of afsteer_routes). */
@@ -65,11 +65,29 @@ enum afsteer_stat {
 /* Endpoint / remote flags. */
 #define AFSTEER_EP_F_IPV4 (1U << 0) /* ipv4 holds a valid address */
 #define AFSTEER_EP_F_IPV6 (1U << 1) /* ipv6 holds a valid address */
+/* The endpoint's programs run inside the pod's network namespace, on the pod's own interface
+ * (macvlan, ipvlan, host-device: no host-side veth): from the pod = its clsact egress, to the
+ * pod = its clsact ingress. Endpoints only. */
+#define AFSTEER_EP_F_IN_POD (1U << 2)
 
 /*
- * Value of afsteer_endpoints (hash keyed by the host-side veth ifindex, authoritative) and of
- * afsteer_endpoint_cache (array indexed by ifindex & (AFSTEER_EP_CACHE_SIZE - 1); an entry is
- * valid only when its ifindex field matches).
+ * Endpoint keys (afsteer_endpoints, afsteer_endpoint_cache tags, afsteer_local_addrs values, the
+ * local half of afsteer_route_key and so afsteer_demand): a u32 that is either
+ *   - the host-side veth's ifindex, for programs on a pod's host veth (below 2^31: the kernel
+ *     allocates ifindexes in [1, INT_MAX]), or
+ *   - AFSTEER_EP_KEY_POD | id, for programs inside a pod's namespace (AFSTEER_EP_F_IN_POD), where
+ *     id (1..AFSTEER_EP_POD_ID_MAX) is the attachment's id, assigned at ADD and carried as the
+ *     classid minor of its two tc filters: cls_bpf stores it in skb->tc_classid before the
+ *     program runs (a filter without a classid gives 0, the host veth case). Ifindexes inside pod
+ *     namespaces repeat from pod to pod and are never a key.
+ */
+#define AFSTEER_EP_KEY_POD 0x80000000U
+#define AFSTEER_EP_POD_ID_MAX 0xffffU
+
+/*
+ * Value of afsteer_endpoints (hash keyed by the endpoint key, authoritative) and of
+ * afsteer_endpoint_cache (array indexed by key & (AFSTEER_EP_CACHE_SIZE - 1); an entry is
+ * valid only when its ifindex field, the key, matches).
  */
 struct afsteer_endpoint {
 	__u8 ipv4[4];      /* pod IPv4 address, network order */
@@ -77,7 +95,7 @@ struct afsteer_endpoint {
 	__u32 flags;       /* AFSTEER_EP_F_* */
 	__u32 pod_ifindex; /* ifindex of the interface inside the pod netns */
 	__u32 slot;        /* counter slot (< AFSTEER_MAX_ENDPOINTS), unique per endpoint */
-	__u32 ifindex;     /* the host-side veth ifindex this entry describes (cache tag) */
+	__u32 ifindex;     /* the endpoint key this entry describes (cache tag): host veth ifindex or AFSTEER_EP_KEY_POD | id */
 	__u32 routes;      /* afsteer_routes entries of this endpoint */
 	__u64 route_bloom; /* bit AFSTEER_BLOOM_BIT(addr) set for every route's remote address */
 };
@@ -120,7 +138,8 @@ struct afsteer_addr_key {
 };
 
 /* Value of afsteer_local_addrs (keyed by struct afsteer_addr_key): the local pod owning the
- * address, by its host-side veth ifindex. */
+ * address, by its endpoint key (a host veth ifindex, or AFSTEER_EP_KEY_POD | id: never a
+ * redirect target). */
 struct afsteer_local_addr {
 	__u32 ifindex;
 };
@@ -135,7 +154,7 @@ struct afsteer_remote {
 /* Key of afsteer_routes: (local pod, one address of a remote pod). A steered pair has two
  * routes, one per remote address, with the same value. */
 struct afsteer_route_key {
-	__u32 ifindex; /* local pod's host-side veth ifindex */
+	__u32 ifindex; /* local pod's endpoint key (host-side veth ifindex, or AFSTEER_EP_KEY_POD | id) */
 	__u8 family;   /* 4 or 6: the family of addr */
 	__u8 pad[3];   /* zero */
 	__u8 addr[16]; /* remote pod address (IPv4 in addr[0..3], rest zero) */
@@ -192,8 +211,10 @@ struct afsteer_pair_counters {
 /* Protected pairs on one node (afsteer_protect entries). */
 #define AFSTEER_MAX_PROTECTED 8192
 /* skb->mark of the second copy while it re-enters afsteer_from_pod (bpf_clone_redirect to the
- * host veth's ingress): AFSTEER_CLONE_MARK | (outer IPv6 ? AFSTEER_CLONE_F_IPV6 : 0) | seq.
- * A pod cannot set it: crossing into the host namespace scrubs skb->mark. */
+ * host veth's ingress; in the pod, to its interface's egress): AFSTEER_CLONE_MARK |
+ * (outer IPv6 ? AFSTEER_CLONE_F_IPV6 : 0) | seq. On a host veth a pod cannot set it (crossing
+ * into the host namespace scrubs skb->mark); inside the pod's namespace a pod with
+ * CAP_NET_ADMIN can, so the second pass checks the packet again as the first did. */
 #define AFSTEER_CLONE_MARK 0xaf5a0000U
 #define AFSTEER_CLONE_MARK_MASK 0xffff0000U
 #define AFSTEER_CLONE_F_IPV6 0x8000U

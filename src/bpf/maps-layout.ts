@@ -223,16 +223,33 @@ export const Family = { ipv4: 0, ipv6: 1, other: 2 } as const;
 /** enum afsteer_direction */
 export const Direction = { fromPod: 0, toPod: 1 } as const;
 /** AFSTEER_EP_F_* */
-export const EndpointFlags = { ipv4: 1, ipv6: 2 } as const;
+export const EndpointFlags = { ipv4: 1, ipv6: 2, inPod: 4 } as const;
+
+/** AFSTEER_EP_KEY_POD: the bit that marks an endpoint key as an in-pod attachment's (AFSTEER_EP_KEY_POD | id), never a host ifindex. */
+export const EP_KEY_POD = 0x80000000;
+/** AFSTEER_EP_POD_ID_MAX: in-pod attachment ids are 1..this (the classid minor of the attachment's tc filters). */
+export const EP_POD_ID_MAX = 0xffff;
+
+/** The endpoint key of in-pod attachment id. */
+export function podEndpointKey(id: number): number {
+  return (EP_KEY_POD | id) >>> 0;
+}
+
+/** The in-pod attachment id of an endpoint key, or undefined for a host veth's ifindex. */
+export function podAttachmentId(key: number): number | undefined {
+  return key >= EP_KEY_POD ? key - EP_KEY_POD : undefined;
+}
 
 /** A local endpoint as the BPF map holds it. */
 export interface Endpoint {
   ipv4?: string;
   ipv6?: string;
   podIfindex: number;
+  /** The programs run inside the pod's namespace, on its own interface (AFSTEER_EP_F_IN_POD). */
+  inPod?: boolean;
   /** Counter slot (assigned by putEndpoint). */
   slot?: number;
-  /** Host veth ifindex (written by putEndpoint; tags the cache entry). */
+  /** Endpoint key: host veth ifindex, or podEndpointKey(id) (written by putEndpoint; tags the cache entry). */
   ifindex?: number;
   /** Number of route entries (maintained by the steering API). */
   routes?: number;
@@ -279,6 +296,7 @@ export function encodeEndpoint(ep: Endpoint): Buffer {
     addressBytes(ep.ipv6).copy(b, EndpointLayout.fields.ipv6.offset);
     flags |= EndpointFlags.ipv6;
   }
+  if (ep.inPod) flags |= EndpointFlags.inPod;
   b.writeUInt32LE(flags, EndpointLayout.fields.flags.offset);
   b.writeUInt32LE(ep.podIfindex, EndpointLayout.fields.pod_ifindex.offset);
   b.writeUInt32LE(ep.slot ?? 0, EndpointLayout.fields.slot.offset);
@@ -302,6 +320,7 @@ export function decodeEndpoint(b: Buffer): Endpoint {
   };
   if (flags & EndpointFlags.ipv4) ep.ipv4 = bytesToAddress(b.subarray(f.ipv4.offset, f.ipv4.offset + 4));
   if (flags & EndpointFlags.ipv6) ep.ipv6 = bytesToAddress(b.subarray(f.ipv6.offset, f.ipv6.offset + 16));
+  if (flags & EndpointFlags.inPod) ep.inPod = true;
   return ep;
 }
 

@@ -13,7 +13,7 @@ const clean = (s: unknown): string => printable(String(s));
 
 /** Renders a status answer as text. */
 export function renderStatus(s: Record<string, Loose>): string {
-  let out = `node ${clean(s.node)}  epoch ${clean(s.epoch)}  up ${Math.round(s.uptimeMs / 1000)}s  ${clean(s.addresses?.ipv4 ?? '-')} ${clean(s.addresses?.ipv6 ?? '-')} port ${s.port}\n`;
+  let out = `${s.network?.name !== undefined && s.network.primary ? `network ${clean(s.network.name)} (primary)  ` : ''}node ${clean(s.node)}  epoch ${clean(s.epoch)}  up ${Math.round(s.uptimeMs / 1000)}s  ${clean(s.addresses?.ipv4 ?? '-')} ${clean(s.addresses?.ipv6 ?? '-')} port ${s.port}\n`;
   out += `\nlocal pods: ${(s.endpoints ?? []).length}\n`;
   out += table(
     ['POD', 'IFINDEX', 'IPV4', 'IPV6', 'POLICY'],
@@ -71,6 +71,13 @@ protection: ${pr.dedup ? 'dedup-v1' : 'off'}  budget ${pr.budgetBytesPerSecond} 
     .map(([k, v]) => `${clean(k)}=${v}`)
     .join(' ');
   out += `\ndropped datagrams: ${drops || 'none'}\n`;
+  for (const n of s.networks ?? []) {
+    const id = n.network ?? {};
+    out += `\n=== network ${clean(id.name ?? '?')}${id.measuredBy === 'primary' ? ` (measured over the primary network: ${clean(id.note ?? 'no addresses of its own')})` : ''} ===\n`;
+    out += renderStatus(n);
+  }
+  for (const u of s.unknownNetworks ?? [])
+    out += `\nnever steered: ${(u.attachments ?? []).length} attachment(s) on network ${clean(u.network)}, which this node does not know: ${(u.attachments ?? []).map(clean).join(', ')}\n`;
   return out;
 }
 

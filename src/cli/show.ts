@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { listEndpoints, readCounters } from '../bpf/endpoint-map';
 import { Direction, Family, MAPS } from '../bpf/maps-layout';
 import { DEFAULT_PIN_DIR, DEFAULT_STATE_DIR } from '../defaults';
-import { listStates } from '../node/attachments';
+import { attachmentLabel, listStates } from '../node/attachments';
 import { table } from './text';
 
 /** One row of the show output. */
@@ -26,13 +26,13 @@ function emptyCounters(): ShowRow['counters'] {
 /** Collects endpoints (map + state files) and counters. */
 export function collect(pinDir: string, stateDir: string): ShowRow[] {
   if (!existsSync(join(pinDir, MAPS.endpoints.name))) return [];
-  const states = new Map(listStates(stateDir).map((s) => [s.hostIfindex, s]));
+  const states = new Map(listStates(stateDir).map((s) => [s.endpoint, s]));
   const rows = new Map<number, ShowRow>();
   for (const [ifindex, ep] of listEndpoints(pinDir)) {
     const s = states.get(ifindex);
     rows.set(ifindex, {
       hostIfindex: ifindex,
-      ...(s ? { hostIfname: s.hostIfname, containerId: s.containerId } : {}),
+      ...(s ? { hostIfname: attachmentLabel(s), containerId: s.containerId } : {}),
       ...(s?.podName ? { pod: `${s.podNamespace ?? ''}/${s.podName}` } : {}),
       ...(ep.ipv4 ? { ipv4: ep.ipv4 } : {}),
       ...(ep.ipv6 ? { ipv6: ep.ipv6 } : {}),

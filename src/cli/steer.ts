@@ -12,7 +12,7 @@ import { Wire, type WireName } from '../bpf/maps-layout';
 import { clearSteering, listPairs, listRemotes, readStats, registerRemote, setSteering, unregisterRemote } from '../bpf/steering';
 import { DEFAULT_PIN_DIR, DEFAULT_STATE_DIR, nodeLockPath } from '../defaults';
 import { canonical, familyOf } from '../net/ip';
-import { listStates } from '../node/attachments';
+import { attachmentLabel, listStates } from '../node/attachments';
 import { causeText } from '../util/describe-error';
 import { withLock } from '../util/lock';
 import { printable, table } from './text';
@@ -57,15 +57,15 @@ function parse(argv: string[]): Opts {
 
 class UsageError extends Error {}
 
-/** Resolves LOCAL (address, host veth name or container id) to the host ifindex. */
+/** Resolves LOCAL (address, host veth name, "ifname@container" or container id) to the endpoint key. */
 function resolveLocal(o: Opts, local: string): number {
   if (familyOf(local)) {
     const ifindex = localEndpointByAddress(o.pinDir, local);
     if (ifindex === undefined) throw new Error(`no local pod has address ${local}`);
     return ifindex;
   }
-  const st = listStates(o.stateDir).find((s) => s.hostIfname === local || s.containerId === local);
-  if (st && listEndpoints(o.pinDir).has(st.hostIfindex)) return st.hostIfindex;
+  const st = listStates(o.stateDir).find((s) => s.hostIfname === local || attachmentLabel(s) === local || s.containerId === local);
+  if (st && listEndpoints(o.pinDir).has(st.endpoint)) return st.endpoint;
   throw new Error(`no local pod matches ${JSON.stringify(local)} (give its address, host veth name or container id)`);
 }
 
@@ -92,7 +92,7 @@ const str = (v: unknown): unknown =>
 
 function show(o: Opts, write: (s: string) => void): void {
   const eps = listEndpoints(o.pinDir);
-  const names = new Map(listStates(o.stateDir).map((s) => [s.hostIfindex, s.hostIfname]));
+  const names = new Map(listStates(o.stateDir).map((s) => [s.endpoint, attachmentLabel(s)]));
   const pairs = listPairs(o.pinDir).sort((a, b) => a.ifindex - b.ifindex || a.remoteIpv6.localeCompare(b.remoteIpv6));
   const stats = readStats(o.pinDir);
   if (o.json) {

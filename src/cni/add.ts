@@ -4,7 +4,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { deleteEndpoint, getEndpoint, listEndpoints, localEndpointByAddress, putEndpoint } from '../bpf/endpoint-map';
 import { objectId } from '../bpf/libbpf';
-import { MAPS } from '../bpf/maps-layout';
+import { MAPS, podAttachmentId, podEndpointKey } from '../bpf/maps-layout';
+import { attachInPod, detachInPod, ensurePodClsact } from '../bpf/pod-filters';
 import { assertBpffs, closeFds, ensurePrograms } from '../bpf/programs';
 import { removeEndpoint } from '../bpf/steering';
 import { attach, destroyClsact, detach, ensureClsact, query } from '../bpf/tc';
@@ -21,15 +22,15 @@ import { ownedElsewhere, unprovenAddresses } from './claims';
 import { CniCode, CniError } from './cni-error';
 import type { NetConf } from './config';
 import type { CniEnv } from './env';
+import { claimPodId, routeDst, setRouteMtus } from './in-pod';
 import { ipamAdd, ipamDel } from './ipam';
+import { mtuRule } from './mtu-rule';
 import { withNodeLock } from './node-lock';
 import { notifyDaemon } from './notify';
+import { findPlacement } from './placement';
 import { openPodNetns } from './pod-netns';
 import { containerInterfaceIndex, familiesFor, formatResult, parseResult, podIps, type Result } from './result';
 import { compareVersions } from './version';
-
-/** Bytes the outer header of a steered packet takes (IPv6 40 ≥ IPv4 20). */
-export const OUTER_HEADER_ROOM = 40;
 
 type Undo = { what: string; run: () => unknown };
 
@@ -38,7 +39,7 @@ export function requirePrevResult(conf: NetConf): Result {
   if (conf.prevResult === undefined) {
     throw new CniError(
       CniCode.InvalidConfig,
-      'afsteer is a chained plugin and needs a prevResult: put it after a plugin that creates the pod interface (bridge, ptp)',
+      'afsteer is a chained plugin and needs a prevResult: put it after a plugin that creates the pod interface (bridge, ptp, macvlan, ipvlan, host-device)',
     );
   }
   try {
@@ -46,27 +47,6 @@ export function requirePrevResult(conf: NetConf): Result {
   } catch (err) {
     throw new CniError(CniCode.InvalidConfig, (err as Error).message, undefined, { cause: err });
   }
-}
-
-/** Finds the pod interface and its host-side veth peer; anything else is a clear error. */
-export async function findVethPair(pod: Rtnl, host: Rtnl, env: CniEnv): Promise<{ podLink: LinkInfo; hostLink: LinkInfo }> {
-  const podLink = await pod.linkByName(env.ifname);
-  if (!podLink)
-    throw new CniError(CniCode.Internal, `interface ${env.ifname} not found in ${env.netns}: the plugin before afsteer did not create it`);
-  if (podLink.kind !== 'veth' || podLink.peerIndex === undefined) {
-    throw new CniError(
-      CniCode.InvalidConfig,
-      `${env.ifname} in ${env.netns} is ${podLink.kind ? `a ${podLink.kind} link` : 'not a veth'}; afsteer chains after veth-based plugins (bridge, ptp)`,
-    );
-  }
-  const hostLink = await host.linkByIndex(podLink.peerIndex);
-  if (hostLink?.kind !== 'veth' || hostLink.peerIndex !== podLink.index) {
-    throw new CniError(
-      CniCode.InvalidConfig,
-      `the veth peer of ${env.ifname} (ifindex ${podLink.peerIndex}) is not in the host network namespace`,
-    );
-  }
-  return { podLink, hostLink };
 }
 
 /** Opens a netlink socket inside the pod netns held open at ns, mapping a failure to a clear error. */
@@ -90,13 +70,14 @@ export function requireBpffs(pinDir: string): void {
 }
 
 /** Refuses (code 7) addresses another live endpoint on this node owns; nothing is registered yet on a node without pins. */
-function refuseForeignAddresses(pinDir: string, addresses: string[], hostIfindex: number): void {
+function refuseForeignAddresses(pinDir: string, addresses: string[], endpoint: number | undefined): void {
   if (!addresses.length || !existsSync(join(pinDir, MAPS.localAddrs.name))) return;
-  const taken = ownedElsewhere(addresses, (a) => localEndpointByAddress(pinDir, a), hostIfindex, new Set(listEndpoints(pinDir).keys()));
+  const taken = ownedElsewhere(addresses, (a) => localEndpointByAddress(pinDir, a), endpoint, new Set(listEndpoints(pinDir).keys()));
   if (taken.length) {
+    const owner = (k: number) => (podAttachmentId(k) === undefined ? `host ifindex ${k}` : `in-pod attachment ${podAttachmentId(k)}`);
     throw new CniError(
       CniCode.InvalidConfig,
-      `prevResult claims ${taken.map((t) => `${t.address} (registered to host ifindex ${t.ifindex})`).join(', ')}: another pod on this node owns it`,
+      `prevResult claims ${taken.map((t) => `${t.address} (registered to ${owner(t.ifindex)})`).join(', ')}: another pod on this node owns it`,
     );
   }
 }
@@ -110,7 +91,7 @@ async function proveClaims(
   pinDir: string,
   pod: Rtnl,
   podLink: LinkInfo,
-  hostLink: LinkInfo,
+  endpoint: number | undefined,
   claimed: Result['ips'],
   env: CniEnv,
 ): Promise<void> {
@@ -126,7 +107,7 @@ async function proveClaims(
   refuseForeignAddresses(
     pinDir,
     cidrs.map((c) => c.address),
-    hostLink.index,
+    endpoint,
   );
 }
 
@@ -241,9 +222,12 @@ function addLocked(
     let pod: Rtnl | undefined;
     try {
       pod = openPod(ns, env.netns);
-      const { podLink, hostLink } = await findVethPair(pod, host, env);
-      log.debug('add: found veth pair');
-      tracePhase('add: found veth pair');
+      const placement = await findPlacement(pod, host, env);
+      const { podLink } = placement;
+      const hostLink = placement.kind === 'host-veth' ? placement.hostLink : undefined;
+      log.debug('add: placement found', { placement: placement.kind, ...(placement.kind === 'pod' ? { why: placement.why } : {}) });
+      tracePhase('add: placement found');
+      const earlier = loadStateQuietly(conf.stateDir, env.containerId, env.ifname);
       const result: Result = structuredClone(prev);
       let ifIdx = containerInterfaceIndex(result, env.ifname);
       const have = familiesFor(result, ifIdx);
@@ -252,9 +236,14 @@ function addLocked(
           CniCode.InvalidConfig,
           `prevResult assigns no address to ${env.ifname} (addresses on host-side interfaces are not the pod's)`,
         );
-      await proveClaims(conf.pinDir, pod, podLink, hostLink, podIps(result, ifIdx), env);
+      // In the pod: its attachment id, refusing an interface another attachment's filters are on.
+      const podId = placement.kind === 'pod' ? await claimPodId(conf.pinDir, conf.stateDir, pod, podLink.index, env, earlier) : undefined;
+      // The endpoint key (host veth: its ifindex; in the pod: EP_KEY_POD | id).
+      const endpointKey = hostLink ? hostLink.index : podEndpointKey(podId!);
+      await proveClaims(conf.pinDir, pod, podLink, endpointKey, podIps(result, ifIdx), env);
       log.debug('add: claims proven');
       tracePhase('add: claims proven');
+      const same = earlier?.endpoint === endpointKey && earlier.placement === placement.kind ? earlier : undefined;
       const missing = ([4, 6] as const).filter((f) => !have.has(f));
 
       // 1. The missing family, from the delegated IPAM plugin.
@@ -298,7 +287,7 @@ function addLocked(
         added.push(c);
         undo.push({ what: `remove address ${ip.address}`, run: () => pod?.delAddress(podLink.index, c) });
       }
-      await ensureBridgeGateways(host, hostLink, newIps);
+      if (hostLink) await ensureBridgeGateways(host, hostLink, newIps);
       for (const r of delegated?.routes ?? []) {
         const dst = parseCidr(r.dst);
         if (!missing.includes(dst.family)) continue;
@@ -306,23 +295,31 @@ function addLocked(
         await pod.replaceRoute(podLink.index, dst, gw);
       }
 
-      // 4. MTU with room for the outer header.
-      const room = hostLink.mtu - OUTER_HEADER_ROOM;
-      if (conf.mtu !== undefined && conf.mtu > room) {
-        throw new CniError(
-          CniCode.InvalidConfig,
-          `mtu ${conf.mtu} leaves no room for the ${OUTER_HEADER_ROOM}-byte outer header: ${hostLink.name} has mtu ${hostLink.mtu}, so at most ${room}`,
-        );
-      }
-      const mtu = conf.mtu ?? room;
-      if (mtu < 1280)
-        throw new CniError(
-          CniCode.InvalidConfig,
-          `pod mtu would be ${mtu}, below the IPv6 minimum 1280 (host veth ${hostLink.name} mtu ${hostLink.mtu})`,
-        );
-      if (podLink.mtu !== mtu) {
+      // 4. MTU with room for the outer header (mtu-rule.ts): on the pod interface, or — a device
+      //    that is the wire — on the pod's routes through it.
+      const found = same?.mtu.before ?? podLink.mtu;
+      const plan = mtuRule({
+        placement: placement.kind,
+        found,
+        ...(hostLink ? { hostLink } : {}),
+        ...(placement.kind === 'pod' && placement.parent ? { parent: placement.parent } : {}),
+        ...(conf.mtu !== undefined ? { configured: conf.mtu } : {}),
+      });
+      if ('error' in plan) throw new CniError(CniCode.InvalidConfig, plan.error);
+      const mtu = plan.mtu;
+      let routeMtu: AttachmentState['routeMtu'];
+      if (plan.on === 'link' && podLink.mtu !== mtu) {
         await pod.setMtu(podLink.index, mtu);
         undo.push({ what: 'restore pod mtu', run: () => pod?.setMtu(podLink.index, podLink.mtu) });
+      } else if (plan.on === 'routes') {
+        const changed = await setRouteMtus(pod, podLink.index, mtu);
+        undo.push({
+          what: 'restore route mtus',
+          run: async () => {
+            for (const c of changed) if (c.before !== mtu) await pod?.setRouteMtu(c.route, c.before);
+          },
+        });
+        routeMtu = { mtu, routes: [...new Set([...(same?.routeMtu?.routes ?? []), ...changed.map((c) => routeDst(c.route))])] };
       }
 
       // 5. Result with our changes merged in.
@@ -338,7 +335,7 @@ function addLocked(
         const newRoutes = (delegated?.routes ?? []).filter((r) => missing.includes(parseCidr(r.dst).family));
         if (newRoutes.length) result.routes = [...(result.routes ?? []), ...newRoutes];
       }
-      if (ifIdx !== undefined && compareVersions(conf.cniVersion, '1.1.0') >= 0) {
+      if (ifIdx !== undefined && compareVersions(conf.cniVersion, '1.1.0') >= 0 && plan.on === 'link') {
         const ifc = result.interfaces?.[ifIdx];
         if (ifc) ifc.mtu = mtu;
       }
@@ -352,56 +349,71 @@ function addLocked(
 
       log.debug('add: pod configured');
       tracePhase('add: pod configured');
-      // 6. BPF: programs pinned once per node, filters on the host veth, endpoint registered.
+      // 6. BPF: programs pinned once per node, filters on the host veth (or, in the pod, on its own
+      //    interface, tagged with the attachment id), endpoint registered under its key.
       const progs = ensurePrograms(conf.pinDir);
       tracePhase('add: bpf programs (pinned: opened, else loaded)');
       let createdClsact = false;
       let bridge: AttachmentState['bridge'];
       try {
-        createdClsact = ensureClsact(hostLink.index);
-        if (createdClsact) undo.push({ what: 'remove clsact', run: () => destroyClsact(hostLink.index) });
-        attach(hostLink.index, 'ingress', progs.fromPod);
-        undo.push({ what: 'detach ingress', run: () => detach(hostLink.index, 'ingress') });
-        attach(hostLink.index, 'egress', progs.toPod);
-        undo.push({ what: 'detach egress', run: () => detach(hostLink.index, 'egress') });
-        bridge = await attachBridgeOut(host, hostLink, progs.bridgeOut);
+        if (hostLink) {
+          createdClsact = ensureClsact(hostLink.index);
+          if (createdClsact) undo.push({ what: 'remove clsact', run: () => destroyClsact(hostLink.index) });
+          attach(hostLink.index, 'ingress', progs.fromPod);
+          undo.push({ what: 'detach ingress', run: () => detach(hostLink.index, 'ingress') });
+          attach(hostLink.index, 'egress', progs.toPod);
+          undo.push({ what: 'detach egress', run: () => detach(hostLink.index, 'egress') });
+          bridge = await attachBridgeOut(host, hostLink, progs.bridgeOut);
+        } else {
+          createdClsact = ensurePodClsact(ns.path, podLink.index);
+          undo.push({ what: 'detach in-pod filters', run: () => detachInPod(ns.path, podLink.index, createdClsact) });
+          await attachInPod(pod, podLink.index, podId!, progs);
+        }
       } finally {
         closeFds(progs.fromPod, progs.toPod, progs.bridgeOut);
       }
       log.debug('add: filters attached');
       tracePhase('add: filters attached');
-      // An entry left for this ifindex by another pod (a DEL that never ran) must not lend this
+      // An entry left under this key by another pod (a DEL that never ran) must not lend this
       // pod its steering: start clean.
-      const stale = getEndpoint(conf.pinDir, hostLink.index);
+      const stale = getEndpoint(conf.pinDir, endpointKey);
       if (stale && (stale.ipv4 !== ipv4 || stale.ipv6 !== ipv6 || stale.podIfindex !== podLink.index)) {
-        log.warn('replacing a stale endpoint entry on this host interface', {
-          host: hostLink.name,
+        log.warn('replacing a stale endpoint entry under this key', {
+          endpoint: endpointKey,
           stale: `${stale.ipv4 ?? '-'} ${stale.ipv6 ?? '-'}`,
         });
-        removeEndpoint(conf.pinDir, hostLink.index);
+        removeEndpoint(conf.pinDir, endpointKey);
       }
       refuseForeignAddresses(
         conf.pinDir,
         [ipv4, ipv6].filter((a) => a !== undefined),
-        hostLink.index,
+        endpointKey,
       );
-      putEndpoint(conf.pinDir, hostLink.index, { ...(ipv4 ? { ipv4 } : {}), ...(ipv6 ? { ipv6 } : {}), podIfindex: podLink.index });
-      undo.push({ what: 'remove endpoint', run: () => deleteEndpoint(conf.pinDir, hostLink.index) });
+      putEndpoint(conf.pinDir, endpointKey, {
+        ...(ipv4 ? { ipv4 } : {}),
+        ...(ipv6 ? { ipv6 } : {}),
+        podIfindex: podLink.index,
+        ...(placement.kind === 'pod' ? { inPod: true } : {}),
+      });
+      undo.push({ what: 'remove endpoint', run: () => deleteEndpoint(conf.pinDir, endpointKey) });
       tracePhase('add: endpoint map written');
 
       // 7. State, written last: its presence means the attachment is complete. A repeated ADD
       //    for the same attachment keeps what the first one changed, so DEL still undoes it.
-      const earlier = loadStateQuietly(conf.stateDir, env.containerId, env.ifname);
-      const same = earlier?.hostIfindex === hostLink.index ? earlier : undefined;
       const state: AttachmentState = {
         containerId: env.containerId,
         ifname: env.ifname,
         netns: env.netns,
         netnsId: { dev: ns.dev, ino: ns.ino },
         network: conf.name,
-        hostIfindex: hostLink.index,
-        hostIfname: hostLink.name,
+        placement: placement.kind,
+        endpoint: endpointKey,
+        ...(hostLink ? { hostIfindex: hostLink.index, hostIfname: hostLink.name } : {}),
         podIfindex: podLink.index,
+        ...(placement.kind === 'pod' && placement.parent
+          ? { parent: { ifindex: placement.parent.index, name: placement.parent.name, mtu: placement.parent.mtu } }
+          : {}),
+        ...(routeMtu ? { routeMtu } : {}),
         ...(ipv4 ? { ipv4 } : {}),
         ...(ipv6 ? { ipv6 } : {}),
         ...(env.args.get('K8S_POD_NAMESPACE') ? { podNamespace: env.args.get('K8S_POD_NAMESPACE') } : {}),
@@ -412,13 +424,21 @@ function addLocked(
         progDir: progs.dir,
         addedAddresses: [...new Set([...(same?.addedAddresses ?? []), ...added.map((c) => `${c.address}/${c.prefix}`)])],
         delegatedIpam: Boolean(delegated) || Boolean(same?.delegatedIpam),
-        mtu: { before: same?.mtu.before ?? podLink.mtu, after: mtu },
+        mtu: { before: found, after: plan.on === 'link' ? mtu : found },
         createdAt: new Date().toISOString(),
       };
       saveState(conf.stateDir, state);
       undo.push({ what: 'remove state', run: () => removeState(conf.stateDir, env.containerId, env.ifname) });
       tracePhase('add: state saved');
-      log.info('attached', { container: env.containerId, ifname: env.ifname, host: hostLink.name, ipv4, ipv6, mtu });
+      log.info('attached', {
+        container: env.containerId,
+        ifname: env.ifname,
+        placement: placement.kind,
+        ...(hostLink ? { host: hostLink.name } : { attachment: podId, why: (placement as { why: string }).why }),
+        ipv4,
+        ipv6,
+        mtu,
+      });
       return formatResult(result, conf.cniVersion);
     } catch (err) {
       for (const u of undo.reverse()) {

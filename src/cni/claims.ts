@@ -10,20 +10,20 @@ export function unprovenAddresses(claimed: Cidr[], present: Cidr[]): Cidr[] {
 }
 
 /**
- * The claimed addresses another endpoint owns: owner maps an address to the host ifindex
- * afsteer_local_addrs points it at; an owner that is this host veth, or no longer a registered
- * endpoint (a DEL that never ran), does not count.
+ * The claimed addresses another endpoint owns: owner maps an address to the endpoint key
+ * afsteer_local_addrs points it at; an owner that is this endpoint (undefined: not keyed yet),
+ * or no longer a registered endpoint (a DEL that never ran), does not count.
  */
 export function ownedElsewhere(
   claimed: string[],
   owner: (address: string) => number | undefined,
-  hostIfindex: number,
+  endpoint: number | undefined,
   live: ReadonlySet<number>,
 ): { address: string; ifindex: number }[] {
   const out: { address: string; ifindex: number }[] = [];
   for (const address of claimed) {
     const ifindex = owner(address);
-    if (ifindex !== undefined && ifindex !== hostIfindex && live.has(ifindex)) out.push({ address, ifindex });
+    if (ifindex !== undefined && ifindex !== endpoint && live.has(ifindex)) out.push({ address, ifindex });
   }
   return out;
 }

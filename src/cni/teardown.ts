@@ -1,24 +1,108 @@
 /** Undoing one attachment from its recorded state: shared by DEL and GC; every step tolerates "already gone". */
 import { existsSync } from 'node:fs';
 import { getEndpoint } from '../bpf/endpoint-map';
+import { podAttachmentId } from '../bpf/maps-layout';
+import { detachInPod, idOfClassid, podFilters } from '../bpf/pod-filters';
 import { removeEndpoint } from '../bpf/steering';
 import { destroyClsact, detach, TC_PARENT } from '../bpf/tc';
 import { parseCidr } from '../net/ip';
-import { Rtnl } from '../net/rtnl';
+import { type LinkInfo, Rtnl } from '../net/rtnl';
 import { type AttachmentState, listStates, saveState } from '../node/attachments';
 import { describeError } from '../util/describe-error';
 import { log } from '../util/log';
+import { clearRouteMtus } from './in-pod';
 import { openRecordedNetns } from './pod-netns';
 
 /**
  * Removes filters, the endpoint map entry and, with podSide, the addresses afsteer added and
  * the MTU it set — only in the namespace recorded at ADD, and only while it is still that
- * namespace (never wherever CNI_NETNS points now).
+ * namespace (never wherever CNI_NETNS points now). An attachment inside the pod has its filters
+ * there: they are removed whenever that namespace is still the recorded one (GC too: nothing of
+ * afsteer's stays in a pod it no longer steers).
  */
 export async function teardownAttachment(pinDir: string, state: AttachmentState, podSide: boolean): Promise<void> {
+  if (state.placement === 'pod') await teardownInPod(state, podSide);
+  else await teardownHostVeth(state);
+
+  if (existsSync(pinDir)) {
+    const ep = getEndpoint(pinDir, state.endpoint);
+    if (ep && ep.podIfindex === state.podIfindex && ep.ipv4 === state.ipv4 && ep.ipv6 === state.ipv6)
+      removeEndpoint(pinDir, state.endpoint);
+  }
+
+  if (state.placement !== 'pod' && podSide && (state.addedAddresses.length || state.mtu.before !== state.mtu.after)) {
+    const { ns, why } = openRecordedNetns(state.netns, state.netnsId);
+    if (!ns) {
+      log.info('leaving the pod side alone', { reason: why });
+      return;
+    }
+    try {
+      await withPodLink(ns.path, state, (pod, link) => restorePodSide(pod, link, state));
+    } finally {
+      ns.close();
+    }
+  }
+}
+
+/** Runs fn with a netlink socket in the pod's namespace and the attachment's interface (skipped when it is gone); failures are logged, never thrown: the namespace may be going away. */
+async function withPodLink(nsPath: string, state: AttachmentState, fn: (pod: Rtnl, link: LinkInfo) => Promise<void>): Promise<void> {
+  let pod: Rtnl | undefined;
+  try {
+    pod = Rtnl.inNamespace(nsPath);
+    const link = await pod.linkByName(state.ifname);
+    if (link) await fn(pod, link);
+    else log.debug('pod interface already gone', { ifname: state.ifname, netns: state.netns });
+  } catch (err) {
+    log.warn('could not clean the pod interface (netns going away?)', { netns: state.netns, error: describeError(err) });
+  } finally {
+    pod?.close();
+  }
+}
+
+/** The addresses afsteer added and the MTU it set, undone on the pod's interface. */
+async function restorePodSide(pod: Rtnl, link: LinkInfo, state: AttachmentState): Promise<void> {
+  for (const a of state.addedAddresses) await pod.delAddress(link.index, parseCidr(a));
+  if (link.mtu === state.mtu.after && state.mtu.before !== state.mtu.after) await pod.setMtu(link.index, state.mtu.before);
+  if (state.routeMtu) await clearRouteMtus(pod, link.index, state.routeMtu);
+}
+
+/**
+ * An in-pod attachment: its filters (and the clsact qdisc when afsteer made it and nothing else
+ * uses it) removed in the recorded namespace, and with podSide what ADD changed there. A
+ * namespace that is gone took all of it along.
+ */
+async function teardownInPod(state: AttachmentState, podSide: boolean): Promise<void> {
+  const { ns, why } = openRecordedNetns(state.netns, state.netnsId);
+  if (!ns) {
+    log.info('in-pod attachment: its namespace is gone or not the recorded one; nothing to detach there', { reason: why });
+    return;
+  }
+  try {
+    await withPodLink(ns.path, state, async (pod, link) => {
+      const ours = await podFilters(pod, link.index);
+      const id = podAttachmentId(state.endpoint);
+      // Only this attachment's filters: another attachment's (an interface re-added under another id) stay.
+      const mine = [ours.fromPod, ours.toPod].some((f) => f && id !== undefined && idOfClassid(f.classid) === id);
+      if (mine) {
+        detachInPod(ns.path, link.index, false);
+        if (state.createdClsact) {
+          const left = (await pod.tcFilterCount(link.index, TC_PARENT.ingress)) + (await pod.tcFilterCount(link.index, TC_PARENT.egress));
+          if (left === 0) detachInPod(ns.path, link.index, true);
+          else log.info('leaving clsact in place: other filters use it', { ifname: state.ifname, filters: left });
+        }
+      }
+      if (podSide) await restorePodSide(pod, link, state);
+    });
+  } finally {
+    ns.close();
+  }
+}
+
+/** A host-veth attachment: its filters off the host veth (and the clsact qdisc when afsteer made it and nothing else uses it). */
+async function teardownHostVeth(state: AttachmentState): Promise<void> {
   const host = Rtnl.host();
   try {
-    const link = await host.linkByIndex(state.hostIfindex);
+    const link = state.hostIfindex === undefined ? undefined : await host.linkByIndex(state.hostIfindex);
     if (link && link.name === state.hostIfname) {
       detach(link.index, 'ingress');
       detach(link.index, 'egress');
@@ -32,36 +116,6 @@ export async function teardownAttachment(pinDir: string, state: AttachmentState,
     }
   } finally {
     host.close();
-  }
-
-  if (existsSync(pinDir)) {
-    const ep = getEndpoint(pinDir, state.hostIfindex);
-    if (ep && ep.podIfindex === state.podIfindex && ep.ipv4 === state.ipv4 && ep.ipv6 === state.ipv6)
-      removeEndpoint(pinDir, state.hostIfindex);
-  }
-
-  if (podSide && (state.addedAddresses.length || state.mtu.before !== state.mtu.after)) {
-    const { ns, why } = openRecordedNetns(state.netns, state.netnsId);
-    if (!ns) {
-      log.info('leaving the pod side alone', { reason: why });
-      return;
-    }
-    const netns = state.netns;
-    let pod: Rtnl | undefined;
-    try {
-      pod = Rtnl.inNamespace(ns.path);
-      const link = await pod.linkByName(state.ifname);
-      if (link) {
-        for (const a of state.addedAddresses) await pod.delAddress(link.index, parseCidr(a));
-        if (link.mtu === state.mtu.after && state.mtu.before !== state.mtu.after) await pod.setMtu(link.index, state.mtu.before);
-      }
-    } catch (err) {
-      // The netns may be going away under us; DEL must still succeed.
-      log.warn('could not clean the pod interface (netns going away?)', { netns, error: describeError(err) });
-    } finally {
-      pod?.close();
-      ns.close();
-    }
   }
 }
 
@@ -86,9 +140,9 @@ export async function releaseBridgeOut(stateDir: string, gone: AttachmentState):
     const link = await host.linkByIndex(b.ifindex);
     if (!link || link.name !== b.name || link.kind !== 'bridge') return; // the bridge is gone (or its ifindex reused)
     for (const s of listStates(stateDir)) {
-      if (s.bridge) continue;
+      if (s.bridge || s.hostIfindex === undefined) continue;
       const port = await host.linkByIndex(s.hostIfindex);
-      if (port?.name === s.hostIfname && port.master === link.index) return;
+      if (port && port.name === s.hostIfname && port.master === link.index) return;
     }
     detach(link.index, 'egress');
     log.info('removed afsteer_bridge_out: the last afsteer pod left the bridge', { bridge: link.name });

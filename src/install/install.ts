@@ -5,6 +5,11 @@
  *                   [--afsteer-conf JSON] [--allow-plugin TYPE]... [--key FILE | --identity DIR2]
  *                   [--node-name NAME] [--peer IPV4[,IPV6][:PORT]]... [--multicast] [--port N]
  *   afsteer install --uninstall [--root DIR] [--dry-run] [--force] [--pin-dir DIR] [--state-dir DIR]
+ *   afsteer install --nad NAME [--nad-file FILE] [--afsteer-conf JSON] [--allow-plugin TYPE]...
+ *
+ * --nad prints the NetworkAttachmentDefinition NAME (from FILE, or stdin: `kubectl get
+ * net-attach-def -o json`) with afsteer chained into its config, for `kubectl apply -f -`; it
+ * writes nothing (nad.ts).
  *
  * Every target is under DIR (default /), and nothing outside it is written or removed: every
  * directory from DIR down must be a real directory (never a symbolic link) that only root can
@@ -19,7 +24,7 @@
  * replaced) is recorded in DIR/var/lib/afsteer/install.json, which --uninstall follows.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { lstatSync, readdirSync, realpathSync, renameSync, rmdirSync, rmSync, unlinkSync } from 'node:fs';
+import { lstatSync, readdirSync, readFileSync, realpathSync, renameSync, rmdirSync, rmSync, unlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -29,6 +34,7 @@ import { ensureTrustedDir, lstatBeneath, readBeneath, UnsafePathError, walkBenea
 import { InstallFailure } from './failure';
 import { backupOf, INSTALL_PATHS } from './install-paths';
 import { type Action, type InstallRecord, readRecord, recordText } from './install-record';
+import { chainNad, findNad } from './nad';
 import { chainConflist, daemonConfigFrom, InstallRefusal, type PeerSpec, parsePeer, primaryConfName } from './plan';
 import { type Current, copyToTemp, current, dataTemp, sameAs, sha256OwnFile, symlinkTemp } from './targets';
 import { uninstall } from './uninstall';
@@ -54,6 +60,8 @@ export const INSTALL_OPTIONS = {
   peer: { type: 'string', multiple: true },
   multicast: { type: 'boolean' },
   port: { type: 'string' },
+  nad: { type: 'string' },
+  'nad-file': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -61,6 +69,7 @@ const USAGE = `usage: afsteer install [--root DIR] [--dry-run] [--bin FILE] [--c
                        [--afsteer-conf JSON] [--allow-plugin TYPE]... [--key FILE | --identity DIR2]
                        [--node-name NAME] [--peer IPV4[,IPV6][:PORT]]... [--multicast] [--port N]
        afsteer install --uninstall [--root DIR] [--dry-run] [--force] [--pin-dir DIR] [--state-dir DIR]
+       afsteer install --nad NAME [--nad-file FILE] [--afsteer-conf JSON] [--allow-plugin TYPE]...
 `;
 
 /** A planned write. */
@@ -97,6 +106,7 @@ export async function runInstall(argv: string[], write: (s: string) => void): Pr
   }
   const root = resolve(flags.root ?? '/');
   try {
+    if (flags.nad !== undefined) return chainNadCommand(flags, write);
     checkRoot(root);
     if (flags.uninstall)
       return await uninstall(
@@ -125,6 +135,42 @@ export async function runInstall(argv: string[], write: (s: string) => void): Pr
     process.stderr.write(`afsteer install: failed, nothing changed: ${describeError(err)}\n`);
     return 1;
   }
+}
+
+/** --afsteer-conf: afsteer's own keys, as an object. */
+function afsteerConfFlag(flags: Flags): Record<string, unknown> {
+  if (!flags['afsteer-conf']) return {};
+  let extra: unknown;
+  try {
+    extra = JSON.parse(flags['afsteer-conf']);
+  } catch (err) {
+    throw new InstallRefusal(`--afsteer-conf is not valid JSON: ${(err as Error).message}`);
+  }
+  if (!extra || typeof extra !== 'object' || Array.isArray(extra) || 'type' in extra)
+    throw new InstallRefusal('--afsteer-conf must be a JSON object of afsteer keys (without "type")');
+  return extra as Record<string, unknown>;
+}
+
+/** --nad NAME: prints that NetworkAttachmentDefinition (from --nad-file, else stdin) with afsteer chained into its config; writes nothing. */
+function chainNadCommand(flags: Flags, write: (s: string) => void): number {
+  const from = flags['nad-file'] ?? 'stdin';
+  let doc: unknown;
+  try {
+    doc = JSON.parse(readFileSync(flags['nad-file'] ?? 0, 'utf8'));
+  } catch (err) {
+    throw new InstallRefusal(
+      `--nad: cannot read a JSON document from ${from} (${(err as Error).message}): give kubectl get net-attach-def -o json`,
+    );
+  }
+  const nad = findNad(doc, flags.nad!);
+  const c = chainNad(nad, afsteerConfFlag(flags), flags['allow-plugin'] ?? []);
+  if (c.already) {
+    process.stderr.write(`afsteer install: ${flags.nad} already chains afsteer; printed unchanged\n`);
+    write(`${JSON.stringify(nad, null, 2)}\n`);
+    return 0;
+  }
+  write(`${JSON.stringify(c.nad, null, 2)}\n`);
+  return 0;
 }
 
 /** --root must be an existing, real directory that only root can write, on a path only root can change. */
@@ -181,16 +227,7 @@ async function plan(root: string, flags: Flags, say: (s: string) => void): Promi
     });
 
   // The conflist: chain into the primary one, or write the example.
-  let extra: Record<string, unknown> = {};
-  if (flags['afsteer-conf']) {
-    try {
-      extra = JSON.parse(flags['afsteer-conf']) as Record<string, unknown>;
-    } catch (err) {
-      throw new InstallRefusal(`--afsteer-conf is not valid JSON: ${(err as Error).message}`);
-    }
-    if (!extra || typeof extra !== 'object' || Array.isArray(extra) || 'type' in extra)
-      throw new InstallRefusal('--afsteer-conf must be a JSON object of afsteer keys (without "type")');
-  }
+  const extra = afsteerConfFlag(flags);
   const confDir = join(root, INSTALL_PATHS.cniConfDir);
   const ours = record?.actions.find((a) => a.conflist);
   const names = walkBeneath(root, INSTALL_PATHS.cniConfDir) === undefined ? readdirSync(confDir) : [];

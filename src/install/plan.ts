@@ -9,11 +9,14 @@ export const CNI_CONF_EXTENSIONS = ['.conf', '.conflist', '.json'] as const;
 
 /**
  * Plugin types afsteer chains after: they create a veth pair whose host side afsteer attaches to
- * (bridge, ptp: what afsteer is tested with). Others (macvlan, ipvlan, host-device: no veth;
- * cilium-cni, calico: veth, but their own tc/BPF programs own the host veth) are refused unless
+ * (bridge, ptp), or an interface with no host-side veth, where afsteer's programs go inside the
+ * pod (macvlan, ipvlan, host-device: secondary networks) — what afsteer is tested with. Others
+ * (cilium-cni, calico: veth, but their own tc/BPF programs own the host veth) are refused unless
  * the operator names them with --allow-plugin.
  */
 export const VETH_PLUGINS = ['bridge', 'ptp'] as const;
+/** Plugins of secondary networks (no host-side veth) afsteer chains after. */
+export const SECONDARY_PLUGINS = ['macvlan', 'ipvlan', 'host-device'] as const;
 
 /** True for a file name in the CNI config dir that a runtime loads: a CNI extension, not hidden (ours are temp files), no '/'. */
 export function isConfName(name: string): boolean {
@@ -70,10 +73,10 @@ export function chainConflist(name: string, text: string, extra: Record<string, 
   const types = list.plugins.map((p) => (p && typeof p === 'object' ? (p as { type?: unknown }).type : undefined));
   const at = types.indexOf('afsteer');
   if (at >= 0) return { already: list.plugins[at] as Record<string, unknown> };
-  const veth = new Set<unknown>([...VETH_PLUGINS, ...allow]);
-  if (!types.some((t) => veth.has(t))) {
+  const known = new Set<unknown>([...VETH_PLUGINS, ...SECONDARY_PLUGINS, ...allow]);
+  if (!types.some((t) => known.has(t))) {
     throw new InstallRefusal(
-      `${name} has no veth-based plugin (${[...veth].join(', ')}; it has ${types.map(String).join(', ') || 'none'}): afsteer attaches to the pod's host-side veth; name another veth plugin with --allow-plugin TYPE`,
+      `${name} has no plugin afsteer chains after (${[...known].join(', ')}; it has ${types.map(String).join(', ') || 'none'}): name another one with --allow-plugin TYPE`,
     );
   }
   list.plugins.push({ type: 'afsteer', ...extra });

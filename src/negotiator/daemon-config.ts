@@ -119,6 +119,88 @@ export const EtcdDiscoverySchema = z
 /** A parsed etcd discovery config. */
 export type EtcdDiscoveryConfig = z.infer<typeof EtcdDiscoverySchema>;
 
+const port = () => z.number().check(z.int(), z.gte(1, 'must be 1–65535'), z.lte(65534, 'must be 1–65534 (the echo port is port + 1)'));
+
+/** A CNI network name (a conflist's `name`, a NetworkAttachmentDefinition's config name). */
+const networkName = () =>
+  z.string().check(z.regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/, 'must be a CNI network name ([A-Za-z0-9._-], starting alphanumeric)'));
+
+/**
+ * A secondary network (the transport networks telco CNFs carry traffic on, attached by Multus):
+ * its name as the pods' attachments give it, this node's addresses on it (afsteerd binds, probes
+ * and negotiates there; absent: over the primary's addresses on this network's own port — the
+ * primary's measurements, and status says so) or the interface holding them, its port (default: afsteerd's) and its static peers
+ * (their addresses on this network; default none: multicast on it when discovery.multicast is on).
+ */
+export const NetworkSchema = z.strictObject({
+  name: networkName(),
+  addresses: z.optional(NodeAddressesSchema),
+  /** Instead of addresses (one config for every node): the interface holding this node's addresses on the network, its first global address of each family at start. */
+  interface: z.optional(z.string().check(z.regex(/^[A-Za-z0-9._@-]{1,15}$/, 'must be an interface name'))),
+  port: z.optional(port()),
+  static: z._default(z.array(StaticPeerSchema).check(z.maxLength(4096)), []),
+});
+/** One configured secondary network. */
+export type NetworkConfig = z.infer<typeof NetworkSchema>;
+
+/** Why a networks list cannot work (two networks on one socket, a name twice), or undefined. */
+export function networksProblem(c: {
+  port: number;
+  addresses?: { ipv4?: string; ipv6?: string };
+  primaryNetwork?: string;
+  networks: NetworkConfig[];
+  discovery?: { multicast?: unknown };
+}): { message: string; path: (string | number)[] } | undefined {
+  if (!c.networks.length) return undefined;
+  if (c.primaryNetwork === undefined)
+    return {
+      message: 'needs primaryNetwork (the name of the primary network, e.g. its conflist name) when networks are configured',
+      path: ['primaryNetwork'],
+    };
+  const names = new Set([c.primaryNetwork]);
+  // Sockets: (address or "primary", port) and the echo port beside it.
+  const sockets = new Map<string, string>();
+  const claim = (who: string, where: string[], p: number): string | undefined => {
+    for (const w of where)
+      for (const q of [p, p + 1]) {
+        const k = `${w}|${q}`;
+        const had = sockets.get(k);
+        if (had && had !== who) return had;
+        sockets.set(k, who);
+      }
+    return undefined;
+  };
+  // With multicast discovery every negotiator binds the wildcard address: ports must differ.
+  const wildcard = Boolean(c.discovery?.multicast);
+  const primaryWhere = wildcard
+    ? ['*']
+    : ['primary', ...[c.addresses?.ipv4, c.addresses?.ipv6].filter((a): a is string => a !== undefined)];
+  claim(c.primaryNetwork, primaryWhere, c.port);
+  for (const [i, n] of c.networks.entries()) {
+    if (names.has(n.name)) return { message: `${n.name} is named twice (primaryNetwork included)`, path: ['networks', i, 'name'] };
+    if (n.addresses && n.interface)
+      return { message: `${n.name}: give addresses or interface, not both`, path: ['networks', i, 'interface'] };
+    names.add(n.name);
+    const own = n.addresses
+      ? [n.addresses.ipv4, n.addresses.ipv6].filter((a): a is string => a !== undefined)
+      : n.interface
+        ? [`if:${n.interface}`]
+        : undefined;
+    const where = own && !wildcard ? own : primaryWhere;
+    const clash = claim(n.name, where, n.port ?? c.port);
+    if (clash)
+      return {
+        message: wildcard
+          ? `${n.name} would share a port (or its echo port, port + 1) with ${clash}: with multicast discovery every network binds the wildcard address, so each needs a port of its own`
+          : own
+            ? `${n.name} would share an address and port (or its echo port, port + 1) with ${clash}: give it its own addresses or port`
+            : `${n.name} has no addresses of its own, so it shares ${clash}'s: it needs a port of its own (not ${clash}'s port or port + 1)`,
+        path: ['networks', i, own && !wildcard ? (n.addresses ? 'addresses' : 'interface') : 'port'],
+      };
+  }
+  return undefined;
+}
+
 /** The daemon config. */
 export const DaemonConfigSchema = z
   .strictObject({
@@ -243,6 +325,10 @@ export const DaemonConfigSchema = z
     ),
     /** V8's --optimize-for-size for afsteerd (not the plugin): ~125 against ~200 MB RSS at 1,000 peers, ~5 points more of a core (docs/benchmarks.md, Scale). */
     optimizeForMemory: z._default(z.boolean(), true),
+    /** The primary network's name (its conflist's `name`): attachments on it are steered over `addresses`. Needed with `networks`. */
+    primaryNetwork: z.optional(networkName()),
+    /** Secondary networks (Multus attachments): each discovered, probed and negotiated over its own addresses. */
+    networks: z._default(z.array(NetworkSchema).check(z.maxLength(64)), []),
   })
   .check(
     z.refine((c) => c.keyFile !== undefined || c.identity !== undefined, { message: 'needs keyFile, identity or both', path: ['keyFile'] }),
@@ -255,6 +341,10 @@ export const DaemonConfigSchema = z
       path: ['identity'],
     }),
     z.refine((c) => c.revocations === undefined || c.identity !== undefined, { message: 'needs identity', path: ['revocations'] }),
+    z.superRefine((c, ctx) => {
+      const p = networksProblem(c);
+      if (p) ctx.addIssue({ code: 'custom', message: p.message, path: p.path, input: c });
+    }),
     z.refine((c) => c.metrics === '' || c.metricsAllowRemote || !parseListen(c.metrics) || isLoopback(parseListen(c.metrics)!.host), {
       message: 'must be a loopback address unless metricsAllowRemote is true',
       path: ['metrics'],

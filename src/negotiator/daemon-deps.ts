@@ -1,5 +1,5 @@
 /** What a daemon is built from: its configuration, keys or identity, and the injected resources (maps, sockets, clock, pods). */
-import type { SteeringWriter } from '../bpf/steering-writer';
+import type { Demand, SteeringWriter } from '../bpf/steering-writer';
 import type { NodeIdentity } from '../identity/identity-files';
 import type { RevocationList } from '../identity/revocation';
 import type { Clock } from './clock';
@@ -37,4 +37,18 @@ export interface DaemonDeps {
   discoverySource?: () => DiscoverySource | undefined;
   /** The kernel echo reflector, when attached: its allow-list map and its counts. */
   echoKernel?: KernelEcho;
+  /**
+   * One network's negotiator among several on this node (networks/network-set.ts): the writer is
+   * shared (stop() leaves it open), the demand map is shared out (drainDemand), pairs a previous
+   * run left are adopted only for its own endpoints (ownsEndpoint), and a retained remote another
+   * network holds is never unregistered (remoteClaimed).
+   */
+  network?: {
+    name?: string;
+    primary: boolean;
+    measuredBy: 'own' | 'primary';
+    drainDemand: () => Demand[];
+    ownsEndpoint: (ifindex: number) => boolean;
+    remoteClaimed: (address: string) => boolean;
+  };
 }

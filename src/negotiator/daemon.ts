@@ -97,7 +97,7 @@ function assemble(deps: DaemonDeps, epoch: bigint, echoRunning: () => boolean): 
   const peers = new PeerTable(cfg.timers.peerTimeoutMs, (address, known) => echoPeers.set(address, known));
   const pairs = new PairTable();
   const local = new LocalPods(deps.readLocal);
-  const remotes = new RemoteRegistry(writer, cfg.timers.remoteRetentionMs);
+  const remotes = new RemoteRegistry(writer, cfg.timers.remoteRetentionMs, deps.network?.remoteClaimed);
   const switches = new SwitchLog();
   const pins = new PinStore(deps.pinsDir, (err) => log.error('operator pins not loaded', { error: err.message }));
   const protection = new Protection(cfg, clock, writer, counters);
@@ -117,7 +117,12 @@ function assemble(deps: DaemonDeps, epoch: bigint, echoRunning: () => boolean): 
     },
   });
   const common = { cfg, clock, writer, pairs, peers, local, prober, protection };
-  const lifecycle = new PairLifecycle({ ...common, switches, onCreated: (peer) => negotiation.send(peer) });
+  const lifecycle = new PairLifecycle({
+    ...common,
+    switches,
+    onCreated: (peer) => negotiation.send(peer),
+    ...(deps.network ? { ownsEndpoint: deps.network.ownsEndpoint } : {}),
+  });
   const negotiation = new Negotiation({ ...common, sender, lifecycle, counters, pins });
   const discovery = new Discovery({
     cfg,
@@ -192,14 +197,16 @@ export class Daemon {
       for (const peer of changed) p.negotiation.evaluatePeer(peer);
     });
     this.every(t.evalIntervalMs, () => p.negotiation.evaluateAll());
-    this.every(t.demandPollMs, () => pollDemand(p));
+    this.every(t.demandPollMs, () => pollDemand({ ...p, ...(this.deps.network ? { drainDemand: this.deps.network.drainDemand } : {}) }));
     this.every(t.announceIntervalMs, () => p.discovery.announce());
     this.every(Math.min(1000, t.peerTimeoutMs / 4), () => housekeeping(p, this.startedAt));
     this.every(t.rescanMs, () => this.rescanLocal());
     p.discovery.announce();
+    const n = this.deps.network;
     const said = { node: cfg.nodeName, epoch: String(this.epoch), addresses: this.deps.addresses, port: cfg.port };
     const found = { endpoints: p.local.size, adoptedRoutes: adopted, multicast: Boolean(mc), staticPeers: cfg.discovery.static.length };
-    log.info('afsteerd started', { ...said, ...found });
+    const which = n ? { network: n.name ?? '(primary)', measuredBy: n.measuredBy } : {};
+    log.info(n && !n.primary ? 'network negotiator started' : 'afsteerd started', { ...said, ...which, ...found });
   }
 
   /** A repeating timer whose errors are logged, never thrown into the clock. */
@@ -213,7 +220,17 @@ export class Daemon {
     this.deps.transport.close();
     this.p.echo?.close();
     this.p.echoPeers.close();
-    this.deps.writer.close();
+    if (!this.deps.network) this.deps.writer.close();
+  }
+
+  /** Remote addresses this daemon registered for its peers' pods. */
+  ownsRemote(address: string): boolean {
+    return this.p.remotes.ownerOf(address) !== undefined;
+  }
+
+  /** True when this daemon's pods include the local endpoint with this key. */
+  hasLocalEndpoint(ifindex: number): boolean {
+    return this.p.local.byHostIfindex(ifindex) !== undefined;
   }
 
   /** Re-reads the plugin's state files (start-up, notifications, periodic healing); the periodic one also re-reads the maps. */
@@ -237,7 +254,23 @@ export class Daemon {
   /** Everything `afsteerd status` shows. */
   status(): StatusReport {
     const { cfg, clock, transport, addresses } = this.deps;
-    const extra = { etcd: this.deps.discoverySource?.()?.status(), pins: this.p.pins.list(), identity: this.p.trust.status() };
+    const n = this.deps.network;
+    const network = n && {
+      ...(n.name !== undefined ? { name: n.name } : {}),
+      primary: n.primary,
+      measuredBy: n.measuredBy,
+      ...(n.measuredBy === 'primary'
+        ? {
+            note: "no addresses of its own on this network: probed and negotiated over the primary network's addresses (the primary's measurements)",
+          }
+        : {}),
+    };
+    const extra = {
+      etcd: this.deps.discoverySource?.()?.status(),
+      pins: this.p.pins.list(),
+      identity: this.p.trust.status(),
+      ...(network ? { network } : {}),
+    };
     const sources = { ...this.p, cfg, epoch: this.epoch, addresses, sendErrors: transport.sendErrors };
     return buildStatus(sources, clock.now(), this.startedAt, extra);
   }

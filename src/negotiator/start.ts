@@ -17,11 +17,11 @@ import { ensurePrivateDir } from '../util/safe-fs';
 import { systemClock } from './clock';
 import { type CniAddRunner, withCniHandoff } from './control/handoff-server';
 import { serveControl } from './control/socket-server';
-import { Daemon } from './daemon';
 import type { DaemonConfig } from './daemon-config';
 import type { EtcdDiscovery } from './discovery/etcd';
-import { resolveAddresses } from './local/control-addresses';
-import { readLocalEndpoints } from './local/pods';
+import { interfaceAddresses, resolveAddresses } from './local/control-addresses';
+import { readLocalAttachments } from './local/pods';
+import { NetworkSet } from './networks/network-set';
 import { startOps } from './ops/start-ops';
 import { echoPortOf } from './protocol/echo';
 import { UdpTransport } from './transport/udp';
@@ -65,26 +65,32 @@ export async function startDaemon(cfg: DaemonConfig, creds: Credentials, cniAdd?
     throw new Error(`stateDir ${cfg.stateDir} refused: ${(err as Error).message}`, { cause: err });
   }
   const addresses = resolveAddresses(cfg.addresses);
+  // A network given by its interface: this node's addresses there, now.
+  cfg = {
+    ...cfg,
+    networks: cfg.networks.map((n) => (n.interface && !n.addresses ? { ...n, addresses: interfaceAddresses(n.interface) } : n)),
+  };
   // The plugin pins the object on its first ADD; a daemon started first pins it itself.
   const fds = ensurePrograms(cfg.pinDir);
   closeFds(fds.fromPod, fds.toPod, fds.bridgeOut);
   let etcd: EtcdDiscovery | undefined;
   const kernelEcho = await attachKernelReflector(cfg.pinDir, echoPortOf(cfg.port), addresses);
-  const daemon = new Daemon({
+  // One negotiator per network (networks/network-set.ts): just the one without `networks`.
+  const daemon = new NetworkSet({
     cfg,
     discoverySource: () => etcd,
     key,
     identity,
-    ...(cfg.revocations && identity ? { readRevocations: revocationFileReader(cfg.revocations, identity) } : {}),
+    ...(cfg.revocations && identity ? { readRevocationsFor: () => revocationFileReader(cfg.revocations!, identity) } : {}),
     addresses,
     writer: SteeringWriter.open(cfg.pinDir),
-    transport: new UdpTransport(cfg.port),
-    echoTransport: new UdpTransport(echoPortOf(cfg.port)),
+    transportFor: (plan) => new UdpTransport(plan.cfg.port),
+    echoTransportFor: (plan) => new UdpTransport(echoPortOf(plan.cfg.port)),
     ...(kernelEcho ? { echoKernel: { list: EchoAllowList.open(cfg.pinDir), counts: () => echoCounts(cfg.pinDir) } } : {}),
     clock: systemClock(),
     pinsDir: cfg.stateDir,
-    readLocal: () =>
-      readLocalEndpoints(cfg.stateDir, (file, err) =>
+    readAttachments: () =>
+      readLocalAttachments(cfg.stateDir, (file, err) =>
         log.warn('unreadable state file', { file, error: String((err as Error).message ?? err) }),
       ),
   });
@@ -100,9 +106,9 @@ export async function startDaemon(cfg: DaemonConfig, creds: Credentials, cniAdd?
       : undefined;
     const e = new EtcdDiscovery({
       config: ec,
-      codec: daemon.trust.recordCodec(),
+      codec: daemon.primary.trust.recordCodec(),
       ...(login ? { login } : {}),
-      onRevocations: (v) => daemon.trust.offerRevocations(v),
+      onRevocations: (v) => daemon.offerRevocations(v),
       self: { node: cfg.nodeName, addresses, port: cfg.port, families },
     });
     await e.start();

@@ -11,6 +11,47 @@ export const NETLINK_TIMEOUT_MS = 5000;
 const AF_INET = 2;
 const AF_INET6 = 10;
 const RT_TABLE_MAIN = 254;
+const RTM_NEWNSID = 88;
+const RTM_GETNSID = 90;
+const NETNSA_NSID = 1;
+const NETNSA_FD = 3;
+const TCA_BPF_CLASSID = 3;
+const TCA_BPF_FD = 6;
+const TCA_BPF_NAME = 7;
+const TCA_BPF_FLAGS = 8;
+const TCA_BPF_ID = 11;
+const TCA_BPF_FLAG_ACT_DIRECT = 1;
+/** htons(ETH_P_ALL), the filter protocol in tcm_info's low 16 bits. */
+const ETH_P_ALL_BE = 0x0300;
+
+function u32le(v: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(v >>> 0, 0);
+  return b;
+}
+
+function nlattr(type: number, value: Buffer): Buffer {
+  const len = 4 + value.length;
+  const b = Buffer.alloc((len + 3) & ~3);
+  b.writeUInt16LE(len, 0);
+  b.writeUInt16LE(type, 2);
+  value.copy(b, 4);
+  return b;
+}
+
+function nlattrU32(type: number, v: number): Buffer {
+  return nlattr(type, u32le(v));
+}
+
+/** Calls fn for each attribute of a raw attribute stream. */
+function forEachAttr(buf: Buffer, fn: (type: number, value: Buffer) => void): void {
+  for (let off = 0; off + 4 <= buf.length; ) {
+    const len = buf.readUInt16LE(off);
+    if (len < 4 || off + len > buf.length) break;
+    fn(buf.readUInt16LE(off + 2) & 0x3fff, buf.subarray(off + 4, off + len));
+    off += (len + 3) & ~3;
+  }
+}
 
 /** What afsteer reads of a link. */
 export interface LinkInfo {
@@ -24,7 +65,29 @@ export interface LinkInfo {
   mac?: string;
   /** ifindex of the bridge (or other master) the link is enslaved to. */
   master?: number;
+  /** IFLA_LINK_NETNSID: the namespace of the veth peer (or macvlan/ipvlan parent), as this namespace numbers it, when it is another one. */
+  linkNetnsid?: number;
   up: boolean;
+}
+
+/** What `tc filter show` reports of a bpf filter: its program and classid. */
+export interface BpfFilterInfo {
+  handle: number;
+  priority: number;
+  progId?: number;
+  classid: number;
+  directAction: boolean;
+}
+
+/** A route through a link (main table), as far as afsteer reads it. */
+export interface LinkRoute {
+  family: 4 | 6;
+  dst: Cidr;
+  gateway?: string;
+  /** RTAX_MTU, when the route carries one. */
+  mtu?: number;
+  /** The raw route, to write it back with another MTU. */
+  raw: { data: Record<string, unknown>; attrs: Record<string, unknown> };
 }
 
 /** An address configured on a link. */
@@ -158,6 +221,121 @@ export class Rtnl {
     );
   }
 
+  /**
+   * The id this namespace gives the network namespace open at fd (RTM_GETNSID), or undefined when
+   * it has given it none (no link of this namespace points there).
+   */
+  async nsidOf(fd: number): Promise<number | undefined> {
+    const req = Buffer.alloc(12);
+    req.writeUInt16LE(8, 4); // nlattr len
+    req.writeUInt16LE(NETNSA_FD, 6);
+    req.writeUInt32LE(fd, 8);
+    const [msgs] = await wrap('get nsid', this.sock.socket.request(RTM_GETNSID, [req], this.opts()));
+    for (const m of msgs as { type: number; data: Buffer }[]) {
+      if (m.type !== RTM_NEWNSID) continue;
+      for (let off = 4; off + 4 <= m.data.length; ) {
+        const len = m.data.readUInt16LE(off);
+        if (len < 4) break;
+        if ((m.data.readUInt16LE(off + 2) & 0x3fff) === NETNSA_NSID && len >= 8) {
+          const id = m.data.readInt32LE(off + 4);
+          return id < 0 ? undefined : id;
+        }
+        off += (len + 3) & ~3;
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * Adds (or replaces) a direct-action bpf filter running progFd at a clsact parent, with a
+   * classid (cls_bpf hands its minor to the program in skb->tc_classid): what libbpf's
+   * bpf_tc_attach cannot set.
+   */
+  async replaceBpfFilter(
+    index: number,
+    parent: number,
+    f: { handle: number; priority: number; progFd: number; name: string; classid: number },
+  ): Promise<void> {
+    const name = Buffer.from(`${f.name}\0`);
+    const attrs = Buffer.concat([
+      nlattrU32(TCA_BPF_FD, f.progFd),
+      nlattr(TCA_BPF_NAME, name),
+      nlattrU32(TCA_BPF_FLAGS, TCA_BPF_FLAG_ACT_DIRECT),
+      nlattrU32(TCA_BPF_CLASSID, f.classid),
+    ]);
+    await wrap(
+      `attach bpf filter ${f.name} on link #${index}`,
+      this.sock.newTrafficFilter(
+        { ifindex: index, handle: f.handle, parent, info: ((f.priority << 16) | ETH_P_ALL_BE) >>> 0 },
+        { kind: 'bpf', options: attrs },
+        { ...this.opts(), flags: 0x400 | 0x100 } as never, // NLM_F_CREATE | NLM_F_REPLACE
+      ),
+    );
+  }
+
+  /** The bpf filter with handle at a clsact parent of a link, or undefined when there is none. */
+  async bpfFilter(index: number, parent: number, handle: number): Promise<BpfFilterInfo | undefined> {
+    let msgs: Awaited<ReturnType<RtNetlinkSocket['getTrafficFilters']>>;
+    try {
+      msgs = await this.sock.getTrafficFilters({ ifindex: index, parent }, {}, this.opts());
+    } catch (err) {
+      const e = errnoOf(err);
+      if (e === 19 || e === 22 || e === 2) return undefined;
+      throw new Error(`netlink: list tc filters on link #${index}`, { cause: err });
+    }
+    for (const m of msgs) {
+      if (m.data.ifindex !== index || m.data.handle !== handle || m.attrs.kind !== 'bpf' || !m.attrs.options) continue;
+      const info: BpfFilterInfo = { handle, priority: (m.data.info ?? 0) >>> 16, classid: 0, directAction: false };
+      forEachAttr(m.attrs.options, (type, v) => {
+        if (type === TCA_BPF_ID && v.length >= 4) info.progId = v.readUInt32LE(0);
+        else if (type === TCA_BPF_CLASSID && v.length >= 4) info.classid = v.readUInt32LE(0);
+        else if (type === TCA_BPF_FLAGS && v.length >= 4) info.directAction = (v.readUInt32LE(0) & TCA_BPF_FLAG_ACT_DIRECT) !== 0;
+      });
+      return info;
+    }
+    return undefined;
+  }
+
+  /** The main table's unicast routes out of link index (both families, or one). */
+  async routesVia(index: number, family?: 4 | 6): Promise<LinkRoute[]> {
+    const msgs = await wrap('list routes', this.sock.getRoutes({}, {}, this.opts()));
+    const out: LinkRoute[] = [];
+    for (const m of msgs) {
+      const fam = m.data.family === AF_INET ? 4 : m.data.family === AF_INET6 ? 6 : undefined;
+      if (!fam || (family && fam !== family) || m.attrs.oif !== index) continue;
+      if ((m.attrs.table ?? m.data.table) !== RT_TABLE_MAIN) continue;
+      const type = m.data.type;
+      if (type !== undefined && type !== 'UNICAST' && type !== 1) continue;
+      const dst = m.attrs.dst ? bytesToAddress(m.attrs.dst) : fam === 4 ? '0.0.0.0' : '::';
+      const mtuBuf = m.attrs.metrics?.mtu;
+      out.push({
+        family: fam,
+        dst: { family: fam, address: dst, prefix: m.data.dstLen ?? 0 },
+        ...(m.attrs.gateway ? { gateway: bytesToAddress(m.attrs.gateway) } : {}),
+        ...(mtuBuf && mtuBuf.length >= 4 ? { mtu: mtuBuf.readUInt32LE(0) } : {}),
+        raw: { data: m.data as Record<string, unknown>, attrs: m.attrs as Record<string, unknown> },
+      });
+    }
+    return out;
+  }
+
+  /** Writes a route read by routesVia back with an MTU metric (undefined: without one), replacing it. */
+  async setRouteMtu(r: LinkRoute, mtu: number | undefined): Promise<void> {
+    const { metrics, cacheinfo, ...attrs } = r.raw.attrs as { metrics?: Record<string, unknown>; cacheinfo?: unknown };
+    void cacheinfo;
+    const rest = { ...(metrics ?? {}) };
+    delete rest.mtu;
+    const next = mtu === undefined ? rest : { ...rest, mtu: u32le(mtu) };
+    await wrap(
+      `set mtu ${mtu ?? '-'} on route ${r.dst.address}/${r.dst.prefix}`,
+      this.sock.newRoute(
+        r.raw.data as never,
+        { ...attrs, ...(Object.keys(next).length ? { metrics: next } : {}) } as never,
+        { ...this.opts(), flags: 0x400 | 0x100 } as never, // NLM_F_CREATE | NLM_F_REPLACE
+      ),
+    );
+  }
+
   /** Number of tc filters on a link under a clsact parent (ingress 0xFFFFFFF2, egress 0xFFFFFFF3). */
   async tcFilterCount(index: number, parent: number): Promise<number> {
     try {
@@ -182,6 +360,7 @@ function toLinkInfo(m: LinkMsg): LinkInfo {
     up: Boolean(m.data.flags?.up),
   };
   if (m.attrs.master) info.master = m.attrs.master;
+  if (typeof m.attrs.linkNetnsid === 'number' && m.attrs.linkNetnsid >= 0) info.linkNetnsid = m.attrs.linkNetnsid;
   const mac = m.attrs.address;
   if (mac && mac.length === 6) info.mac = Array.from(mac, (b) => b.toString(16).padStart(2, '0')).join(':');
   if (linkAttr && linkAttr.length >= 4) info.peerIndex = linkAttr.readUInt32LE(0);

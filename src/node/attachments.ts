@@ -9,17 +9,39 @@ import { PodPolicySchema } from '../policy/schema';
 import { writeFileAtomic } from '../util/atomic-file';
 import { ensureTrustedDir, fileKind, readOwnFile, UnsafePathError } from '../util/safe-fs';
 
-/** Everything afsteer did for one attachment (container id + ifname). */
-export const AttachmentStateSchema = z.object({
+/** Where an attachment's programs run: on the pod's host-side veth, or inside the pod's namespace on its own interface (no host-side veth: macvlan, ipvlan, host-device). */
+export const PLACEMENTS = ['host-veth', 'pod'] as const;
+export type Placement = (typeof PLACEMENTS)[number];
+
+const int = () => z.number().check(z.int());
+
+/** Everything afsteer did for one attachment (container id + ifname), as written. */
+const AttachmentFileSchema = z.object({
   containerId: z.string(),
   ifname: z.string(),
   netns: z.string(),
   /** Identity (st_dev, st_ino) of the pod's network namespace at ADD: DEL touches the pod side only in that namespace. */
   netnsId: z.optional(z.object({ dev: z.number(), ino: z.number() })),
   network: z.string(),
-  hostIfindex: z.number().check(z.int()),
-  hostIfname: z.string(),
-  podIfindex: z.number().check(z.int()),
+  /** Where the programs run; absent (state written before in-pod attachments existed): host-veth. */
+  placement: z.optional(z.enum(PLACEMENTS)),
+  /**
+   * The endpoint's key in the maps (afsteer_endpoints, the routes' local half): the host veth's
+   * ifindex, or, placement "pod", EP_KEY_POD | the attachment's id (the classid minor of its tc
+   * filters). Absent (older state): hostIfindex.
+   */
+  endpoint: z.optional(int()),
+  /** The host-side veth (placement host-veth only). */
+  hostIfindex: z.optional(int()),
+  hostIfname: z.optional(z.string()),
+  podIfindex: int(),
+  /** placement pod: the interface's parent (macvlan, ipvlan) in the host's namespace, whose MTU bounds the pod's. */
+  parent: z.optional(z.object({ ifindex: int(), name: z.string(), mtu: int() })),
+  /**
+   * placement pod without a parent (host-device: the device is the wire and keeps its MTU): the
+   * MTU afsteer put on the pod's routes through the interface, and those routes (dst CIDRs).
+   */
+  routeMtu: z.optional(z.object({ mtu: int(), routes: z.array(z.string()) })),
   ipv4: z.optional(z.string()),
   ipv6: z.optional(z.string()),
   podNamespace: z.optional(z.string()),
@@ -38,8 +60,28 @@ export const AttachmentStateSchema = z.object({
   createdAt: z.string(),
 });
 
+/**
+ * Everything afsteer did for one attachment, as read: `endpoint` and `placement` always set (an
+ * older file, written before in-pod attachments, is a host-veth one keyed by its hostIfindex); a
+ * file with neither an endpoint nor a host veth is refused.
+ */
+export const AttachmentStateSchema = z.pipe(
+  AttachmentFileSchema.check(
+    z.refine((s) => s.endpoint !== undefined || s.hostIfindex !== undefined, 'needs endpoint or hostIfindex'),
+    z.refine((s) => (s.placement ?? 'host-veth') !== 'host-veth' || (s.hostIfindex !== undefined && s.hostIfname !== undefined), {
+      message: 'a host-veth attachment needs hostIfindex and hostIfname',
+    }),
+  ),
+  z.transform((s) => ({ ...s, placement: s.placement ?? ('host-veth' as Placement), endpoint: (s.endpoint ?? s.hostIfindex)! })),
+);
+
 /** One attachment's state. */
-export type AttachmentState = z.infer<typeof AttachmentStateSchema>;
+export type AttachmentState = z.output<typeof AttachmentStateSchema>;
+
+/** How an attachment shows in listings: its host veth's name, or "ifname@container" for one inside the pod. */
+export function attachmentLabel(s: Pick<AttachmentState, 'placement' | 'hostIfname' | 'ifname' | 'containerId'>): string {
+  return s.placement === 'host-veth' && s.hostIfname ? s.hostIfname : `${s.ifname}@${s.containerId.slice(0, 12)}`;
+}
 
 /** A pod's CNF id: K8S_POD_NAMESPACE/K8S_POD_NAME when the runtime gave them, else its container id. */
 export function cnfIdOf(s: Pick<AttachmentState, 'containerId' | 'podNamespace' | 'podName'>): string {

@@ -88,6 +88,24 @@ export interface StatusReport {
   pins?: { nodes: Record<string, string>; cnfs: Record<string, string> };
   /** How this node authenticates; its certificate and the certificates near expiry. */
   identity?: unknown;
+  /**
+   * The network this report is of, when networks are configured: its name and whose measurements
+   * steer its pairs (its own addresses', or — none configured — the primary network's).
+   */
+  network?: NetworkIdentity;
+  /** The secondary networks' reports (on the primary's). */
+  networks?: StatusReport[];
+  /** Attachments on networks this node does not know (on the primary's): never steered. */
+  unknownNetworks?: { network: string; attachments: string[] }[];
+}
+
+/** Which network a report is of. */
+export interface NetworkIdentity {
+  name?: string;
+  primary: boolean;
+  measuredBy: 'own' | 'primary';
+  /** In words, for a network measured over the primary's addresses. */
+  note?: string;
 }
 
 /** The parts a report is read from. */
@@ -109,7 +127,7 @@ export function buildStatus(
   s: StatusSources,
   now: number,
   startedAt: number,
-  extra: Pick<StatusReport, 'etcd' | 'pins' | 'identity'> = {},
+  extra: Pick<StatusReport, 'etcd' | 'pins' | 'identity' | 'network'> = {},
 ): StatusReport {
   const r = (x: number) => Math.round(x);
   const pairs: PairStatus[] = [...s.pairs.values()].map((p) => ({
@@ -187,5 +205,6 @@ export function buildStatus(
     ...(extra.etcd !== undefined ? { etcd: extra.etcd } : {}),
     ...(extra.pins ? { pins: extra.pins } : {}),
     ...(extra.identity ? { identity: extra.identity } : {}),
+    ...(extra.network ? { network: extra.network } : {}),
   };
 }

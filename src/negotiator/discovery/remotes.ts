@@ -19,9 +19,11 @@ export class RemoteRegistry {
   /** Retained pods by IPv6 address. */
   private readonly retained = new Map<string, { ipv4: string; ipv6: string; until: number }>();
 
+  /** claimedElsewhere: another network's negotiator on this node holds the address (retention never unregisters it). */
   constructor(
     private readonly writer: SteeringWriter,
     private readonly retentionMs: number,
+    private readonly claimedElsewhere: (address: string) => boolean = () => false,
   ) {}
 
   /** Keeps every remote the maps hold (a previous run's) until claimed or retention ends. */
@@ -65,7 +67,7 @@ export class RemoteRegistry {
   /** Retained pods claimed again are released from retention; expired ones are unregistered. */
   expire(now: number): void {
     for (const [ipv6, r] of this.retained) {
-      if (this.owner.has(ipv6)) {
+      if (this.owner.has(ipv6) || this.claimedElsewhere(ipv6)) {
         this.retained.delete(ipv6);
       } else if (now >= r.until) {
         this.retained.delete(ipv6);

@@ -18,12 +18,28 @@ function ipJson<T>(args: string[]): T {
 export function defaultAddress(family: 4 | 6): string | undefined {
   try {
     const dev = ipJson<IpRoute[]>([`-${family}`, 'route', 'show', 'default']).find((r) => r.dev)?.dev;
-    if (!dev) return undefined;
+    return dev ? globalAddress(dev, family) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The first global address of family on interface dev, if any. */
+function globalAddress(dev: string, family: 4 | 6): string | undefined {
+  try {
     const addrs = ipJson<IpAddr[]>([`-${family}`, 'addr', 'show', 'dev', dev, 'scope', 'global']);
     return addrs.flatMap((a) => a.addr_info ?? []).find((i) => i.scope === 'global')?.local;
   } catch {
     return undefined;
   }
+}
+
+/** The global addresses (first of each family) on interface dev — a network's `interface`; throws when it has none. */
+export function interfaceAddresses(dev: string): { ipv4?: string; ipv6?: string } {
+  const ipv4 = globalAddress(dev, 4),
+    ipv6 = globalAddress(dev, 6);
+  if (!ipv4 && !ipv6) throw new Error(`interface ${dev}: no global address on either family (is it there, and up?)`);
+  return { ...(ipv4 ? { ipv4 } : {}), ...(ipv6 ? { ipv6 } : {}) };
 }
 
 /** Configured addresses, else both families' defaults; throws when there are none. */

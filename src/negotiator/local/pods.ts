@@ -9,16 +9,19 @@ export interface LocalEndpoint {
   cnf: string;
   containerId: string;
   ifname: string;
+  /** The endpoint key in the maps (a host veth's ifindex, or an in-pod attachment's key). */
   ifindex: number;
+  /** The network the attachment is on (its conflist's name). */
+  network?: string;
   ipv4?: string;
   ipv6?: string;
   /** The pod's own policy (plugin config / CNI_ARGS), if it has one. */
   policy?: PodPolicy;
 }
 
-/** Every local endpoint of the state dir, by CNF id (unreadable files are reported and skipped). */
-export function readLocalEndpoints(stateDir: string, onError: (file: string, err: unknown) => void): Map<string, LocalEndpoint> {
-  const out = new Map<string, LocalEndpoint>();
+/** Every attachment of the state dir, each a local endpoint of its network (unreadable files are reported and skipped). */
+export function readLocalAttachments(stateDir: string, onError: (file: string, err: unknown) => void): LocalEndpoint[] {
+  const out: LocalEndpoint[] = [];
   for (const s of listStates(stateDir, onError)) {
     const cnf = cnfIdOf(s);
     if (!CnfIdSchema.safeParse(cnf).success) {
@@ -26,17 +29,33 @@ export function readLocalEndpoints(stateDir: string, onError: (file: string, err
       continue;
     }
     const policy = (s as { policy?: PodPolicy }).policy;
-    out.set(cnf, {
+    out.push({
       cnf,
       containerId: s.containerId,
       ifname: s.ifname,
-      ifindex: s.hostIfindex,
+      ifindex: s.endpoint,
+      network: s.network,
       ...(s.ipv4 ? { ipv4: canonical(s.ipv4) } : {}),
       ...(s.ipv6 ? { ipv6: canonical(s.ipv6) } : {}),
       ...(policy ? { policy } : {}),
     });
   }
   return out;
+}
+
+/** Local endpoints by CNF id: one network's attachments (accept), a pod's one attachment there. */
+export function byCnf(
+  attachments: readonly LocalEndpoint[],
+  accept: (l: LocalEndpoint) => boolean = () => true,
+): Map<string, LocalEndpoint> {
+  const out = new Map<string, LocalEndpoint>();
+  for (const l of attachments) if (accept(l)) out.set(l.cnf, l);
+  return out;
+}
+
+/** Every local endpoint of the state dir, by CNF id (unreadable files are reported and skipped). */
+export function readLocalEndpoints(stateDir: string, onError: (file: string, err: unknown) => void): Map<string, LocalEndpoint> {
+  return byCnf(readLocalAttachments(stateDir, onError));
 }
 
 /** Reads the current local endpoints (from the state dir, or from a test). */

@@ -42,6 +42,8 @@ export interface LifecycleDeps {
   protection: Protection;
   /** Called when a pair is created (the daemon negotiates it with the peer at once). */
   onCreated?: (peer: Peer) => void;
+  /** The local endpoints whose pairs this daemon keeps (another network's negotiator keeps the rest); default all. */
+  ownsEndpoint?: (ifindex: number) => boolean;
 }
 
 /** Creates, adopts, reconciles and drops pairs. */
@@ -59,6 +61,7 @@ export class PairLifecycle {
   private readonly switches: SwitchLog;
   private readonly protection: Protection;
   private readonly onCreated: (peer: Peer) => void;
+  private readonly ownsEndpoint: (ifindex: number) => boolean;
 
   constructor(deps: LifecycleDeps) {
     this.cfg = deps.cfg;
@@ -71,12 +74,14 @@ export class PairLifecycle {
     this.switches = deps.switches;
     this.protection = deps.protection;
     this.onCreated = deps.onCreated ?? (() => {});
+    this.ownsEndpoint = deps.ownsEndpoint ?? (() => true);
   }
 
-  /** Remembers every pair the maps hold (a previous run's) as an orphan to adopt; returns how many. */
+  /** Remembers every pair of this daemon's endpoints the maps hold (a previous run's) as an orphan to adopt; returns how many. */
   loadOrphans(): number {
     for (const p of this.writer.listPairs())
-      this.orphans.set(`${p.ifindex}|${p.remote.ipv6}`, { ifindex: p.ifindex, remoteIpv6: p.remote.ipv6, wire: p.wire });
+      if (this.ownsEndpoint(p.ifindex))
+        this.orphans.set(`${p.ifindex}|${p.remote.ipv6}`, { ifindex: p.ifindex, remoteIpv6: p.remote.ipv6, wire: p.wire });
     return this.orphans.size;
   }
 

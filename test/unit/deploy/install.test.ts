@@ -25,10 +25,17 @@ describe('choosing and editing the conflist (pure)', () => {
     expect(JSON.parse(unchainConflist(c.text!)!)).toEqual(JSON.parse(BRIDGE_LIST));
   });
 
-  it('refuses a list without a veth plugin, invalid JSON, a single-plugin .conf', () => {
-    const mac = JSON.stringify({ cniVersion: '1.0.0', name: 'm', plugins: [{ type: 'macvlan', master: 'eth0' }] });
-    expect(() => chainConflist('a.conflist', mac, {})).toThrow(/no veth-based plugin.*macvlan/);
-    expect(chainConflist('a.conflist', mac, {}, ['macvlan']).text).toMatch(/afsteer/);
+  it('chains after macvlan, ipvlan and host-device; refuses a list without a plugin it chains after, invalid JSON, a single-plugin .conf', () => {
+    for (const type of ['macvlan', 'ipvlan', 'host-device']) {
+      const list = JSON.stringify({ cniVersion: '1.0.0', name: 'm', plugins: [{ type, master: 'eth0' }] });
+      expect(JSON.parse(chainConflist('a.conflist', list, {}).text!).plugins.map((p: { type: string }) => p.type)).toEqual([
+        type,
+        'afsteer',
+      ]);
+    }
+    const cil = JSON.stringify({ cniVersion: '1.0.0', name: 'c', plugins: [{ type: 'cilium-cni' }] });
+    expect(() => chainConflist('a.conflist', cil, {})).toThrow(/no plugin afsteer chains after.*cilium-cni/);
+    expect(chainConflist('a.conflist', cil, {}, ['cilium-cni']).text).toMatch(/afsteer/);
     expect(() => chainConflist('a.conflist', '{"plugins": [', {})).toThrow(InstallRefusal);
     expect(() => chainConflist('a.conf', '{"type":"bridge"}', {})).toThrow(/single-plugin \.conf/);
   });
@@ -107,10 +114,10 @@ describe('afsteer install against a scratch root', () => {
     expect(none.code).toBe(2);
     expect(none.err.trim().split('\n')).toHaveLength(1);
     expect(none.err).toMatch(/no CNI config .* --write-conflist/);
-    writeFileSync(join(root, 'etc/cni/net.d/10-m.conflist'), '{"cniVersion":"1.0.0","name":"m","plugins":[{"type":"macvlan"}]}');
+    writeFileSync(join(root, 'etc/cni/net.d/10-m.conflist'), '{"cniVersion":"1.0.0","name":"m","plugins":[{"type":"cilium-cni"}]}');
     const before = tree(root);
     const mac = await install('--root', root, '--bin', bin, '--node-name', 'n');
-    expect([mac.code, mac.err]).toEqual([2, expect.stringMatching(/no veth-based plugin/)]);
+    expect([mac.code, mac.err]).toEqual([2, expect.stringMatching(/no plugin afsteer chains after/)]);
     writeFileSync(join(root, 'etc/cni/net.d/05-bad.conflist'), '{ "plugins": [ ');
     const bad = await install('--root', root, '--bin', bin, '--node-name', 'n');
     expect([bad.code, bad.err]).toEqual([2, expect.stringMatching(/05-bad.conflist is not valid JSON/)]);
