@@ -43,12 +43,15 @@ export interface DaemonDeps {
    * run left are adopted only for its own endpoints (ownsEndpoint), and a retained remote another
    * network holds is never unregistered (remoteClaimed).
    */
-  network?: {
-    name?: string;
-    primary: boolean;
-    measuredBy: 'own' | 'primary';
-    drainDemand: () => Demand[];
-    ownsEndpoint: (ifindex: number) => boolean;
-    remoteClaimed: (address: string) => boolean;
-  };
+  network?: NetworkRole;
+}
+
+/** A network negotiator's place among the node's networks. */
+export interface NetworkRole {
+  name?: string;
+  primary: boolean;
+  measuredBy: 'own' | 'primary';
+  drainDemand: () => Demand[];
+  ownsEndpoint: (ifindex: number) => boolean;
+  remoteClaimed: (address: string) => boolean;
 }
