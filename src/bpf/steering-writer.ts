@@ -12,6 +12,10 @@
  * never reuse each other's counter index or clear each other's bloom bits.
  * Each write of a pair's route is followed (outside the lock) by marking the pair's TCP conntrack
  * entries liberal in the writer's network namespace (net/conntrack.ts): never a node-wide setting.
+ * The marking waits for the end of the current turn of the event loop and takes every pair written
+ * in it at once (close() marks at once): it costs a walk of the kernel's conntrack table per
+ * family, so a failover of many pairs writes all their routes (and afsteerd sends its negotiation)
+ * first, and pays the walks once.
  */
 
 import { type LiberalMarkResult, type PairAddresses, PairConntrack, type PairConntrackStats } from '../net/conntrack';
@@ -140,8 +144,11 @@ export class SteeringWriter {
   /** Times the index was re-read because another writer changed the maps. */
   resyncsForOthers = 0;
 
-  /** The last conntrack marking of a pair (tests, `afsteer steer`). */
+  /** The last conntrack marking (tests, `afsteer steer`). */
   lastConntrackMark?: LiberalMarkResult;
+  /** Pairs written since the last marking, and the turn's-end callback that will mark them. */
+  private pendingMarks: PairAddresses[] = [];
+  private markSoon?: NodeJS.Immediate;
 
   /** A writer over open maps and a lock; reads the index at once. conntrack: marks each written pair's flows liberal (none: no marking). */
   constructor(
@@ -336,21 +343,30 @@ export class SteeringWriter {
 
   /**
    * Sets the wire family of (local pod on ifindex, remote pod by either address); writes only when
-   * it changes, then marks the pair's TCP conntrack entries liberal (see net/conntrack.ts).
+   * it changes, then has the pair's TCP conntrack entries marked liberal at the end of this turn
+   * of the event loop (see net/conntrack.ts, markPending).
    */
   setWire(ifindex: number, remoteAddress: string, wire: WireName, generation: number): void {
     const written = this.writeWire(ifindex, remoteAddress, wire, generation);
     if (written && this.conntrack) {
-      const r = this.conntrack.markPair(written);
-      if (r) this.lastConntrackMark = r;
-      else
-        log.warn('conntrack entries of a steered pair not marked liberal', {
-          ifindex,
-          remote: remoteAddress,
-          wire,
-          error: this.conntrack.lastError?.message,
-        });
+      this.pendingMarks.push(written);
+      this.markSoon ??= setImmediate(() => this.markPending());
     }
+  }
+
+  /** Marks the TCP conntrack entries of every pair written since the last marking, together; never throws (a failure is counted and logged). */
+  markPending(): void {
+    if (this.markSoon) clearImmediate(this.markSoon);
+    this.markSoon = undefined;
+    const pairs = this.pendingMarks.splice(0);
+    if (!pairs.length || !this.conntrack) return;
+    const r = this.conntrack.markPairs(pairs);
+    if (r) this.lastConntrackMark = r;
+    else
+      log.warn('conntrack entries of steered pairs not marked liberal', {
+        remotes: pairs.map((p) => p.remote.ipv6),
+        error: this.conntrack.lastError?.message,
+      });
   }
 
   /** The route write of setWire, under the lock; the pair's addresses when something was written. */
@@ -493,8 +509,9 @@ export class SteeringWriter {
     if (c && decodeEndpoint(c).ifindex === ifindex) this.maps.endpointCache.update(slot, encodeEndpoint({ ...ep, ifindex }));
   }
 
-  /** Closes every map, the lock and the conntrack socket. */
+  /** Marks what is pending, then closes every map, the lock and the conntrack socket. */
   close(): void {
+    this.markPending();
     closeAll(this.maps);
     this.lock.close();
     this.conntrack?.close();

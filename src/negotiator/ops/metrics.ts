@@ -402,9 +402,12 @@ export async function createMetrics(parts: DaemonParts, readStats: StatsReader |
     ],
   );
   // Per-flow conntrack marking of switched pairs (no node-wide setting is ever changed).
-  counter('afsteer_conntrack_markings_total', "Markings of a pair's TCP conntrack entries as liberal (one per route write).", [], () => [
-    [{}, parts.conntrack()?.markings ?? 0],
-  ]);
+  counter(
+    'afsteer_conntrack_markings_total',
+    "Markings of switched pairs' TCP conntrack entries as liberal (one per batch: the pairs written in one turn of the event loop).",
+    [],
+    () => [[{}, parts.conntrack()?.markings ?? 0]],
+  );
   counter('afsteer_conntrack_mark_failures_total', 'Markings that failed (timeout, refused): the switch still happened.', [], () => [
     [{}, parts.conntrack()?.failures ?? 0],
   ]);

@@ -7,13 +7,15 @@
 import { describe, expect, it } from 'vitest';
 import { lowestFree, SteeringWriter } from '../../../src/bpf/steering-writer';
 import type { WriterLock } from '../../../src/bpf/writer-lock';
+import { PairConntrack } from '../../../src/net/conntrack';
+import type { ConntrackSocket } from '../../../src/net/ctnetlink';
 import { addMemoryEndpoint, MemoryLock, memoryMaps } from '../../support/memory-maps';
 import { interleaveWriters } from '../../support/steering-interleave';
 
 function setup(lock: () => WriterLock) {
   const maps = memoryMaps();
   const ifindexes = [11, 12, 13];
-  ifindexes.forEach((i, n) => addMemoryEndpoint(maps, i, { ipv4: `10.244.0.${i}`, ipv6: `fd00:244::${i}` }, n));
+  for (const [n, i] of ifindexes.entries()) addMemoryEndpoint(maps, i, { ipv4: `10.244.0.${i}`, ipv6: `fd00:244::${i}` }, n);
   return {
     held: new SteeringWriter(maps, lock()),
     openOneShot: () => new SteeringWriter(maps, lock()),
@@ -79,5 +81,40 @@ describe('SteeringWriter, two writers on one node', () => {
     expect(w.clear(11, '10.77.0.1')).toBe(true);
     expect(w.clear(11, '10.77.0.1')).toBe(false);
     expect(lowestFree(new Set([0, 1, 3]))).toBe(2);
+  });
+
+  it('marks the conntrack entries of every pair written in one turn of the event loop together, after the turn (close() at once); a write that changes nothing marks nothing', async () => {
+    const dumps: { family: number; tuples: string[] }[] = [];
+    const socket = {
+      dump: (family: number, _proto: number, tuples?: { src: string; dst: string }[]) => {
+        dumps.push({ family, tuples: (tuples ?? []).map((t) => `${t.src}>${t.dst}`).sort() });
+        return [];
+      },
+      setTcpFlags: () => 'set',
+      close: () => {},
+    } as unknown as ConntrackSocket;
+    const ct = new PairConntrack(socket);
+    const maps = memoryMaps();
+    for (const [n, i] of [11, 12].entries()) addMemoryEndpoint(maps, i, { ipv4: `10.244.0.${i}`, ipv6: `fd00:244::${i}` }, n);
+    const w = new SteeringWriter(maps, new MemoryLock(), ct);
+    w.registerRemote({ ipv4: '10.77.0.1', ipv6: 'fd00:77::1' });
+    w.setWire(11, '10.77.0.1', 'ipv6', 0);
+    w.setWire(12, '10.77.0.1', 'ipv6', 0);
+    // Both routes are written; no conntrack walk yet in this turn.
+    expect(w.getPair(12, '10.77.0.1')).toMatchObject({ wire: 'ipv6' });
+    expect(dumps).toEqual([]);
+    await new Promise((r) => setImmediate(r));
+    expect(ct.stats.markings).toBe(1);
+    expect(dumps).toEqual([
+      { family: 4, tuples: ['10.244.0.11>10.77.0.1', '10.244.0.12>10.77.0.1', '10.77.0.1>10.244.0.11', '10.77.0.1>10.244.0.12'] },
+      { family: 6, tuples: ['fd00:244::11>fd00:77::1', 'fd00:244::12>fd00:77::1', 'fd00:77::1>fd00:244::11', 'fd00:77::1>fd00:244::12'] },
+    ]);
+    w.setWire(11, '10.77.0.1', 'ipv6', 0);
+    await new Promise((r) => setImmediate(r));
+    expect(ct.stats.markings).toBe(1);
+    w.setWire(11, '10.77.0.1', 'native', 1);
+    w.close();
+    expect(ct.stats.markings).toBe(2);
+    expect(dumps).toHaveLength(4);
   });
 });
