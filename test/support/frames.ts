@@ -53,7 +53,7 @@ export function v6(a: string): Buffer {
   const groups = t === undefined ? head : [...head, ...Array<string>(8 - head.length - tail.length).fill('0'), ...tail];
   if (groups.length !== 8) throw new Error(`bad IPv6 ${a}`);
   const b = Buffer.alloc(16);
-  groups.forEach((g, i) => b.writeUInt16BE(parseInt(g, 16), i * 2));
+  for (const [i, g] of groups.entries()) b.writeUInt16BE(parseInt(g, 16), i * 2);
   return b;
 }
 
@@ -248,6 +248,65 @@ export function sctpData(sport: number, dport: number, vtag: number, tsn: number
   p.writeUInt16BE(0, c + 10); // stream seq
   p.writeUInt32BE(46, c + 12); // PPID
   data.copy(p, c + 16);
+  p.writeUInt32LE(crc32c(p), 8);
+  return p;
+}
+
+/** SCTP chunk types the tests build. */
+export const SCTP_CHUNK = { data: 0, init: 1, initAck: 2, heartbeat: 4, heartbeatAck: 5, cookieEcho: 10, cookieAck: 11 } as const;
+
+/** One SCTP chunk: its type, flags and value (padded to 4 bytes in the packet). */
+export interface SctpChunk {
+  type: number;
+  flags?: number;
+  value?: Buffer;
+}
+
+/** An SCTP TLV parameter (padded to 4 bytes). */
+export function sctpParam(type: number, value: Buffer): Buffer {
+  const p = Buffer.alloc(4 + Math.ceil(value.length / 4) * 4);
+  p.writeUInt16BE(type, 0);
+  p.writeUInt16BE(4 + value.length, 2);
+  value.copy(p, 4);
+  return p;
+}
+
+/** The value of an INIT or INIT ACK chunk: initiate tag, a_rwnd 65,536, 1 stream each way, the initial TSN, then params. */
+export function sctpInitValue(initTag: number, tsn: number, params: Buffer = Buffer.alloc(0)): Buffer {
+  const v = Buffer.alloc(16);
+  v.writeUInt32BE(initTag >>> 0, 0);
+  v.writeUInt32BE(65536, 4);
+  v.writeUInt16BE(1, 8);
+  v.writeUInt16BE(1, 10);
+  v.writeUInt32BE(tsn >>> 0, 12);
+  return Buffer.concat([v, params]);
+}
+
+/** The value of a DATA chunk: TSN, stream 1, sequence 0, PPID 46, then the user data. */
+export function sctpDataValue(tsn: number, data: Buffer): Buffer {
+  const v = Buffer.alloc(12);
+  v.writeUInt32BE(tsn >>> 0, 0);
+  v.writeUInt16BE(1, 4);
+  v.writeUInt32BE(46, 8);
+  return Buffer.concat([v, data]);
+}
+
+/** An SCTP packet of chunks, with a CRC32c checksum (stored little-endian, as Linux does). */
+export function sctpPacket(sport: number, dport: number, vtag: number, chunks: SctpChunk[]): Buffer {
+  const parts = chunks.map((c) => {
+    const value = c.value ?? Buffer.alloc(0);
+    const b = Buffer.alloc(4 + Math.ceil(value.length / 4) * 4);
+    b[0] = c.type;
+    b[1] = c.flags ?? 0;
+    b.writeUInt16BE(4 + value.length, 2);
+    value.copy(b, 4);
+    return b;
+  });
+  const h = Buffer.alloc(12);
+  h.writeUInt16BE(sport, 0);
+  h.writeUInt16BE(dport, 2);
+  h.writeUInt32BE(vtag >>> 0, 4);
+  const p = Buffer.concat([h, ...parts]);
   p.writeUInt32LE(crc32c(p), 8);
   return p;
 }
