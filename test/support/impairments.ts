@@ -12,8 +12,15 @@ export const DELAY_LINE_APP = join(ROOT, 'test', 'fixtures', 'delay-line.py');
 /**
  * Impairs one family in the middle namespace (or only on the link to one node): 'blackhole'
  * drops all of it, a number drops that percentage at random (nftables numgen); null removes it.
+ * spare: nft expressions whose packets are accepted before the drop (in place before it is).
  */
-export async function impair(t: SimTopology, family: Family, how: 'blackhole' | number | null, only?: SimNode): Promise<void> {
+export async function impair(
+  t: SimTopology,
+  family: Family,
+  how: 'blackhole' | number | null,
+  only?: SimNode,
+  spare: string[][] = [],
+): Promise<void> {
   const chain = `impair${family}`;
   const proto = family === 4 ? 'ipv4' : 'ipv6';
   const mid = t.midPath;
@@ -21,6 +28,7 @@ export async function impair(t: SimTopology, family: Family, how: 'blackhole' | 
   await nsExec(mid, ['nft', 'add', 'chain', 'inet', 'afsteer_impair', chain, '{ type filter hook forward priority -10; policy accept; }']);
   await nsExec(mid, ['nft', 'flush', 'chain', 'inet', 'afsteer_impair', chain]);
   if (how === null) return;
+  for (const expr of spare) await nsExec(mid, ['nft', 'add', 'rule', 'inet', 'afsteer_impair', chain, ...expr, 'accept']);
   const verdict = how === 'blackhole' ? ['drop'] : ['numgen', 'random', 'mod', '100', '<', String(how), 'drop'];
   // Everywhere, or only on one node's link (both directions).
   const scopes = only

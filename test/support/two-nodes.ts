@@ -37,9 +37,9 @@ export class TwoNodes extends SimTopology {
     return daemonStatus(d);
   }
 
-  /** Drops one family in the middle ('blackhole', a percentage, null: none), everywhere or on one node's link. */
-  impair(family: Family, how: 'blackhole' | number | null, only?: SimNode): Promise<void> {
-    return impair(this, family, how, only);
+  /** Drops one family in the middle ('blackhole', a percentage, null: none), everywhere or on one node's link; spare: nft expressions accepted before the drop. */
+  impair(family: Family, how: 'blackhole' | number | null, only?: SimNode, spare?: string[][]): Promise<void> {
+    return impair(this, family, how, only, spare);
   }
 
   /** Delays one family in the middle by delayMs ± jitterMs; null removes the delay. */
