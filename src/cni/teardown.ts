@@ -54,6 +54,15 @@ export async function teardownAttachment(pinDir: string, state: AttachmentState,
       if (link) {
         for (const a of state.addedAddresses) await pod.delAddress(link.index, parseCidr(a));
         if (link.mtu === state.mtu.after && state.mtu.before !== state.mtu.after) await pod.setMtu(link.index, state.mtu.before);
+        log.info('restored the pod interface', {
+          container: state.containerId,
+          netns,
+          ifname: state.ifname,
+          mtu: state.mtu.before,
+          removedAddresses: state.addedAddresses,
+        });
+      } else {
+        log.debug('pod interface already gone', { container: state.containerId, netns, ifname: state.ifname });
       }
     } catch (err) {
       // The netns may be going away under us; DEL must still succeed.
