@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { deleteEndpoint, getEndpoint, listEndpoints, localEndpointByAddress, putEndpoint } from '../bpf/endpoint-map';
 import { objectId } from '../bpf/libbpf';
 import { MAPS } from '../bpf/maps-layout';
-import { assertBpffs, closeFds, ensurePrograms } from '../bpf/programs';
+import { assertBpffs, closeFds } from '../bpf/programs';
 import { removeEndpoint } from '../bpf/steering';
 import { attach, destroyClsact, detach, ensureClsact, query } from '../bpf/tc';
 import { ensureLiberalTcpTracking } from '../net/conntrack';
@@ -14,6 +14,7 @@ import { inNetns, type NetnsHandle } from '../net/netns';
 import { type LinkInfo, Rtnl } from '../net/rtnl';
 import { setNetSysctl } from '../net/sysctl';
 import { type AttachmentState, loadState, removeState, saveState } from '../node/attachments';
+import { preparePins } from '../node/prepare-pins';
 import { parsePolicyArg, parseProtectArg } from '../policy/cni-arg';
 import type { PodPolicy } from '../policy/schema';
 import { causeText } from '../util/errors';
@@ -354,7 +355,7 @@ function addLocked(
       log.debug('add: pod configured');
       tracePhase('add: pod configured');
       // 6. BPF: programs pinned once per node, filters on the host veth, endpoint registered.
-      const progs = ensurePrograms(conf.pinDir);
+      const progs = await preparePins(conf.pinDir, conf.stateDir, { swap: false });
       tracePhase('add: bpf programs (pinned: opened, else loaded)');
       let createdClsact = false;
       let bridge: AttachmentState['bridge'];

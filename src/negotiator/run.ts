@@ -2,12 +2,15 @@
 import { rmSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import { attachEchoReflector } from '../bpf/echo-reflector';
-import { closeFds, ensurePrograms } from '../bpf/programs';
+import { closeFds } from '../bpf/programs';
 import { readStats } from '../bpf/steering';
 import { SteeringWriter } from '../bpf/steering-writer';
+import { nodeLockPath } from '../defaults';
 import { addressOf, FAMILIES, familyName } from '../net/family';
 import { Rtnl } from '../net/rtnl';
+import { preparePins } from '../node/prepare-pins';
 import { describeError } from '../util/errors';
+import { withLock } from '../util/lock';
 import { log } from '../util/log';
 import { resolveAddresses } from './addresses';
 import { systemClock } from './clock';
@@ -20,14 +23,27 @@ import { startOps } from './ops';
 import { echoPortOf } from './protocol/echo';
 import { UdpTransport } from './transport';
 
+/** How long afsteerd's start waits for the node lock (an ADD in progress holds it). */
+const START_LOCK_TIMEOUT_MS = 60_000;
+
 /** Runs afsteerd until a termination signal; resolves with the exit code. The steering stays in the maps. cniAdd runs handed-over ADDs. */
 export async function startDaemon(cfg: DaemonConfig, key: Buffer, cniAdd?: CniAddRunner): Promise<number> {
   // Before the daemon's heap grows: V8 then keeps it compact (a smaller young generation, GC sooner, less code).
   if (cfg.optimizeForMemory) setFlagsFromString('--optimize-for-size');
   const addresses = resolveAddresses(cfg.addresses);
-  // The plugin pins the object on its first ADD; a daemon started first pins it itself.
-  const fds = ensurePrograms(cfg.pinDir);
+  // The plugin pins the object on its first ADD; a daemon started first pins it itself. Under the
+  // node lock: pins of an older layout are migrated, and every pod is moved onto this build's
+  // programs (an upgrade's data plane; src/node/prepare-pins.ts).
+  const fds = await withLock(nodeLockPath(cfg.stateDir), START_LOCK_TIMEOUT_MS, () =>
+    preparePins(cfg.pinDir, cfg.stateDir, { swap: true }),
+  );
   closeFds(fds.fromPod, fds.toPod, fds.bridgeOut);
+  if (fds.migrated.length || fds.swap?.replaced || fds.swap?.removedDirs.length)
+    log.info('pins ready for this build', {
+      migrated: fds.migrated,
+      replaced: fds.swap?.replaced ?? 0,
+      removedDirs: fds.swap?.removedDirs ?? [],
+    });
   const daemon = new Daemon({
     cfg,
     key,

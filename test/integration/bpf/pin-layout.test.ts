@@ -1,0 +1,165 @@
+/**
+ * The pin layout on a real node (bpffs, tc, the real chain through libcni): the first ADD records
+ * the layout; pins from before layouts were recorded are used as they are; a pod running an older
+ * object's programs is moved onto this build's with tc filter replace while it pings its neighbour
+ * (nothing lost), CHECK still passes, and the older program pins go once no state file names them;
+ * newer pins are used when readable and refused (before anything is loaded, saying what to run)
+ * when not; migrations run once, in order, each recorded as it completes.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { listEndpoints } from '../../../src/bpf/endpoint-map';
+import { PIN_LAYOUT } from '../../../src/bpf/layout-version';
+import { libbpf, objectId, openAndLoad } from '../../../src/bpf/libbpf';
+import { PIN_LAYOUT_MAP, type PinMigration, readPinLayout, recordPinLayout } from '../../../src/bpf/pin-layout';
+import { bpfObject, closeFds, ensurePrograms, openPinned, PROGRAMS, programPinDir } from '../../../src/bpf/programs';
+import { attach, query } from '../../../src/bpf/tc';
+import { type AttachmentState, loadState, saveState } from '../../../src/node/attachments';
+import { preparePins } from '../../../src/node/prepare-pins';
+import { announceSkip, IS_ROOT, sh, World } from '../../support/world';
+
+announceSkip('pin layout and program swap');
+
+describe.skipIf(!IS_ROOT)('pin layout and program swap', () => {
+  let w: World;
+  let conflist: string;
+  const pods: Record<string, { netns: string; ip4: string; state: AttachmentState }> = {};
+
+  const add = async (name: string) => {
+    const netns = w.netns(name);
+    const r = await w.driver('add', conflist, netns, name);
+    if (r.code !== 0) return { r };
+    const ips = (r.json as { ips: { address: string }[] }).ips.map((i) => i.address.split('/')[0]!);
+    pods[name] = { netns, ip4: ips.find((a) => !a.includes(':'))!, state: loadState(w.stateDir, name, 'eth0')! };
+    return { r };
+  };
+  const running = (ifindex: number) => ({ ingress: query(ifindex, 'ingress'), egress: query(ifindex, 'egress') });
+
+  beforeAll(async () => {
+    w = new World();
+    conflist = w.conflist('layout');
+    for (const p of ['p1', 'p2']) expect((await add(p)).r.code).toBe(0);
+  }, 60_000);
+  afterAll(() => w?.cleanup());
+
+  it("a node's first ADD records this build's layout; pins without a record (from before layouts) are used and get one", async () => {
+    expect(readPinLayout(w.pinDir)).toEqual({ ...PIN_LAYOUT, recorded: true });
+    sh('rm', [join(w.pinDir, PIN_LAYOUT_MAP)]);
+    expect(readPinLayout(w.pinDir)).toEqual({ version: 1, readableFrom: 1, recorded: false });
+    expect((await add('p3')).r.code).toBe(0);
+    expect(readPinLayout(w.pinDir)).toEqual({ ...PIN_LAYOUT, recorded: true });
+  });
+
+  it("a pod on an older object's programs is moved onto this build's with tc filter replace, pinging all along; CHECK passes; the old pins go", async () => {
+    const p1 = pods.p1!;
+    const host = p1.state.hostIfindex;
+    const bridge = p1.state.bridge!.ifindex;
+    // An "older" object: the same maps (reused by name), programs loaded again (new ids) and pinned in a directory of their own.
+    const oldDir = join(w.pinDir, 'progs', '0000older0000000');
+    sh('mkdir', ['-p', oldDir]);
+    const obj = openAndLoad(bpfObject().elf, 'afsteer', w.pinDir);
+    try {
+      for (const name of Object.values(PROGRAMS)) expect(libbpf().progPin(libbpf().findProg(obj, name), join(oldDir, name))).toBe(0);
+    } finally {
+      libbpf().objClose(obj);
+    }
+    const old = {
+      fromPod: openPinned(join(oldDir, PROGRAMS.fromPod)),
+      toPod: openPinned(join(oldDir, PROGRAMS.toPod)),
+      bridgeOut: openPinned(join(oldDir, PROGRAMS.bridgeOut)),
+    };
+    const oldIds = { ingress: objectId(old.fromPod), egress: objectId(old.toPod), bridge: objectId(old.bridgeOut) };
+    try {
+      attach(host, 'ingress', old.fromPod);
+      attach(host, 'egress', old.toPod);
+      attach(bridge, 'egress', old.bridgeOut);
+    } finally {
+      closeFds(old.fromPod, old.toPod, old.bridgeOut);
+    }
+    saveState(w.stateDir, { ...loadState(w.stateDir, 'p1', 'eth0')!, progDir: oldDir });
+    expect(running(host)).toEqual({ ingress: oldIds.ingress, egress: oldIds.egress });
+
+    // p1 pings p2 every 10 ms while afsteerd's start (here: preparePins with swap) moves it.
+    const ping = w.inNs(p1.netns, ['ping', '-c', '150', '-i', '0.01', '-W', '1', pods.p2!.ip4]);
+    await new Promise((r) => setTimeout(r, 500));
+    const ready = await preparePins(w.pinDir, w.stateDir, { swap: true });
+    closeFds(ready.fromPod, ready.toPod, ready.bridgeOut);
+    const out = await ping;
+    expect(out).toMatch(/150 packets transmitted, 150 received/);
+
+    const cur = ensurePrograms(w.pinDir);
+    try {
+      expect(running(host)).toEqual({ ingress: objectId(cur.fromPod), egress: objectId(cur.toPod) });
+      expect(query(bridge, 'egress')).toBe(objectId(cur.bridgeOut));
+    } finally {
+      closeFds(cur.fromPod, cur.toPod, cur.bridgeOut);
+    }
+    expect(ready.swap).toEqual({ replaced: 3, removedDirs: [oldDir] });
+    expect(sh('ls', [join(w.pinDir, 'progs')]).trim()).toBe(programPinDir(w.pinDir, bpfObject().hash).split('/').at(-1));
+    expect(loadState(w.stateDir, 'p1', 'eth0')!.progDir).toBe(programPinDir(w.pinDir, bpfObject().hash));
+    expect(JSON.parse(readFileSync(join(w.stateDir, 'attachments', 'p1_eth0.json'), 'utf8')).layout).toEqual({
+      version: 1,
+      readableFrom: 1,
+    });
+    expect((await w.driver('check', conflist, p1.netns, 'p1')).code).toBe(0);
+    // Nothing left to move: a second start replaces nothing.
+    const again = await preparePins(w.pinDir, w.stateDir, { swap: true });
+    closeFds(again.fromPod, again.toPod, again.bridgeOut);
+    expect(again.swap).toEqual({ replaced: 0, removedDirs: [] });
+  });
+
+  it('newer pins: used as they are (record untouched) when this build can read them, refused before anything is loaded when it cannot', async () => {
+    try {
+      recordPinLayout(w.pinDir, { version: PIN_LAYOUT.version + 5, readableFrom: PIN_LAYOUT.version });
+      expect((await add('p4')).r.code).toBe(0);
+      expect(readPinLayout(w.pinDir)).toMatchObject({ version: PIN_LAYOUT.version + 5 });
+
+      recordPinLayout(w.pinDir, { version: PIN_LAYOUT.version + 5, readableFrom: PIN_LAYOUT.version + 1 });
+      const states = w.stateFiles().length;
+      const endpoints = listEndpoints(w.pinDir).size;
+      const { r } = await add('p5');
+      expect(r.code).not.toBe(0);
+      const err = r.json as { code: number; msg: string; details?: string };
+      expect(`${err.msg} ${err.details ?? ''}`).toMatch(
+        new RegExp(`pins are layout ${PIN_LAYOUT.version + 5}, which only code of layout ${PIN_LAYOUT.version + 1} or later can use`),
+      );
+      expect(`${err.msg} ${err.details ?? ''}`).not.toMatch(/remove|delete/i);
+      expect(w.stateFiles().length).toBe(states);
+      expect(listEndpoints(w.pinDir).size).toBe(endpoints);
+      expect(readPinLayout(w.pinDir)).toMatchObject({ version: PIN_LAYOUT.version + 5, readableFrom: PIN_LAYOUT.version + 1 });
+      // The runtime's DEL after a failed ADD (the bridge plugin made the veth): succeeds, afsteer has nothing of it.
+      expect((await w.driver('del', conflist, join('/run/netns', `af${w.id}p5`), 'p5')).code).toBe(0);
+    } finally {
+      recordPinLayout(w.pinDir, PIN_LAYOUT);
+    }
+  });
+
+  it('a migration chain runs once, in order, each step recorded as it completes', async () => {
+    const seen: { to: number; found: number | undefined }[] = [];
+    const step = (to: number, readableFrom: number): PinMigration => ({
+      to,
+      readableFrom,
+      what: `test step to ${to}`,
+      up: (pinDir) => seen.push({ to, found: readPinLayout(pinDir)?.version }),
+    });
+    const own = { version: PIN_LAYOUT.version + 2, readableFrom: PIN_LAYOUT.version + 2 };
+    const migrations = [step(PIN_LAYOUT.version + 2, PIN_LAYOUT.version + 2), step(PIN_LAYOUT.version + 1, PIN_LAYOUT.version)];
+    try {
+      const r = await preparePins(w.pinDir, w.stateDir, { swap: false }, own, migrations);
+      closeFds(r.fromPod, r.toPod, r.bridgeOut);
+      expect(r.migrated).toEqual([PIN_LAYOUT.version + 1, PIN_LAYOUT.version + 2]);
+      expect(seen).toEqual([
+        { to: PIN_LAYOUT.version + 1, found: PIN_LAYOUT.version },
+        { to: PIN_LAYOUT.version + 2, found: PIN_LAYOUT.version + 1 },
+      ]);
+      expect(readPinLayout(w.pinDir)).toEqual({ ...own, recorded: true });
+      const again = await preparePins(w.pinDir, w.stateDir, { swap: false }, own, migrations);
+      closeFds(again.fromPod, again.toPod, again.bridgeOut);
+      expect(again.migrated).toEqual([]);
+      expect(seen).toHaveLength(2);
+    } finally {
+      recordPinLayout(w.pinDir, PIN_LAYOUT);
+    }
+  });
+});
