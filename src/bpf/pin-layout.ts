@@ -39,6 +39,8 @@ export interface PinMigration {
    * (a crash before the step was recorded).
    */
   up(pinDir: string): void;
+  /** Map pins this layout no longer uses (renamed or dropped): removed once no older program is pinned (src/node/prepare-pins.ts). */
+  retires?: readonly string[];
 }
 
 /** What a build does with a node's pins. */

@@ -4,8 +4,8 @@
  *   - a map added: `up` does nothing (loading the object pins the new map); readableFrom unchanged;
  *   - a map's key, value, size or meaning changed: the map gets a new pin name (e.g.
  *     afsteer_endpoints_v2; older code keeps the old one, never a map of another shape), `up`
- *     fills it from the old map (openable by name; the old pin stays until nothing uses it), and
- *     readableFrom becomes the new version.
+ *     fills it from the old map (openable by name), `retires` names the old pin (removed once no
+ *     older program is pinned), and readableFrom becomes the new version.
  * Steps run in order under the node lock, each recorded as it completes; then every pod and bridge
  * is moved onto the new programs (tc filter replace) and program pins no attachment uses are removed.
  */

@@ -3,8 +3,11 @@
  * afsteerd's start): refuses pins of a layout it cannot use before loading anything, loads (or
  * reuses) its BPF object, migrates pins of an older layout step by step (each step recorded as it
  * completes), records the layout, and — after a migration, and at every afsteerd start — moves the
- * node's pods onto this build's programs and removes program pins nothing uses (program-swap.ts).
+ * node's pods onto this build's programs and removes program pins nothing uses (program-swap.ts),
+ * then the map pins earlier layouts retired, once no older program is pinned.
  */
+import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { PIN_LAYOUT } from '../bpf/layout-version';
 import { PinLayoutError, type PinMigration, planPinLayout, readPinLayout, recordPinLayout } from '../bpf/pin-layout';
 import { PIN_MIGRATIONS } from '../bpf/pin-migrations';
@@ -18,6 +21,31 @@ export interface PinsReady extends ProgramFds {
   migrated: number[];
   /** The swap's report, when one ran. */
   swap?: SwapReport;
+  /** Map pins of earlier layouts removed (none while an older object's programs are still pinned). */
+  retired: string[];
+}
+
+/**
+ * Removes the pins of maps earlier layouts used and this one does not, once nothing can use them:
+ * after a swap, when no program directory but this build's (current) is left — every recorded pod
+ * runs this build's programs, which never name them. Retried at every afsteerd start until then.
+ */
+export function removeRetiredMaps(pinDir: string, current: string, names: readonly string[]): string[] {
+  const present = names.filter((n) => existsSync(join(pinDir, n)));
+  if (!present.length) return [];
+  let dirs: string[];
+  try {
+    dirs = readdirSync(join(pinDir, 'progs'));
+  } catch {
+    dirs = [];
+  }
+  if (dirs.some((d) => join(pinDir, 'progs', d) !== current)) {
+    log.info('keeping map pins of an earlier layout: an older object is still pinned', { maps: present });
+    return [];
+  }
+  for (const n of present) rmSync(join(pinDir, n), { force: true });
+  log.info('removed map pins of an earlier layout', { maps: present });
+  return present;
 }
 
 /**
@@ -48,7 +76,14 @@ export async function preparePins(
       recordPinLayout(pinDir, own);
     }
     const swap = opts.swap || migrated.length ? await swapPrograms(pinDir, stateDir, fds) : undefined;
-    return { ...fds, migrated, ...(swap ? { swap } : {}) };
+    const retired = swap
+      ? removeRetiredMaps(
+          pinDir,
+          fds.dir,
+          migrations.filter((m) => m.to <= own.version).flatMap((m) => m.retires ?? []),
+        )
+      : [];
+    return { ...fds, migrated, retired, ...(swap ? { swap } : {}) };
   } catch (err) {
     closeFds(fds.fromPod, fds.toPod, fds.bridgeOut);
     throw err;

@@ -4,18 +4,19 @@
  * object's programs is moved onto this build's with tc filter replace while it pings its neighbour
  * (nothing lost), CHECK still passes, and the older program pins go once no state file names them;
  * newer pins are used when readable and refused (before anything is loaded, saying what to run)
- * when not; migrations run once, in order, each recorded as it completes.
+ * when not; migrations run once, in order, each recorded as it completes, and a map pin a layout
+ * retired goes only once no older program directory is left.
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listEndpoints } from '../../../src/bpf/endpoint-map';
 import { PIN_LAYOUT } from '../../../src/bpf/layout-version';
-import { libbpf, objectId, openAndLoad } from '../../../src/bpf/libbpf';
+import { check, libbpf, objectId, openAndLoad } from '../../../src/bpf/libbpf';
 import { PIN_LAYOUT_MAP, type PinMigration, readPinLayout, recordPinLayout } from '../../../src/bpf/pin-layout';
 import { bpfObject, closeFds, ensurePrograms, openPinned, PROGRAMS, programPinDir } from '../../../src/bpf/programs';
 import { attach, query } from '../../../src/bpf/tc';
-import { type AttachmentState, loadState, saveState } from '../../../src/node/attachments';
+import { type AttachmentState, loadState, removeState, saveState } from '../../../src/node/attachments';
 import { preparePins } from '../../../src/node/prepare-pins';
 import { announceSkip, IS_ROOT, sh, World } from '../../support/world';
 
@@ -135,18 +136,37 @@ describe.skipIf(!IS_ROOT)('pin layout and program swap', () => {
     }
   });
 
-  it('a migration chain runs once, in order, each step recorded as it completes', async () => {
+  it('a migration chain runs once, in order, each step recorded as it completes; a retired map pin goes once no older program is pinned', async () => {
     const seen: { to: number; found: number | undefined }[] = [];
-    const step = (to: number, readableFrom: number): PinMigration => ({
+    const retiredName = 'afsteer_t_old';
+    const step = (to: number, readableFrom: number, retires?: string[]): PinMigration => ({
       to,
       readableFrom,
       what: `test step to ${to}`,
-      up: (pinDir) => seen.push({ to, found: readPinLayout(pinDir)?.version }),
+      up: (pinDir) => {
+        seen.push({ to, found: readPinLayout(pinDir)?.version });
+        // Stands for a map the earlier layout used (pinned here, as the earlier build would have).
+        if (retires) pinDummyMap(pinDir, retiredName);
+      },
+      ...(retires ? { retires } : {}),
     });
     const own = { version: PIN_LAYOUT.version + 2, readableFrom: PIN_LAYOUT.version + 2 };
-    const migrations = [step(PIN_LAYOUT.version + 2, PIN_LAYOUT.version + 2), step(PIN_LAYOUT.version + 1, PIN_LAYOUT.version)];
+    const migrations = [
+      step(PIN_LAYOUT.version + 2, PIN_LAYOUT.version + 2, [retiredName]),
+      step(PIN_LAYOUT.version + 1, PIN_LAYOUT.version),
+    ];
+    // An attachment whose veth is gone still names an older program directory: nothing moves it, its pins stay.
+    const ghostDir = join(w.pinDir, 'progs', '0000ghost0000000');
+    sh('mkdir', ['-p', ghostDir]);
+    saveState(w.stateDir, {
+      ...loadState(w.stateDir, 'p2', 'eth0')!,
+      containerId: 'ghost',
+      hostIfindex: 999_999,
+      hostIfname: 'ghostveth',
+      progDir: ghostDir,
+    });
     try {
-      const r = await preparePins(w.pinDir, w.stateDir, { swap: false }, own, migrations);
+      const r = await preparePins(w.pinDir, w.stateDir, { swap: true }, own, migrations);
       closeFds(r.fromPod, r.toPod, r.bridgeOut);
       expect(r.migrated).toEqual([PIN_LAYOUT.version + 1, PIN_LAYOUT.version + 2]);
       expect(seen).toEqual([
@@ -154,12 +174,32 @@ describe.skipIf(!IS_ROOT)('pin layout and program swap', () => {
         { to: PIN_LAYOUT.version + 2, found: PIN_LAYOUT.version + 1 },
       ]);
       expect(readPinLayout(w.pinDir)).toEqual({ ...own, recorded: true });
-      const again = await preparePins(w.pinDir, w.stateDir, { swap: false }, own, migrations);
+      // The older programs are still pinned (the ghost names them): the retired map stays.
+      expect(r.retired).toEqual([]);
+      expect(existsSync(join(w.pinDir, retiredName))).toBe(true);
+
+      removeState(w.stateDir, 'ghost', 'eth0');
+      const again = await preparePins(w.pinDir, w.stateDir, { swap: true }, own, migrations);
       closeFds(again.fromPod, again.toPod, again.bridgeOut);
       expect(again.migrated).toEqual([]);
       expect(seen).toHaveLength(2);
+      expect(again.swap?.removedDirs).toEqual([ghostDir]);
+      expect(again.retired).toEqual([retiredName]);
+      expect(existsSync(join(w.pinDir, retiredName))).toBe(false);
     } finally {
+      removeState(w.stateDir, 'ghost', 'eth0');
       recordPinLayout(w.pinDir, PIN_LAYOUT);
     }
   });
 });
+
+/** Pins a small array map at pinDir/name (a map of an earlier layout, for the retirement test). */
+function pinDummyMap(pinDir: string, name: string): void {
+  if (existsSync(join(pinDir, name))) return;
+  const fd = check('bpf_map_create', libbpf().mapCreate(2, name, 4, 4, 1, null));
+  try {
+    check('bpf_obj_pin', libbpf().objPin(fd, join(pinDir, name)));
+  } finally {
+    closeSync(fd);
+  }
+}
