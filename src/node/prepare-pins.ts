@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { PIN_LAYOUT } from '../bpf/layout-version';
 import { PinLayoutError, type PinMigration, planPinLayout, readPinLayout, recordPinLayout } from '../bpf/pin-layout';
 import { PIN_MIGRATIONS } from '../bpf/pin-migrations';
-import { closeFds, ensurePrograms, type ProgramFds } from '../bpf/programs';
+import { closeFds, ensurePrograms, PROGRAMS, type ProgramFds } from '../bpf/programs';
 import { log } from '../util/log';
 import { type SwapReport, swapPrograms } from './program-swap';
 
@@ -27,8 +27,8 @@ export interface PinsReady extends ProgramFds {
 
 /**
  * Removes the pins of maps earlier layouts used and this one does not, once nothing can use them:
- * after a swap, when no program directory but this build's (current) is left — every recorded pod
- * runs this build's programs, which never name them. Retried at every afsteerd start until then.
+ * after a swap, when no pod program directory but this build's (current) is left — every recorded
+ * pod runs this build's programs, which never name them. Retried at every afsteerd start until then.
  */
 export function removeRetiredMaps(pinDir: string, current: string, names: readonly string[]): string[] {
   const present = names.filter((n) => existsSync(join(pinDir, n)));
@@ -39,7 +39,7 @@ export function removeRetiredMaps(pinDir: string, current: string, names: readon
   } catch {
     dirs = [];
   }
-  if (dirs.some((d) => join(pinDir, 'progs', d) !== current)) {
+  if (dirs.some((d) => join(pinDir, 'progs', d) !== current && existsSync(join(pinDir, 'progs', d, PROGRAMS.fromPod)))) {
     log.info('keeping map pins of an earlier layout: an older object is still pinned', { maps: present });
     return [];
   }

@@ -6,10 +6,10 @@
  * program directory; program pins no state file names any more are removed (a pin removed does not
  * detach anything: a filter holds its program). Run under the node lock.
  */
-import { readdirSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { objectId } from '../bpf/libbpf';
-import type { ProgramFds } from '../bpf/programs';
+import { PROGRAMS, type ProgramFds } from '../bpf/programs';
 import { attach, query } from '../bpf/tc';
 import { Rtnl } from '../net/rtnl';
 import { log } from '../util/log';
@@ -65,7 +65,11 @@ export async function swapPrograms(pinDir: string, stateDir: string, fds: Progra
   return { replaced, removedDirs };
 }
 
-/** Removes pinDir/progs/* other than keep that no state file names; returns the removed directories. */
+/**
+ * Removes the program directories of afsteer's pod object (pinDir/progs/* holding afsteer_from_pod)
+ * other than keep that no state file names; returns them. Other directories there (the echo
+ * reflector's object, which afsteerd attaches to the uplinks) are not the pods' and stay.
+ */
 export function removeUnusedProgramDirs(pinDir: string, stateDir: string, keep: string): string[] {
   const root = join(pinDir, 'progs');
   let dirs: string[];
@@ -78,7 +82,7 @@ export function removeUnusedProgramDirs(pinDir: string, stateDir: string, keep: 
   const removed: string[] = [];
   for (const d of dirs) {
     const p = join(root, d);
-    if (p === keep || used.has(p)) continue;
+    if (p === keep || used.has(p) || !existsSync(join(p, PROGRAMS.fromPod))) continue;
     rmSync(p, { recursive: true, force: true });
     removed.push(p);
   }

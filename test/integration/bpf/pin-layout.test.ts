@@ -2,14 +2,16 @@
  * The pin layout on a real node (bpffs, tc, the real chain through libcni): the first ADD records
  * the layout; pins from before layouts were recorded are used as they are; a pod running an older
  * object's programs is moved onto this build's with tc filter replace while it pings its neighbour
- * (nothing lost), CHECK still passes, and the older program pins go once no state file names them;
+ * (nothing lost), CHECK still passes, and the older program pins go once no state file names them
+ * (not the echo reflector's, which no pod uses);
  * newer pins are used when readable and refused (before anything is loaded, saying what to run)
  * when not; migrations run once, in order, each recorded as it completes, and a map pin a layout
  * retired goes only once no older program directory is left.
  */
-import { closeSync, existsSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { attachEchoReflector, ECHO_PROGRAM } from '../../../src/bpf/echo-reflector';
 import { listEndpoints } from '../../../src/bpf/endpoint-map';
 import { PIN_LAYOUT } from '../../../src/bpf/layout-version';
 import { check, libbpf, objectId, openAndLoad } from '../../../src/bpf/libbpf';
@@ -58,13 +60,7 @@ describe.skipIf(!IS_ROOT)('pin layout and program swap', () => {
     const bridge = p1.state.bridge!.ifindex;
     // An "older" object: the same maps (reused by name), programs loaded again (new ids) and pinned in a directory of their own.
     const oldDir = join(w.pinDir, 'progs', '0000older0000000');
-    sh('mkdir', ['-p', oldDir]);
-    const obj = openAndLoad(bpfObject().elf, 'afsteer', w.pinDir);
-    try {
-      for (const name of Object.values(PROGRAMS)) expect(libbpf().progPin(libbpf().findProg(obj, name), join(oldDir, name))).toBe(0);
-    } finally {
-      libbpf().objClose(obj);
-    }
+    pinPodPrograms(w.pinDir, oldDir);
     const old = {
       fromPod: openPinned(join(oldDir, PROGRAMS.fromPod)),
       toPod: openPinned(join(oldDir, PROGRAMS.toPod)),
@@ -80,6 +76,11 @@ describe.skipIf(!IS_ROOT)('pin layout and program swap', () => {
     }
     saveState(w.stateDir, { ...loadState(w.stateDir, 'p1', 'eth0')!, progDir: oldDir });
     expect(running(host)).toEqual({ ingress: oldIds.ingress, egress: oldIds.egress });
+
+    // afsteerd's echo reflector (on the bridge here; the uplink on a node): its program directory is not a pod's and stays.
+    attachEchoReflector(w.pinDir, 7171, [bridge]);
+    const echoDirs = readdirSync(join(w.pinDir, 'progs')).filter((d) => existsSync(join(w.pinDir, 'progs', d, ECHO_PROGRAM)));
+    expect(echoDirs).toHaveLength(1);
 
     // p1 pings p2 every 10 ms while afsteerd's start (here: preparePins with swap) moves it.
     const ping = w.inNs(p1.netns, ['ping', '-c', '150', '-i', '0.01', '-W', '1', pods.p2!.ip4]);
@@ -97,7 +98,7 @@ describe.skipIf(!IS_ROOT)('pin layout and program swap', () => {
       closeFds(cur.fromPod, cur.toPod, cur.bridgeOut);
     }
     expect(ready.swap).toEqual({ replaced: 3, removedDirs: [oldDir] });
-    expect(sh('ls', [join(w.pinDir, 'progs')]).trim()).toBe(programPinDir(w.pinDir, bpfObject().hash).split('/').at(-1));
+    expect(readdirSync(join(w.pinDir, 'progs')).sort()).toEqual([bpfObject().hash, ...echoDirs].sort());
     expect(loadState(w.stateDir, 'p1', 'eth0')!.progDir).toBe(programPinDir(w.pinDir, bpfObject().hash));
     expect(JSON.parse(readFileSync(join(w.stateDir, 'attachments', 'p1_eth0.json'), 'utf8')).layout).toEqual({
       version: 1,
@@ -157,7 +158,7 @@ describe.skipIf(!IS_ROOT)('pin layout and program swap', () => {
     ];
     // An attachment whose veth is gone still names an older program directory: nothing moves it, its pins stay.
     const ghostDir = join(w.pinDir, 'progs', '0000ghost0000000');
-    sh('mkdir', ['-p', ghostDir]);
+    pinPodPrograms(w.pinDir, ghostDir);
     saveState(w.stateDir, {
       ...loadState(w.stateDir, 'p2', 'eth0')!,
       containerId: 'ghost',
@@ -201,5 +202,16 @@ function pinDummyMap(pinDir: string, name: string): void {
     check('bpf_obj_pin', libbpf().objPin(fd, join(pinDir, name)));
   } finally {
     closeSync(fd);
+  }
+}
+
+/** Loads the pod object again over pinDir's maps (new program ids: an "older" build's) and pins its programs in dir. */
+function pinPodPrograms(pinDir: string, dir: string): void {
+  sh('mkdir', ['-p', dir]);
+  const obj = openAndLoad(bpfObject().elf, 'afsteer', pinDir);
+  try {
+    for (const name of Object.values(PROGRAMS)) check(`pin ${name}`, libbpf().progPin(libbpf().findProg(obj, name), join(dir, name)));
+  } finally {
+    libbpf().objClose(obj);
   }
 }
