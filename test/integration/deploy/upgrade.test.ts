@@ -26,8 +26,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listEndpoints } from '../../../src/bpf/endpoint-map';
 import { objectId } from '../../../src/bpf/libbpf';
+import { MAPS } from '../../../src/bpf/maps-layout';
+import { withPinnedMap } from '../../../src/bpf/pinned-map';
 import { bpfObject, closeFds, openPinned, PROGRAMS, programPinDir } from '../../../src/bpf/programs';
-import { listPairs, readWires } from '../../../src/bpf/steering';
+import { listPairs } from '../../../src/bpf/steering';
+import { readRoutes } from '../../../src/bpf/steering-writer';
 import { loadState } from '../../../src/node/attachments';
 import { exited } from '../../support/process';
 import { type ReleaseBuild, releaseBuild } from '../../support/release-build';
@@ -197,20 +200,41 @@ describe.skipIf(!IS_ROOT)('upgrade and rollback with live pairs (previous releas
         'udp-seq-client',
       ),
     ];
-    // The wires of every route on both nodes, every 20 ms: the rollout must change none.
+    // Every 20 ms, without the writer lock: the wire of every route on both nodes (the rollout must
+    // change none), and whether each end of the protected pair sends both copies (how long it did not).
     const wiresSeen = new Map<string, Set<string>>();
+    const unprotected = new Map<string, { since?: number; totalMs: number; longestMs: number }>();
     let sampling = true;
     const sampler = (async () => {
       while (sampling) {
-        for (const node of t.nodes)
-          for (const w of readWires(node.pinDir)) {
-            const k = `${node.name} #${w.ifindex} ${w.remote}`;
+        const now = Date.now();
+        for (const node of t.nodes) {
+          const [local, remote] = node === t.a ? [pod('a1'), pod('b1')] : [pod('b1'), pod('a1')];
+          for (const { key, route } of withPinnedMap(
+            node.pinDir,
+            MAPS.routes.name,
+            MAPS.routes.keySize,
+            MAPS.routes.valueSize,
+            readRoutes,
+          )) {
+            if (key.family !== 6) continue;
+            const k = `${node.name} #${key.ifindex} ${key.address}`;
             if (!wiresSeen.has(k)) wiresSeen.set(k, new Set());
-            wiresSeen.get(k)!.add(w.wire);
+            wiresSeen.get(k)!.add(route.wire);
+            if (key.ifindex !== local.hostIfindex || key.address !== remote.ipv6 || !unprotected.has(node.name)) continue;
+            const u = unprotected.get(node.name)!;
+            if (!route.protect && u.since === undefined) u.since = now;
+            if (route.protect && u.since !== undefined) {
+              u.totalMs += now - u.since;
+              u.longestMs = Math.max(u.longestMs, now - u.since);
+              u.since = undefined;
+            }
           }
+        }
         await new Promise((r) => setTimeout(r, 20));
       }
     })();
+    for (const node of t.nodes) unprotected.set(node.name, { totalMs: 0, longestMs: 0 });
     await new Promise((r) => setTimeout(r, 1500));
     // The routes when the rollout starts (new pods' pairs made later follow the policy and the pin from native: not the rollout's).
     const before = new Map([...wiresSeen].map(([k, w]) => [k, [...w]]));
@@ -226,7 +250,8 @@ describe.skipIf(!IS_ROOT)('upgrade and rollback with live pairs (previous releas
               ['b1', 'a1'],
             ].some(([l, r]) => pod(l!).node === node && pod(l!).hostIfindex === p.ifindex && pod(r!).ipv6 === p.remoteIpv6),
           )
-          .map(({ counters: _, ...p }) => ({ node: node.name, ...p })),
+          // protect: whether this end sends both copies, sampled above (it pauses when a daemon restarts).
+          .map(({ counters: _, protect: __, ...p }) => ({ node: node.name, ...p })),
       );
     const pairsBefore = livePairs();
     expect(pairsBefore).toHaveLength(4);
@@ -286,7 +311,8 @@ describe.skipIf(!IS_ROOT)('upgrade and rollback with live pairs (previous releas
       await sampler;
       mark('streams ended');
       console.log(
-        `upgrade test: TCP a0→b0 ${s0.bytes} B (longest stall ${s0.maxGapMs} ms), a1→b1 ${s1.bytes} B (${s1.maxGapMs} ms); UDP a1→b1 ${u1.unique}/${results[2]!.sent} unique, ${u1.lost} lost, ${u1.duplicated} duplicated`,
+        `upgrade test: TCP a0→b0 ${s0.bytes} B (longest stall ${s0.maxGapMs} ms), a1→b1 ${s1.bytes} B (${s1.maxGapMs} ms); UDP a1→b1 ${u1.unique}/${results[2]!.sent} unique, ${u1.lost} lost, ${u1.duplicated} duplicated; ` +
+          `a1↔b1 not sending both copies: ${[...unprotected].map(([n, u]) => `${n} ${u.totalMs} ms in all, longest ${u.longestMs} ms${u.since === undefined ? '' : ' (still off)'}`).join(', ')}`,
       );
       expect(s0.sha256).toBe(results[0]!.sha256);
       expect(s0.bytes).toBe(results[0]!.bytes);
@@ -303,6 +329,12 @@ describe.skipIf(!IS_ROOT)('upgrade and rollback with live pairs (previous releas
       `${live[0]}${pod('b0').ipv6}: ipv6`,
       `${live[1]}${pod('a0').ipv6}: ipv6`,
     ]);
+    // A restarted afsteerd (either end) stops the protected pair's copies until the peer's next
+    // negotiation confirms its dedup window again: within a peer timeout (3 s here), every time.
+    for (const [n, u] of unprotected) {
+      expect(u.since, `${n}: a1 ↔ b1 still not duplicating when the streams ended`).toBeUndefined();
+      expect(u.longestMs, `${n}: a1 ↔ b1 not duplicating for ${u.longestMs} ms in one stretch`).toBeLessThan(3000);
+    }
     // The previous release's afsteerd, after the rollback, still honours the pin and duplicates on the protected pair.
     const pairOf = async (node: SimNode, local: string) => ((await statusOf(node)).pairs as any[]).find((p) => p.local === local);
     expect(await pairOf(t.a, 'ctr-a0')).toMatchObject({ wire: 'ipv6' });
