@@ -9,10 +9,9 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Family } from '../net/family';
 import { addressBytes, bytesToAddress, canonical, familyOf } from '../net/ip';
-import { check, libbpf } from './libbpf';
+import { check, closeFds, libbpf, openPinned } from './libbpf';
 import type { StructLayout } from './maps-layout';
 import { PinnedMap, possibleCpus, u32, withPinnedMap } from './pinned-map';
-import { closeFds, openPinned } from './programs';
 
 /** struct afsteer_echo_cfg */
 export const EchoCfgLayout = {

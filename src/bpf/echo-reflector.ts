@@ -16,9 +16,9 @@ import { join } from 'node:path';
 import { readAsset } from '../native/assets';
 import { log } from '../util/log';
 import { ECHO_MAPS, ECHO_RATE, echoCounts, encodeEchoCfg, pinLayoutProblem } from './echo-maps';
-import { check, libbpf, openAndLoad } from './libbpf';
+import { check, closeFds, libbpf, openAndLoad, openPinned } from './libbpf';
 import { withPinnedMap } from './pinned-map';
-import { assertBpffs, closeFds, openPinned, programPinDir } from './programs';
+import { assertBpffs, programPinDir } from './programs';
 import { attach, ensureClsact } from './tc';
 
 /** The program's name in the echo object. */

@@ -1,4 +1,5 @@
 /** Thin typed bindings to libbpf.so.1 (object loading, pinning, map access, tc attach) through koffi. */
+import { closeSync } from 'node:fs';
 import { ffi } from '../native/koffi';
 import { errnoError } from '../native/libc';
 
@@ -84,4 +85,16 @@ export function objectId(fd: number): number {
   const len = [8];
   check('bpf_obj_get_info_by_fd', libbpf().infoByFd(fd, info, len));
   return info.readUInt32LE(4);
+}
+
+/** Opens a pinned BPF object (program or map) and returns its fd. */
+export function openPinned(path: string): number {
+  const fd = libbpf().objGet(path);
+  if (fd < 0) throw new Error(`cannot open BPF pin ${path}`, { cause: new Error(`errno ${ffi.errno()}`) });
+  return fd;
+}
+
+/** Closes BPF fds. */
+export function closeFds(...fds: number[]): void {
+  for (const fd of fds) if (fd >= 0) closeSync(fd);
 }

@@ -1,7 +1,6 @@
 /** A pinned BPF map opened by path: typed-buffer lookup/update/delete/iterate with errno-aware errors. */
 import { join } from 'node:path';
-import { check, libbpf } from './libbpf';
-import { closeFds, openPinned } from './programs';
+import { check, closeFds, libbpf, openPinned } from './libbpf';
 
 const ENOENT = 2;
 const E2BIG = 7;

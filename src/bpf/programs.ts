@@ -1,12 +1,13 @@
 /** Loads the afsteer BPF object once per node and pins its programs and maps; later calls reuse the pins. */
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, statfsSync } from 'node:fs';
+import { existsSync, mkdirSync, statfsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { readAsset } from '../native/assets';
-import { ffi } from '../native/koffi';
 import { mount } from '../native/libc';
 import { BPFFS_ROOT, shouldMountBpffs } from './bpffs';
-import { check, libbpf, openAndLoad } from './libbpf';
+import { type LayoutVersion, PIN_LAYOUT } from './layout-version';
+import { check, closeFds, libbpf, openAndLoad, openPinned } from './libbpf';
+import { assertPinLayoutUsable } from './pin-layout';
 
 /** Magic number of a bpf filesystem (statfs f_type). */
 const BPF_FS_MAGIC = 0xcafe4a11;
@@ -63,9 +64,15 @@ export function programPinDir(pinDir: string, hash: string): string {
   return join(pinDir, 'progs', hash);
 }
 
-/** Returns fds of the pinned programs, loading and pinning the object first if needed. Call under the node lock. */
-export function ensurePrograms(pinDir: string): ProgramFds {
+/**
+ * Returns fds of the pinned programs, loading and pinning the object first if needed (its maps by
+ * name in pinDir: reused when pinned, created otherwise). Refuses pins of a layout this build
+ * cannot use before loading anything. Call under the node lock (src/node/prepare-pins.ts also
+ * migrates and records the layout).
+ */
+export function ensurePrograms(pinDir: string, own: LayoutVersion = PIN_LAYOUT): ProgramFds {
   assertBpffs(pinDir);
+  if (existsSync(pinDir)) assertPinLayoutUsable(pinDir, own);
   const { elf, hash } = bpfObject();
   const dir = programPinDir(pinDir, hash);
   const paths = Object.entries(PROGRAMS).map(([role, name]) => [role as keyof typeof PROGRAMS, name, join(dir, name)] as const);
@@ -77,7 +84,7 @@ export function ensurePrograms(pinDir: string): ProgramFds {
       obj = openAndLoad(elf, 'afsteer', pinDir);
     } catch (err) {
       throw new Error(
-        `loading the afsteer BPF object failed (if the map pins under ${pinDir} are from an incompatible version, remove them)`,
+        `loading the afsteer BPF object over the pins in ${pinDir} failed (a pinned map that differs from this build's is a pin layout error: docs/upgrades.md)`,
         { cause: err },
       );
     }
@@ -100,16 +107,4 @@ export function ensurePrograms(pinDir: string): ProgramFds {
     throw err;
   }
   return { ...fds, dir };
-}
-
-/** Opens a pinned BPF object (program or map) and returns its fd. */
-export function openPinned(path: string): number {
-  const fd = libbpf().objGet(path);
-  if (fd < 0) throw new Error(`cannot open BPF pin ${path}`, { cause: new Error(`errno ${ffi.errno()}`) });
-  return fd;
-}
-
-/** Closes BPF fds. */
-export function closeFds(...fds: number[]): void {
-  for (const fd of fds) if (fd >= 0) closeSync(fd);
 }

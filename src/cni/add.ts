@@ -3,10 +3,10 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { deleteEndpoint, getEndpoint, listEndpoints, localEndpointByAddress, putEndpoint } from '../bpf/endpoint-map';
-import { objectId } from '../bpf/libbpf';
+import { closeFds, objectId } from '../bpf/libbpf';
 import { MAPS, podAttachmentId, podEndpointKey } from '../bpf/maps-layout';
 import { attachInPod, detachInPod, ensurePodClsact } from '../bpf/pod-filters';
-import { assertBpffs, closeFds, ensurePrograms } from '../bpf/programs';
+import { assertBpffs } from '../bpf/programs';
 import { removeEndpoint } from '../bpf/steering';
 import { attach, destroyClsact, detach, ensureClsact, query } from '../bpf/tc';
 import { addressBytes, type Cidr, parseCidr } from '../net/ip';
@@ -14,6 +14,7 @@ import { inNetns, type NetnsHandle } from '../net/netns';
 import { type LinkInfo, Rtnl } from '../net/rtnl';
 import { setNetSysctl } from '../net/sysctl';
 import { type AttachmentState, loadState, removeState, saveState } from '../node/attachments';
+import { preparePins } from '../node/prepare-pins';
 import { parsePolicyArg, parseProtectArg } from '../policy/cni-arg';
 import type { PodPolicy } from '../policy/schema';
 import { causeText } from '../util/describe-error';
@@ -349,9 +350,10 @@ function addLocked(
 
       log.debug('add: pod configured');
       tracePhase('add: pod configured');
-      // 6. BPF: programs pinned once per node, filters on the host veth (or, in the pod, on its own
-      //    interface, tagged with the attachment id), endpoint registered under its key.
-      const progs = ensurePrograms(conf.pinDir);
+      // 6. BPF: programs pinned once per node (pins of an older layout migrated: node/prepare-pins.ts),
+      //    filters on the host veth (or, in the pod, on its own interface, tagged with the attachment
+      //    id), endpoint registered under its key.
+      const progs = await preparePins(conf.pinDir, conf.stateDir, { swap: false });
       tracePhase('add: bpf programs (pinned: opened, else loaded)');
       let createdClsact = false;
       let bridge: AttachmentState['bridge'];

@@ -1,10 +1,10 @@
 /** CNI CHECK: verify that what ADD made is still in place, failing with a message naming what is missing. */
 import { join } from 'node:path';
 import { getEndpoint, localEndpointByAddress } from '../bpf/endpoint-map';
-import { objectId } from '../bpf/libbpf';
+import { closeFds, objectId, openPinned } from '../bpf/libbpf';
 import { podAttachmentId } from '../bpf/maps-layout';
 import { idOfClassid, POD_POINTS, podFilters } from '../bpf/pod-filters';
-import { closeFds, openPinned, PROGRAMS } from '../bpf/programs';
+import { PROGRAMS } from '../bpf/programs';
 import { query } from '../bpf/tc';
 import { parseCidr } from '../net/ip';
 import { sameNetns } from '../net/netns';

@@ -1,9 +1,8 @@
 /** CNI GC: remove every afsteer attachment not in the runtime's list of valid ones; forward GC to the delegated IPAM. */
-import { readdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
 import * as z from 'zod/mini';
 import { bpfObject, programPinDir } from '../bpf/programs';
 import { listStates, removeState } from '../node/attachments';
+import { removeUnusedProgramDirs } from '../node/program-swap';
 import { causeText } from '../util/describe-error';
 import { log } from '../util/log';
 import { CniCode, CniError } from './cni-error';
@@ -55,21 +54,8 @@ export async function cmdGc(conf: NetConf, env: CniEnv): Promise<undefined> {
 
 /** Removes pinned programs of older BPF objects that no remaining attachment uses. */
 function pruneStalePrograms(conf: NetConf): void {
-  const root = join(conf.pinDir, 'progs');
-  let dirs: string[];
-  try {
-    dirs = readdirSync(root);
-  } catch {
-    return;
-  }
-  const current = programPinDir(conf.pinDir, bpfObject().hash);
-  const used = new Set(listStates(conf.stateDir).map((s) => s.progDir));
-  for (const d of dirs) {
-    const p = join(root, d);
-    if (p === current || used.has(p)) continue;
-    rmSync(p, { recursive: true, force: true });
-    log.info('removed stale program pins', { dir: p });
-  }
+  for (const dir of removeUnusedProgramDirs(conf.pinDir, conf.stateDir, programPinDir(conf.pinDir, bpfObject().hash)))
+    log.info('removed stale program pins', { dir });
 }
 
 /** Forwards GC to the delegated IPAM plugin when it speaks CNI 1.1.0 (older ones have no GC). */

@@ -9,7 +9,7 @@
  */
 import { statSync } from 'node:fs';
 import { createConnection } from 'node:net';
-import { asAddResult, cniAddRequest, cniGo, HANDOFF_ENV_KEYS, isReady, type NsIdentity } from '../control/handoff-protocol';
+import { asAddResult, cniAddRequest, cniGo, HANDOFF_ENV_KEYS, isReady, type NsIdentity, readyForLayout } from '../control/handoff-protocol';
 import { DEFAULT_CONTROL_SOCKET } from '../defaults';
 import { checkDaemonSocket } from '../util/safe-fs';
 import { CURRENT_VERSION, isSupported } from './version';
@@ -133,7 +133,8 @@ export function tryHandOff(
           reply = undefined;
         }
         if (!went) {
-          if (!isReady(reply)) return finish(undefined);
+          // An afsteerd of a pin layout this plugin cannot share would run the ADD with code for other pins.
+          if (!isReady(reply) || !readyForLayout(reply)) return finish(undefined);
           // From here on the ADD is afsteerd's: waiting longer, never falling back.
           went = true;
           trace('handoff: ready');

@@ -1,5 +1,6 @@
 /** CNI STATUS: ready when ADD can succeed (bpffs usable, libbpf present, BPF object loads); else code 50. */
-import { closeFds, ensurePrograms } from '../bpf/programs';
+import { closeFds } from '../bpf/libbpf';
+import { preparePins } from '../node/prepare-pins';
 import { causeText } from '../util/describe-error';
 import { CniCode, CniError } from './cni-error';
 import type { NetConf } from './config';
@@ -9,7 +10,7 @@ import { withNodeLock } from './node-lock';
 export async function cmdStatus(conf: NetConf): Promise<undefined> {
   try {
     await withNodeLock(conf, async () => {
-      const p = ensurePrograms(conf.pinDir);
+      const p = await preparePins(conf.pinDir, conf.stateDir, { swap: false });
       closeFds(p.fromPod, p.toPod, p.bridgeOut);
     });
   } catch (err) {

@@ -8,10 +8,10 @@ import { destroyClsact, detach, TC_PARENT } from '../bpf/tc';
 import { parseCidr } from '../net/ip';
 import { type LinkInfo, Rtnl } from '../net/rtnl';
 import { type AttachmentState, listStates, saveState } from '../node/attachments';
+import { openRecordedNetns } from '../node/recorded-netns';
 import { describeError } from '../util/describe-error';
 import { log } from '../util/log';
 import { clearRouteMtus } from './in-pod';
-import { openRecordedNetns } from './pod-netns';
 
 /**
  * Removes filters, the endpoint map entry and, with podSide, the addresses afsteer added and
@@ -64,6 +64,14 @@ async function restorePodSide(pod: Rtnl, link: LinkInfo, state: AttachmentState)
   for (const a of state.addedAddresses) await pod.delAddress(link.index, parseCidr(a));
   if (link.mtu === state.mtu.after && state.mtu.before !== state.mtu.after) await pod.setMtu(link.index, state.mtu.before);
   if (state.routeMtu) await clearRouteMtus(pod, link.index, state.routeMtu);
+  // An operator (and the CRI test) can tell a DEL that found the pod's netns from one after it was gone.
+  log.info('restored the pod interface', {
+    container: state.containerId,
+    netns: state.netns,
+    ifname: state.ifname,
+    mtu: state.mtu.before,
+    removedAddresses: state.addedAddresses,
+  });
 }
 
 /**

@@ -10,7 +10,15 @@
  *
  * The plugin gives up (and does the ADD itself) only before it sent cni-go, and afsteerd starts
  * only after it read cni-go: so an ADD is never applied twice, nor half by each. Pure.
+ *
+ * Versions of the two ends may differ during a rollout (a new plugin, the old afsteerd, or the
+ * reverse); afsteerd runs the ADD with its own code, so the two must share the pin layout
+ * (src/bpf/layout-version.ts). The request carries the plugin's layout (`"layout":{…}`, left out
+ * for layout 1, so that afsteerd builds from before layouts, whose schema refuses unknown keys,
+ * still take it), the ready answer afsteerd's; afsteerd declines an incompatible plugin, the plugin
+ * gives up on an incompatible afsteerd before cni-go. Either way the ADD then runs in the plugin.
  */
+import { type LayoutVersion, layoutsCompatible, PIN_LAYOUT } from '../bpf/layout-version';
 
 /** Version of this conversation; afsteerd declines another. */
 export const CNI_HANDOFF_VERSION = 1;
@@ -38,6 +46,8 @@ export interface CniAddRequest {
   clientMs: number;
   /** AFSTEER_TRACE_PHASES is set in the plugin's environment. */
   trace: boolean;
+  /** The plugin's pin layout; absent: layout 1. */
+  layout?: LayoutVersion;
 }
 
 /** The go-ahead. */
@@ -49,6 +59,8 @@ export interface CniGo {
 export interface CniReadyReply {
   ok: true;
   ready: true;
+  /** afsteerd's pin layout; absent (afsteerd from before layouts): layout 1. */
+  layout?: LayoutVersion;
 }
 
 /** afsteerd will not run it (another namespace, delegated IPAM, another version): the plugin does it. */
@@ -73,8 +85,19 @@ export function cniAddRequest(
   ns: CniAddRequest['ns'],
   clientMs: number,
   trace: boolean,
+  own: LayoutVersion = PIN_LAYOUT,
 ): CniAddRequest {
-  return { op: CNI_ADD_OP, v: CNI_HANDOFF_VERSION, env, stdin, ns, clientMs, trace };
+  return { op: CNI_ADD_OP, v: CNI_HANDOFF_VERSION, env, stdin, ns, clientMs, trace, ...(own.version === 1 ? {} : { layout: { ...own } }) };
+}
+
+/** The layout an end of the hand-off states (absent: layout 1). */
+export function statedLayout(m: { layout?: LayoutVersion | undefined }): LayoutVersion {
+  return m.layout ?? { version: 1, readableFrom: 1 };
+}
+
+/** Whether the plugin (layout own) may let afsteerd run its ADD after this ready answer. */
+export function readyForLayout(reply: CniReadyReply, own: LayoutVersion = PIN_LAYOUT): boolean {
+  return layoutsCompatible(own, statedLayout(reply));
 }
 
 /** The go-ahead line. */

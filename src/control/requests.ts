@@ -39,6 +39,8 @@ export const CniAddRequestSchema = z.strictObject({
   ns: z.strictObject({ net: NsIdentitySchema, mnt: NsIdentitySchema }),
   clientMs: z.number(),
   trace: z.boolean(),
+  /** The plugin's pin layout; absent: layout 1 (./handoff.ts). */
+  layout: z.optional(z.strictObject({ version: z.number().check(z.int()), readableFrom: z.number().check(z.int()) })),
 });
 /** The plugin's go-ahead for the request before it on the same connection. */
 export const CniGoSchema = z.strictObject({ op: z.literal(CNI_GO_OP) });

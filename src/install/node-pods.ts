@@ -213,8 +213,7 @@ export async function detachPods(n: NodeAfsteer, say: (s: string) => void): Prom
  */
 async function detachEchoReflector(pinDir: string, say: (s: string) => void): Promise<void> {
   const { ECHO_PROGRAM, ECHO_TC_HANDLE } = await import('../bpf/echo-reflector');
-  const { closeFds, openPinned } = await import('../bpf/programs');
-  const { objectId } = await import('../bpf/libbpf');
+  const { closeFds, objectId, openPinned } = await import('../bpf/libbpf');
   const { detach, query } = await import('../bpf/tc');
   const { Rtnl } = await import('../net/rtnl');
   const ours = new Set<number>();

@@ -3,15 +3,18 @@ import { rmSync, type Stats, statSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import { EchoAllowList, echoCounts } from '../bpf/echo-maps';
 import { attachEchoReflector } from '../bpf/echo-reflector';
-import { closeFds, ensurePrograms } from '../bpf/programs';
+import { closeFds } from '../bpf/libbpf';
 import { readStats } from '../bpf/steering';
 import { SteeringWriter } from '../bpf/steering-writer';
+import { nodeLockPath } from '../defaults';
 import type { NodeIdentity } from '../identity/identity-files';
 import { loadRevocationFile, readIdentityFile } from '../identity/identity-files';
 import type { RevocationList } from '../identity/revocation';
 import { addressOf, FAMILIES, familyName } from '../net/family';
 import { Rtnl } from '../net/rtnl';
+import { preparePins } from '../node/prepare-pins';
 import { describeError } from '../util/describe-error';
+import { withLock } from '../util/lock';
 import { log } from '../util/log';
 import { ensurePrivateDir } from '../util/safe-fs';
 import { systemClock } from './clock';
@@ -25,6 +28,9 @@ import { NetworkSet } from './networks/network-set';
 import { startOps } from './ops/start-ops';
 import { echoPortOf } from './protocol/echo';
 import { UdpTransport } from './transport/udp';
+
+/** How long afsteerd's start waits for the node lock (an ADD in progress holds it). */
+const START_LOCK_TIMEOUT_MS = 60_000;
 
 /** What a node authenticates with: the cluster key, its identity, or both (auth both). */
 export interface Credentials {
@@ -70,9 +76,19 @@ export async function startDaemon(cfg: DaemonConfig, creds: Credentials, cniAdd?
     ...cfg,
     networks: cfg.networks.map((n) => (n.interface && !n.addresses ? { ...n, addresses: interfaceAddresses(n.interface) } : n)),
   };
-  // The plugin pins the object on its first ADD; a daemon started first pins it itself.
-  const fds = ensurePrograms(cfg.pinDir);
+  // The plugin pins the object on its first ADD; a daemon started first pins it itself. Under the
+  // node lock: pins of an older layout are migrated, and every pod is moved onto this build's
+  // programs (an upgrade's data plane; src/node/prepare-pins.ts).
+  const fds = await withLock(nodeLockPath(cfg.stateDir), START_LOCK_TIMEOUT_MS, () =>
+    preparePins(cfg.pinDir, cfg.stateDir, { swap: true }),
+  );
   closeFds(fds.fromPod, fds.toPod, fds.bridgeOut);
+  if (fds.migrated.length || fds.swap?.replaced || fds.swap?.removedDirs.length)
+    log.info('pins ready for this build', {
+      migrated: fds.migrated,
+      replaced: fds.swap?.replaced ?? 0,
+      removedDirs: fds.swap?.removedDirs ?? [],
+    });
   let etcd: EtcdDiscovery | undefined;
   const kernelEcho = await attachKernelReflector(cfg.pinDir, echoPortOf(cfg.port), addresses);
   // One negotiator per network (networks/network-set.ts): just the one without `networks`.

@@ -8,6 +8,7 @@ import * as z from 'zod/mini';
 import { PodPolicySchema } from '../policy/schema';
 import { writeFileAtomic } from '../util/atomic-file';
 import { ensureTrustedDir, fileKind, readOwnFile, UnsafePathError } from '../util/safe-fs';
+import { STATE_LAYOUT, StateLayoutError, stateInOwnLayout } from './state-layout';
 
 /** Where an attachment's programs run: on the pod's host-side veth, or inside the pod's namespace on its own interface (no host-side veth: macvlan, ipvlan, host-device). */
 export const PLACEMENTS = ['host-veth', 'pod'] as const;
@@ -58,6 +59,8 @@ const AttachmentFileSchema = z.object({
   delegatedIpam: z.boolean(),
   mtu: z.object({ before: z.number().check(z.int()), after: z.number().check(z.int()) }),
   createdAt: z.string(),
+  /** The file's layout (src/node/state-layout.ts); absent: layout 1. */
+  layout: z.optional(z.object({ version: z.number().check(z.int()), readableFrom: z.number().check(z.int()) })),
 });
 
 /**
@@ -113,7 +116,7 @@ export function statePath(stateDir: string, containerId: string, ifname: string)
 /** Writes an attachment's state atomically. */
 export function saveState(stateDir: string, s: AttachmentState): void {
   ensureTrustedDir(dir(stateDir));
-  writeFileAtomic(statePath(stateDir, s.containerId, s.ifname), JSON.stringify(s, null, 2) + '\n');
+  writeFileAtomic(statePath(stateDir, s.containerId, s.ifname), JSON.stringify({ ...s, layout: { ...STATE_LAYOUT } }, null, 2) + '\n');
 }
 
 /** Reads an attachment's state, or undefined when there is none; a corrupt file is an error. */
@@ -128,8 +131,9 @@ export function loadState(stateDir: string, containerId: string, ifname: string)
     throw new Error(`cannot read state file ${p}`, { cause: err });
   }
   try {
-    return AttachmentStateSchema.parse(JSON.parse(text));
+    return AttachmentStateSchema.parse(stateInOwnLayout(JSON.parse(text)));
   } catch (err) {
+    if (err instanceof StateLayoutError) throw new StateLayoutError(`state file ${p}: ${err.message}`, { cause: err });
     throw new Error(`state file ${p} is corrupt`, { cause: err });
   }
 }
@@ -153,7 +157,7 @@ export function listStates(stateDir: string, onError: (file: string, err: unknow
   const out: AttachmentState[] = [];
   for (const f of files) {
     try {
-      out.push(AttachmentStateSchema.parse(JSON.parse(readOwnFile(join(d, f)))));
+      out.push(AttachmentStateSchema.parse(stateInOwnLayout(JSON.parse(readOwnFile(join(d, f))))));
     } catch (err) {
       onError(f, err);
     }

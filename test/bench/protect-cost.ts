@@ -8,7 +8,8 @@
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { putEndpoint } from '../../src/bpf/endpoint-map';
-import { closeFds, ensurePrograms } from '../../src/bpf/programs';
+import { closeFds } from '../../src/bpf/libbpf';
+import { ensurePrograms } from '../../src/bpf/programs';
 import { setProtection } from '../../src/bpf/protection';
 import { registerRemote, setSteering } from '../../src/bpf/steering';
 import { progTestRun } from '../../src/bpf/test-run';

@@ -16,7 +16,7 @@
  * impairments.ts, apps.ts); two-nodes.ts puts them together.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { WireName } from '../../src/bpf/maps-layout';
@@ -79,9 +79,6 @@ export class SimTopology {
     readonly plugin: 'bridge' | 'ptp' = 'bridge',
     nodeCount: 2 | 3 = 2,
   ) {
-    const bin = join(this.dir, 'bin');
-    mkdirSync(bin);
-    symlinkSync(AFSTEER_BIN, join(bin, 'afsteer'));
     this.a = this.makeNode('a', 1);
     this.b = this.makeNode('b', 2);
     this.nodes = [this.a, this.b];
@@ -109,8 +106,22 @@ export class SimTopology {
     return nsExec(pod.nsPath, argv);
   }
 
+  /** The node's CNI bin directory (its afsteer: dist/afsteer unless installPlugin put another there). */
+  binDir(node: Pick<SimNode, 'name'>): string {
+    return join(this.dir, `bin-${node.name}`);
+  }
+
+  /** Installs plugin (an afsteer executable) as node's afsteer, replacing the link atomically (rename), as an installer does. */
+  installPlugin(node: SimNode, plugin: string): void {
+    const tmp = join(this.binDir(node), `.afsteer-${randomBytes(3).toString('hex')}`);
+    symlinkSync(plugin, tmp);
+    renameSync(tmp, join(this.binDir(node), 'afsteer'));
+  }
+
   private makeNode(name: 'a' | 'b' | 'c', n: number): SimNode {
     const ns = `af${this.id}n${name}`;
+    mkdirSync(this.binDir({ name }));
+    symlinkSync(AFSTEER_BIN, join(this.binDir({ name }), 'afsteer'));
     const node: SimNode = {
       name,
       n,
@@ -270,7 +281,7 @@ export class SimTopology {
       ],
       {
         encoding: 'utf8',
-        env: { PATH: process.env.PATH, CNI_PATH: `${join(this.dir, 'bin')}:${REFERENCE_PLUGINS}` },
+        env: { PATH: process.env.PATH, CNI_PATH: `${this.binDir(node)}:${REFERENCE_PLUGINS}` },
       },
     );
     return stdout;

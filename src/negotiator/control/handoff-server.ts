@@ -4,6 +4,7 @@
  * import src/cni): afsteerd only decides whether it may run it here, and when.
  */
 import { statSync } from 'node:fs';
+import { layoutsCompatible, PIN_LAYOUT } from '../../bpf/layout-version';
 import {
   CNI_ADD_OP,
   CNI_GO_OP,
@@ -13,6 +14,7 @@ import {
   type CniReadyReply,
   HANDOFF_ENV_KEYS,
   type NsIdentity,
+  statedLayout,
 } from '../../control/handoff-protocol';
 import { type CniAddRequestMessage, CniAddRequestSchema } from '../../control/requests';
 import { log } from '../../util/log';
@@ -48,6 +50,9 @@ export function ownNamespaces(): ProcessNamespaces {
  */
 export function declineReason(req: CniAddRequestMessage, own: ProcessNamespaces): string | undefined {
   if (req.v !== CNI_HANDOFF_VERSION) return `hand-off version ${req.v} (afsteerd speaks ${CNI_HANDOFF_VERSION})`;
+  const layout = statedLayout(req);
+  if (!layoutsCompatible(layout, PIN_LAYOUT))
+    return `the plugin's pin layout ${layout.version} (readable from ${layout.readableFrom}) and afsteerd's ${PIN_LAYOUT.version} (readable from ${PIN_LAYOUT.readableFrom}) cannot share the pins`;
   const same = (a: NsIdentity, b: NsIdentity) => a.dev === b.dev && a.ino === b.ino;
   if (!same(req.ns.net, own.net)) return 'the plugin runs in another network namespace';
   if (!same(req.ns.mnt, own.mnt)) return 'the plugin runs in another mount namespace';
@@ -90,7 +95,7 @@ export function withCniHandoff(
       const why = declineReason(parsed.data, ownNs());
       if (why) return decline(why);
       conn.state = { pending: parsed.data };
-      const ready: CniReadyReply = { ok: true, ready: true };
+      const ready: CniReadyReply = { ok: true, ready: true, layout: { ...PIN_LAYOUT } };
       return { ...ready };
     }
     if (req.op === CNI_GO_OP) {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listEndpoints, readCounters } from '../../../src/bpf/endpoint-map';
 import { MAPS } from '../../../src/bpf/maps-layout';
+import { PIN_LAYOUT_MAP } from '../../../src/bpf/pin-layout';
 import { WRITER_GEN_MAP } from '../../../src/bpf/writer-lock';
 import { announceSkip, IS_ROOT, sh, World } from '../../support/world';
 
@@ -37,9 +38,11 @@ describe.skipIf(!IS_ROOT)('50 parallel ADD/DEL', () => {
     expect(readCounters(w.pinDir)).toEqual([]);
     expect(w.bridgePorts()).toEqual([]);
     expect(w.leases()).toEqual([]);
-    // Only the shared maps (the object's and the steering writers' generation) and the one
-    // program directory stay pinned, and no address is left pointing at a deleted pod.
-    expect(readdirSync(w.pinDir).sort()).toEqual([...Object.values(MAPS).map((m) => m.name), WRITER_GEN_MAP, 'progs'].sort());
+    // Only the shared maps (the object's, the steering writers' generation, the layout record) and
+    // the one program directory stay pinned, and no address is left pointing at a deleted pod.
+    expect(readdirSync(w.pinDir).sort()).toEqual(
+      [...Object.values(MAPS).map((m) => m.name), WRITER_GEN_MAP, PIN_LAYOUT_MAP, 'progs'].sort(),
+    );
     expect(sh('bpftool', ['map', 'dump', 'pinned', join(w.pinDir, MAPS.localAddrs.name)]).trim()).toMatch(/^(\[\]|Found 0 elements)$/);
   });
 });

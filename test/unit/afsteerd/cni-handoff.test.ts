@@ -8,8 +8,9 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PIN_LAYOUT } from '../../../src/bpf/layout-version';
 import { HANDOFF_READY_TIMEOUT_MS, handoffTarget, tryHandOff } from '../../../src/cni/handoff-client';
-import { asAddResult, cniAddRequest, cniGo, isReady } from '../../../src/control/handoff-protocol';
+import { asAddResult, cniAddRequest, cniGo, isReady, readyForLayout } from '../../../src/control/handoff-protocol';
 import { CniAddRequestSchema, ControlRequestSchema } from '../../../src/control/requests';
 import { DEFAULT_CONTROL_SOCKET } from '../../../src/defaults';
 import { type CniAddRunner, cniEnvOf, declineReason, ownNamespaces, withCniHandoff } from '../../../src/negotiator/control/handoff-server';
@@ -42,6 +43,36 @@ describe('hand-off messages', () => {
     });
     expect(asAddResult({ ok: true, exitCode: 0.5, stdout: '', stderr: '' })).toBeUndefined();
     expect(asAddResult({ ok: false, error: 'x' })).toBeUndefined();
+  });
+});
+
+describe('hand-off across pin layouts (a rollout: the plugin and afsteerd of different builds)', () => {
+  const L = (version: number, readableFrom: number) => ({ version, readableFrom });
+  it('a layout-1 plugin sends exactly the request of builds from before layouts (their strict schema takes it); a later one states its layout', () => {
+    const v1 = cniAddRequest(ADD_ENV, conf(), NS, 1, false, L(1, 1));
+    expect(Object.keys(v1).sort()).toEqual(['clientMs', 'env', 'ns', 'op', 'stdin', 'trace', 'v']);
+    const v3 = cniAddRequest(ADD_ENV, conf(), NS, 1, false, L(3, 2));
+    expect(v3.layout).toEqual(L(3, 2));
+    expect(CniAddRequestSchema.safeParse(v3).success).toBe(true);
+    expect(CniAddRequestSchema.safeParse({ ...v3, layout: { version: 3 } }).success).toBe(false);
+  });
+  it('afsteerd declines a plugin whose layout cannot share the pins with its own, and runs one that can', () => {
+    const own = PIN_LAYOUT.version;
+    const req = (layout?: { version: number; readableFrom: number }) =>
+      CniAddRequestSchema.parse({ ...cniAddRequest(ADD_ENV, conf(), NS, 1, false), ...(layout ? { layout } : {}) });
+    expect(declineReason(req(), NS)).toBeUndefined();
+    expect(declineReason(req(L(own, own)), NS)).toBeUndefined();
+    // Newer, still readable by afsteerd's layout (an additive change): runs.
+    expect(declineReason(req(L(own + 1, own)), NS)).toBeUndefined();
+    // Newer, not readable by afsteerd's: declined, naming both layouts.
+    expect(declineReason(req(L(own + 1, own + 1)), NS)).toMatch(new RegExp(`pin layout ${own + 1} .* afsteerd's ${own}`));
+  });
+  it('the plugin lets afsteerd run its ADD only after a ready answer of a layout it can share the pins with (none stated: layout 1)', () => {
+    expect(readyForLayout({ ok: true, ready: true }, L(1, 1))).toBe(true);
+    expect(readyForLayout({ ok: true, ready: true }, L(2, 1))).toBe(true);
+    expect(readyForLayout({ ok: true, ready: true }, L(2, 2))).toBe(false);
+    expect(readyForLayout({ ok: true, ready: true, layout: L(3, 3) }, L(2, 1))).toBe(false);
+    expect(readyForLayout({ ok: true, ready: true, layout: L(3, 2) }, L(2, 1))).toBe(true);
   });
 });
 
@@ -204,6 +235,7 @@ describe('the conversation over a unix socket', () => {
     expect(await handler(cniAddRequest(ADD_ENV, conf(), ownNamespaces(), 1, false) as unknown as Record<string, unknown>, conn)).toEqual({
       ok: true,
       ready: true,
+      layout: PIN_LAYOUT,
     });
     expect(await handler({ op: 'cni-go' }, { closed: true, state: (conn as { state?: unknown }).state })).toMatchObject({ ok: false });
     expect(called).toBe(0);

@@ -11,10 +11,10 @@ import { parseNetConf } from '../../../src/cni/config';
 import { idProblem, MAX_CONTAINER_ID, readEnv, readVerb } from '../../../src/cni/env';
 import { staleAttachments } from '../../../src/cni/gc';
 import { logFileProblem, normalizePath, pathProblem } from '../../../src/cni/path-keys';
-import { isHostNetns } from '../../../src/cni/pod-netns';
 import { familiesFor, parseResult } from '../../../src/cni/result';
 import { cidrProblem, familyOf, isCidr, parseCidr } from '../../../src/net/ip';
 import { statePath } from '../../../src/node/attachments';
+import { isHostNetns } from '../../../src/node/recorded-netns';
 import { isWithin } from '../../../src/util/paths';
 import { dirProblem, ensureTrustedDir, openOwnFile, READ_FLAGS, readOwnFile, UnsafePathError } from '../../../src/util/safe-fs';
 
