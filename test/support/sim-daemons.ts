@@ -31,8 +31,15 @@ export function writeClusterKey(dir: string): string {
 /**
  * Starts afsteerd for node from a config file (static peers: the topology's other nodes; fast
  * timers that tests can override), inside the node's namespace; its stderr log lines are collected.
+ * command: what runs `afsteerd` (default dist/afsteerd; a benchmark may run it under node --cpu-prof).
  */
-export async function startDaemon(t: SimTopology, node: SimNode, overrides: Record<string, unknown>, keyFile: string): Promise<SimDaemon> {
+export async function startDaemon(
+  t: SimTopology,
+  node: SimNode,
+  overrides: Record<string, unknown>,
+  keyFile: string,
+  command: string[] = [AFSTEERD_BIN],
+): Promise<SimDaemon> {
   const peers = t.nodes.filter((x) => x !== node);
   const name = String(overrides.nodeName ?? `node-${node.name}`);
   const socket = String(overrides.controlSocket ?? join(t.dir, `afsteerd-${name}.sock`));
@@ -57,7 +64,7 @@ export async function startDaemon(t: SimTopology, node: SimNode, overrides: Reco
     ...overrides,
   };
   writeFileSync(config, JSON.stringify(cfg, null, 2));
-  const child = t.children.spawn('nsenter', [`--net=${node.nsPath}`, AFSTEERD_BIN, 'run', '--config', config], {
+  const child = t.children.spawn('nsenter', [`--net=${node.nsPath}`, ...command, 'run', '--config', config], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const d: SimDaemon = {
