@@ -19,6 +19,7 @@ import { resolveAddresses } from './local/control-addresses';
 import { readLocalEndpoints } from './local/pods';
 import { startOps } from './ops/start-ops';
 import { echoPortOf } from './protocol/echo';
+import { BatchedUdpTransport } from './transport/batched-udp';
 import { UdpTransport } from './transport/udp';
 
 /** Runs afsteerd until a termination signal; resolves with the exit code. The steering stays in the maps. cniAdd runs handed-over ADDs. */
@@ -36,7 +37,9 @@ export async function startDaemon(cfg: DaemonConfig, key: Buffer, cniAdd?: CniAd
     key,
     addresses,
     writer: SteeringWriter.open(cfg.pinDir),
-    transport: new UdpTransport(cfg.port),
+    // Batched sockets (one sendmmsg per turn, replies taken at each probe tick with kernel
+    // timestamps); Node's dgram where multicast discovery must join groups.
+    transport: cfg.discovery.multicast ? new UdpTransport(cfg.port) : new BatchedUdpTransport(cfg.port),
     echoTransport: new UdpTransport(echoPortOf(cfg.port)),
     clock: systemClock(),
     pinsDir: cfg.stateDir,
