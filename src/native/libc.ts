@@ -1,4 +1,4 @@
-/** libc calls Node has no API for: setns(2) and flock(2), through koffi. */
+/** libc calls Node has no API for: setns(2), flock(2), mount(2) and mmap(2), through koffi. */
 import { ffi } from './koffi';
 
 let fns: ReturnType<typeof bind> | undefined;
@@ -8,6 +8,7 @@ function bind() {
     setns: libc.func('int setns(int fd, int nstype)'),
     flock: libc.func('int flock(int fd, int operation)'),
     mount: libc.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)'),
+    mmap: libc.func('void *mmap(void *addr, size_t length, int prot, int flags, int fd, int64_t offset)'),
   };
 }
 /** libc functions, bound on first use (never at module load, so the build-time preload and VERSION stay native-free). */
@@ -37,6 +38,16 @@ export function setns(fd: number, nstype: number): void {
 /** Mounts a filesystem (mount(2)); throws with errno on failure. */
 export function mount(source: string, target: string, fstype: string, data: string): void {
   if (libc().mount(source, target, fstype, 0, data) !== 0) throw errnoError(`mount ${fstype} on ${target}`, errno());
+}
+
+/** Maps length bytes of fd shared and read-only (e.g. a BPF_F_MMAPABLE map); the memory stays mapped for the process's life. Throws with errno. */
+export function mmapReadOnly(fd: number, length: number): ArrayBuffer {
+  const PROT_READ = 1;
+  const MAP_SHARED = 1;
+  const ptr = libc().mmap(null, length, PROT_READ, MAP_SHARED, fd, 0);
+  // MAP_FAILED is (void *) -1.
+  if (!ptr || ffi.address(ptr) === 0xffffffffffffffffn) throw errnoError('mmap', errno());
+  return ffi.view(ptr, length);
 }
 
 /** Tries flock(fd, op); returns false when it would block, throws on other errors. */

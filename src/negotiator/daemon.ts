@@ -14,7 +14,7 @@ import { buildStatus, type StatusReport } from './control/status-report';
 import { type DaemonCounters, newCounters } from './counters';
 import type { DaemonConfig } from './daemon-config';
 import { Discovery, type DiscoverySource } from './discovery/announcer';
-import { PeerTable } from './discovery/peers';
+import { type Peer, PeerTable } from './discovery/peers';
 import { RemoteRegistry } from './discovery/remotes';
 import { housekeeping } from './housekeeping';
 import { LocalPods, type LocalReader } from './local/pods';
@@ -27,7 +27,9 @@ import { PairTable } from './pairs/pair-table';
 import { PinStore } from './pairs/pins';
 import { SwitchLog } from './pairs/switch-log';
 import { EchoReflector } from './probing/echo-fallback';
+import { type PairSeenReader, pairTraffic } from './probing/pair-traffic';
 import { ECHO_CAPABILITY, Prober, probeTickMs } from './probing/prober';
+import { DEFAULT_DEMAND } from './probing/traffic-proof';
 import { Protection } from './protection/protector';
 import { echoPortOf } from './protocol/echo';
 import { receiveHandlers } from './transport/dispatch';
@@ -57,6 +59,8 @@ export interface DaemonDeps {
   echoTransport?: DatagramTransport;
   /** More announcement targets (etcd discovery, which may start after the daemon: asked at each announcement). */
   discoverySource?: () => DiscoverySource | undefined;
+  /** The data plane's per-pair last-sent and last-received times (src/bpf/pair-seen.ts); none: no demand-style probing. */
+  pairSeen?: PairSeenReader;
 }
 
 /** The parts of one daemon, built in this order by assemble(). */
@@ -109,11 +113,28 @@ function assemble(deps: DaemonDeps, epoch: bigint, echoRunning: () => boolean): 
   const switches = new SwitchLog();
   const pins = new PinStore(deps.pinsDir, (err) => log.error('operator pins not loaded', { error: err.message }));
   const protection = new Protection(cfg, clock, writer, counters);
+  const tickMs = probeTickMs(cfg.probe.activeIntervalMs);
+  const seen = deps.pairSeen;
   const prober = new Prober({
     prm: cfg.probe,
-    tickMs: probeTickMs(cfg.probe.activeIntervalMs),
+    tickMs,
     sender,
     counters,
+    ...(seen && cfg.probe.demandIntervalMs > 0
+      ? {
+          demand: {
+            prm: {
+              demandIntervalMs: cfg.probe.demandIntervalMs,
+              activeIntervalMs: cfg.probe.activeIntervalMs,
+              burstIntervalMs: tickMs,
+              burstProbes: cfg.probe.blackholeAfter,
+              minUnansweredMs: DEFAULT_DEMAND.minUnansweredMs,
+              holdMs: DEFAULT_DEMAND.holdMs,
+            },
+            trafficOf: (peer: Peer, now: number) => pairTraffic(pairs.ofPeer(peer.node), writer, seen, now),
+          },
+        }
+      : {}),
     onProbeLost: (peer) => {
       protection.review(
         peer,

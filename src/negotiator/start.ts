@@ -2,6 +2,7 @@
 import { rmSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import { attachEchoReflector } from '../bpf/echo-reflector';
+import { PairSeen } from '../bpf/pair-seen';
 import { closeFds, ensurePrograms } from '../bpf/programs';
 import { readStats } from '../bpf/steering';
 import { SteeringWriter } from '../bpf/steering-writer';
@@ -18,6 +19,7 @@ import type { EtcdDiscovery } from './discovery/etcd';
 import { resolveAddresses } from './local/control-addresses';
 import { readLocalEndpoints } from './local/pods';
 import { startOps } from './ops/start-ops';
+import type { PairSeenReader } from './probing/pair-traffic';
 import { echoPortOf } from './protocol/echo';
 import { BatchedUdpTransport } from './transport/batched-udp';
 import { UdpTransport } from './transport/udp';
@@ -32,6 +34,7 @@ export async function startDaemon(cfg: DaemonConfig, key: Buffer, cniAdd?: CniAd
   closeFds(fds.fromPod, fds.toPod, fds.bridgeOut);
   let etcd: EtcdDiscovery | undefined;
   const daemon = new Daemon({
+    pairSeen: openPairSeen(cfg.pinDir),
     cfg,
     discoverySource: () => etcd,
     key,
@@ -75,6 +78,17 @@ export async function startDaemon(cfg: DaemonConfig, key: Buffer, cniAdd?: CniAd
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
+}
+
+/** The data plane's pair-seen map, mapped (demand-style probing); undefined, logged, when the pinned object predates it. */
+function openPairSeen(pinDir: string): PairSeenReader | undefined {
+  try {
+    const seen = PairSeen.open(pinDir);
+    return { at: (pair, received, family) => seen.at(pair, received, family), nowMs: () => PairSeen.nowMs() };
+  } catch (err) {
+    log.warn('pair-seen map not available: peers with pairs are probed fast (no demand-style probing)', { error: describeError(err) });
+    return undefined;
+  }
 }
 
 /** Puts the kernel echo reflector on the links holding the control addresses; on failure the userspace one answers (logged). */

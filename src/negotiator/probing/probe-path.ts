@@ -4,6 +4,7 @@
  */
 import { randomInt } from 'node:crypto';
 import type { FamilyMetrics } from '../protocol/messages';
+import type { DemandState } from './traffic-proof';
 
 /** Probing parameters (from the daemon config). */
 export interface ProbeParams {
@@ -53,6 +54,8 @@ export interface PathState {
   medianAt?: { pushes: number; ms: number };
   /** pathMetrics' cache: the metrics as of a count of outcomes and a blackhole flag. */
   metricsAt?: { pushes: number; blackhole: boolean; m: FamilyMetrics };
+  /** Demand-style probing's state (traffic-proof.ts), once the path's peer has pairs and the data plane says what they carry. */
+  demand?: DemandState;
 }
 
 /** How long a late reply keeps lifting the probe timeout. */
@@ -80,15 +83,19 @@ export function probeDue(p: PathState, now: number): boolean {
   return now >= p.nextSendAt;
 }
 
-/** Records a probe sent now; returns its id. The next one is due one interval later. */
+/** Records a probe sent now; returns its id. The next one is due one interval later (active: the fast interval). */
 export function probeSent(p: PathState, now: number, active: boolean, prm: ProbeParams): number {
+  return probeSentEvery(p, now, active ? prm.activeIntervalMs : prm.idleIntervalMs);
+}
+
+/** Records a probe sent now; returns its id. The next one is due intervalMs later. */
+export function probeSentEvery(p: PathState, now: number, intervalMs: number): number {
   const id = p.nextId;
   p.nextId = (p.nextId % 0xffffffff) + 1;
   p.inFlight.set(id, now);
   p.sent++;
-  const interval = active ? prm.activeIntervalMs : prm.idleIntervalMs;
   // Keep the cadence when the caller's tick was a little late; restart it after a long gap.
-  p.nextSendAt = (now - p.nextSendAt < interval ? p.nextSendAt : now) + interval;
+  p.nextSendAt = (now - p.nextSendAt < intervalMs ? p.nextSendAt : now) + intervalMs;
   return id;
 }
 

@@ -15,7 +15,17 @@ import type { PairMetrics } from '../pairs/selection';
 import { echoPortOf, encodeEcho } from '../protocol/echo';
 import { encodeProbe, type Probe } from '../protocol/probe';
 import type { Sender } from '../transport/sender';
-import { expireProbes, type ProbeParams, pathMetrics, probeDue, probeSent, replyReceived } from './probe-path';
+import {
+  expireProbes,
+  type ProbeParams,
+  pathMetrics,
+  probeDue,
+  probeSentEvery,
+  probeSoon,
+  probeTimeout,
+  replyReceived,
+} from './probe-path';
+import { type DemandParams, demandProbeSent, demandStep, newDemandState, type PathTraffic } from './traffic-proof';
 
 /** Capability of a peer that reflects echo probes (protocol/echo.ts) on its port + 1. */
 export const ECHO_CAPABILITY = 'echo-v1';
@@ -37,6 +47,12 @@ export interface ProberDeps {
   counters: DaemonCounters;
   /** Called once per tick for each peer where a probe was just counted lost (protection's first sign of trouble). */
   onProbeLost?: (peer: Peer) => void;
+  /**
+   * Demand-style probing (traffic-proof.ts): its parameters, and what the data plane saw of the
+   * peer's pairs per wire family at time now (undefined: no evidence, the peer is probed fast).
+   * Absent: peers with pairs are always probed fast.
+   */
+  demand?: { prm: DemandParams; trafficOf: (peer: Peer, now: number) => { 4?: PathTraffic; 6?: PathTraffic } | undefined };
 }
 
 /** The prober of one daemon. */
@@ -53,8 +69,10 @@ export class Prober {
   private readonly sender: Sender;
   private readonly counters: DaemonCounters;
   private readonly onProbeLost: (peer: Peer) => void;
+  private readonly demand: ProberDeps['demand'];
 
   constructor(deps: ProberDeps) {
+    this.demand = deps.demand;
     this.prm = deps.prm;
     this.tickMs = deps.tickMs;
     this.sender = deps.sender;
@@ -76,6 +94,7 @@ export class Prober {
       if (scan && active) this.fast.add(peer);
       let blackholed = false;
       let lost = false;
+      const traffic = active && this.demand ? this.demand.trafficOf(peer, now) : undefined;
       for (const f of FAMILIES) {
         const path = peer.paths[f];
         const to = addressOf(peer.addresses, f);
@@ -85,9 +104,31 @@ export class Prober {
           log.warn('blackhole', { peer: peer.node, family: familyName(f), consecutiveLost: path.consecutiveLost });
           blackholed = true;
         }
-        if (path.consecutiveLost > lostBefore) lost = true;
+        const lostNow = path.consecutiveLost > lostBefore;
+        if (lostNow) lost = true;
+        let interval = active ? this.prm.activeIntervalMs : this.prm.idleIntervalMs;
+        if (active && this.demand) {
+          // A peer with pairs: probed fast unless its pairs' own traffic proves the path (traffic-proof.ts).
+          path.demand ??= newDemandState();
+          const d = demandStep(
+            path.demand,
+            {
+              traffic: traffic?.[f],
+              blackhole: path.blackhole,
+              samples: path.outcomes.length,
+              minSamples: this.prm.minSamples,
+              lost: lostNow,
+              timeoutMs: probeTimeout(path, this.prm, now),
+            },
+            now,
+            this.demand.prm,
+          );
+          if (d.probeNow) probeSoon(path, now);
+          interval = d.intervalMs;
+        }
         if (probeDue(path, now)) {
-          const id = probeSent(path, now, active, this.prm);
+          const id = probeSentEvery(path, now, interval);
+          if (path.demand) demandProbeSent(path.demand);
           const probe: Probe = { family: f, active, id, t1: BigInt(Math.round(now * 1000)), nonce: path.nonce };
           // A peer with a reflector gets echoes (looped back by its kernel); an older one MACed probes its afsteerd answers.
           if (usesEcho(peer)) this.sender.raw(f, to, echoPortOf(peer.port), encodeEcho(probe), 'echo');
