@@ -27,7 +27,7 @@ import { PairTable } from './pairs/pair-table';
 import { PinStore } from './pairs/pins';
 import { SwitchLog } from './pairs/switch-log';
 import { EchoReflector } from './probing/echo-fallback';
-import { type PairSeenReader, pairTraffic } from './probing/pair-traffic';
+import { type PairSeenReader, PairTraffic } from './probing/pair-traffic';
 import { ECHO_CAPABILITY, Prober, probeTickMs } from './probing/prober';
 import { DEFAULT_DEMAND } from './probing/traffic-proof';
 import { Protection } from './protection/protector';
@@ -114,13 +114,13 @@ function assemble(deps: DaemonDeps, epoch: bigint, echoRunning: () => boolean): 
   const pins = new PinStore(deps.pinsDir, (err) => log.error('operator pins not loaded', { error: err.message }));
   const protection = new Protection(cfg, clock, writer, counters);
   const tickMs = probeTickMs(cfg.probe.activeIntervalMs);
-  const seen = deps.pairSeen;
+  const traffic = deps.pairSeen && new PairTraffic(writer, deps.pairSeen);
   const prober = new Prober({
     prm: cfg.probe,
     tickMs,
     sender,
     counters,
-    ...(seen && cfg.probe.demandIntervalMs > 0
+    ...(traffic && cfg.probe.demandIntervalMs > 0
       ? {
           demand: {
             prm: {
@@ -131,7 +131,7 @@ function assemble(deps: DaemonDeps, epoch: bigint, echoRunning: () => boolean): 
               minUnansweredMs: DEFAULT_DEMAND.minUnansweredMs,
               holdMs: DEFAULT_DEMAND.holdMs,
             },
-            trafficOf: (peer: Peer, now: number) => pairTraffic(pairs.ofPeer(peer.node), writer, seen, now),
+            trafficOf: (peer: Peer, now: number) => traffic.of(pairs.pairsOfPeer(peer.node), now),
           },
         }
       : {}),

@@ -20,7 +20,7 @@ import { readFileSync } from 'node:fs';
 import { announcementPayloads } from '../../src/negotiator/protocol/announce';
 import { decodeEcho, encodeEcho, isEcho } from '../../src/negotiator/protocol/echo';
 import { decodeFrame, encodeFrame, payloadRoom } from '../../src/negotiator/protocol/frame';
-import { simAddressOf, simIsActive, simNameOf, simPodAddressOf } from './scale-addresses';
+import { simAddressOf, simIsActive, simNameOf, simPairIndex, simPodAddressOf } from './scale-addresses';
 
 /** What one load generator process simulates. */
 export interface LoadgenConfig {
@@ -221,7 +221,6 @@ function onMessage(s: Sim, fam: 4 | 6, m: Buffer, rport: number, raddr: string):
 }
 
 const sims: Sim[] = [];
-let activeSeen = 0;
 for (let i = cfg.first; i <= cfg.last; i++) {
   const a = simAddressOf(i);
   const name = simNameOf(i);
@@ -238,7 +237,7 @@ for (let i = cfg.first; i <= cfg.last; i++) {
     nextSlot: PODS_PER_PEER + 2,
   };
   if (simIsActive(i, cfg.activeEvery) && cfg.localPods.length)
-    s.pair = { local: cfg.localPods[activeSeen++ % cfg.localPods.length]!, preferred: null, heard: false };
+    s.pair = { local: cfg.localPods[simPairIndex(i, cfg.activeEvery) % cfg.localPods.length]!, preferred: null, heard: false };
   for (const fam of [4, 6] as const) {
     s.socks[fam].on('message', (m, r) => onMessage(s, fam, m, r.port, r.address));
     if (!cfg.userReflector) continue;

@@ -19,3 +19,8 @@ export function simNameOf(i: number): string {
 export function simIsActive(i: number, activeEvery: number): boolean {
   return activeEvery > 0 && (i - 1) % activeEvery === 0;
 }
+
+/** The rank of active simulated peer i among the active ones (0, 1, …): its pair is with the daemon's pod of that rank, round robin. */
+export function simPairIndex(i: number, activeEvery: number): number {
+  return Math.floor((i - 1) / activeEvery);
+}

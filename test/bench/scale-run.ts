@@ -33,7 +33,7 @@ import { inNetns } from '../../src/net/netns';
 import { nsExec, type SimDaemon, type SimPod, TwoNodes, waitFor } from '../support/two-nodes';
 import type { LoadgenConfig } from './loadgen';
 import { CLK_TCK, cpuSplit, rssMb } from './proc-stat';
-import { simAddressOf, simIsActive, simPodAddressOf } from './scale-addresses';
+import { simAddressOf, simIsActive, simPairIndex, simPodAddressOf } from './scale-addresses';
 
 const ROOT = process.env.AFSTEER_REPO_ROOT ?? process.cwd();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -43,10 +43,14 @@ const PER_PROCESS = Number(process.env.BENCH_SCALE_PER_PROCESS ?? 1000);
 const LOCAL_PODS = 10;
 /** Every tenth simulated peer holds an active pair with A. */
 const ACTIVE_EVERY = 10;
-/** The large-cluster timers (docs: a 30 s peer timeout, so unchanged announcements are refreshed every 7.5 s) and the failover bench's selection. */
+/**
+ * The large-cluster timers (docs: a 30 s peer timeout, so unchanged announcements are refreshed
+ * every 7.5 s) and the failover bench's selection (a 1 s hold-down, so each trial starts native);
+ * everything else at its default.
+ */
 export const SCALE_DAEMON_CONFIG = {
   selection: { holdDownMs: 1000, intervals: 3 },
-  timers: { peerTimeoutMs: 30_000, evalIntervalMs: 100 },
+  timers: { peerTimeoutMs: 30_000 },
 };
 const PEER_TIMEOUT_MS = SCALE_DAEMON_CONFIG.timers.peerTimeoutMs;
 
@@ -61,8 +65,17 @@ export interface ScaleOptions {
   churnMinutes?: number;
   /** More afsteerd config for node A and B (merged over SCALE_DAEMON_CONFIG's top-level keys). */
   daemonConfig?: Record<string, unknown>;
-  /** The simulated peers' own active probe interval toward A (default 20 ms, as an afsteerd's). */
+  /**
+   * The simulated peers' own probe interval toward A for peers with a pair: as an afsteerd probes
+   * them — its demand interval (250 ms) when the pair's traffic proves the path, else 20 ms.
+   */
   peerProbeActiveMs?: number;
+  /**
+   * Traffic on the active pairs (default true): each of A's pods pings its pairs' remote pods
+   * (their addresses on the middle's loopback, answered by its kernel) 5 times a second, over
+   * IPv4 for half the pairs and IPv6 for the other half — answered traffic, as a pair carries.
+   */
+  pairTraffic?: boolean;
 }
 
 /** Figures of the failover trials. */
@@ -111,6 +124,8 @@ export interface ScaleRow {
   outBps: number;
   probesOut: number;
   probesIn: number;
+  /** A's probed paths by mode at the end of the measurement (afsteer_probe_paths). */
+  paths: { fast: number; demand: number; idle: number };
   scrapeMedianMs: number;
   scrapeP95Ms: number;
   load: [number, number];
@@ -217,10 +232,10 @@ export async function runScale(opts: ScaleOptions): Promise<ScaleRow> {
     inNetns(t.midPath, () => attachEchoReflector(midPin, 6181, [midLinkA]));
 
     const cfg = { ...SCALE_DAEMON_CONFIG, ...opts.daemonConfig };
-    // BENCH_SCALE_PROFILE=DIR: node A's afsteerd from source under node --cpu-prof (the profile is written when it stops).
+    // BENCH_SCALE_PROFILE=DIR: node A's afsteerd from source, profiled over the measurement (test/bench/afsteerd-dev.ts).
     const profileDir = process.env.BENCH_SCALE_PROFILE;
     const command = profileDir
-      ? [process.execPath, '--cpu-prof', `--cpu-prof-dir=${profileDir}`, await bundle('test/bench/afsteerd-dev.ts', 'cjs')]
+      ? ['env', `AFSTEERD_DEV_PROFILE_DIR=${profileDir}`, process.execPath, await bundle('test/bench/afsteerd-dev.ts', 'cjs')]
       : undefined;
     da = await t.startDaemon(t.a, cfg, t.keyFile, command);
     await t.startDaemon(t.b, cfg);
@@ -237,9 +252,10 @@ export async function runScale(opts: ScaleOptions): Promise<ScaleRow> {
         last: Math.min(n, (p + 1) * PER_PROCESS),
         activeEvery: ACTIVE_EVERY,
         daemon: { node: 'node-a', ipv4: addrA.ipv4, ipv6: addrA.ipv6, port: 6170 },
+        // Every local pod's CNF id is its container id here (no Kubernetes arguments): ctr-aK.
         localPods: local.map((l) => l.id),
         announceMs: PEER_TIMEOUT_MS / 4,
-        probeActiveMs: opts.peerProbeActiveMs ?? 20,
+        probeActiveMs: opts.peerProbeActiveMs ?? ((opts.pairTraffic ?? true) ? 250 : 20),
         probeIdleMs: 1000,
         negotiateMs: 1000,
         userReflector: false,
@@ -267,7 +283,6 @@ export async function runScale(opts: ScaleOptions): Promise<ScaleRow> {
         }
       });
     }
-    // Every local pod's CNF id is its container id here (no Kubernetes arguments): ctr-aK.
     const mfile = join(t.dir, 'metrics.txt');
     const active = Math.ceil(n / ACTIVE_EVERY);
     const state = async () => {
@@ -289,11 +304,22 @@ export async function runScale(opts: ScaleOptions): Promise<ScaleRow> {
         `${err.message} (last seen: ${seen.peers} peers, ${seen.pairs} pairs; dropped: ${drops.map((x) => `${x[1]} ${x[2]}`).join(', ')}; generators: ${JSON.stringify(last)})`,
       );
     });
+    if (opts.pairTraffic ?? true) {
+      for (let i = 1; i <= n; i++) {
+        if (!simIsActive(i, ACTIVE_EVERY)) continue;
+        const k = simPairIndex(i, ACTIVE_EVERY);
+        const to = simPodAddressOf(i, 2)[k % 2 ? 'ipv6' : 'ipv4'];
+        t.children.spawn('nsenter', [`--net=${local[k % LOCAL_PODS]!.nsPath}`, 'ping', '-q', '-i', '0.2', '-W', '1', to], {
+          stdio: 'ignore',
+        });
+      }
+    }
     await sleep(warmupMs);
 
     // The measurement: A's counters before and after, CPU of A, of the generators and of the machine.
     const pid = da.child.pid!;
     const genPids = gens.map((g) => g.pid!);
+    if (profileDir) process.kill(pid, 'SIGUSR2');
     const load0 = loadAvg();
     const m0 = (await scrape(t, mfile)).text;
     const c0 = cpuSplit(pid);
@@ -330,6 +356,11 @@ export async function runScale(opts: ScaleOptions): Promise<ScaleRow> {
       outBps: delta('afsteer_control_bytes_total', { direction: 'sent' }),
       probesOut: delta('afsteer_probe_packets_total', { direction: 'sent' }),
       probesIn: delta('afsteer_probe_packets_total', { direction: 'received' }),
+      paths: {
+        fast: metricSum(m1, 'afsteer_probe_paths', { mode: 'fast' }),
+        demand: metricSum(m1, 'afsteer_probe_paths', { mode: 'demand' }),
+        idle: metricSum(m1, 'afsteer_probe_paths', { mode: 'idle' }),
+      },
       scrapeMedianMs: quantile(scrapes, 0.5),
       scrapeP95Ms: quantile(scrapes, 0.95),
       load: [load0, load1],

@@ -36,7 +36,7 @@ function line(r: ScaleRow): string {
   return (
     `  ${String(r.peers).padStart(5)} peers (${r.known} known, ${r.pairs} pairs): daemon ${f1(r.cpu)}% of a core (user ${f1(r.cpuUser)}, system ${f1(r.cpuSystem)}), RSS ${r.rss.toFixed(0)} MB; ` +
     `load generator ${f1(r.genCpu)}% (${r.processes} processes), machine ${f1(r.machineBusy)}% busy of 2 cores, load ${r.load[0].toFixed(2)}→${r.load[1].toFixed(2)}; ` +
-    `control in ${kib(r.inBps)} KiB/s, out ${kib(r.outBps)} KiB/s; probes out ${r.probesOut.toFixed(0)}/s, returns in ${r.probesIn.toFixed(0)}/s; ` +
+    `control in ${kib(r.inBps)} KiB/s, out ${kib(r.outBps)} KiB/s; probes out ${r.probesOut.toFixed(0)}/s, returns in ${r.probesIn.toFixed(0)}/s (paths: ${r.paths.demand} demand, ${r.paths.fast} fast, ${r.paths.idle} idle); ` +
     `/metrics median ${f1(r.scrapeMedianMs)} ms, p95 ${f1(r.scrapeP95Ms)} ms${fov}`
   );
 }

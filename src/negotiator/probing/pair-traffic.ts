@@ -1,7 +1,9 @@
 /**
  * What the data plane saw of a peer's pairs, per wire family, for demand-style probing
  * (traffic-proof.ts): the latest packet sent and received over each family among the pairs,
- * read from the pair-seen map (src/bpf/pair-seen.ts) and brought onto the daemon's clock.
+ * read from the pair-seen map (src/bpf/pair-seen.ts) and brought onto the daemon's clock. Asked
+ * for every peer with pairs on every probe tick, so each pair's counter index is looked up in the
+ * steering index at most once a second.
  */
 import type { SteeringWriter } from '../../bpf/steering-writer';
 import type { PairState } from '../pairs/pair';
@@ -15,31 +17,43 @@ export interface PairSeenReader {
   nowMs(): number;
 }
 
-/**
- * The latest send and arrival over each wire family among pairs, at daemon time now; undefined
- * when one of them is protected (protected pairs are always probed fast: their suspicion feeds on
- * lost probes). A time from before a pair existed is an earlier pair's (its counter index reused)
- * and is ignored.
- */
-export function pairTraffic(
-  pairs: [string, PairState][],
-  writer: Pick<SteeringWriter, 'getPair'>,
-  seen: PairSeenReader,
-  now: number,
-): { 4: PathTraffic; 6: PathTraffic } | undefined {
-  const out: { 4: PathTraffic; 6: PathTraffic } = { 4: {}, 6: {} };
-  const offset = now - seen.nowMs();
-  for (const [, p] of pairs) {
-    if (p.protection && p.protection.mode !== 'off') return undefined;
-    const ix = writer.getPair(p.ifindex, p.remote.ipv6)?.pair;
-    if (ix === undefined) continue;
-    for (const f of [4, 6] as const) {
-      const t = out[f];
-      const sent = seen.at(ix, false, f);
-      const received = seen.at(ix, true, f);
-      if (sent > 0 && sent + offset >= p.createdAt) t.sentAt = Math.max(t.sentAt ?? -Infinity, sent + offset);
-      if (received > 0 && received + offset >= p.createdAt) t.receivedAt = Math.max(t.receivedAt ?? -Infinity, received + offset);
+/** How long a pair's counter index is taken from the cache before it is looked up again (another writer may have re-made the pair). */
+const INDEX_TTL_MS = 1000;
+
+/** Reads the pairs' traffic from the pair-seen map. */
+export class PairTraffic {
+  private readonly index = new WeakMap<PairState, { ix: number | undefined; at: number }>();
+
+  constructor(
+    private readonly writer: Pick<SteeringWriter, 'getPair'>,
+    private readonly seen: PairSeenReader,
+  ) {}
+
+  /**
+   * The latest send and arrival over each wire family among pairs, at daemon time now; undefined
+   * when one of them is protected (protected pairs are always probed fast: their suspicion feeds on
+   * lost probes). A time from before a pair existed is an earlier pair's (its counter index reused)
+   * and is ignored.
+   */
+  of(pairs: Iterable<PairState>, now: number): { 4: PathTraffic; 6: PathTraffic } | undefined {
+    const out: { 4: PathTraffic; 6: PathTraffic } = { 4: {}, 6: {} };
+    const offset = now - this.seen.nowMs();
+    for (const p of pairs) {
+      if (p.protection && p.protection.mode !== 'off') return undefined;
+      let c = this.index.get(p);
+      if (!c || now - c.at > INDEX_TTL_MS) {
+        c = { ix: this.writer.getPair(p.ifindex, p.remote.ipv6)?.pair, at: now };
+        this.index.set(p, c);
+      }
+      if (c.ix === undefined) continue;
+      for (const f of [4, 6] as const) {
+        const t = out[f];
+        const sent = this.seen.at(c.ix, false, f) + offset;
+        const received = this.seen.at(c.ix, true, f) + offset;
+        if (sent > offset && sent >= p.createdAt) t.sentAt = Math.max(t.sentAt ?? -Infinity, sent);
+        if (received > offset && received >= p.createdAt) t.receivedAt = Math.max(t.receivedAt ?? -Infinity, received);
+      }
     }
+    return out;
   }
-  return out;
 }
