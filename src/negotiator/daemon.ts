@@ -120,6 +120,7 @@ function assemble(deps: DaemonDeps, epoch: bigint, echoRunning: () => boolean): 
     tickMs,
     sender,
     counters,
+    sendClock: () => clock.now(),
     ...(traffic && cfg.probe.demandIntervalMs > 0
       ? {
           demand: {

@@ -76,6 +76,8 @@ export interface ScaleOptions {
    * IPv4 for half the pairs and IPv6 for the other half — answered traffic, as a pair carries.
    */
   pairTraffic?: boolean;
+  /** Run after the warm-up, before the measurement, with the topology and node A's daemon (a test's checks under the load). */
+  during?: (ctx: { t: TwoNodes; da: SimDaemon }) => Promise<void>;
 }
 
 /** Figures of the failover trials. */
@@ -315,6 +317,7 @@ export async function runScale(opts: ScaleOptions): Promise<ScaleRow> {
       }
     }
     await sleep(warmupMs);
+    if (opts.during) await opts.during({ t, da });
 
     // The measurement: A's counters before and after, CPU of A, of the generators and of the machine.
     const pid = da.child.pid!;

@@ -88,11 +88,11 @@ export function probeSent(p: PathState, now: number, active: boolean, prm: Probe
   return probeSentEvery(p, now, active ? prm.activeIntervalMs : prm.idleIntervalMs);
 }
 
-/** Records a probe sent now; returns its id. The next one is due intervalMs later. */
-export function probeSentEvery(p: PathState, now: number, intervalMs: number): number {
+/** Records a probe sent at sentAt (default now: the tick's time, which keeps the cadence); returns its id. The next one is due intervalMs later. */
+export function probeSentEvery(p: PathState, now: number, intervalMs: number, sentAt = now): number {
   const id = p.nextId;
   p.nextId = (p.nextId % 0xffffffff) + 1;
-  p.inFlight.set(id, now);
+  p.inFlight.set(id, sentAt);
   p.sent++;
   // Keep the cadence when the caller's tick was a little late; restart it after a long gap.
   p.nextSendAt = (now - p.nextSendAt < intervalMs ? p.nextSendAt : now) + intervalMs;

@@ -53,7 +53,16 @@ export interface ProberDeps {
    * Absent: peers with pairs are always probed fast.
    */
   demand?: { prm: DemandParams; trafficOf: (peer: Peer, now: number) => { 4?: PathTraffic; 6?: PathTraffic } | undefined };
+  /**
+   * The clock read when a probe is handed to the sender (default: the tick's time). The sender
+   * is flushed every FLUSH_EVERY probes, so a probe's send time is within a few µs of when it
+   * leaves, not the start of a tick that visits a thousand peers.
+   */
+  sendClock?: () => number;
 }
+
+/** Probes queued before the sender is flushed within a tick. */
+export const FLUSH_EVERY = 32;
 
 /** The prober of one daemon. */
 export class Prober {
@@ -70,9 +79,11 @@ export class Prober {
   private readonly counters: DaemonCounters;
   private readonly onProbeLost: (peer: Peer) => void;
   private readonly demand: ProberDeps['demand'];
+  private readonly sendClock: (() => number) | undefined;
 
   constructor(deps: ProberDeps) {
     this.demand = deps.demand;
+    this.sendClock = deps.sendClock;
     this.prm = deps.prm;
     this.tickMs = deps.tickMs;
     this.sender = deps.sender;
@@ -87,6 +98,7 @@ export class Prober {
     this.skippedExpiry = !expire;
     if (stalled && !expire) count(this.counters.events, 'event-loop-stall');
     const changed: Peer[] = [];
+    let queued = 0;
     const scan = this.ticks++ % SCAN_EVERY === 0;
     if (scan) this.fast.clear();
     for (const peer of scan ? peers : this.fast) {
@@ -127,7 +139,8 @@ export class Prober {
           interval = d.intervalMs;
         }
         if (probeDue(path, now)) {
-          const id = probeSentEvery(path, now, interval);
+          if (++queued % FLUSH_EVERY === 0) this.sender.flush();
+          const id = probeSentEvery(path, now, interval, this.sendClock?.() ?? now);
           if (path.demand) demandProbeSent(path.demand);
           const probe: Probe = { family: f, active, id, t1: BigInt(Math.round(now * 1000)), nonce: path.nonce };
           // A peer with a reflector gets echoes (looped back by its kernel); an older one MACed probes its afsteerd answers.
@@ -138,6 +151,7 @@ export class Prober {
       if (blackholed) changed.push(peer);
       if (lost) this.onProbeLost(peer);
     }
+    if (queued) this.sender.flush();
     return changed;
   }
 

@@ -46,6 +46,8 @@ export interface DatagramTransport {
   readonly sendErrors: { 4: number; 6: number };
   /** Takes in what is waiting, for a transport that is polled (batched-udp.ts) rather than called back; the daemon polls at each probe tick. */
   poll?(): void;
+  /** Sends what is queued now, for a transport that batches (batched-udp.ts; it also flushes at the end of each turn). */
+  flush?(): void;
 }
 
 /** Both UDP sockets of a node, on one port. */

@@ -61,6 +61,26 @@ describe('batched UDP transport', () => {
     expect(ago.late).toBeGreaterThanOrEqual(0);
   });
 
+  it('a burst handled slowly: each datagram’s age counts the time spent on the ones before it (arrival times stay together)', async () => {
+    const a = await transport(16172);
+    const b = new BatchedUdpTransport(16183);
+    open.push(b);
+    const arrivals: number[] = [];
+    await b.start({ ipv4: '127.0.0.1' }, undefined, (_b, _src, agoMs) => {
+      arrivals.push(performance.now() - (agoMs ?? 0));
+      const until = performance.now() + 2;
+      while (performance.now() < until) {
+        // the daemon busy with the datagram before the next
+      }
+    });
+    for (let i = 0; i < 20; i++) a.t.send(4, '127.0.0.1', 16183, Buffer.from(`burst ${i}`));
+    await sleep(20);
+    b.poll();
+    expect(arrivals).toHaveLength(20);
+    // 20 datagrams × 2 ms of handling: without the correction the last would look 38 ms later than the first.
+    expect(Math.max(...arrivals) - Math.min(...arrivals)).toBeLessThan(5);
+  });
+
   it('an oversized datagram is handed over longer than any frame (the receive path drops it); a refused send is counted', async () => {
     const b = await transport(16182);
     const s = createSocket('udp4');
