@@ -83,7 +83,9 @@ class Batch {
     this.ab = ffi.view(this.ptr, size);
     this.dv = new DataView(this.ab);
     this.u8 = new Uint8Array(this.ab);
-    this.u8.fill(0);
+    // Headers, vectors, names and control space zeroed; the datagram slots are written before use
+    // (left untouched, their pages are not resident until a burst needs them).
+    this.u8.fill(0, 0, this.data);
     const base = ffi.address(this.ptr);
     for (let i = 0; i < slots; i++) {
       const h = i * MMSG;
@@ -150,7 +152,7 @@ export class BatchSocket {
    * receive timestamps and buffers of bufferBytes (forced past the sysctl limits where allowed).
    * Throws an errno error (its code, e.g. EADDRNOTAVAIL, says why).
    */
-  static open(family: 4 | 6, address: Uint8Array, port: number, bufferBytes = 4 << 20, txSlots = 1024, rxSlots = 256): BatchSocket {
+  static open(family: 4 | 6, address: Uint8Array, port: number, bufferBytes = 4 << 20, txSlots = 512, rxSlots = 256): BatchSocket {
     const c = libc();
     const fd = c.socket(family === 4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) throw errnoError('socket', ffi.errno());

@@ -76,6 +76,8 @@ export interface ScaleOptions {
    * IPv4 for half the pairs and IPv6 for the other half — answered traffic, as a pair carries.
    */
   pairTraffic?: boolean;
+  /** Every activeEvery-th peer holds an active pair with A (default 10; 0: none). */
+  activeEvery?: number;
   /** Run after the warm-up, before the measurement, with the topology and node A's daemon (a test's checks under the load). */
   during?: (ctx: { t: TwoNodes; da: SimDaemon }) => Promise<void>;
 }
@@ -205,6 +207,7 @@ async function scrape(t: TwoNodes, file: string): Promise<{ ms: number; text: st
 /** One real afsteerd (node A) against opts.peers simulated peers, 10% of them with active pairs. */
 export async function runScale(opts: ScaleOptions): Promise<ScaleRow> {
   const n = opts.peers;
+  const activeEvery = opts.activeEvery ?? ACTIVE_EVERY;
   const measureS = opts.measureS ?? Number(process.env.BENCH_SCALE_S ?? 15);
   const warmupMs = opts.warmupMs ?? 8000;
   const t = new TwoNodes();
@@ -221,7 +224,7 @@ export async function runScale(opts: ScaleOptions): Promise<ScaleRow> {
     for (let i = 1; i <= n; i++) {
       const a = simAddressOf(i);
       batch.push(`addr add ${a.ipv4}/32 dev lo`, `addr add ${a.ipv6}/128 dev lo nodad`);
-      if (simIsActive(i, ACTIVE_EVERY)) {
+      if (simIsActive(i, activeEvery)) {
         const p = simPodAddressOf(i, 2);
         batch.push(`addr add ${p.ipv4}/32 dev lo`, `addr add ${p.ipv6}/128 dev lo nodad`);
       }
@@ -252,7 +255,7 @@ export async function runScale(opts: ScaleOptions): Promise<ScaleRow> {
         keyFile: t.keyFile,
         first: p * PER_PROCESS + 1,
         last: Math.min(n, (p + 1) * PER_PROCESS),
-        activeEvery: ACTIVE_EVERY,
+        activeEvery,
         daemon: { node: 'node-a', ipv4: addrA.ipv4, ipv6: addrA.ipv6, port: 6170 },
         // Every local pod's CNF id is its container id here (no Kubernetes arguments): ctr-aK.
         localPods: local.map((l) => l.id),
@@ -286,7 +289,7 @@ export async function runScale(opts: ScaleOptions): Promise<ScaleRow> {
       });
     }
     const mfile = join(t.dir, 'metrics.txt');
-    const active = Math.ceil(n / ACTIVE_EVERY);
+    const active = activeEvery ? Math.ceil(n / activeEvery) : 0;
     const state = async () => {
       const m = (await scrape(t, mfile)).text;
       return { peers: metricSum(m, 'afsteer_peers'), pairs: metricSum(m, 'afsteer_pairs') };
@@ -308,8 +311,8 @@ export async function runScale(opts: ScaleOptions): Promise<ScaleRow> {
     });
     if (opts.pairTraffic ?? true) {
       for (let i = 1; i <= n; i++) {
-        if (!simIsActive(i, ACTIVE_EVERY)) continue;
-        const k = simPairIndex(i, ACTIVE_EVERY);
+        if (!simIsActive(i, activeEvery)) continue;
+        const k = simPairIndex(i, activeEvery);
         const to = simPodAddressOf(i, 2)[k % 2 ? 'ipv6' : 'ipv4'];
         t.children.spawn('nsenter', [`--net=${local[k % LOCAL_PODS]!.nsPath}`, 'ping', '-q', '-i', '0.2', '-W', '1', to], {
           stdio: 'ignore',

@@ -23,6 +23,8 @@ const INDEX_TTL_MS = 1000;
 /** Reads the pairs' traffic from the pair-seen map. */
 export class PairTraffic {
   private readonly index = new WeakMap<PairState, { ix: number | undefined; at: number }>();
+  /** The answer object, reused (asked for once per peer and tick; read at once, never kept). */
+  private readonly out: { 4: PathTraffic; 6: PathTraffic } = { 4: {}, 6: {} };
 
   constructor(
     private readonly writer: Pick<SteeringWriter, 'getPair'>,
@@ -33,10 +35,11 @@ export class PairTraffic {
    * The latest send and arrival over each wire family among pairs, at daemon time now; undefined
    * when one of them is protected (protected pairs are always probed fast: their suspicion feeds on
    * lost probes). A time from before a pair existed is an earlier pair's (its counter index reused)
-   * and is ignored.
+   * and is ignored. The object returned is reused by the next call.
    */
   of(pairs: Iterable<PairState>, now: number): { 4: PathTraffic; 6: PathTraffic } | undefined {
-    const out: { 4: PathTraffic; 6: PathTraffic } = { 4: {}, 6: {} };
+    const out = this.out;
+    out[4].sentAt = out[4].receivedAt = out[6].sentAt = out[6].receivedAt = undefined;
     const offset = now - this.seen.nowMs();
     for (const p of pairs) {
       if (p.protection && p.protection.mode !== 'off') return undefined;

@@ -179,6 +179,7 @@ export function blackholeThreshold(p: PathState, prm: ProbeParams): number {
 /** Expires probes older than the timeout as losses; returns true when the path just became a blackhole. */
 export function expireProbes(p: PathState, now: number, prm: ProbeParams): boolean {
   // The oldest probe in flight comes first (ids go in in send order); none old enough: nothing to do.
+  if (p.inFlight.size === 0) return false;
   const oldest = p.inFlight.values().next();
   if (oldest.done || now - oldest.value < prm.minTimeoutMs) return false;
   const timeout = probeTimeout(p, prm, now);

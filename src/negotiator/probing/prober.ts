@@ -17,6 +17,7 @@ import { encodeProbe, type Probe } from '../protocol/probe';
 import type { Sender } from '../transport/sender';
 import {
   expireProbes,
+  type PathState,
   type ProbeParams,
   pathMetrics,
   probeDue,
@@ -104,6 +105,8 @@ export class Prober {
     for (const peer of scan ? peers : this.fast) {
       const active = isActive(peer);
       if (scan && active) this.fast.add(peer);
+      // An idle peer with nothing in flight and no probe due: nothing to do (most of a scan at cluster size).
+      if (!active && restsUntilLater(peer.paths[4], now) && restsUntilLater(peer.paths[6], now)) continue;
       let blackholed = false;
       let lost = false;
       const traffic = active && this.demand ? this.demand.trafficOf(peer, now) : undefined;
@@ -187,6 +190,11 @@ export class Prober {
     }
     return out;
   }
+}
+
+/** True when a path (or its absence) needs no visit now: no probe in flight and none due. */
+function restsUntilLater(path: PathState | undefined, now: number): boolean {
+  return !path || (path.inFlight.size === 0 && path.nextSendAt > now);
 }
 
 /**

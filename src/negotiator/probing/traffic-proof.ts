@@ -104,15 +104,38 @@ export interface DemandDecision {
   probeNow: boolean;
 }
 
-/** Decides how a path toward a peer with pairs is probed from now (updates s, including its mode). */
+/** Decides how a path toward a peer with pairs is probed from now (updates s, including its mode). The decision is shared: read, never kept or changed. */
 export function demandStep(s: DemandState, signs: PathSigns, now: number, prm: DemandParams): DemandDecision {
-  const d = decide(s, signs, now, prm);
+  const d = decide(s, signs, now, prm, decisionsFor(prm));
   s.mode = d.mode;
   return d;
 }
 
-function decide(s: DemandState, signs: PathSigns, now: number, prm: DemandParams): DemandDecision {
-  const fast: DemandDecision = { mode: 'fast', intervalMs: prm.activeIntervalMs, probeNow: false };
+/** The four decisions there are for one set of parameters (made once: the prober asks for one per path and tick). */
+interface Decisions {
+  fast: DemandDecision;
+  demand: DemandDecision;
+  burst: DemandDecision;
+  burstNow: DemandDecision;
+}
+const decisionCache = new WeakMap<DemandParams, Decisions>();
+function decisionsFor(prm: DemandParams): Decisions {
+  let d = decisionCache.get(prm);
+  if (!d)
+    decisionCache.set(
+      prm,
+      (d = Object.freeze({
+        fast: Object.freeze({ mode: 'fast', intervalMs: prm.activeIntervalMs, probeNow: false }),
+        demand: Object.freeze({ mode: 'demand', intervalMs: prm.demandIntervalMs, probeNow: false }),
+        burst: Object.freeze({ mode: 'fast', intervalMs: prm.burstIntervalMs, probeNow: false }),
+        burstNow: Object.freeze({ mode: 'fast', intervalMs: prm.burstIntervalMs, probeNow: true }),
+      }) as Decisions),
+    );
+  return d;
+}
+
+function decide(s: DemandState, signs: PathSigns, now: number, prm: DemandParams, d: Decisions): DemandDecision {
+  const fast = d.fast;
   if (prm.demandIntervalMs <= 0 || !signs.traffic) return fast;
   observeTraffic(s, signs.traffic, now);
   if (signs.blackhole || signs.samples < signs.minSamples) {
@@ -128,11 +151,11 @@ function decide(s: DemandState, signs: PathSigns, now: number, prm: DemandParams
       s.burst = prm.burstProbes;
       if (unanswered) s.triggers.unanswered++;
       else s.triggers.lost++;
-      return { mode: 'fast', intervalMs: prm.burstIntervalMs, probeNow: true };
+      return d.burstNow;
     }
   }
-  if (now < s.fastUntil) return s.burst > 0 ? { mode: 'fast', intervalMs: prm.burstIntervalMs, probeNow: false } : fast;
-  return { mode: 'demand', intervalMs: prm.demandIntervalMs, probeNow: false };
+  if (now < s.fastUntil) return s.burst > 0 ? d.burst : fast;
+  return d.demand;
 }
 
 /** A probe of the path went out (one less of the burst to go). */
