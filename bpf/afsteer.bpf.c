@@ -99,6 +99,15 @@ struct {
 } afsteer_pair_counters SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, AFSTEER_MAX_PAIRS);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct afsteer_pair_seen);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} afsteer_pair_seen SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, AFSTEER_STAT_MAX);
 	__type(key, __u32);
@@ -405,6 +414,22 @@ static __always_inline struct afsteer_pair_counters *pair_counters(const struct 
 	__u32 idx = r->pair;
 
 	return bpf_map_lookup_elem(&afsteer_pair_counters, &idx);
+}
+
+/* Notes that pair's packet left (received = 0) or arrived (1) over wire family wire (AFSTEER_FAMILY_IPV4/IPV6) now. */
+static __always_inline void pair_seen(__u32 pair, int received, __u8 wire)
+{
+	struct afsteer_pair_seen *s;
+	__u32 idx = pair;
+	__u64 now, *at;
+
+	s = bpf_map_lookup_elem(&afsteer_pair_seen, &idx);
+	if (!s)
+		return;
+	at = received ? &s->received_ns[wire & 1] : &s->sent_ns[wire & 1];
+	now = bpf_ktime_get_ns();
+	if (now - *(volatile __u64 *)at >= AFSTEER_SEEN_GRAIN_NS)
+		*(volatile __u64 *)at = now;
 }
 
 /* Protected pairs, sending side. */
@@ -722,6 +747,7 @@ static __always_inline int from_pod(struct __sk_buff *skb)
 		PAIR_ADD(pc, encap_packets[fam], 1);
 		PAIR_ADD(pc, encap_bytes[fam], len);
 	}
+	pair_seen(route->pair, 0, fam ^ 1);
 	return TC_ACT_OK;
 
 native:
@@ -729,6 +755,7 @@ native:
 		PAIR_ADD(pc, native_packets[fam], 1);
 		PAIR_ADD(pc, native_bytes[fam], len);
 	}
+	pair_seen(route->pair, 0, fam);
 	return TC_ACT_OK;
 }
 
@@ -898,6 +925,14 @@ fail:
 	return PASS;
 }
 
+/* A verdict of strip_outer, after noting that the pair's packet arrived over wire when it was decapsulated. */
+static __always_inline int seen_if_decapped(int v, __u32 pair, __u8 wire)
+{
+	if (v == DECAPPED && pair != AFSTEER_NO_PAIR)
+		pair_seen(pair, 1, wire);
+	return v;
+}
+
 /*
  * A protected pair's IPv6 copy of an IPv6 packet (outer next header 41, marked flow label; the
  * caller checked the outer destination is this pod): the inner destination must be this pod and
@@ -935,7 +970,7 @@ static __always_inline int decap_6in6(struct __sk_buff *skb, struct afsteer_endp
 	}
 	if (!dedup_admit(pair, mark))
 		return DUPLICATE;
-	return strip_outer(skb, sizeof(struct ipv6hdr), BPF_F_ADJ_ROOM_DECAP_L3_IPV6, ETH_P_IPV6, AFSTEER_FAMILY_IPV6, pc);
+	return seen_if_decapped(strip_outer(skb, sizeof(struct ipv6hdr), BPF_F_ADJ_ROOM_DECAP_L3_IPV6, ETH_P_IPV6, AFSTEER_FAMILY_IPV6, pc), pair, AFSTEER_FAMILY_IPV6);
 }
 
 /*
@@ -988,7 +1023,7 @@ static __always_inline int decap_4in4(struct __sk_buff *skb, struct afsteer_endp
 	}
 	if (!dedup_admit(pair, mark))
 		return DUPLICATE;
-	return strip_outer(skb, hlen, BPF_F_ADJ_ROOM_DECAP_L3_IPV4, ETH_P_IP, AFSTEER_FAMILY_IPV4, pc);
+	return seen_if_decapped(strip_outer(skb, hlen, BPF_F_ADJ_ROOM_DECAP_L3_IPV4, ETH_P_IP, AFSTEER_FAMILY_IPV4, pc), pair, AFSTEER_FAMILY_IPV4);
 }
 
 /* Outer IPv6 (next header 4) to this pod: check and strip it. */
@@ -1045,7 +1080,7 @@ static __always_inline int decap_from_ipv6(struct __sk_buff *skb, struct afsteer
 	}
 	if (!dedup_admit(pair, mark))
 		return DUPLICATE;
-	return strip_outer(skb, sizeof(struct ipv6hdr), BPF_F_ADJ_ROOM_DECAP_L3_IPV4, ETH_P_IP, AFSTEER_FAMILY_IPV4, pc);
+	return seen_if_decapped(strip_outer(skb, sizeof(struct ipv6hdr), BPF_F_ADJ_ROOM_DECAP_L3_IPV4, ETH_P_IP, AFSTEER_FAMILY_IPV4, pc), pair, AFSTEER_FAMILY_IPV6);
 }
 
 /* Outer IPv4 (protocol 41) to this pod: check and strip it. */
@@ -1101,7 +1136,7 @@ static __always_inline int decap_from_ipv4(struct __sk_buff *skb, struct afsteer
 	}
 	if (!dedup_admit(pair, mark))
 		return DUPLICATE;
-	return strip_outer(skb, hlen, BPF_F_ADJ_ROOM_DECAP_L3_IPV6, ETH_P_IPV6, AFSTEER_FAMILY_IPV6, pc);
+	return seen_if_decapped(strip_outer(skb, hlen, BPF_F_ADJ_ROOM_DECAP_L3_IPV6, ETH_P_IPV6, AFSTEER_FAMILY_IPV6, pc), pair, AFSTEER_FAMILY_IPV4);
 }
 
 /* Family of the frame now in skb, for the delivered-traffic counters. */
@@ -1118,6 +1153,43 @@ static __always_inline __u8 frame_family(struct __sk_buff *skb)
 	if (eth->h_proto == bpf_htons(ETH_P_IPV6))
 		return AFSTEER_FAMILY_IPV6;
 	return AFSTEER_FAMILY_OTHER;
+}
+
+/*
+ * A packet for the pod that was not a tunnel packet: when it comes from the remote pod of one of
+ * the pod's pairs (a route keyed by its source address), note that the pair's packet arrived over
+ * its own family. A pod without routes, or a source not in its route bloom, costs one read and one
+ * test; nothing is written to the packet.
+ */
+static __always_inline void note_native_arrival(struct __sk_buff *skb, const struct afsteer_endpoint *ep, __u32 ifindex, __u8 fam)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct afsteer_route_key rkey = { .ifindex = ifindex };
+	struct afsteer_route *route;
+
+	if (!ep->route_bloom)
+		return;
+	if (fam == AFSTEER_FAMILY_IPV4) {
+		struct iphdr *ip = data + ETH_HLEN;
+
+		if ((void *)(ip + 1) > data_end || !(ep->route_bloom & bloom4(ip->saddr)))
+			return;
+		rkey.family = 4;
+		*(__be32 *)rkey.addr = ip->saddr;
+	} else if (fam == AFSTEER_FAMILY_IPV6) {
+		struct ipv6hdr *ip6 = data + ETH_HLEN;
+
+		if ((void *)(ip6 + 1) > data_end || !(ep->route_bloom & bloom6(ip6->saddr.in6_u.u6_addr8)))
+			return;
+		rkey.family = 6;
+		copy6(rkey.addr, ip6->saddr.in6_u.u6_addr8);
+	} else {
+		return;
+	}
+	route = bpf_map_lookup_elem(&afsteer_routes, &rkey);
+	if (route)
+		pair_seen(route->pair, 1, fam);
 }
 
 /* The to-pod program's logic. */
@@ -1139,6 +1211,8 @@ static __always_inline int to_pod(struct __sk_buff *skb)
 		return TC_ACT_SHOT;
 	if (v == DECAPPED)
 		fam = frame_family(skb);
+	else
+		note_native_arrival(skb, ep, ifindex, fam);
 	count_endpoint(ep, fam, AFSTEER_DIR_TO_POD, skb->len);
 	return TC_ACT_OK;
 }

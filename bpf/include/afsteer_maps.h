@@ -171,6 +171,18 @@ struct afsteer_route {
 	__u8 remote_ipv6[16];
 };
 
+/* Value of afsteer_pair_seen (array indexed like afsteer_pair_counters; BPF_F_MMAPABLE, so
+ * afsteerd reads it in place without a system call): when the pair's last packet left this node
+ * and when the last one of the remote pod arrived, over each wire family — [0] over IPv4, [1] over
+ * IPv6 — in bpf_ktime_get_ns() (CLOCK_MONOTONIC; 0: never). Demand-style probing (RFC 5880 §6.6):
+ * traffic answered over a family proves that path, so afsteerd need not probe it fast. Each field
+ * is written at most once per AFSTEER_SEEN_GRAIN_NS, so a busy pair does not keep a cache line hot. */
+struct afsteer_pair_seen {
+	__u64 sent_ns[2];
+	__u64 received_ns[2];
+};
+#define AFSTEER_SEEN_GRAIN_NS 1000000ULL
+
 /* Value of afsteer_pair_counters (array, shared by CPUs, atomic adds);
  * [0] = IPv4 application packets, [1] = IPv6. */
 struct afsteer_pair_counters {

@@ -120,6 +120,16 @@ export const PairCountersLayout = {
   },
 } as const satisfies StructLayout;
 
+/** struct afsteer_pair_seen: last packet sent and received per wire family ([0] over IPv4, [1] over IPv6), bpf_ktime_get_ns (0: never) */
+export const PairSeenLayout = {
+  name: 'afsteer_pair_seen',
+  size: 32,
+  fields: {
+    sent_ns: { offset: 0, size: 16 },
+    received_ns: { offset: 16, size: 16 },
+  },
+} as const satisfies StructLayout;
+
 /** struct afsteer_remote_bloom (AFSTEER_REMOTE_BLOOM_WORDS = 16) */
 export const RemoteBloomLayout = {
   name: 'afsteer_remote_bloom',
@@ -182,6 +192,7 @@ export const ALL_LAYOUTS: readonly StructLayout[] = [
   RouteKeyLayout,
   RouteLayout,
   PairCountersLayout,
+  PairSeenLayout,
   RemoteBloomLayout,
   DemandLayout,
   ProtectLayout,
@@ -197,6 +208,8 @@ export const MAPS = {
   remotes: { name: 'afsteer_remotes', keySize: AddrKeyLayout.size, valueSize: RemoteLayout.size, maxEntries: 65536 * 2 },
   routes: { name: 'afsteer_routes', keySize: RouteKeyLayout.size, valueSize: RouteLayout.size, maxEntries: 65536 * 2 },
   pairCounters: { name: 'afsteer_pair_counters', keySize: 4, valueSize: PairCountersLayout.size, maxEntries: 65536 },
+  /** BPF_F_MMAPABLE: read in place (src/bpf/pair-seen.ts). */
+  pairSeen: { name: 'afsteer_pair_seen', keySize: 4, valueSize: PairSeenLayout.size, maxEntries: 65536 },
   stats: { name: 'afsteer_stats', keySize: 4, valueSize: 8, maxEntries: 8 },
   remoteBloom: { name: 'afsteer_remote_bloom', keySize: 4, valueSize: RemoteBloomLayout.size, maxEntries: 1 },
   demand: { name: 'afsteer_demand', keySize: RouteKeyLayout.size, valueSize: DemandLayout.size, maxEntries: 4096 },

@@ -1,4 +1,4 @@
-/** libc calls Node has no API for: setns(2), flock(2), mount(2) and raw netlink sockets (socket, setsockopt, send, recv), through koffi. */
+/** libc calls Node has no API for: setns(2), flock(2), mount(2), mmap(2) and raw netlink sockets (socket, setsockopt, send, recv), through koffi. */
 import { ffi } from './koffi';
 
 let fns: ReturnType<typeof bind> | undefined;
@@ -13,6 +13,7 @@ function bind() {
     send: libc.func('intptr_t send(int fd, const void *buf, size_t len, int flags)'),
     recv: libc.func('intptr_t recv(int fd, _Out_ void *buf, size_t len, int flags)'),
     close: libc.func('int close(int fd)'),
+    mmap: libc.func('void *mmap(void *addr, size_t length, int prot, int flags, int fd, int64_t offset)'),
   };
 }
 /** libc functions, bound on first use (never at module load, so the build-time preload and VERSION stay native-free). */
@@ -78,6 +79,16 @@ export function closeFd(fd: number): void {
 /** Mounts a filesystem (mount(2)); throws with errno on failure. */
 export function mount(source: string, target: string, fstype: string, data: string): void {
   if (libc().mount(source, target, fstype, 0, data) !== 0) throw errnoError(`mount ${fstype} on ${target}`, errno());
+}
+
+/** Maps length bytes of fd shared and read-only (e.g. a BPF_F_MMAPABLE map); the memory stays mapped for the process's life. Throws with errno. */
+export function mmapReadOnly(fd: number, length: number): ArrayBuffer {
+  const PROT_READ = 1;
+  const MAP_SHARED = 1;
+  const ptr = libc().mmap(null, length, PROT_READ, MAP_SHARED, fd, 0);
+  // MAP_FAILED is (void *) -1.
+  if (!ptr || ffi.address(ptr) === 0xffffffffffffffffn) throw errnoError('mmap', errno());
+  return ffi.view(ptr, length);
 }
 
 /** Tries flock(fd, op); returns false when it would block, throws on other errors. */

@@ -7,6 +7,7 @@ import { PolicySchema } from '../policy/schema';
 import { readConfiguredFile, UnsafePathError } from '../util/safe-fs';
 import { DEFAULT_POLICY_PARAMS } from './pairs/selection';
 import { DEFAULT_MIN_SAMPLES, DEFAULT_PROBE } from './probing/probe-path';
+import { DEFAULT_DEMAND } from './probing/traffic-proof';
 import { NODE_NAME } from './protocol/frame';
 
 /** Default listen address of the metrics endpoint and page (9617: next to node_exporter's 9100 range, unassigned in Prometheus's port list). */
@@ -289,6 +290,12 @@ export const DaemonConfigSchema = z
         minTimeoutMs: ms(5, 10_000, DEFAULT_PROBE.minTimeoutMs),
         /** Outcomes a path needs before a pair over it is evaluated. */
         minSamples: z._default(z.number().check(z.int(), z.gte(1), z.lte(10_000)), DEFAULT_MIN_SAMPLES),
+        /**
+         * Interval of a path toward a peer with pairs whose own traffic proves it (answered over
+         * that family, as the data plane saw it): demand-style probing; fast again at once when
+         * the traffic goes unanswered or a probe is lost. 0: peers with pairs always at activeIntervalMs.
+         */
+        demandIntervalMs: ms(0, 60_000, DEFAULT_DEMAND.demandIntervalMs),
       }),
       {},
     ),

@@ -7,6 +7,7 @@ import type { DaemonConfig } from './daemon-config';
 import type { DiscoverySource } from './discovery/announcer';
 import type { LocalReader } from './local/pods';
 import type { KernelEcho } from './probing/echo-allow';
+import type { PairSeenReader } from './probing/pair-traffic';
 import type { DatagramTransport } from './transport/udp';
 
 /** What a daemon is built from. */
@@ -35,6 +36,8 @@ export interface DaemonDeps {
   echoTransport?: DatagramTransport;
   /** More announcement targets (etcd discovery, which may start after the daemon: asked at each announcement). */
   discoverySource?: () => DiscoverySource | undefined;
+  /** The data plane's per-pair last-sent and last-received times (src/bpf/pair-seen.ts); none: no demand-style probing. */
+  pairSeen?: PairSeenReader;
   /** The kernel echo reflector, when attached: its allow-list map and its counts. */
   echoKernel?: KernelEcho;
   /**

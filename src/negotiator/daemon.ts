@@ -59,13 +59,15 @@ export class Daemon {
     const adopted = p.lifecycle.loadOrphans();
     p.protection.applyBudget();
     const mc = cfg.discovery.multicast;
-    await this.deps.transport.start(this.deps.addresses, mc ? mc : undefined, (b, src) => p.receiver.receive(b, src));
+    await this.deps.transport.start(this.deps.addresses, mc ? mc : undefined, (b, src, agoMs) => p.receiver.receive(b, src, agoMs));
     if (p.echo) {
       await p.echo.start(this.deps.addresses);
       this.echoRunning = true;
     }
     const t = cfg.timers;
     this.every(p.prober.tickMs, () => {
+      // A polled transport hands over what came in since the last tick first: replies count before probes expire.
+      this.deps.transport.poll?.();
       const changed = p.prober.tick(p.peers.values(), (peer) => p.pairs.peerHasPairs(peer.node), clock.now());
       for (const peer of changed) p.negotiation.evaluatePeer(peer);
     });

@@ -11,7 +11,7 @@ import { type DaemonCounters, newCounters } from './counters';
 import { authModeOf, type DaemonConfig } from './daemon-config';
 import type { DaemonDeps } from './daemon-deps';
 import { Discovery } from './discovery/announcer';
-import { PeerTable } from './discovery/peers';
+import { type Peer, PeerTable } from './discovery/peers';
 import { RemoteRegistry } from './discovery/remotes';
 import { LocalPods } from './local/pods';
 import { PairLifecycle } from './pairs/lifecycle';
@@ -21,7 +21,9 @@ import { PinStore } from './pairs/pins';
 import { SwitchLog } from './pairs/switch-log';
 import { EchoPeerList } from './probing/echo-allow';
 import { EchoReflector } from './probing/echo-fallback';
+import { PairTraffic } from './probing/pair-traffic';
 import { ECHO_CAPABILITY, Prober, probeTickMs } from './probing/prober';
+import { DEFAULT_DEMAND } from './probing/traffic-proof';
 import { Protection } from './protection/protector';
 import { echoPortOf } from './protocol/echo';
 import { receiveHandlers } from './transport/dispatch';
@@ -89,11 +91,30 @@ export function assemble(deps: DaemonDeps, epoch: bigint, echoRunning: () => boo
   const switches = new SwitchLog();
   const pins = new PinStore(deps.pinsDir, (err) => log.error('operator pins not loaded', { error: err.message }));
   const protection = new Protection(cfg, clock, writer, counters);
+  const tickMs = probeTickMs(cfg.probe.activeIntervalMs);
+  // Demand-style probing (probing/traffic-proof.ts) where the data plane notes each pair's traffic.
+  const traffic = deps.pairSeen && new PairTraffic(writer, deps.pairSeen);
   const prober = new Prober({
     prm: cfg.probe,
-    tickMs: probeTickMs(cfg.probe.activeIntervalMs),
+    tickMs,
     sender,
     counters,
+    sendClock: () => clock.now(),
+    ...(traffic && cfg.probe.demandIntervalMs > 0
+      ? {
+          demand: {
+            prm: {
+              demandIntervalMs: cfg.probe.demandIntervalMs,
+              activeIntervalMs: cfg.probe.activeIntervalMs,
+              burstIntervalMs: tickMs,
+              burstProbes: cfg.probe.blackholeAfter,
+              minUnansweredMs: DEFAULT_DEMAND.minUnansweredMs,
+              holdMs: DEFAULT_DEMAND.holdMs,
+            },
+            trafficOf: (peer: Peer, now: number) => traffic.of(pairs.pairsOfPeer(peer.node), now),
+          },
+        }
+      : {}),
     onProbeLost: (peer) => {
       protection.review(
         peer,

@@ -4,6 +4,7 @@ import { setFlagsFromString } from 'node:v8';
 import { EchoAllowList, echoCounts } from '../bpf/echo-maps';
 import { attachEchoReflector } from '../bpf/echo-reflector';
 import { closeFds } from '../bpf/libbpf';
+import { PairSeen } from '../bpf/pair-seen';
 import { readStats } from '../bpf/steering';
 import { SteeringWriter } from '../bpf/steering-writer';
 import { nodeLockPath } from '../defaults';
@@ -26,7 +27,9 @@ import { interfaceAddresses, resolveAddresses } from './local/control-addresses'
 import { readLocalAttachments } from './local/pods';
 import { NetworkSet } from './networks/network-set';
 import { startOps } from './ops/start-ops';
+import type { PairSeenReader } from './probing/pair-traffic';
 import { echoPortOf } from './protocol/echo';
+import { BatchedUdpTransport } from './transport/batched-udp';
 import { UdpTransport } from './transport/udp';
 
 /** How long afsteerd's start waits for the node lock (an ADD in progress holds it). */
@@ -93,6 +96,7 @@ export async function startDaemon(cfg: DaemonConfig, creds: Credentials, cniAdd?
   const kernelEcho = await attachKernelReflector(cfg.pinDir, echoPortOf(cfg.port), addresses);
   // One negotiator per network (networks/network-set.ts): just the one without `networks`.
   const daemon = new NetworkSet({
+    pairSeen: openPairSeen(cfg.pinDir),
     cfg,
     discoverySource: () => etcd,
     key,
@@ -100,7 +104,9 @@ export async function startDaemon(cfg: DaemonConfig, creds: Credentials, cniAdd?
     ...(cfg.revocations && identity ? { readRevocationsFor: () => revocationFileReader(cfg.revocations!, identity) } : {}),
     addresses,
     writer: SteeringWriter.open(cfg.pinDir),
-    transportFor: (plan) => new UdpTransport(plan.cfg.port),
+    // Batched sockets (one sendmmsg per turn, replies taken at each probe tick with kernel
+    // timestamps); Node's dgram where multicast discovery must join groups.
+    transportFor: (plan) => (plan.cfg.discovery.multicast ? new UdpTransport(plan.cfg.port) : new BatchedUdpTransport(plan.cfg.port)),
     echoTransportFor: (plan) => new UdpTransport(echoPortOf(plan.cfg.port)),
     ...(kernelEcho ? { echoKernel: { list: EchoAllowList.open(cfg.pinDir), counts: () => echoCounts(cfg.pinDir) } } : {}),
     clock: systemClock(),
@@ -148,6 +154,17 @@ export async function startDaemon(cfg: DaemonConfig, creds: Credentials, cniAdd?
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
+}
+
+/** The data plane's pair-seen map, mapped (demand-style probing); undefined, logged, when the pinned object predates it. */
+function openPairSeen(pinDir: string): PairSeenReader | undefined {
+  try {
+    const seen = PairSeen.open(pinDir);
+    return { at: (pair, received, family) => seen.at(pair, received, family), nowMs: () => PairSeen.nowMs() };
+  } catch (err) {
+    log.warn('pair-seen map not available: peers with pairs are probed fast (no demand-style probing)', { error: describeError(err) });
+    return undefined;
+  }
 }
 
 /** Puts the kernel echo reflector on the links holding the control addresses; true when attached (else the userspace one answers, logged). */

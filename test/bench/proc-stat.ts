@@ -1,4 +1,4 @@
-/** A process's CPU time and resident memory from /proc, for the benchmarks (scale-run, scale-failover, udp-floor). */
+/** A process's CPU time and resident memory from /proc, for the benchmarks (scale-run, udp-floor). */
 import { readFileSync } from 'node:fs';
 
 /** Clock ticks per second of /proc/PID/stat's times (USER_HZ, 100 on Linux). */

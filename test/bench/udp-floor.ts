@@ -43,7 +43,8 @@ export async function udpFloor(rate: number, seconds = 5): Promise<{ rate: numbe
   return { rate, cpuPct, perProbeUs: (cpu / 2 / rate) * 1e6, received: got / seconds };
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+// Run directly (node scripts/run-ts.mjs test/bench/udp-floor.ts), not when bundled into another benchmark.
+if (/udp-floor\.(ts|mjs)$/.test(process.argv[1] ?? '')) {
   for (const rate of [2000, 20000]) {
     const r = await udpFloor(rate);
     console.log(

@@ -31,14 +31,14 @@ export function writeClusterKey(dir: string): string {
 /**
  * Starts afsteerd for node from a config file (static peers: the topology's other nodes; fast
  * timers that tests can override), inside the node's namespace; its stderr log lines are collected.
- * bin: the afsteerd to run (another build's, in upgrade tests).
+ * command: what runs `afsteerd` (default dist/afsteerd; another build's in upgrade tests; a benchmark may run it under node --cpu-prof).
  */
 export async function startDaemon(
   t: SimTopology,
   node: SimNode,
   overrides: Record<string, unknown>,
   keyFile: string,
-  bin = AFSTEERD_BIN,
+  command: string[] = [AFSTEERD_BIN],
 ): Promise<SimDaemon> {
   const peers = t.nodes.filter((x) => x !== node);
   const name = String(overrides.nodeName ?? `node-${node.name}`);
@@ -64,7 +64,7 @@ export async function startDaemon(
     ...overrides,
   };
   writeFileSync(config, JSON.stringify(cfg, null, 2));
-  const child = t.children.spawn('nsenter', [`--net=${node.nsPath}`, bin, 'run', '--config', config], {
+  const child = t.children.spawn('nsenter', [`--net=${node.nsPath}`, ...command, 'run', '--config', config], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const d: SimDaemon = {

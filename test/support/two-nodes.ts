@@ -27,9 +27,9 @@ export class TwoNodes extends SimTopology {
     this.keyFile = writeClusterKey(this.dir);
   }
 
-  /** Starts afsteerd for node (see sim-daemons.ts startDaemon); bin: another build's afsteerd. */
-  startDaemon(node: SimNode, overrides: Record<string, unknown> = {}, keyFile = this.keyFile, bin?: string): Promise<SimDaemon> {
-    return startDaemon(this, node, overrides, keyFile, bin);
+  /** Starts afsteerd for node (see sim-daemons.ts startDaemon; command: what runs it, default dist/afsteerd; another build's in upgrade tests). */
+  startDaemon(node: SimNode, overrides: Record<string, unknown> = {}, keyFile = this.keyFile, command?: string[]): Promise<SimDaemon> {
+    return startDaemon(this, node, overrides, keyFile, command);
   }
 
   /** `afsteerd status --json` of a running daemon. */

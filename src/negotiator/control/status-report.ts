@@ -22,6 +22,10 @@ export interface FamilyStatus extends Partial<FamilyMetrics> {
   sent: number;
   received: number;
   lastHeardMsAgo: number | null;
+  /** How the path is probed: fast (a peer with pairs), demand (its pairs' traffic proves it: probing/traffic-proof.ts) or idle (no pairs). */
+  probing: 'fast' | 'demand' | 'idle';
+  /** Times demand probing went fast again: on traffic sent and not answered, on a lost probe. */
+  demandTriggers?: { unanswered: number; lost: number };
 }
 
 /** One peer. */
@@ -182,6 +186,8 @@ export function buildStatus(
             sent: path.sent,
             received: path.received,
             lastHeardMsAgo: p.lastHeard[f] !== undefined ? r(now - p.lastHeard[f]!) : null,
+            probing: !s.pairs.peerHasPairs(p.node) ? 'idle' : (path.demand?.mode ?? 'fast'),
+            ...(path.demand ? { demandTriggers: { ...path.demand.triggers } } : {}),
           };
           return [familyName(f), fs];
         }),

@@ -23,6 +23,7 @@ import type { LocalEndpoint } from '../local/pods';
 import { byCnf } from '../local/pods';
 import type { DaemonParts } from '../ops/daemon-view';
 import type { KernelEcho } from '../probing/echo-allow';
+import type { PairSeenReader } from '../probing/pair-traffic';
 import type { DatagramTransport } from '../transport/udp';
 import { type NetworkPlan, type NodeAddresses, networkKey, networkOf, planNetworks } from './network-plan';
 
@@ -50,6 +51,8 @@ export interface NetworkSetDeps {
   epoch?: bigint;
   /** Where operator pins persist (the stateDir); a secondary network's under networks/<name>/. */
   pinsDir?: string;
+  /** The data plane's per-pair traffic times (one map for every network's pairs); none: no demand-style probing. */
+  pairSeen?: PairSeenReader;
   /** etcd discovery: the primary network's only (its records carry the primary's addresses). */
   discoverySource?: () => DiscoverySource | undefined;
 }
@@ -77,6 +80,7 @@ export class NetworkSet {
         ...(deps.identity ? { identity: deps.identity } : {}),
         ...(deps.readRevocationsFor ? { readRevocations: deps.readRevocationsFor() } : {}),
         ...(plan.primary && deps.echoKernel ? { echoKernel: deps.echoKernel } : {}),
+        ...(deps.pairSeen ? { pairSeen: deps.pairSeen } : {}),
         addresses: plan.addresses,
         writer: deps.writer,
         transport: deps.transportFor(plan),

@@ -97,6 +97,11 @@ export class History {
     if (m.length > SWITCHES_PER_PEER) m.splice(0, m.length - SWITCHES_PER_PEER);
   }
 
+  /** A peer's switch markers kept (the newest SWITCHES_PER_PEER), oldest first. */
+  marksOf(peer: string): readonly SwitchMark[] {
+    return this.marks.get(peer) ?? [];
+  }
+
   /** Peers with history. */
   peers(): string[] {
     return [...new Set([...this.series.keys(), ...this.marks.keys()])].sort();

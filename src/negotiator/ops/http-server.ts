@@ -1,6 +1,8 @@
 /**
- * The metrics address: GET /metrics (Prometheus text), / (the live page of each peer's families),
- * /history.json (the page's data; ?since=ms for newer samples only, ?limit=N peers), /healthz.
+ * The metrics address: GET /metrics (Prometheus text), / (the live page: a summary of every peer,
+ * the worst first, and charts of the peers opened), /summary.json (the page's summary; ?q=name,
+ * ?state=, ?limit=N rows), /history.json (the charts' data; ?since=ms for newer samples only,
+ * ?peers=a,b or ?limit=N peers), /healthz.
  * Plain node:http, never killed by its input: a request-target it cannot parse is a 400, a
  * foreign Host on a loopback listener a 403 (http-guard.ts); connections are capped
  * (connection-cap.ts), and header, request and idle timeouts enforced to the second. Each refusal
@@ -15,6 +17,9 @@ import type { History } from './history';
 import { isLoopbackHost, parseRequestTarget } from './http-guard';
 import type { DaemonMetrics } from './metrics';
 import { PAGE_HTML } from './page';
+import { MAX_SUMMARY_ROWS, type PeerState, type Summary, type SummaryQuery } from './summary';
+
+const PEER_STATES: readonly PeerState[] = ['up', 'degraded', 'blackhole', 'probing', 'silent'];
 
 /** What the server serves from. */
 export interface WebSources {
@@ -25,6 +30,8 @@ export interface WebSources {
   activePeers: () => Set<string>;
   /** Where refusals are counted, by reason (http-bad-target, http-host, http-method, http-malformed, http-timeout, http-too-large, http-connection-cap). */
   refused?: Tally;
+  /** The page's summary of every peer (summary.ts), filtered and bounded. */
+  summary?: (q: SummaryQuery) => Summary;
 }
 
 /** Limits of the listener. */
@@ -108,14 +115,32 @@ export async function serveWeb(host: string, port: number, src: WebSources, limi
       case '/':
         send(200, 'text/html; charset=utf-8', PAGE_HTML.replaceAll('__NODE__', escapeHtml(src.node)));
         return;
+      case '/summary.json': {
+        if (!src.summary) {
+          send(404, 'text/plain', 'not found\n');
+          return;
+        }
+        const state = url.searchParams.get('state') ?? '';
+        const q: SummaryQuery = {
+          limit: Math.max(1, Math.min(MAX_SUMMARY_ROWS, Number(url.searchParams.get('limit') ?? DEFAULT_PEER_LIMIT) || DEFAULT_PEER_LIMIT)),
+          ...(url.searchParams.get('q') ? { q: url.searchParams.get('q')!.slice(0, 253) } : {}),
+          ...(PEER_STATES.includes(state as PeerState) ? { state: state as PeerState } : {}),
+        };
+        send(200, 'application/json', JSON.stringify(src.summary(q)));
+        return;
+      }
       case '/history.json': {
         const since = Number(url.searchParams.get('since') ?? '-Infinity');
         const limit = Math.max(1, Math.min(10_000, Number(url.searchParams.get('limit') ?? DEFAULT_PEER_LIMIT) || DEFAULT_PEER_LIMIT));
         const active = src.activePeers();
-        const peers = src.history
-          .peers()
-          .sort((a, b) => Number(active.has(b)) - Number(active.has(a)) || (a < b ? -1 : a > b ? 1 : 0))
-          .slice(0, limit);
+        // ?peers=a,b: those peers' charts (the page asks for the ones opened); else the first `limit`, those with pairs first.
+        const asked = url.searchParams.get('peers')?.split(',').filter(Boolean).slice(0, DEFAULT_PEER_LIMIT);
+        const peers = asked
+          ? src.history.peers().filter((p) => asked.includes(p))
+          : src.history
+              .peers()
+              .sort((a, b) => Number(active.has(b)) - Number(active.has(a)) || (a < b ? -1 : a > b ? 1 : 0))
+              .slice(0, limit);
         const now = src.history.latest();
         send(
           200,

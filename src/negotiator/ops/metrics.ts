@@ -212,6 +212,19 @@ export async function createMetrics(parts: DaemonParts, readStats: StatsReader |
   gauge('afsteer_identity_certificates_near_expiry', "Certificates (this node's and its peers') that expire within 14 days.", [], (g) =>
     g.set(parts.trust.nearExpiry().length),
   );
+  gauge(
+    'afsteer_probe_paths',
+    'Probed paths (peer and family) by how they are probed: fast (peer with pairs), demand (its pairs’ traffic proves the path), idle (no pairs).',
+    ['mode'],
+    (g) => {
+      const n = { fast: 0, demand: 0, idle: 0 };
+      for (const p of parts.peers.values()) {
+        const active = parts.pairs.peerHasPairs(p.node);
+        for (const path of [p.paths[4], p.paths[6]]) if (path) n[!active ? 'idle' : (path.demand?.mode ?? 'fast')]++;
+      }
+      for (const [mode, v] of Object.entries(n)) g.set({ mode }, v);
+    },
+  );
   // Per-peer series (22 per peer, 22,000 at 1,000 peers) skip prom-client, whose per-series set()
   // hashes every label set and whose formatter copies each: written as text directly, after the rest.
   const peerGauges: TextGauge[] = [];

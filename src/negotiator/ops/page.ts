@@ -1,9 +1,13 @@
 /**
- * The page at / : one chart per peer (RTT of both families over the last 15 minutes, loss below,
- * blackhole periods shaded, a marker with its reason at each switch), refreshed every second by
- * polling /history.json for newer samples. Hand-drawn SVG, no library, nothing fetched from
- * elsewhere. The DOM names what it draws (data-peer, data-family, data-reason) so a browser test
- * can check it.
+ * The page at / , made for a cluster of any size: first a summary an operator scans in seconds
+ * (peers by state, pairs by wire family, switches in the last 15 minutes by reason, probed paths
+ * by mode), then the worst peers first (blackholed, silent, by loss, recent switches, RTT) with a
+ * filter by name or state — both from /summary.json, which covers every peer but returns at most
+ * 50 rows — and a peer's charts on demand (click its row): RTT of both families over the last 15
+ * minutes, loss below, blackhole periods shaded, a marker with its reason at each switch, from
+ * /history.json?peers=… (with 10 peers or fewer, every peer's chart is open). Refreshed every
+ * second. Hand-drawn SVG, no library, nothing fetched from elsewhere. The DOM names what it draws
+ * (data-peer, data-state, data-family, data-reason) so a browser test can check it.
  */
 
 /** The page (the server fills in __NODE__). */
@@ -19,9 +23,17 @@ h1{font-size:18px;margin:0 0 4px} .sub{color:#666;margin-bottom:12px}
 svg text{font-size:10px;fill:#555} .axis{stroke:#ccc} .IPv4{stroke:#1f77b4} .IPv6{stroke:#e8590c}
 .rtt,.loss{fill:none;stroke-width:1.5} .switch line{stroke:#7b2cbf;stroke-dasharray:3 2} .switch text{fill:#7b2cbf}
 .bh{opacity:.18} .bh.IPv4{fill:#1f77b4} .bh.IPv6{fill:#e8590c} #err{color:#c0392b}
+.silent{background:#555} #totals{background:#fff;border:1px solid #ddd;border-radius:6px;padding:8px 10px;max-width:980px;margin-bottom:8px;line-height:1.8}
+#totals b{font-size:15px} #totals .grp{display:inline-block;margin-right:18px;white-space:nowrap} .n{font-weight:600}
+#worst{border-collapse:collapse;background:#fff;max-width:980px;width:100%;margin-bottom:12px} #worst td,#worst th{border-bottom:1px solid #eee;padding:3px 6px;text-align:left}
+#worst tr.row{cursor:pointer} #worst tr.row:hover{background:#f0f4ff} #worst tr.open{background:#eef} #filters{margin:6px 0}
 </style></head><body>
 <h1>afsteerd <span id="node">__NODE__</span></h1>
-<div class="sub">per peer: probe RTT (ms) and loss (%) of <b style="color:#1f77b4">IPv4</b> and <b style="color:#e8590c">IPv6</b>, last 15 minutes; shaded: blackhole; purple: switches with their reason. <span id="updated"></span> <span id="err"></span></div>
+<div class="sub"><span id="updated"></span> <span id="err"></span></div>
+<div id="totals"></div>
+<div id="filters"><input id="q" placeholder="filter by peer name" size="24"> <select id="state"><option value="">any state</option><option>blackhole</option><option>silent</option><option>degraded</option><option>probing</option><option>up</option></select> <span id="matched"></span></div>
+<table id="worst"><thead><tr><th>peer</th><th>state</th><th>IPv4 RTT / loss</th><th>IPv6 RTT / loss</th><th>pairs</th><th>switches (15 min)</th></tr></thead><tbody></tbody></table>
+<div class="sub">charts (click a peer above): probe RTT (ms) and loss (%) of <b style="color:#1f77b4">IPv4</b> and <b style="color:#e8590c">IPv6</b>, last 15 minutes; shaded: blackhole; purple: switches with their reason.</div>
 <div id="peers"></div>
 <script>
 (function(){
@@ -29,7 +41,7 @@ var SPAN=15*60*1000, W=940, H=190, TOP=10, RH=110, LT=135, LH=40, L=46, R=8, NS=
 var data={}, since=-1, last=0, first=Infinity, span=60000;
 function el(n,a,p){var e=document.createElementNS(NS,n);for(var k in a)e.setAttribute(k,a[k]);if(p)p.appendChild(e);return e}
 function merge(h){
-  for(var i=0;i<h.peers.length;i++){var p=h.peers[i],d=data[p.peer];
+  for(var i=0;i<h.peers.length;i++){var p=h.peers[i],d=data[p.peer];if(!open[p.peer])continue;
     if(!d)d=data[p.peer]={t:[],f:{},sw:[],active:p.active};
     d.active=p.active;
     for(var fam in p.families){var f=d.f[fam]||(d.f[fam]={rtt:[],loss:[],state:[]}),g=p.families[fam];
@@ -75,11 +87,47 @@ function draw(){
       el('line',{x1:X,x2:X,y1:TOP,y2:LT+LH},g);
       el('title',{},g).textContent=new Date(w.t).toISOString()+' '+w.pair+': '+w.from+' \\u2192 '+w.to+' ('+w.reason+')'}}
 }
+var open={}, auto=true, shownAt=null, q='', st='';
+function txt(e,t){e.textContent=t;return e}
+function grp(root,title,items){var g=document.createElement('span');g.className='grp';
+  var b=document.createElement('b');b.textContent=title+' ';g.appendChild(b);
+  for(var i=0;i<items.length;i++){var s=document.createElement('span');s.setAttribute(items[i][2],items[i][0]);s.className='n';s.textContent=items[i][1]+' '+items[i][0];g.appendChild(s);if(i<items.length-1)g.appendChild(document.createTextNode(' \u00b7 '))}
+  root.appendChild(g)}
+function fmt(f){if(!f)return '\u2013';return (f.rttMs===undefined?'\u2013':f.rttMs.toFixed(2)+' ms')+' / '+(f.loss===undefined?'\u2013':(100*f.loss).toFixed(1)+'%')}
+function state(r){if(!r.alive)return 'silent';var w='up',rank={up:0,probing:1,degraded:2,blackhole:4};for(var k in r.families)if(rank[r.families[k].state]>rank[w])w=r.families[k].state;return w}
+function showSummary(s){
+  var t=s.totals,root=document.getElementById('totals');root.textContent='';
+  grp(root,t.peers+' peers:',[['up',t.byState.up,'data-state'],['degraded',t.byState.degraded,'data-state'],['blackhole',t.byState.blackhole,'data-state'],['probing',t.byState.probing,'data-state'],['silent',t.byState.silent,'data-state']]);
+  grp(root,'pairs:',[['native',t.pairs.native,'data-wire'],['ipv4',t.pairs.ipv4,'data-wire'],['ipv6',t.pairs.ipv6,'data-wire']]);
+  var br=[];for(var k in t.switches.byReason)if(t.switches.byReason[k])br.push([k,t.switches.byReason[k],'data-reason']);
+  grp(root,'switches, 15 min: '+t.switches.total+(br.length?' \u2014':''),br);
+  grp(root,'probed paths:',[['demand',t.paths.demand,'data-mode'],['fast',t.paths.fast,'data-mode'],['idle',t.paths.idle,'data-mode']]);
+  txt(document.getElementById('matched'),s.matched+' of '+t.peers+' peers match'+(s.matched>s.peers.length?', the worst '+s.peers.length+' shown':''));
+  var body=document.querySelector('#worst tbody');body.textContent='';
+  for(var i=0;i<s.peers.length;i++){var r=s.peers[i],tr=document.createElement('tr'),stt=state(r);tr.className='row'+(open[r.peer]?' open':'');tr.setAttribute('data-peer',r.peer);tr.setAttribute('data-state',stt);
+    txt(tr.insertCell(),r.peer+(r.active?' (pairs)':''));var c=tr.insertCell(),b=document.createElement('span');b.className='badge '+stt;b.textContent=stt;c.appendChild(b);
+    txt(tr.insertCell(),fmt(r.families.IPv4));txt(tr.insertCell(),fmt(r.families.IPv6));
+    txt(tr.insertCell(),String(r.pairs.native+r.pairs.ipv4+r.pairs.ipv6));txt(tr.insertCell(),String(r.switches));
+    tr.onclick=(function(n){return function(){toggle(n)}})(r.peer);body.appendChild(tr)}
+  if(shownAt===null){shownAt=performance.now();document.body.setAttribute('data-summary-ms',shownAt.toFixed(0))}
+  // A small cluster: every peer's chart open, as before.
+  if(auto&&t.peers<=10)for(var j=0;j<s.peers.length;j++)if(!open[s.peers[j].peer])toggle(s.peers[j].peer,true);
+}
+function toggle(n,keep){
+  if(open[n]&&!keep){delete open[n];delete data[n];var box=document.getElementById('peer-'+n);if(box)box.remove();auto=false;return}
+  if(open[n])return;open[n]=true;
+  get('/history.json?peers='+encodeURIComponent(n),function(h){merge(h);draw()})}
+function get(url,ok){var r=new XMLHttpRequest();r.open('GET',url);r.timeout=5000;
+  r.onload=function(){try{ok(JSON.parse(r.responseText));document.getElementById('err').textContent=''}catch(e){document.getElementById('err').textContent=String(e)}};
+  r.onerror=r.ontimeout=function(){document.getElementById('err').textContent='daemon unreachable'};r.send()}
 function poll(){
-  var r=new XMLHttpRequest();r.open('GET','/history.json?since='+since);r.timeout=5000;
-  r.onload=function(){try{merge(JSON.parse(r.responseText));draw();document.getElementById('updated').textContent='updated '+new Date().toLocaleTimeString();document.getElementById('err').textContent=''}catch(e){document.getElementById('err').textContent=String(e)}setTimeout(poll,1000)};
-  r.onerror=r.ontimeout=function(){document.getElementById('err').textContent='daemon unreachable';setTimeout(poll,2000)};
-  r.send()}
+  get('/summary.json?limit=50&q='+encodeURIComponent(q)+'&state='+encodeURIComponent(st),function(s){showSummary(s);txt(document.getElementById('updated'),'updated '+new Date().toLocaleTimeString())});
+  var names=Object.keys(open);
+  if(names.length)get('/history.json?since='+since+'&peers='+names.map(encodeURIComponent).join(','),function(h){merge(h);draw()});
+  setTimeout(poll,1000)}
+document.getElementById('q').oninput=function(e){q=e.target.value;poll1()};
+document.getElementById('state').onchange=function(e){st=e.target.value;poll1()};
+function poll1(){get('/summary.json?limit=50&q='+encodeURIComponent(q)+'&state='+encodeURIComponent(st),showSummary)}
 poll();
 })();
 </script></body></html>

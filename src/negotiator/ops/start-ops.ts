@@ -10,6 +10,8 @@ import { parseListen } from '../daemon-config';
 import type { DaemonParts } from './daemon-view';
 import type { DaemonMetrics, StatsReader } from './metrics';
 import { Observer } from './observer';
+import { takeSnapshot } from './snapshot';
+import { buildSummary } from './summary';
 
 /** The running operator side. */
 export interface Ops {
@@ -56,6 +58,7 @@ export async function startOps(parts: DaemonParts, readStats: StatsReader | unde
         node: parts.cfg.nodeName,
         activePeers: () => new Set([...parts.peers.values()].filter((p) => parts.pairs.peerHasPairs(p.node)).map((p) => p.node)),
         refused: parts.counters.refused,
+        summary: (q) => buildSummary(parts, takeSnapshot(parts), observer.history, Date.now(), q),
       },
       { maxConnections: parts.cfg.metricsMaxConnections },
     );

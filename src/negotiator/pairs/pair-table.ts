@@ -50,6 +50,11 @@ export class PairTable {
     return [...(this.byPeer.get(node) ?? [])].map((k) => [k, this.byKey.get(k)!]);
   }
 
+  /** The pairs with a peer, as they are (no snapshot: do not change the table while iterating). */
+  *pairsOfPeer(node: string): IterableIterator<PairState> {
+    for (const k of this.byPeer.get(node) ?? []) yield this.byKey.get(k)!;
+  }
+
   /** True when the peer has at least one pair. */
   peerHasPairs(node: string): boolean {
     return (this.byPeer.get(node)?.size ?? 0) > 0;

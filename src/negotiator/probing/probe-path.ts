@@ -4,6 +4,8 @@
  */
 import { randomInt } from 'node:crypto';
 import type { FamilyMetrics } from '../protocol/messages';
+import { OutcomeWindow } from './outcome-window';
+import type { DemandState } from './traffic-proof';
 
 /** Probing parameters (from the daemon config). */
 export interface ProbeParams {
@@ -33,8 +35,8 @@ export interface PathState {
   nextSendAt: number;
   /** Probe id → send time. */
   inFlight: Map<number, number>;
-  /** Outcomes, oldest first: an RTT in ms, or null for a loss. */
-  outcomes: (number | null)[];
+  /** Outcomes, oldest first: an RTT in ms, or a loss (outcome-window.ts). */
+  outcomes: OutcomeWindow;
   consecutiveLost: number;
   blackhole: boolean;
   lastReplyAt?: number;
@@ -48,11 +50,12 @@ export interface PathState {
   late: number;
   lateRttMs?: number;
   lateAt?: number;
-  /** Outcomes pushed so far, and the median RTT as of a count (probeTimeout's cache). */
+  /** Outcomes pushed so far (pathMetrics' cache key). */
   pushes?: number;
-  medianAt?: { pushes: number; ms: number };
   /** pathMetrics' cache: the metrics as of a count of outcomes and a blackhole flag. */
   metricsAt?: { pushes: number; blackhole: boolean; m: FamilyMetrics };
+  /** Demand-style probing's state (traffic-proof.ts), once the path's peer has pairs and the data plane says what they carry. */
+  demand?: DemandState;
 }
 
 /** How long a late reply keeps lifting the probe timeout. */
@@ -65,7 +68,7 @@ export function newPath(now: number, nonce = randomInt(0, 0x100000000)): PathSta
     nextId: 1,
     nextSendAt: now,
     inFlight: new Map(),
-    outcomes: [],
+    outcomes: new OutcomeWindow(),
     consecutiveLost: 0,
     blackhole: false,
     sent: 0,
@@ -80,15 +83,19 @@ export function probeDue(p: PathState, now: number): boolean {
   return now >= p.nextSendAt;
 }
 
-/** Records a probe sent now; returns its id. The next one is due one interval later. */
+/** Records a probe sent now; returns its id. The next one is due one interval later (active: the fast interval). */
 export function probeSent(p: PathState, now: number, active: boolean, prm: ProbeParams): number {
+  return probeSentEvery(p, now, active ? prm.activeIntervalMs : prm.idleIntervalMs);
+}
+
+/** Records a probe sent at sentAt (default now: the tick's time, which keeps the cadence); returns its id. The next one is due intervalMs later. */
+export function probeSentEvery(p: PathState, now: number, intervalMs: number, sentAt = now): number {
   const id = p.nextId;
   p.nextId = (p.nextId % 0xffffffff) + 1;
-  p.inFlight.set(id, now);
+  p.inFlight.set(id, sentAt);
   p.sent++;
-  const interval = active ? prm.activeIntervalMs : prm.idleIntervalMs;
   // Keep the cadence when the caller's tick was a little late; restart it after a long gap.
-  p.nextSendAt = (now - p.nextSendAt < interval ? p.nextSendAt : now) + interval;
+  p.nextSendAt = (now - p.nextSendAt < intervalMs ? p.nextSendAt : now) + intervalMs;
   return id;
 }
 
@@ -99,8 +106,7 @@ export function probeSoon(p: PathState, now: number): void {
 
 function push(p: PathState, v: number | null, prm: ProbeParams): void {
   p.pushes = (p.pushes ?? 0) + 1;
-  p.outcomes.push(v);
-  if (p.outcomes.length > prm.window) p.outcomes.splice(0, p.outcomes.length - prm.window);
+  p.outcomes.push(v, prm.window);
 }
 
 /**
@@ -144,12 +150,7 @@ export const LATE_LIFT_CAP = 2.5;
 
 /** Per-probe timeout: three times the median RTT plus slack, at least minTimeoutMs (and 1.5 × a recent late reply's RTT, up to LATE_LIFT_CAP × minTimeoutMs), at most 2 s. */
 export function probeTimeout(p: PathState, prm: ProbeParams, now?: number): number {
-  // The median changes only with the window: computed once per new outcome, not per tick.
-  if (p.medianAt?.pushes !== (p.pushes ?? 0)) {
-    const rtts = p.outcomes.filter((o): o is number => o !== null);
-    p.medianAt = { pushes: p.pushes ?? 0, ms: rtts.length ? median(rtts) : 0 };
-  }
-  const med = p.medianAt.ms;
+  const med = p.outcomes.median();
   const late =
     p.lateRttMs !== undefined && p.lateAt !== undefined && now !== undefined && now - p.lateAt < LATE_MEMORY_MS
       ? Math.min(1.5 * p.lateRttMs, LATE_LIFT_CAP * prm.minTimeoutMs)
@@ -168,8 +169,7 @@ export const FALSE_BLACKHOLE_ODDS = 1e-6;
 export function blackholeThreshold(p: PathState, prm: ProbeParams): number {
   const n = p.outcomes.length - p.consecutiveLost;
   if (n < 20) return prm.blackholeAfter;
-  let lost = 0;
-  for (let i = 0; i < n; i++) if (p.outcomes[i] === null) lost++;
+  const lost = p.outcomes.lostAmongFirst(n);
   if (lost === 0) return prm.blackholeAfter;
   const rate = Math.min(0.9, lost / n);
   const need = Math.ceil(Math.log(FALSE_BLACKHOLE_ODDS) / Math.log(rate));
@@ -179,6 +179,7 @@ export function blackholeThreshold(p: PathState, prm: ProbeParams): number {
 /** Expires probes older than the timeout as losses; returns true when the path just became a blackhole. */
 export function expireProbes(p: PathState, now: number, prm: ProbeParams): boolean {
   // The oldest probe in flight comes first (ids go in in send order); none old enough: nothing to do.
+  if (p.inFlight.size === 0) return false;
   const oldest = p.inFlight.values().next();
   if (oldest.done || now - oldest.value < prm.minTimeoutMs) return false;
   const timeout = probeTimeout(p, prm, now);
@@ -211,23 +212,14 @@ export function pathMetrics(p: PathState): FamilyMetrics | undefined {
 }
 
 function computeMetrics(p: PathState): FamilyMetrics {
-  const rtts = p.outcomes.filter((o): o is number => o !== null);
-  let jitter = 0;
-  for (let i = 1; i < rtts.length; i++) jitter += Math.abs(rtts[i]! - rtts[i - 1]!);
-  const lost = p.outcomes.length - rtts.length;
+  const w = p.outcomes;
   return {
-    latency_ms: round3(rtts.length ? median(rtts) : 0),
-    jitter_ms: round3(rtts.length > 1 ? jitter / (rtts.length - 1) : 0),
-    packet_loss: round3(lost / p.outcomes.length),
+    latency_ms: round3(w.median()),
+    jitter_ms: round3(w.jitter()),
+    packet_loss: round3(w.lost / w.length),
     blackhole: p.blackhole,
-    samples: p.outcomes.length,
+    samples: w.length,
   };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 function round3(x: number): number {

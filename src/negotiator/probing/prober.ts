@@ -15,7 +15,18 @@ import type { PairMetrics } from '../pairs/selection';
 import { echoPortOf, encodeEcho } from '../protocol/echo';
 import { encodeProbe, type Probe } from '../protocol/probe';
 import type { Sender } from '../transport/sender';
-import { expireProbes, type ProbeParams, pathMetrics, probeDue, probeSent, replyReceived } from './probe-path';
+import {
+  expireProbes,
+  type PathState,
+  type ProbeParams,
+  pathMetrics,
+  probeDue,
+  probeSentEvery,
+  probeSoon,
+  probeTimeout,
+  replyReceived,
+} from './probe-path';
+import { type DemandParams, demandProbeSent, demandStep, newDemandState, type PathTraffic } from './traffic-proof';
 
 /** Capability of a peer that reflects echo probes (protocol/echo.ts) on its port + 1. */
 export const ECHO_CAPABILITY = 'echo-v1';
@@ -37,7 +48,22 @@ export interface ProberDeps {
   counters: DaemonCounters;
   /** Called once per tick for each peer where a probe was just counted lost (protection's first sign of trouble). */
   onProbeLost?: (peer: Peer) => void;
+  /**
+   * Demand-style probing (traffic-proof.ts): its parameters, and what the data plane saw of the
+   * peer's pairs per wire family at time now (undefined: no evidence, the peer is probed fast).
+   * Absent: peers with pairs are always probed fast.
+   */
+  demand?: { prm: DemandParams; trafficOf: (peer: Peer, now: number) => { 4?: PathTraffic; 6?: PathTraffic } | undefined };
+  /**
+   * The clock read when a probe is handed to the sender (default: the tick's time). The sender
+   * is flushed every FLUSH_EVERY probes, so a probe's send time is within a few µs of when it
+   * leaves, not the start of a tick that visits a thousand peers.
+   */
+  sendClock?: () => number;
 }
+
+/** Probes queued before the sender is flushed within a tick. */
+export const FLUSH_EVERY = 32;
 
 /** The prober of one daemon. */
 export class Prober {
@@ -53,8 +79,12 @@ export class Prober {
   private readonly sender: Sender;
   private readonly counters: DaemonCounters;
   private readonly onProbeLost: (peer: Peer) => void;
+  private readonly demand: ProberDeps['demand'];
+  private readonly sendClock: (() => number) | undefined;
 
   constructor(deps: ProberDeps) {
+    this.demand = deps.demand;
+    this.sendClock = deps.sendClock;
     this.prm = deps.prm;
     this.tickMs = deps.tickMs;
     this.sender = deps.sender;
@@ -69,13 +99,17 @@ export class Prober {
     this.skippedExpiry = !expire;
     if (stalled && !expire) count(this.counters.events, 'event-loop-stall');
     const changed: Peer[] = [];
+    let queued = 0;
     const scan = this.ticks++ % SCAN_EVERY === 0;
     if (scan) this.fast.clear();
     for (const peer of scan ? peers : this.fast) {
       const active = isActive(peer);
       if (scan && active) this.fast.add(peer);
+      // An idle peer with nothing in flight and no probe due: nothing to do (most of a scan at cluster size).
+      if (!active && restsUntilLater(peer.paths[4], now) && restsUntilLater(peer.paths[6], now)) continue;
       let blackholed = false;
       let lost = false;
+      const traffic = active && this.demand ? this.demand.trafficOf(peer, now) : undefined;
       for (const f of FAMILIES) {
         const path = peer.paths[f];
         const to = addressOf(peer.addresses, f);
@@ -85,9 +119,32 @@ export class Prober {
           log.warn('blackhole', { peer: peer.node, family: familyName(f), consecutiveLost: path.consecutiveLost });
           blackholed = true;
         }
-        if (path.consecutiveLost > lostBefore) lost = true;
+        const lostNow = path.consecutiveLost > lostBefore;
+        if (lostNow) lost = true;
+        let interval = active ? this.prm.activeIntervalMs : this.prm.idleIntervalMs;
+        if (active && this.demand) {
+          // A peer with pairs: probed fast unless its pairs' own traffic proves the path (traffic-proof.ts).
+          path.demand ??= newDemandState();
+          const d = demandStep(
+            path.demand,
+            {
+              traffic: traffic?.[f],
+              blackhole: path.blackhole,
+              samples: path.outcomes.length,
+              minSamples: this.prm.minSamples,
+              lost: lostNow,
+              timeoutMs: probeTimeout(path, this.prm, now),
+            },
+            now,
+            this.demand.prm,
+          );
+          if (d.probeNow) probeSoon(path, now);
+          interval = d.intervalMs;
+        }
         if (probeDue(path, now)) {
-          const id = probeSent(path, now, active, this.prm);
+          if (++queued % FLUSH_EVERY === 0) this.sender.flush();
+          const id = probeSentEvery(path, now, interval, this.sendClock?.() ?? now);
+          if (path.demand) demandProbeSent(path.demand);
           const probe: Probe = { family: f, active, id, t1: BigInt(Math.round(now * 1000)), nonce: path.nonce };
           // A peer with a reflector gets echoes (looped back by its kernel); an older one MACed probes its afsteerd answers.
           if (usesEcho(peer)) this.sender.raw(f, to, echoPortOf(peer.port), encodeEcho(probe), 'echo');
@@ -97,6 +154,7 @@ export class Prober {
       if (blackholed) changed.push(peer);
       if (lost) this.onProbeLost(peer);
     }
+    if (queued) this.sender.flush();
     return changed;
   }
 
@@ -132,6 +190,11 @@ export class Prober {
     }
     return out;
   }
+}
+
+/** True when a path (or its absence) needs no visit now: no probe in flight and none due. */
+function restsUntilLater(path: PathState | undefined, now: number): boolean {
+  return !path || (path.inFlight.size === 0 && path.nextSendAt > now);
 }
 
 /**

@@ -71,9 +71,7 @@ export function familyTrouble(
   if (!path) return undefined;
   if (path.blackhole) return 'blackhole';
   if (path.consecutiveLost >= SUSPECT_AFTER_LOST) return `${path.consecutiveLost} probes lost in a row`;
-  const rtts: number[] = [];
-  for (let i = path.outcomes.length - 1; i >= 0 && rtts.length < 64; i--)
-    if (path.outcomes[i] !== null) rtts.push(path.outcomes[i] as number);
+  const rtts = path.outcomes.recentRtts(64);
   if (rtts.length >= LATENCY_RISE_MIN_SAMPLES + LATENCY_RISE_RUN) {
     const newest = rtts.slice(0, LATENCY_RISE_RUN);
     const sorted = rtts.slice(LATENCY_RISE_RUN).sort((a, b) => a - b);

@@ -56,23 +56,23 @@ export function receiveHandlers(p: DispatchParts): ReceiveHandlers {
       p.sender.to(src.family, src.address, src.port, 'probeReply', f.payload, f.node);
       return true;
     },
-    echo: (b, src) => {
+    echo: (b, src, agoMs) => {
       const e = decodeEcho(b);
       if (!e || e.family !== src.family) return false;
       const peer = peers.byAddress(src.family, src.address);
       if (!peer) return 'unknown-peer';
       // From the peer's echo port, with this path's nonce and an id in flight (prober.reply).
       if (src.port !== echoPortOf(peer.port) || !peer.paths[src.family]) return false;
-      const r = prober.reply(peer, src.family, e, clock.now());
+      const r = prober.reply(peer, src.family, e, clock.now() - agoMs);
       if (r === 'foreign') return false;
       if (r === 'recovered') negotiation.evaluatePeer(peer);
       return true;
     },
-    probeReply: (f, pr, src) => {
+    probeReply: (f, pr, src, agoMs) => {
       const peer = peers.get(f.node);
       if (!peer) return 'unknown-peer';
       if (!peer.paths[src.family]) return true;
-      const r = prober.reply(peer, src.family, pr, clock.now());
+      const r = prober.reply(peer, src.family, pr, clock.now() - agoMs);
       if (r === 'foreign') return false;
       peers.heard(peer, src.family, clock.now());
       if (r === 'recovered') negotiation.evaluatePeer(peer);

@@ -28,9 +28,10 @@ export interface ReceiveHandlers {
   announceRepeat?(f: Frame, src: Source): boolean;
   negotiate(f: Frame, m: Negotiate, src: Source): Handled;
   probe(f: Frame, p: Probe, src: Source): Handled;
-  probeReply(f: Frame, p: Probe, src: Source): Handled;
-  /** An echo probe come back (not a frame: no MAC, no node name; see protocol/echo.ts). */
-  echo(b: Buffer, src: Source): Handled;
+  /** A probe reply, received agoMs before now (the transport's word; 0: just now). */
+  probeReply(f: Frame, p: Probe, src: Source, agoMs: number): Handled;
+  /** An echo probe come back (not a frame: no MAC, no node name; see protocol/echo.ts), received agoMs before now. */
+  echo(b: Buffer, src: Source, agoMs: number): Handled;
 }
 
 /** Why a datagram was dropped. */
@@ -66,20 +67,23 @@ export class Receiver {
     this.now = deps.now;
   }
 
-  /** Handles one datagram. Nothing a datagram carries may take the daemon down: an unexpected error is logged and counted. */
-  receive(b: Buffer, src: Source): void {
+  /**
+   * Handles one datagram (b valid during the call only), received agoMs before now. Nothing a
+   * datagram carries may take the daemon down: an unexpected error is logged and counted.
+   */
+  receive(b: Buffer, src: Source, agoMs = 0): void {
     try {
-      this.handle(b, src);
+      this.handle(b, src, agoMs);
     } catch (err) {
       count(this.counters.drops, 'internal');
       log.error('internal error on receive', { error: String((err as Error).stack ?? err) });
     }
   }
 
-  private handle(b: Buffer, src: Source): void {
+  private handle(b: Buffer, src: Source, agoMs: number): void {
     const drop = (reason: DropReason) => count(this.counters.drops, reason);
     if (isEcho(b)) {
-      const ok = this.handlers.echo(b, src);
+      const ok = this.handlers.echo(b, src, agoMs);
       if (ok !== true) {
         drop(ok === false ? 'payload' : ok);
         return;
@@ -102,7 +106,7 @@ export class Receiver {
       drop('replay');
       return;
     }
-    const ok = this.dispatch(f, src);
+    const ok = this.dispatch(f, src, agoMs);
     if (ok !== true) {
       drop(ok === false ? 'payload' : ok);
       return;
@@ -113,7 +117,7 @@ export class Receiver {
     countTraffic(this.counters, 'rx', f.type, src.family, b.length);
   }
 
-  private dispatch(f: Frame, src: Source): Handled {
+  private dispatch(f: Frame, src: Source, agoMs: number): Handled {
     switch (f.type) {
       case 'announce': {
         if (this.handlers.announceRepeat?.(f, src)) return true;
@@ -129,7 +133,7 @@ export class Receiver {
       case 'probeReply': {
         const p = decodeProbe(f.payload);
         if (!p || p.family !== src.family) return false;
-        return f.type === 'probe' ? this.handlers.probe(f, p, src) : this.handlers.probeReply(f, p, src);
+        return f.type === 'probe' ? this.handlers.probe(f, p, src) : this.handlers.probeReply(f, p, src, agoMs);
       }
     }
   }

@@ -91,6 +91,11 @@ export class Sender {
     }
   }
 
+  /** Sends what a batching transport holds now (a no-op for one that sends at once). */
+  flush(): void {
+    this.transport.flush?.();
+  }
+
   /** Sends a message to the multicast group(s); counted when multicast discovery is on. */
   multicast(type: FrameTypeName, payload: Buffer, counted: boolean): void {
     const frame = this.frame(type, payload);

@@ -25,8 +25,12 @@ export function interfaceOf(address: string): string | undefined {
   return undefined;
 }
 
-/** Receives one datagram. */
-export type DatagramHandler = (b: Buffer, src: Source) => void;
+/**
+ * Receives one datagram. b may be a view into the transport's memory, valid only during the call
+ * (copy what is kept). agoMs: how long before the call the kernel received it (a transport that
+ * hands datagrams over late says so, so that an RTT never includes the wait); absent: just now.
+ */
+export type DatagramHandler = (b: Buffer, src: Source, agoMs?: number) => void;
 
 /** What afsteerd sends and receives datagrams through: real UDP sockets, or an in-memory network in tests. */
 export interface DatagramTransport {
@@ -40,6 +44,10 @@ export interface DatagramTransport {
   close(): void;
   /** Send errors by family (e.g. a network unreachable while a family is down). */
   readonly sendErrors: { 4: number; 6: number };
+  /** Takes in what is waiting, for a transport that is polled (batched-udp.ts) rather than called back; the daemon polls at each probe tick. */
+  poll?(): void;
+  /** Sends what is queued now, for a transport that batches (batched-udp.ts; it also flushes at the end of each turn). */
+  flush?(): void;
 }
 
 /** Both UDP sockets of a node, on one port. */

@@ -199,7 +199,9 @@ describe.skipIf(!IS_ROOT)('afsteerd between two simulated nodes', () => {
       t.b,
       {
         nodeName: 'rogue',
-        port: 6171,
+        // Not 6171, node B's echo port: a rogue bound there would take B's echo probes from A (A
+        // would see them lost and may call a path blackholed in the next test).
+        port: 6190,
         controlSocket: join(t.dir, 'rogue.sock'),
         stateDir: join(t.dir, 'rogue-state'),
         pinDir: `${t.b.pinDir}-rogue`,

@@ -68,7 +68,7 @@ describe.skipIf(!IS_ROOT)('upgrade and rollback with live pairs (previous releas
     const d = daemon(node);
     d.child.kill('SIGTERM');
     await exited(d.child);
-    daemons.set(node, await t.startDaemon(node, DAEMON, t.keyFile, bin));
+    daemons.set(node, await t.startDaemon(node, DAEMON, t.keyFile, [bin]));
   };
   /** Adds pod name on node with whatever plugin the node has; checks it reaches b0 / a0 on both families. */
   const addAndReach = async (node: SimNode, name: string) => {
@@ -136,7 +136,7 @@ describe.skipIf(!IS_ROOT)('upgrade and rollback with live pairs (previous releas
       await t.up();
       for (const node of t.nodes) {
         t.installPlugin(node, old.afsteer);
-        daemons.set(node, await t.startDaemon(node, DAEMON, t.keyFile, old.afsteerd));
+        daemons.set(node, await t.startDaemon(node, DAEMON, t.keyFile, [old.afsteerd]));
       }
       await waitFor(
         async () =>

@@ -100,7 +100,7 @@ describe('replies, losses and blackholes', () => {
     expect(replyReceived(p, id + 1, 103, P)).toBeUndefined();
     expect(replyReceived(p, id, 103.5, P)).toBe(3.5);
     expect(replyReceived(p, id, 104, P)).toBeUndefined();
-    expect(p.outcomes).toEqual([3.5]);
+    expect(p.outcomes.toArray()).toEqual([3.5]);
     expect(p.received).toBe(1);
     expect(p.lastReplyAt).toBe(103.5);
     expect(p.inFlight.size).toBe(0);
@@ -111,10 +111,10 @@ describe('replies, losses and blackholes', () => {
     probeSent(p, 0, true, P);
     expect(probeTimeout(p, P)).toBe(P.minTimeoutMs);
     expect(expireProbes(p, P.minTimeoutMs - 0.001, P)).toBe(false);
-    expect(p.outcomes).toEqual([]);
+    expect(p.outcomes.toArray()).toEqual([]);
     expect(p.inFlight.size).toBe(1);
     expect(expireProbes(p, P.minTimeoutMs, P)).toBe(false);
-    expect(p.outcomes).toEqual([null]);
+    expect(p.outcomes.toArray()).toEqual([null]);
     expect(p.consecutiveLost).toBe(1);
     expect(p.inFlight.size).toBe(0);
   });
@@ -128,7 +128,7 @@ describe('replies, losses and blackholes', () => {
     expect(replyReceived(p, ids[2]!, 201, P)).toBeUndefined();
     expect(p.blackhole).toBe(false);
     expect(p.consecutiveLost).toBe(0);
-    expect(p.outcomes).toEqual([null, null, null]);
+    expect(p.outcomes.toArray()).toEqual([null, null, null]);
     expect(p.received).toBe(0);
     expect(p.late).toBe(1);
     // 161 ms late RTT → timeout 1.5 × 161, capped at 2.5 × minTimeoutMs, for LATE_MEMORY_MS; then the usual rule.
@@ -219,7 +219,7 @@ describe('replies, losses and blackholes', () => {
     expect(p.consecutiveLost).toBe(1);
     expect(expireProbes(p, 1000, P)).toBe(true);
     expect(p.consecutiveLost).toBe(5);
-    expect(p.outcomes).toEqual([null, null, null, null, null]);
+    expect(p.outcomes.toArray()).toEqual([null, null, null, null, null]);
   });
 });
 
@@ -228,7 +228,7 @@ describe('window and metrics', () => {
     const prm = { ...P, window: 5 };
     const p = newPath(0);
     feed(p, [1, 2, 3, null, 5, 6, 7, null], prm);
-    expect(p.outcomes).toEqual([null, 5, 6, 7, null]);
+    expect(p.outcomes.toArray()).toEqual([null, 5, 6, 7, null]);
     const q = newPath(0);
     feed(
       q,

@@ -1,5 +1,6 @@
 /** The pure rules of pair protection: agreed mode, signs of trouble, on-suspicion's stop, what a node writes. */
 import { describe, expect, it } from 'vitest';
+import { OutcomeWindow } from '../../../src/negotiator/probing/outcome-window';
 import { newPath, type PathState } from '../../../src/negotiator/probing/probe-path';
 import {
   agreedProtect,
@@ -10,7 +11,11 @@ import {
   stepSuspicion,
 } from '../../../src/negotiator/protection/protect-rules';
 
-const path = (rtts: (number | null)[], extra: Partial<PathState> = {}): PathState => ({ ...newPath(0, 1), outcomes: rtts, ...extra });
+const path = (rtts: (number | null)[], extra: Partial<PathState> = {}): PathState => {
+  const outcomes = new OutcomeWindow();
+  for (const r of rtts) outcomes.push(r, Math.max(200, rtts.length));
+  return { ...newPath(0, 1), outcomes, ...extra };
+};
 
 describe('agreedProtect', () => {
   it('off when the peer cannot deduplicate, whatever was asked', () => {
