@@ -15,8 +15,12 @@ export interface LayoutVersion {
   readableFrom: number;
 }
 
-/** This build's pin layout. Layout 1 is every build before layouts were recorded (their pins carry no record). */
-export const PIN_LAYOUT: LayoutVersion = { version: 1, readableFrom: 1 };
+/**
+ * This build's pin layout. Layout 1 is every build before layouts were recorded (their pins carry
+ * no record); layout 2 added maps and in-pod endpoint keys (pin-migrations.ts), which layout-1 code
+ * never meets, so it may still run on them.
+ */
+export const PIN_LAYOUT: LayoutVersion = { version: 2, readableFrom: 1 };
 
 /** Whether code of layouts a and b may share one node's pins (either order): the same, or the newer readable by the older. Pure. */
 export function layoutsCompatible(a: LayoutVersion, b: LayoutVersion): boolean {

@@ -11,5 +11,18 @@
  */
 import type { PinMigration } from './pin-layout';
 
-/** Every migration of this build, by target layout (none yet: layout 1 is the first recorded). */
-export const PIN_MIGRATIONS: readonly PinMigration[] = [];
+/** Every migration of this build, by target layout. */
+export const PIN_MIGRATIONS: readonly PinMigration[] = [
+  {
+    // Additive only: a layout-1 object's programs never name the new maps, and run only on host
+    // veths, whose filters carry no classid, so they never meet an in-pod key (docs/upgrades.md).
+    to: 2,
+    readableFrom: 1,
+    what:
+      'maps added (afsteer_pair_seen; the echo reflector allow-list, token buckets and refusal counts, whose object replaces its own pins); ' +
+      'endpoint keys AFSTEER_EP_KEY_POD | id for attachments inside a pod (secondary networks), host-veth keys unchanged',
+    up: () => {
+      // Nothing to fill: loading this build's object pinned the new maps, empty as they start.
+    },
+  },
+];

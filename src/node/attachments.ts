@@ -8,7 +8,7 @@ import * as z from 'zod/mini';
 import { PodPolicySchema } from '../policy/schema';
 import { writeFileAtomic } from '../util/atomic-file';
 import { ensureTrustedDir, fileKind, readOwnFile, UnsafePathError } from '../util/safe-fs';
-import { STATE_LAYOUT, StateLayoutError, stateInOwnLayout } from './state-layout';
+import { layoutOfState, StateLayoutError, stateInOwnLayout } from './state-layout';
 
 /** Where an attachment's programs run: on the pod's host-side veth, or inside the pod's namespace on its own interface (no host-side veth: macvlan, ipvlan, host-device). */
 export const PLACEMENTS = ['host-veth', 'pod'] as const;
@@ -116,7 +116,7 @@ export function statePath(stateDir: string, containerId: string, ifname: string)
 /** Writes an attachment's state atomically. */
 export function saveState(stateDir: string, s: AttachmentState): void {
   ensureTrustedDir(dir(stateDir));
-  writeFileAtomic(statePath(stateDir, s.containerId, s.ifname), JSON.stringify({ ...s, layout: { ...STATE_LAYOUT } }, null, 2) + '\n');
+  writeFileAtomic(statePath(stateDir, s.containerId, s.ifname), JSON.stringify({ ...s, layout: layoutOfState(s) }, null, 2) + '\n');
 }
 
 /** Reads an attachment's state, or undefined when there is none; a corrupt file is an error. */

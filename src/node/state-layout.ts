@@ -8,8 +8,17 @@
  */
 import type { LayoutVersion } from '../bpf/layout-version';
 
-/** This build's state file layout. */
-export const STATE_LAYOUT: LayoutVersion = { version: 1, readableFrom: 1 };
+/**
+ * This build's state file layout. Layout 2 added the fields of attachments inside a pod
+ * (placement, endpoint, parent, routeMtu...): a host-veth file is still one layout-1 code reads
+ * (readableFrom 1: its schema drops them), an in-pod one is not (layoutOfState).
+ */
+export const STATE_LAYOUT: LayoutVersion = { version: 2, readableFrom: 1 };
+
+/** The layout a state file is written with: an in-pod attachment's only code of layout 2 or later can use. */
+export function layoutOfState(s: { placement?: string }): LayoutVersion {
+  return s.placement === 'pod' ? { version: STATE_LAYOUT.version, readableFrom: 2 } : { ...STATE_LAYOUT };
+}
 
 /** One step: a layout `to` − 1 file's fields (parsed JSON) to layout `to`. */
 export interface StateMigration {
@@ -17,8 +26,11 @@ export interface StateMigration {
   up(fields: Record<string, unknown>): Record<string, unknown>;
 }
 
-/** Every state file migration of this build, by target layout (none yet). */
-export const STATE_MIGRATIONS: readonly StateMigration[] = [];
+/** Every state file migration of this build, by target layout. */
+export const STATE_MIGRATIONS: readonly StateMigration[] = [
+  // A layout-1 file is a host-veth attachment; the schema reads its absent placement and endpoint as that.
+  { to: 2, up: (fields) => fields },
+];
 
 /** A state file this build cannot read. */
 export class StateLayoutError extends Error {}

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { layoutsCompatible, PIN_LAYOUT } from '../../../src/bpf/layout-version';
 import { type FoundLayout, type PinMigration, planPinLayout } from '../../../src/bpf/pin-layout';
 import { PIN_MIGRATIONS } from '../../../src/bpf/pin-migrations';
-import { STATE_LAYOUT, STATE_MIGRATIONS, StateLayoutError, stateInOwnLayout } from '../../../src/node/state-layout';
+import { layoutOfState, STATE_LAYOUT, STATE_MIGRATIONS, StateLayoutError, stateInOwnLayout } from '../../../src/node/state-layout';
 
 const L = (version: number, readableFrom: number) => ({ version, readableFrom });
 const found = (version: number, readableFrom: number, recorded = true): FoundLayout => ({ version, readableFrom, recorded });
@@ -74,6 +74,12 @@ describe('state files across layouts', () => {
   it('a newer file is read when its layout says older code can, refused when it says it cannot', () => {
     expect(stateInOwnLayout({ ...file, layout: L(4, 2) }, L(2, 1), [])).toEqual({ ...file, layout: L(4, 2) });
     expect(() => stateInOwnLayout({ ...file, layout: L(4, 3) }, L(2, 1), [])).toThrow(StateLayoutError);
+  });
+  it('a host-veth file is written so that layout-1 code still reads it; an in-pod one only for layout 2 and later', () => {
+    expect(layoutOfState({ placement: 'host-veth' })).toEqual({ version: STATE_LAYOUT.version, readableFrom: 1 });
+    expect(layoutOfState({})).toEqual({ version: STATE_LAYOUT.version, readableFrom: 1 });
+    expect(layoutOfState({ placement: 'pod' })).toEqual({ version: STATE_LAYOUT.version, readableFrom: 2 });
+    expect(() => stateInOwnLayout({ ...file, layout: layoutOfState({ placement: 'pod' }) }, L(1, 1), [])).toThrow(StateLayoutError);
   });
   it("this build's state layout is reachable from layout 1 through its migrations", () => {
     expect(() => stateInOwnLayout(file, STATE_LAYOUT, STATE_MIGRATIONS)).not.toThrow();
