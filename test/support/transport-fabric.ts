@@ -177,7 +177,7 @@ export class TransportFabric {
         join(this.t.dir, 'cache'),
         ...(args ? ['--args', args] : []),
       ],
-      { encoding: 'utf8', env: { PATH: process.env.PATH, CNI_PATH: `${join(this.t.dir, 'bin')}:${REFERENCE_PLUGINS}` } },
+      { encoding: 'utf8', env: { PATH: process.env.PATH, CNI_PATH: `${this.t.binDir(node)}:${REFERENCE_PLUGINS}` } },
     );
   }
 

@@ -10,7 +10,7 @@
  * middle router) and of the host namespace reads as before; no sysctl file was installed.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tree } from '../../support/install-tree';
@@ -72,8 +72,7 @@ describe.skipIf(!IS_ROOT)('an installed node keeps strict conntrack', () => {
         node.conflist = join(root, 'etc/cni/net.d/10-pods.conflist');
       }
       expect(JSON.parse(readFileSync(t.a.conflist, 'utf8')).plugins.map((p: { type: string }) => p.type)).toEqual(['bridge', 'afsteer']);
-      rmSync(join(t.dir, 'bin', 'afsteer'));
-      symlinkSync(join(roots.get(t.a)!, 'opt/cni/bin/afsteer'), join(t.dir, 'bin', 'afsteer'));
+      for (const node of [t.a, t.b]) t.installPlugin(node, join(roots.get(node)!, 'opt/cni/bin/afsteer'));
       pa = await t.addPod(t.a, 'a0');
       pb = await t.addPod(t.b, 'b0');
       for (const name of ['pod a0', 'pod b0'] as const) before.set(name, await netfilterSysctls(name === 'pod a0' ? pa.nsPath : pb.nsPath));
