@@ -14,8 +14,9 @@
  * Versions of the two ends may differ during a rollout (a new plugin, the old afsteerd, or the
  * reverse); afsteerd runs the ADD with its own code, so the two must share the pin layout
  * (src/bpf/layout-version.ts). The request carries the plugin's layout (`"layout":{…}`, left out
- * for layout 1, so that afsteerd builds from before layouts, whose schema refuses unknown keys,
- * still take it), the ready answer afsteerd's; afsteerd declines an incompatible plugin, the plugin
+ * while layout-1 code may run on the plugin's pins — readableFrom 1 — so that afsteerd builds from
+ * before layouts, whose schema refuses unknown keys, still take it; a reader then takes it as
+ * layout 1, which is never less safe), the ready answer afsteerd's; afsteerd declines an incompatible plugin, the plugin
  * gives up on an incompatible afsteerd before cni-go. Either way the ADD then runs in the plugin.
  */
 import { type LayoutVersion, layoutsCompatible, PIN_LAYOUT } from '../bpf/layout-version';
@@ -87,7 +88,16 @@ export function cniAddRequest(
   trace: boolean,
   own: LayoutVersion = PIN_LAYOUT,
 ): CniAddRequest {
-  return { op: CNI_ADD_OP, v: CNI_HANDOFF_VERSION, env, stdin, ns, clientMs, trace, ...(own.version === 1 ? {} : { layout: { ...own } }) };
+  return {
+    op: CNI_ADD_OP,
+    v: CNI_HANDOFF_VERSION,
+    env,
+    stdin,
+    ns,
+    clientMs,
+    trace,
+    ...(own.readableFrom === 1 ? {} : { layout: { ...own } }),
+  };
 }
 
 /** The layout an end of the hand-off states (absent: layout 1). */

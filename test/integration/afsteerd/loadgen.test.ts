@@ -14,7 +14,14 @@ announceSkip('scale load generator against a real afsteerd');
 
 describe.skipIf(!IS_ROOT)('scale load generator against a real afsteerd', () => {
   it('a real afsteerd accepts every message of 10 simulated peers, negotiates the active one’s pair and probes it', async () => {
-    const r = await runScale({ peers: 10, measureS: 2, warmupMs: 2000 });
+    // Demand-style probing off (demand-probing.test.ts covers it): A probes the peer with a pair at its active rate.
+    const r = await runScale({
+      peers: 10,
+      measureS: 2,
+      warmupMs: 2000,
+      pairTraffic: false,
+      daemonConfig: { probe: { demandIntervalMs: 0 } },
+    });
     // The 10 simulated peers and node B.
     expect(r.known).toBe(11);
     // sim-1 holds an active pair with one of A's pods, negotiated over the protocol: A created it.
@@ -29,6 +36,7 @@ describe.skipIf(!IS_ROOT)('scale load generator against a real afsteerd', () => 
     expect(rx('probe')).toBe(0);
     // A probes the peer with a pair at its active rate (50/s per family), the others at 1/s.
     expect(r.probesOut).toBeGreaterThan(60);
+    expect(r.paths).toMatchObject({ fast: 2, demand: 0 });
     const drops = [...r.metrics.matchAll(/^afsteer_control_datagrams_dropped_total\{reason="([^"]+)"\} (\d+)/gm)].filter(
       (m) => m[2] !== '0',
     );

@@ -48,9 +48,11 @@ describe('hand-off messages', () => {
 
 describe('hand-off across pin layouts (a rollout: the plugin and afsteerd of different builds)', () => {
   const L = (version: number, readableFrom: number) => ({ version, readableFrom });
-  it('a layout-1 plugin sends exactly the request of builds from before layouts (their strict schema takes it); a later one states its layout', () => {
-    const v1 = cniAddRequest(ADD_ENV, conf(), NS, 1, false, L(1, 1));
-    expect(Object.keys(v1).sort()).toEqual(['clientMs', 'env', 'ns', 'op', 'stdin', 'trace', 'v']);
+  it('a plugin whose pins layout-1 code may use sends exactly the request of builds from before layouts (their strict schema takes it); a later one states its layout', () => {
+    for (const own of [L(1, 1), L(2, 1)]) {
+      const req = cniAddRequest(ADD_ENV, conf(), NS, 1, false, own);
+      expect(Object.keys(req).sort()).toEqual(['clientMs', 'env', 'ns', 'op', 'stdin', 'trace', 'v']);
+    }
     const v3 = cniAddRequest(ADD_ENV, conf(), NS, 1, false, L(3, 2));
     expect(v3.layout).toEqual(L(3, 2));
     expect(CniAddRequestSchema.safeParse(v3).success).toBe(true);
