@@ -405,7 +405,7 @@ async function failoverTrials(t: TwoNodes, da: SimDaemon, pa: SimPod, pb: SimPod
     const fam = i % 2 ? 6 : 4;
     const to = fam === 4 ? pb.ipv4 : pb.ipv6;
     await t.inPod(pa, ['ping', '-c', '2', '-i', '0.1', '-W', '1', to]);
-    await waitFor(() => t.wireOf(pa) === 'native' && t.wireOf(pb) === 'native', 30_000, 'native before the trial');
+    await waitFor(() => t.wireOf(pa, pb) === 'native' && t.wireOf(pb, pa) === 'native', 30_000, 'native before the trial');
     await sleep(600);
     const p = ++port;
     const { done } = await t.server(pb, to, p);
@@ -416,7 +416,7 @@ async function failoverTrials(t: TwoNodes, da: SimDaemon, pa: SimPod, pb: SimPod
     const want: WireName = fam === 4 ? 'ipv6' : 'ipv4';
     let switched = Infinity;
     while (performance.now() - t0 < 3000) {
-      if (t.wireOf(pa) === want && t.wireOf(pb) === want) {
+      if (t.wireOf(pa, pb) === want && t.wireOf(pb, pa) === want) {
         switched = performance.now() - t0;
         break;
       }

@@ -22,6 +22,7 @@ import { join } from 'node:path';
 import type { WireName } from '../../src/bpf/maps-layout';
 import { readWires } from '../../src/bpf/steering';
 import type { Family } from '../../src/net/family';
+import { canonical } from '../../src/net/ip';
 import { Children, execFileP, nsExec } from './process';
 import { AFSTEER_BIN, DRIVER_BIN, REFERENCE_PLUGINS, sh, shQuiet } from './world';
 
@@ -96,9 +97,10 @@ export class SimTopology {
     return `af${this.id}m${node.name}`;
   }
 
-  /** The wire family the pod's node has for the pod's (one) pair, or undefined without a route. */
-  wireOf(pod: SimPod): WireName | undefined {
-    return readWires(pod.node.pinDir).find((p) => p.ifindex === pod.hostIfindex)?.wire;
+  /** The wire family the pod's node has for the pod's pair toward `to` (any pair of the pod without it), or undefined without a route. */
+  wireOf(pod: SimPod, to?: SimPod): WireName | undefined {
+    const remote = to && canonical(to.ipv6);
+    return readWires(pod.node.pinDir).find((p) => p.ifindex === pod.hostIfindex && (!remote || p.remote === remote))?.wire;
   }
 
   /** Runs a one-off command in a pod's namespace (e.g. ping), returns stdout. */
