@@ -3,25 +3,9 @@
  * package: /bin/busybox), FROM scratch with buildah in its own vfs storage, written as an OCI
  * archive that `ctr images import` takes: no registry anywhere.
  */
-import { spawn } from 'node:child_process';
 import { copyFileSync, mkdirSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-
-/** Runs a command to completion (timeoutMs, then SIGKILL); resolves with its exit code and output. */
-export function runCommand(cmd: string, args: string[], timeoutMs = 60_000): Promise<{ code: number; out: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, out });
-    });
-  });
-}
+import { runCommand } from './process';
 
 /**
  * Builds image ref (e.g. localhost/afsteer-pause:test) with /bin/busybox, a link per applet and

@@ -1,4 +1,4 @@
-/** Processes of the simulated nodes: commands inside a network namespace, waiting, and children killed at cleanup. */
+/** Processes of the tests: commands inside a network namespace or to completion with a timeout, waiting, and children killed at cleanup. */
 import { type ChildProcess, execFile, type SpawnOptions, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 
@@ -42,4 +42,20 @@ export class Children {
   killAll(): void {
     for (const c of this.set) c.kill('SIGKILL');
   }
+}
+
+/** Runs a command to completion (timeoutMs, then SIGKILL); resolves with its exit code and output. */
+export function runCommand(cmd: string, args: string[], timeoutMs = 60_000): Promise<{ code: number; out: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, out });
+    });
+  });
 }

@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listEndpoints } from '../../../src/bpf/endpoint-map';
+import { runCommand } from '../../support/process';
 import { IS_ROOT, REFERENCE_PLUGINS, ROOT, sh, shQuiet } from '../../support/world';
 
 const HAVE_TOOLS =
@@ -37,22 +38,6 @@ else if (!HAVE_TOOLS)
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string; afsteer: { image: string } };
 const IMAGE = `${pkg.afsteer.image}:${pkg.version}`;
 const BUSYBOX = 'localhost/afsteer-busybox:test';
-
-/** Runs a command to completion with a timeout; resolves with its exit code and output. */
-function run(cmd: string, args: string[], timeoutMs = 60_000): Promise<{ code: number; out: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, out });
-    });
-  });
-}
 
 /** Polls until check() is true or the timeout passes. */
 async function until(what: string, check: () => boolean, timeoutMs: number): Promise<void> {
@@ -78,7 +63,7 @@ describe.skipIf(!IS_ROOT || !HAVE_TOOLS)('containerd + runc through the chain (c
   const ctrArgs = ['-a', sock, '-n', 'afsteer-it'];
   let containerd: ChildProcess | undefined;
   const runs: ChildProcess[] = [];
-  const ctr = (args: string[], timeoutMs = 60_000) => run('ctr', [...ctrArgs, ...args], timeoutMs);
+  const ctr = (args: string[], timeoutMs = 60_000) => runCommand('ctr', [...ctrArgs, ...args], timeoutMs);
 
   beforeAll(async () => {
     mkdirSync(join(node, 'etc/cni/net.d'), { recursive: true });
@@ -105,7 +90,7 @@ describe.skipIf(!IS_ROOT || !HAVE_TOOLS)('containerd + runc through the chain (c
     await until('containerd socket', () => existsSync(sock), 20_000);
 
     // The two images: afsteer's (the real build script, fresh) and busybox-static from scratch.
-    const built = await run('bash', [join(ROOT, 'scripts/build-image.sh')], 120_000);
+    const built = await runCommand('bash', [join(ROOT, 'scripts/build-image.sh')], 120_000);
     if (built.code !== 0)
       throw new Error(`build-image.sh failed (exit ${built.code}${built.code === -1 ? ', killed by the timeout' : ''}):\n${built.out}`);
     const bb = join(T, 'busybox-root/bin');
@@ -113,14 +98,14 @@ describe.skipIf(!IS_ROOT || !HAVE_TOOLS)('containerd + runc through the chain (c
     copyFileSync('/bin/busybox', join(bb, 'busybox'));
     for (const a of ['sh', 'ping', 'ip', 'sleep']) symlinkSync('busybox', join(bb, a));
     const B = ['--root', join(T, 'buildah/root'), '--runroot', join(T, 'buildah/run'), '--storage-driver', 'vfs'];
-    const c = (await run('buildah', [...B, 'from', '--pull=never', 'scratch'])).out.trim().split('\n').at(-1)!;
+    const c = (await runCommand('buildah', [...B, 'from', '--pull=never', 'scratch'])).out.trim().split('\n').at(-1)!;
     for (const step of [
       ['copy', c, join(T, 'busybox-root'), '/'],
       ['config', '--env', 'PATH=/bin', c],
       ['commit', '--quiet', '--rm', c, BUSYBOX],
       ['push', '--quiet', BUSYBOX, `oci-archive:${T}/busybox.tar:${BUSYBOX}`],
     ]) {
-      const r = await run('buildah', [...B, ...step]);
+      const r = await runCommand('buildah', [...B, ...step]);
       if (r.code !== 0) throw new Error(`buildah ${step[0]} failed: ${r.out}`);
     }
     for (const tar of [join(ROOT, 'build/afsteer-image.oci.tar'), join(T, 'busybox.tar')]) {
