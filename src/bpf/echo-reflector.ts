@@ -16,18 +16,18 @@ import { join } from 'node:path';
 import { readAsset } from '../native/assets';
 import { log } from '../util/log';
 import { ECHO_MAPS, ECHO_RATE, echoCounts, encodeEchoCfg, pinLayoutProblem } from './echo-maps';
-import { check, closeFds, libbpf, openAndLoad, openPinned } from './libbpf';
+import { check, closeFds, libbpf, objectId, openAndLoad, openPinned } from './libbpf';
 import { withPinnedMap } from './pinned-map';
 import { assertBpffs, programPinDir } from './programs';
-import { attach, ensureClsact } from './tc';
+import { attach, ensureClsact, query } from './tc';
 
 /** The program's name in the echo object. */
 export const ECHO_PROGRAM = 'afsteer_echo_reflect';
 /** tc handle and priority of the reflector's filter (afsteer's pod filters use 0xaf). */
 export const ECHO_TC_HANDLE = 0xae;
 
-/** Loads (once) and pins the echo program; returns its fd. */
-function ensureEchoProgram(pinDir: string): number {
+/** Loads (once) and pins the echo program; returns its fd and its pin. */
+function ensureEchoProgram(pinDir: string): { fd: number; path: string } {
   assertBpffs(pinDir);
   const elf = readAsset('afsteer_echo.bpf.o');
   const dir = programPinDir(pinDir, createHash('sha256').update(elf).digest('hex').slice(0, 16));
@@ -45,7 +45,7 @@ function ensureEchoProgram(pinDir: string): number {
       libbpf().objClose(obj);
     }
   }
-  return openPinned(path);
+  return { fd: openPinned(path), path };
 }
 
 /** Unpins every reflector map whose pinned layout is not this version's; returns their names. */
@@ -68,18 +68,54 @@ export function attachEchoReflector(
   ifindexes: number[],
   rate: { perSec: number; burst: number } = ECHO_RATE,
 ): void {
-  const fd = ensureEchoProgram(pinDir);
+  prepareEchoReflector(pinDir, echoPort, rate).attach(ifindexes);
+}
+
+/** The reflector loaded and configured (its maps pinned, the allow-list among them), not yet attached. */
+export interface PreparedEchoReflector {
+  /** Links whose ingress runs another reflector program now (a previous build's). */
+  othersOn(ifindexes: number[]): number[];
+  /** Attaches (or replaces what runs at its handle on) the links' ingress. */
+  attach(ifindexes: number[]): void;
+}
+
+/**
+ * Loads the reflector and writes echoPort and the rate, without attaching it: a caller taking over
+ * from another build's reflector can fill the allow-list first (afsteerd's start). Throws with the cause.
+ */
+export function prepareEchoReflector(
+  pinDir: string,
+  echoPort: number,
+  rate: { perSec: number; burst: number } = ECHO_RATE,
+): PreparedEchoReflector {
+  const { fd, path: program } = ensureEchoProgram(pinDir);
+  let id: number;
   try {
+    id = objectId(fd);
     withPinnedMap(pinDir, ECHO_MAPS.cfg.name, ECHO_MAPS.cfg.keySize, ECHO_MAPS.cfg.valueSize, (m) => {
       m.update(Buffer.alloc(4), encodeEchoCfg(echoPort, rate));
     });
-    for (const ifindex of ifindexes) {
-      ensureClsact(ifindex);
-      attach(ifindex, 'ingress', fd, ECHO_TC_HANDLE);
-    }
   } finally {
     closeFds(fd);
   }
+  return {
+    othersOn: (ifindexes) =>
+      ifindexes.filter((i) => {
+        const running = query(i, 'ingress', ECHO_TC_HANDLE);
+        return running !== undefined && running !== id;
+      }),
+    attach: (ifindexes) => {
+      const pfd = openPinned(program);
+      try {
+        for (const ifindex of ifindexes) {
+          ensureClsact(ifindex);
+          attach(ifindex, 'ingress', pfd, ECHO_TC_HANDLE);
+        }
+      } finally {
+        closeFds(pfd);
+      }
+    },
+  };
 }
 
 /** Echoes the kernel reflector has sent back, summed over CPUs (0 when it was never loaded). */

@@ -2,7 +2,7 @@
 import { rmSync, type Stats, statSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import { EchoAllowList, echoCounts } from '../bpf/echo-maps';
-import { attachEchoReflector } from '../bpf/echo-reflector';
+import { prepareEchoReflector } from '../bpf/echo-reflector';
 import { closeFds } from '../bpf/libbpf';
 import { PairSeen } from '../bpf/pair-seen';
 import { readStats } from '../bpf/steering';
@@ -34,6 +34,9 @@ import { UdpTransport } from './transport/udp';
 
 /** How long afsteerd's start waits for the node lock (an ADD in progress holds it). */
 const START_LOCK_TIMEOUT_MS = 60_000;
+
+/** After a quarter of a peer timeout, how much longer afsteerd waits before its echo reflector takes over from another build's. */
+const ECHO_TAKEOVER_MARGIN_MS = 1000;
 
 /** What a node authenticates with: the cluster key, its identity, or both (auth both). */
 export interface Credentials {
@@ -117,6 +120,9 @@ export async function startDaemon(cfg: DaemonConfig, creds: Credentials, cniAdd?
       ),
   });
   await daemon.start();
+  // Taking over from another build's reflector: once every live peer has announced itself (they
+  // refresh every quarter of a peer timeout) and been put on the allow-list.
+  const takeOver = kernelEcho?.takeOver && setTimeout(kernelEcho.takeOver, cfg.timers.peerTimeoutMs / 4 + ECHO_TAKEOVER_MARGIN_MS);
   // etcd discovery, when configured: this node's record under a lease, the others' as announcement targets.
   if (cfg.discovery.etcd) {
     const { EtcdDiscovery } = await import('./discovery/etcd');
@@ -145,6 +151,7 @@ export async function startDaemon(cfg: DaemonConfig, creds: Credentials, cniAdd?
   return new Promise<number>((resolve) => {
     const stop = (sig: string) => {
       log.info('afsteerd stopping; steering left in place', { signal: sig });
+      if (takeOver) clearTimeout(takeOver);
       server.close();
       rmSync(cfg.controlSocket, { force: true });
       // etcd discovery revokes its lease (bounded wait), so the others drop this node at once.
@@ -167,8 +174,18 @@ function openPairSeen(pinDir: string): PairSeenReader | undefined {
   }
 }
 
-/** Puts the kernel echo reflector on the links holding the control addresses; true when attached (else the userspace one answers, logged). */
-async function attachKernelReflector(pinDir: string, echoPort: number, addresses: { ipv4?: string; ipv6?: string }): Promise<boolean> {
+/**
+ * The kernel echo reflector for the links holding the control addresses: loaded (its allow-list
+ * pinned, for the daemon to fill) and attached — at once, or, where another build's reflector runs
+ * on a link (an upgrade from one that answered anyone), later, through `takeOver`: this build's
+ * answers only the allow-list, so it takes over once the peers have authenticated, never refusing
+ * a known peer's probe meanwhile. Undefined (logged) when echo probes are answered in userspace.
+ */
+async function attachKernelReflector(
+  pinDir: string,
+  echoPort: number,
+  addresses: { ipv4?: string; ipv6?: string },
+): Promise<{ takeOver?: () => void } | undefined> {
   const rtnl = Rtnl.host();
   try {
     const links = new Set<number>();
@@ -178,14 +195,29 @@ async function attachKernelReflector(pinDir: string, echoPort: number, addresses
     }
     if (links.size === 0) {
       log.warn('no link holds the control addresses: echo probes answered in userspace', { addresses });
-      return false;
+      return undefined;
     }
-    attachEchoReflector(pinDir, echoPort, [...links]);
+    const reflector = prepareEchoReflector(pinDir, echoPort);
+    const others = reflector.othersOn([...links]);
+    if (others.length) {
+      log.info("another build's echo reflector answers on these links until the peers are on the allow-list", { links: others, echoPort });
+      return {
+        takeOver: () => {
+          try {
+            reflector.attach([...links]);
+            log.info('echo reflector attached', { links: [...links], echoPort });
+          } catch (err) {
+            log.warn('kernel echo reflector not attached: the previous one keeps answering', { error: describeError(err) });
+          }
+        },
+      };
+    }
+    reflector.attach([...links]);
     log.info('echo reflector attached', { links: [...links], echoPort });
-    return true;
+    return {};
   } catch (err) {
     log.warn('kernel echo reflector not attached: echo probes answered in userspace', { error: describeError(err) });
-    return false;
+    return undefined;
   } finally {
     rtnl.close();
   }

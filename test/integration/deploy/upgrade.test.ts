@@ -24,6 +24,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { echoCounts } from '../../../src/bpf/echo-maps';
 import { listEndpoints } from '../../../src/bpf/endpoint-map';
 import { closeFds, objectId, openPinned } from '../../../src/bpf/libbpf';
 import { MAPS } from '../../../src/bpf/maps-layout';
@@ -282,6 +283,21 @@ describe.skipIf(!IS_ROOT)('upgrade and rollback with live pairs (previous releas
         await addAndReach(node, `${n}3`);
         mark(`${n}: this build's afsteerd; ${n}3 added`);
       }
+      // This build's kernel echo reflectors take over from the previous release's (which answered
+      // anyone) once the peers are on the allow-list: no known peer's probe is refused (before
+      // this waited, node A's refused 32 of node B's, and the protected pair could switch).
+      for (const node of [t.a, t.b]) {
+        const logs = () => daemon(node).logs;
+        expect(logs().some((l) => String(l.msg).startsWith("another build's echo reflector answers"))).toBe(true);
+        await waitFor(
+          () => logs().some((l) => l.msg === 'echo reflector attached'),
+          10_000,
+          `node ${node.name}'s echo reflector taking over`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 500));
+      for (const node of [t.a, t.b]) expect(echoCounts(node.pinDir).refused['unknown-source'], `node ${node.name}`).toBe(0);
+      mark("this build's echo reflectors took over on both nodes");
       // A pod from before the upgrade, deleted by this build.
       await del('a9');
       mark('a9 (made by the previous release) deleted by this build');
