@@ -1,7 +1,7 @@
 /** afsteerd processes on simulated nodes: a config file per node, started in its namespace, logs collected, status read. */
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileP, waitFor } from './process';
 import type { SimNode, SimTopology } from './sim-topology';
@@ -89,7 +89,12 @@ export async function startDaemon(
       }
     }
   });
-  await waitFor(() => d.logs.some((l) => l.msg === 'afsteerd started') || child.exitCode !== null, 10_000, 'afsteerd start');
+  // Started, and its control socket served (that comes after etcd discovery's start, which may take a while on a loaded machine).
+  await waitFor(
+    () => (d.logs.some((l) => l.msg === 'afsteerd started') && existsSync(socket)) || child.exitCode !== null,
+    10_000,
+    'afsteerd start',
+  );
   if (child.exitCode !== null) throw new Error(`afsteerd exited ${child.exitCode}: ${JSON.stringify(d.logs)}`);
   return d;
 }
