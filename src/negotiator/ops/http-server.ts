@@ -14,7 +14,7 @@ import type { Tally } from '../counters';
 import { DEFAULT_METRICS_MAX_CONNECTIONS, isLoopback } from '../daemon-config';
 import { capConnections } from './connection-cap';
 import type { History } from './history';
-import { isLoopbackHost, parseRequestTarget } from './http-guard';
+import { isLoopbackHost, parseRequestTarget, type RequestTarget } from './http-guard';
 import type { DaemonMetrics } from './metrics';
 import { PAGE_HTML } from './page';
 import { MAX_SUMMARY_ROWS, type PeerState, type Summary, type SummaryQuery } from './summary';
@@ -51,6 +51,11 @@ const TIMEOUT_CHECK_MS = 1000;
 
 /** Most peers /history.json returns by default (the page's charts). */
 export const DEFAULT_PEER_LIMIT = 50;
+
+/** ?limit=N as a count in [1, max]; absent or not a number: DEFAULT_PEER_LIMIT. */
+function limitParam(url: RequestTarget, max: number): number {
+  return Math.max(1, Math.min(max, Number(url.searchParams.get('limit') ?? DEFAULT_PEER_LIMIT) || DEFAULT_PEER_LIMIT));
+}
 
 /** Listens on host:port; rejects when the address cannot be bound (within timeoutMs). */
 export async function serveWeb(host: string, port: number, src: WebSources, limits: WebLimits = {}, timeoutMs = 5000): Promise<Server> {
@@ -122,7 +127,7 @@ export async function serveWeb(host: string, port: number, src: WebSources, limi
         }
         const state = url.searchParams.get('state') ?? '';
         const q: SummaryQuery = {
-          limit: Math.max(1, Math.min(MAX_SUMMARY_ROWS, Number(url.searchParams.get('limit') ?? DEFAULT_PEER_LIMIT) || DEFAULT_PEER_LIMIT)),
+          limit: limitParam(url, MAX_SUMMARY_ROWS),
           ...(url.searchParams.get('q') ? { q: url.searchParams.get('q')!.slice(0, 253) } : {}),
           ...(PEER_STATES.includes(state as PeerState) ? { state: state as PeerState } : {}),
         };
@@ -131,7 +136,7 @@ export async function serveWeb(host: string, port: number, src: WebSources, limi
       }
       case '/history.json': {
         const since = Number(url.searchParams.get('since') ?? '-Infinity');
-        const limit = Math.max(1, Math.min(10_000, Number(url.searchParams.get('limit') ?? DEFAULT_PEER_LIMIT) || DEFAULT_PEER_LIMIT));
+        const limit = limitParam(url, 10_000);
         const active = src.activePeers();
         // ?peers=a,b: those peers' charts (the page asks for the ones opened); else the first `limit`, those with pairs first.
         const asked = url.searchParams.get('peers')?.split(',').filter(Boolean).slice(0, DEFAULT_PEER_LIMIT);
