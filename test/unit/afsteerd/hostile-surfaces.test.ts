@@ -22,6 +22,7 @@ import { loadDaemonConfig, parseDaemonConfig } from '../../../src/negotiator/dae
 import { EtcdDiscovery } from '../../../src/negotiator/discovery/etcd';
 import { History } from '../../../src/negotiator/ops/history';
 import { serveWeb } from '../../../src/negotiator/ops/http-server';
+import { MAX_SUMMARY_ROWS, type Summary, type SummaryQuery } from '../../../src/negotiator/ops/summary';
 import { PINS_FILE, PinStore, preferTarget } from '../../../src/negotiator/pairs/pins';
 import { ensurePrivateDir, readConfiguredFile, readOwnFileCapped, UnsafePathError } from '../../../src/util/safe-fs';
 
@@ -133,6 +134,41 @@ describe('metrics listener: request-targets, Host names, connection cap', () => 
     expect(statusOf(await raw(port, request))).toBe(400);
     expect(statusOf(await raw(port, 'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'))).toBe(200);
     expect(httpRefusals()).toBe(before + 1);
+  });
+
+  it('hostile /summary.json and /history.json parameters are bounded: limit in [1, 500], q ≤ 253 characters, an unknown state ignored, ≤ 50 peers asked', async () => {
+    const asked: SummaryQuery[] = [];
+    const server = await serveWeb('127.0.0.1', 0, {
+      metrics: { registry: undefined as never, contentType: 'text/plain; version=0.0.4', text: async () => '' },
+      history: new History(),
+      node: 'node-a',
+      activePeers: () => new Set(),
+      summary: (q) => {
+        asked.push(q);
+        return { totals: {}, matched: 0, peers: [] } as unknown as Summary;
+      },
+    });
+    cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+    const port = (server.address() as { port: number }).port;
+    const get = (path: string) => raw(port, `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`);
+    for (const [query, limit] of [
+      ['limit=-5', 1],
+      ['limit=1e99', MAX_SUMMARY_ROWS],
+      ['limit=abc', 50],
+      ['limit=0', 50],
+      ['limit=NaN', 50],
+    ] as const) {
+      expect(statusOf(await get(`/summary.json?${query}`)), query).toBe(200);
+      expect(asked.at(-1)!.limit, query).toBe(limit);
+    }
+    expect(statusOf(await get(`/summary.json?q=${'x'.repeat(6000)}&state=%3Cscript%3E`))).toBe(200);
+    expect(asked.at(-1)!.q).toHaveLength(253);
+    expect(asked.at(-1)!.state).toBeUndefined();
+    expect(statusOf(await get('/summary.json?state=blackhole'))).toBe(200);
+    expect(asked.at(-1)!.state).toBe('blackhole');
+    const many = Array.from({ length: 400 }, (_, i) => `p${i}`).join(',');
+    const h = await get(`/history.json?peers=${many}&limit=-1&since=abc`);
+    expect(statusOf(h)).toBe(200);
   });
 
   it('an absolute-form target for a loopback host is served like its path', async () => {
