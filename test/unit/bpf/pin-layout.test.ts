@@ -81,6 +81,16 @@ describe('state files across layouts', () => {
     expect(layoutOfState({ placement: 'pod' })).toEqual({ version: STATE_LAYOUT.version, readableFrom: 2 });
     expect(() => stateInOwnLayout({ ...file, layout: layoutOfState({ placement: 'pod' }) }, L(1, 1), [])).toThrow(StateLayoutError);
   });
+  it('a hostile layout record is refused or read as layout 1, never trusted past what this build can read', () => {
+    // Not an object, or without numbers: no record (layout 1), migrated like any file written before layouts.
+    for (const layout of ['2', null, [], { version: '9' }])
+      expect(stateInOwnLayout({ ...file, layout }, L(2, 1), STATE_MIGRATIONS)).toMatchObject({ layout: L(2, 1) });
+    // A layout far ahead that no older code may read, or one below 1: refused.
+    expect(() => stateInOwnLayout({ ...file, layout: { version: 1e12 } }, L(2, 1), STATE_MIGRATIONS)).toThrow(StateLayoutError);
+    expect(() => stateInOwnLayout({ ...file, layout: { version: -3, readableFrom: -3 } }, L(2, 1), STATE_MIGRATIONS)).toThrow(
+      StateLayoutError,
+    );
+  });
   it("this build's state layout is reachable from layout 1 through its migrations", () => {
     expect(() => stateInOwnLayout(file, STATE_LAYOUT, STATE_MIGRATIONS)).not.toThrow();
   });
