@@ -19,7 +19,7 @@ import { type KeyObject, sign, verify } from 'node:crypto';
 import { type Certificate, MAX_CERT_LEN } from '../../identity/certificate';
 import { publicKeyFromRaw, SIGNATURE_LEN } from '../../identity/keys';
 import { NODE_NAME } from './frame';
-import { RecordPayloadSchema, type RecordRejectReason, type SignedRecord } from './record';
+import { RecordPayloadSchema, type RecordRejectReason, recordBody, type SignedRecord } from './record';
 
 /** Identity record version. */
 export const IDENTITY_RECORD_VERSION = 2;
@@ -77,15 +77,6 @@ export function decodeIdentityRecord(
   const cert = checkCert(node, b.subarray(certAt, certAt + certLen));
   if (typeof cert === 'string') return `cert-${cert}`;
   if (!verify(null, b.subarray(0, end), publicKeyFromRaw(cert.signKey, 'ed25519'), b.subarray(end))) return 'mac';
-  let json: unknown;
-  try {
-    json = JSON.parse(b.subarray(certAt + certLen, end).toString('utf8'));
-  } catch {
-    return 'payload';
-  }
-  const p = RecordPayloadSchema.safeParse(json);
-  if (!p.success) return 'payload';
-  const writtenAt = b.readBigUInt64BE(20);
-  if (writtenAt > BigInt(Number.MAX_SAFE_INTEGER)) return 'payload';
-  return { node, ...p.data, epoch: b.readBigUInt64BE(4), seq: b.readBigUInt64BE(12), writtenAt: Number(writtenAt), cert };
+  const rest = recordBody(b, b.subarray(certAt + certLen, end));
+  return typeof rest === 'string' ? rest : { node, ...rest, cert };
 }

@@ -103,9 +103,18 @@ export function decodeRecord(key: Buffer, value: Buffer | string): SignedRecord 
   if (raw.some((c) => c > 0x7e)) return 'node';
   const node = raw.toString('latin1');
   if (!NODE_NAME.test(node)) return 'node';
+  const rest = recordBody(b, b.subarray(HEADER_LEN + nodeLen, macAt));
+  return typeof rest === 'string' ? rest : { node, ...rest };
+}
+
+/**
+ * A record's JSON payload and its header's epoch, seq and writtenAt (bytes 4, 12, 20), checked
+ * (shared with identity records, protocol/identity-record.ts); 'payload' when either is not valid.
+ */
+export function recordBody(b: Buffer, payload: Buffer): Omit<SignedRecord, 'node'> | 'payload' {
   let json: unknown;
   try {
-    json = JSON.parse(b.subarray(HEADER_LEN + nodeLen, macAt).toString('utf8'));
+    json = JSON.parse(payload.toString('utf8'));
   } catch {
     return 'payload';
   }
@@ -113,5 +122,5 @@ export function decodeRecord(key: Buffer, value: Buffer | string): SignedRecord 
   if (!p.success) return 'payload';
   const writtenAt = b.readBigUInt64BE(20);
   if (writtenAt > BigInt(Number.MAX_SAFE_INTEGER)) return 'payload';
-  return { node, ...p.data, epoch: b.readBigUInt64BE(4), seq: b.readBigUInt64BE(12), writtenAt: Number(writtenAt) };
+  return { ...p.data, epoch: b.readBigUInt64BE(4), seq: b.readBigUInt64BE(12), writtenAt: Number(writtenAt) };
 }
